@@ -1,0 +1,5 @@
+import sys
+
+from moonflower.cli import main
+
+sys.exit(main())

@@ -1,0 +1,168 @@
+"""One backup run: every configured database, one after another, each dumped, checked, uploaded."""
+
+import contextlib
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pendulum
+
+from moonflower import shell
+from moonflower.config import Config
+from moonflower.errors import DumpError, MoonflowerError
+from moonflower.logs import database_context, log, stage
+from moonflower.naming import PLAIN_GZIP_EXTENSION, backup_key
+from moonflower.pgdump import (
+    ClientTool,
+    ServerVersion,
+    any_psql,
+    find_client,
+    libpq_environment,
+    passfile,
+    server_version,
+)
+from moonflower.shell import Stage
+from moonflower.storage import Storage
+
+GZIP_MAGIC = b"\x1f\x8b"
+GZIP_LEVEL = 6
+SPOOL_PREFIX = "moonflower-"
+SPOOL_SUFFIX = ".part"
+
+
+@dataclass
+class DatabaseResult:
+    database: str
+    key: str | None = None
+    size: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class RunReport:
+    results: list[DatabaseResult] = field(default_factory=list)
+    error: str | None = None
+    """Set when the run could not start at all (for example, the bucket is unusable)."""
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and all(result.ok for result in self.results)
+
+    @property
+    def failures(self) -> list[DatabaseResult]:
+        return [result for result in self.results if not result.ok]
+
+
+@contextlib.contextmanager
+def spool_file(directory: Path, extension: str) -> Iterator[Path]:
+    """A 0600 file for one artifact, removed on every path out of the block."""
+    descriptor, name = tempfile.mkstemp(
+        prefix=SPOOL_PREFIX, suffix=f"{extension}{SPOOL_SUFFIX}", dir=directory
+    )
+    os.close(descriptor)
+    path = Path(name)
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def check_gzip_artifact(path: Path) -> None:
+    size = path.stat().st_size
+    if size == 0:
+        raise DumpError("the dump is empty (0 bytes)")
+    with path.open("rb") as handle:
+        if handle.read(2) != GZIP_MAGIC:
+            raise DumpError("the compressed dump does not start with a gzip header")
+
+
+class BackupRun:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.storage = Storage(config.s3)
+        self._pg_dump_by_major: dict[int, ClientTool] = {}
+
+    def run(self) -> RunReport:
+        report = RunReport()
+        databases = self.config.postgres.databases
+        log.info("backup of %d database(s) started: %s", len(databases), ", ".join(databases))
+        try:
+            with stage("s3"):
+                self.storage.check_bucket()
+        except MoonflowerError as error:
+            report.error = str(error)
+            log.error("%s", error)
+            return report
+        with passfile(self.config.postgres.password, self.config.backup.spool_dir) as password:
+            for database in databases:
+                with database_context(database):
+                    report.results.append(self.back_up(database, password))
+        return report
+
+    def back_up(self, database: str, password_file: Path) -> DatabaseResult:
+        result = DatabaseResult(database)
+        started = time.monotonic()
+        try:
+            self._back_up(database, password_file, result)
+        except MoonflowerError as error:
+            result.error = str(error)
+            log.error("backup failed: %s", error)
+        result.seconds = time.monotonic() - started
+        return result
+
+    def _back_up(self, database: str, password_file: Path, result: DatabaseResult) -> None:
+        pg = self.config.postgres
+        environment = libpq_environment(pg, password_file, database)
+        with stage("connect"):
+            server = server_version(any_psql(pg.pg_dump_path), environment)
+            pg_dump = self._pg_dump_for(server)
+            log.info("server %s, pg_dump %s (%s)", server.text, pg_dump.version, pg_dump.path)
+        moment = pendulum.now("UTC")
+        key = backup_key(self.config.s3.prefix, database, moment, PLAIN_GZIP_EXTENSION)
+        with spool_file(self.config.backup.spool_dir, PLAIN_GZIP_EXTENSION) as spool:
+            with stage("dump"):
+                self._dump(pg_dump, environment, spool)
+                check_gzip_artifact(spool)
+                log.info("dump complete: %s", human_size(spool.stat().st_size))
+            with stage("upload"):
+                uploaded = self.storage.upload(spool, key, "application/gzip")
+                log.info("uploaded s3://%s/%s", self.config.s3.bucket, uploaded.key)
+        result.key = uploaded.key
+        result.size = uploaded.size
+
+    def _pg_dump_for(self, server: ServerVersion) -> ClientTool:
+        tool = self._pg_dump_by_major.get(server.major)
+        if tool is None:
+            tool = find_client("pg_dump", server, self.config.postgres.pg_dump_path)
+            self._pg_dump_by_major[server.major] = tool
+        return tool
+
+    def _dump(self, pg_dump: ClientTool, environment: dict[str, str], spool: Path) -> None:
+        stages = [
+            Stage("pg_dump", [str(pg_dump.path), "--no-password", "--format=plain"], environment),
+            Stage("gzip", ["gzip", "-c", f"-{GZIP_LEVEL}"]),
+        ]
+        try:
+            with spool.open("wb") as output:
+                shell.run(stages, output=output)
+        except OSError as error:
+            raise DumpError(
+                f"cannot write the spool file in {self.config.backup.spool_dir}: {error.strerror}"
+            ) from None
+
+
+def human_size(size: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"
+

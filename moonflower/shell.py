@@ -1,0 +1,171 @@
+"""The only module that starts external processes.
+
+Stages are joined by OS pipes (`sh` with `_piped`), so the data never passes through Python.
+Every stage is waited for and its exit status checked; failures become `StageFailed` errors
+that carry the stage name, its exit status and the last lines of its stderr, masked.
+"""
+
+import collections
+import os
+import signal
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+import sh
+
+from moonflower.errors import StageFailed
+from moonflower.logs import log
+from moonflower.redact import redactor
+
+STDERR_TAIL_LINES = 20
+PASSED_ENVIRONMENT = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR")
+"""Children get a clean environment: never Moonflower's own, which may hold secrets."""
+
+
+def child_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = {name: os.environ[name] for name in PASSED_ENVIRONMENT if name in os.environ}
+    env.setdefault("PATH", os.defpath)
+    env.update(extra or {})
+    return env
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    argv: Sequence[str]
+    """argv[0] is the executable (a path or a name found on PATH)."""
+    env: Mapping[str, str] = field(default_factory=dict)
+    pass_fds: frozenset[int] = frozenset()
+
+
+class StderrTail:
+    """Keeps the last lines a process wrote to stderr."""
+
+    def __init__(self) -> None:
+        self.lines: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
+
+    def __call__(self, line: str) -> None:
+        stripped = line.rstrip("\n")
+        if stripped:
+            self.lines.append(stripped)
+
+    def text(self) -> str:
+        return redactor.mask(" | ".join(self.lines))
+
+    def last(self) -> str:
+        return redactor.mask(self.lines[-1]) if self.lines else ""
+
+
+class Pipeline:
+    """A running `a | b | c > output`; use as a context manager so nothing outlives it."""
+
+    def __init__(
+        self,
+        stages: Sequence[Stage],
+        output: IO[bytes] | None = None,
+        source: IO[bytes] | None = None,
+    ) -> None:
+        if not stages:
+            raise ValueError("a pipeline needs at least one stage")
+        self.stages = list(stages)
+        self.tails = [StderrTail() for _ in stages]
+        self.processes: list[Any] = []
+        self._output = output
+        self._source = source
+
+    def __enter__(self) -> "Pipeline":
+        try:
+            self._start()
+        except BaseException:
+            self.terminate()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.terminate()
+
+    def _start(self) -> None:
+        previous: Any = self._source
+        last_index = len(self.stages) - 1
+        for index, (stage, tail) in enumerate(zip(self.stages, self.tails, strict=True)):
+            log.debug("starting %s", stage.name)
+            options: dict[str, Any] = {
+                "_bg": True,
+                "_bg_exc": False,
+                "_env": child_environment(stage.env),
+                "_err": tail,
+                "_decode_errors": "replace",
+                "_pass_fds": set(stage.pass_fds),
+            }
+            if previous is not None:
+                options["_in"] = previous
+            if index < last_index:
+                options["_piped"] = True
+            elif self._output is not None:
+                options["_out"] = self._output
+            else:
+                options["_tty_out"] = False
+            command = sh.Command(stage.argv[0])
+            previous = command(*stage.argv[1:], **options)
+            self.processes.append(previous)
+
+    def wait(self) -> None:
+        """Wait for every stage; raise StageFailed for the stage that caused a failure."""
+        codes = [self._exit_code(process) for process in reversed(self.processes)]
+        codes.reverse()
+        failed = [index for index, code in enumerate(codes) if code != 0]
+        if not failed:
+            return
+        root_causes = [index for index in failed if codes[index] != -signal.SIGPIPE] or failed
+        index = root_causes[0]
+        raise StageFailed(self.stages[index].name, codes[index], self.tails[index].text())
+
+    @staticmethod
+    def _exit_code(process: Any) -> int:
+        try:
+            process.wait()
+        except sh.ErrorReturnCode:
+            pass
+        code = process.exit_code
+        return int(code) if code is not None else -1
+
+    def terminate(self) -> None:
+        """Stop every stage still running, then reap them all."""
+        for process in self.processes:
+            if process.is_alive():
+                try:
+                    process.terminate()
+                except ProcessLookupError:
+                    pass
+        for process in self.processes:
+            try:
+                process.wait()
+            except sh.ErrorReturnCode:
+                pass
+            except Exception as error:  # noqa: BLE001 -- reaping must never hide the real error
+                log.debug("while reaping %s: %s", process, error)
+
+
+def run(stages: Sequence[Stage], output: IO[bytes] | None = None) -> None:
+    with Pipeline(stages, output=output) as pipeline:
+        pipeline.wait()
+
+
+def capture(stage: Stage) -> str:
+    """Run one short command and return its stdout (decoded, stripped)."""
+    tail = StderrTail()
+    try:
+        result = sh.Command(stage.argv[0])(
+            *stage.argv[1:],
+            _env=child_environment(stage.env),
+            _err=tail,
+            _decode_errors="replace",
+            _tty_out=False,
+            _return_cmd=True,
+        )
+    except sh.ErrorReturnCode as error:
+        raise StageFailed(stage.name, error.exit_code, tail.text()) from None
+    except sh.CommandNotFound:
+        raise StageFailed(stage.name, 127, f"{stage.argv[0]}: command not found") from None
+    return str(result).strip()

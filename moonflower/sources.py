@@ -1,0 +1,155 @@
+"""Raw setting values from their sources (TOML file, environment, command line), layered.
+
+Nothing here interprets a value; it only finds where each one comes from, reads `*_FILE`
+secrets, and collects every problem instead of stopping at the first.
+"""
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from moonflower.redact import redactor
+from moonflower.settings import ALL_SETTINGS, NOT_YET_SUPPORTED, Setting
+
+QUOTES = ("'", '"')
+
+
+@dataclass(frozen=True)
+class RawValue:
+    value: Any
+    origin: str
+    """How to name this value to the user: an environment variable or a TOML key."""
+
+
+def unquote(value: str) -> str:
+    """Strip one pair of matching surrounding quotes, as the old tool did."""
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in QUOTES:
+        return value[1:-1]
+    return value
+
+
+def read_secret_file(path_text: str, origin: str, problems: list[str]) -> str | None:
+    path = Path(path_text).expanduser()
+    try:
+        content = path.read_text(encoding="utf-8")
+    except OSError as error:
+        problems.append(f"{origin}: cannot read {path}: {error.strerror or error}")
+        return None
+    except UnicodeDecodeError:
+        problems.append(f"{origin}: {path} is not UTF-8 text")
+        return None
+    return content.rstrip("\r\n")
+
+
+def load_toml(path: Path, problems: list[str]) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            document = tomllib.load(handle)
+    except FileNotFoundError:
+        problems.append(f"--config: file {path} does not exist")
+        return {}
+    except OSError as error:
+        problems.append(f"--config: cannot read {path}: {error.strerror or error}")
+        return {}
+    except tomllib.TOMLDecodeError as error:
+        problems.append(f"--config: {path} is not valid TOML: {error}")
+        return {}
+    problems.extend(unknown_toml_keys(document, path))
+    return document
+
+
+def unknown_toml_keys(document: Mapping[str, Any], path: Path) -> list[str]:
+    known: dict[str, set[str]] = {}
+    for setting in ALL_SETTINGS:
+        keys = known.setdefault(setting.section, set())
+        keys.add(setting.key)
+        if setting.secret:
+            keys.add(setting.key_file)
+    problems = []
+    for section, table in document.items():
+        if section not in known:
+            problems.append(f"{path}: unknown section [{section}]")
+            continue
+        if not isinstance(table, dict):
+            problems.append(f"{path}: [{section}] must be a table")
+            continue
+        for key in table:
+            if key not in known[section]:
+                problems.append(f"{path}: unknown key '{key}' in [{section}]")
+    return problems
+
+
+class Layers:
+    """Resolves each setting from command line > environment > TOML file."""
+
+    def __init__(
+        self,
+        environ: Mapping[str, str],
+        document: Mapping[str, Any],
+        overrides: Mapping[str, RawValue],
+        problems: list[str],
+    ) -> None:
+        self._environ = environ
+        self._document = document
+        self._overrides = overrides
+        self._problems = problems
+
+    def get(self, setting: Setting) -> RawValue | None:
+        found = self._overrides.get(setting.env)
+        if found is None:
+            found = self._from_environment(setting)
+        if found is None:
+            found = self._from_toml(setting)
+        if found is not None and setting.secret and isinstance(found.value, str):
+            redactor.add(found.value)
+        return found
+
+    def env(self, name: str) -> str | None:
+        value = self._environ.get(name)
+        if value is None or value.strip() == "":
+            return None
+        return unquote(value)
+
+    def _from_environment(self, setting: Setting) -> RawValue | None:
+        direct = self.env(setting.env)
+        file_path = self.env(setting.env_file) if setting.secret else None
+        if direct is not None and file_path is not None:
+            self._problems.append(f"{setting.env} and {setting.env_file}: set only one of them")
+            return None
+        if file_path is not None:
+            content = read_secret_file(file_path, setting.env_file, self._problems)
+            return None if content is None else RawValue(content, setting.env_file)
+        if direct is not None:
+            return RawValue(direct, setting.env)
+        return None
+
+    def _from_toml(self, setting: Setting) -> RawValue | None:
+        table = self._document.get(setting.section)
+        if not isinstance(table, dict):
+            return None
+        has_direct = setting.key in table
+        has_file = setting.secret and setting.key_file in table
+        file_name = f"[{setting.section}] {setting.key_file}"
+        if has_direct and has_file:
+            self._problems.append(f"{setting.toml_name} and {file_name}: set only one of them")
+            return None
+        if has_file:
+            file_path = table[setting.key_file]
+            if not isinstance(file_path, str) or not file_path:
+                self._problems.append(f"{file_name}: expected a file path")
+                return None
+            content = read_secret_file(file_path, file_name, self._problems)
+            return None if content is None else RawValue(content, file_name)
+        if has_direct:
+            return RawValue(table[setting.key], setting.toml_name)
+        return None
+
+    def not_yet_supported(self) -> list[str]:
+        return [
+            f"{name}: not supported by this version of Moonflower yet; unset it, or keep "
+            "using the previous image until it is"
+            for name in NOT_YET_SUPPORTED
+            if self.env(name) is not None or self.env(f"{name}_FILE") is not None
+        ]
