@@ -229,8 +229,13 @@ def load_config(
 ) -> Config:
     """Read and validate everything; raise ConfigError listing every problem found."""
     problems: list[str] = []
-    path_text = str(config_path) if config_path else environ.get(CONFIG_PATH_ENV, "").strip()
-    document = load_toml(Path(path_text).expanduser(), problems) if path_text else {}
+    if config_path is not None:
+        document = load_toml(config_path.expanduser(), "--config", problems)
+    elif environ.get(CONFIG_PATH_ENV, "").strip():
+        path = Path(environ[CONFIG_PATH_ENV].strip()).expanduser()
+        document = load_toml(path, CONFIG_PATH_ENV, problems)
+    else:
+        document = {}
     flagged = {name: RawValue(value, f"--{flag}") for name, (flag, value) in (overrides or {}).items()}
     layers = Layers(environ, document, flagged, problems)
     validator = Validator(layers)

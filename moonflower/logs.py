@@ -46,7 +46,8 @@ class ContextAndRedaction(logging.Filter):
     """Adds database and stage to each record and masks every known secret in its text."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.database = current_database.get()
+        database = current_database.get()
+        record.database = redactor.mask(database) if database else None
         record.stage = current_stage.get()
         message = redactor.mask(record.getMessage())
         if record.exc_info and record.exc_info[1] is not None:

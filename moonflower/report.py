@@ -5,6 +5,7 @@ from rich.table import Table
 from rich.text import Text
 
 from moonflower.backup import RunReport, human_size
+from moonflower.redact import redactor
 
 
 def summary_table(report: RunReport) -> Table:
@@ -16,11 +17,11 @@ def summary_table(report: RunReport) -> Table:
             f"{human_size(result.size / result.seconds)}/s" if result.ok and result.seconds else "-"
         )
         table.add_row(
-            result.database,
+            redactor.mask(result.database),
             human_size(result.size) if result.ok else "-",
             f"{result.seconds:.1f} s",
             throughput,
-            result.key or "-",
+            redactor.mask(result.key or "-"),
             Text("ok", style="green") if result.ok else Text("failed", style="red"),
         )
     return table

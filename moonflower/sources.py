@@ -43,18 +43,18 @@ def read_secret_file(path_text: str, origin: str, problems: list[str]) -> str | 
     return content.rstrip("\r\n")
 
 
-def load_toml(path: Path, problems: list[str]) -> dict[str, Any]:
+def load_toml(path: Path, origin: str, problems: list[str]) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:
             document = tomllib.load(handle)
     except FileNotFoundError:
-        problems.append(f"--config: file {path} does not exist")
+        problems.append(f"{origin}: file {path} does not exist")
         return {}
     except OSError as error:
-        problems.append(f"--config: cannot read {path}: {error.strerror or error}")
+        problems.append(f"{origin}: cannot read {path}: {error.strerror or error}")
         return {}
     except tomllib.TOMLDecodeError as error:
-        problems.append(f"--config: {path} is not valid TOML: {error}")
+        problems.append(f"{origin}: {path} is not valid TOML: {error}")
         return {}
     problems.extend(unknown_toml_keys(document, path))
     return document

@@ -1,0 +1,86 @@
+"""Each failure gives a clear message, a non-zero exit, no object and no leftover spool file."""
+
+from pathlib import Path
+
+from tests.conftest import NASTY_DATABASE, SECOND_DATABASE
+from tests.support.pgserver import free_port
+from tests.support.runner import run_moonflower
+from tests.support.s3server import S3Server
+
+
+def assert_clean_failure(result, spool_dir: Path) -> None:  # noqa: ANN001
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert list(spool_dir.iterdir()) == []
+
+
+def test_wrong_password_fails_every_database_without_objects(
+    s3: S3Server, bucket: str, backup_env: dict[str, str], spool_dir: Path
+) -> None:
+    backup_env["PG_PASSWORD"] = "definitely-not-it"
+
+    result = run_moonflower(env=backup_env)
+
+    assert_clean_failure(result, spool_dir)
+    assert "password authentication failed" in result.stderr
+    assert s3.keys(bucket) == []
+
+
+def test_missing_database_fails_alone(
+    s3: S3Server, bucket: str, backup_env: dict[str, str], spool_dir: Path
+) -> None:
+    backup_env["PG_DATABASES"] = f"no_such_db {SECOND_DATABASE}"
+
+    result = run_moonflower(env=backup_env)
+
+    assert_clean_failure(result, spool_dir)
+    assert 'database "no_such_db" does not exist' in result.stderr
+    assert "backup failed for 1 database(s): no_such_db" in result.stderr
+    keys = s3.keys(bucket)
+    assert len(keys) == 1
+    assert keys[0].startswith(f"nightly/{SECOND_DATABASE}_")
+
+
+def test_unreachable_s3_fails_before_dumping(
+    backup_env: dict[str, str], spool_dir: Path
+) -> None:
+    backup_env["S3_ENDPOINT"] = f"http://127.0.0.1:{free_port()}"
+    backup_env["S3_MAX_ATTEMPTS"] = "2"
+
+    result = run_moonflower(env=backup_env, timeout=90)
+
+    assert_clean_failure(result, spool_dir)
+    assert "cannot reach the S3 endpoint http://127.0.0.1:" in result.stderr
+    assert "dump complete" not in result.stderr
+
+
+def test_missing_bucket_is_named(
+    s3: S3Server, backup_env: dict[str, str], spool_dir: Path
+) -> None:
+    backup_env["S3_BUCKET"] = "mf-test-no-such-bucket"
+
+    result = run_moonflower(env=backup_env)
+
+    assert_clean_failure(result, spool_dir)
+    assert 'bucket "mf-test-no-such-bucket" does not exist' in result.stderr
+
+
+def test_failed_gzip_stage_fails_the_backup(
+    s3: S3Server, bucket: str, backup_env: dict[str, str], spool_dir: Path, tmp_path: Path
+) -> None:
+    """A compressor that dies mid-stream: pg_dump gets SIGPIPE, the cause is reported."""
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    broken_gzip = fake_bin / "gzip"
+    broken_gzip.write_text("#!/bin/sh\nhead -c 100 >/dev/null\necho 'gzip: disk on fire' >&2\nexit 7\n")
+    broken_gzip.chmod(0o755)
+    import os
+
+    backup_env["PATH"] = f"{fake_bin}:{os.environ['PATH']}"
+    backup_env["PG_DATABASES"] = NASTY_DATABASE
+
+    result = run_moonflower(env=backup_env)
+
+    assert_clean_failure(result, spool_dir)
+    assert "gzip failed (exit status 7): gzip: disk on fire" in result.stderr
+    assert s3.keys(bucket) == []

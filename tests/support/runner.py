@@ -1,0 +1,39 @@
+"""Running bin/moonflower as a user would: a subprocess with environment variables only."""
+
+import os
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+
+CHECKOUT = Path(__file__).resolve().parents[2]
+MOONFLOWER = CHECKOUT / "bin" / "moonflower"
+RUN_TIMEOUT_SECONDS = 180
+OWN_PREFIXES = ("PG", "S3_", "AWS_", "MOONFLOWER_", "LOG_", "BACKUP_", "ENCRYPTION_", "WEBHOOK_")
+
+
+def clean_environment(extra: Mapping[str, str]) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(OWN_PREFIXES)}
+    env.pop("SCHEDULE", None)
+    # Never let boto3 probe the instance metadata service: tests talk to loopback only.
+    env["AWS_EC2_METADATA_DISABLED"] = "true"
+    env["AWS_CONFIG_FILE"] = os.devnull
+    env["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
+    env.update(extra)
+    return env
+
+
+def moonflower_command(*args: str) -> list[str]:
+    return [str(MOONFLOWER), *args]
+
+
+def run_moonflower(
+    *args: str, env: Mapping[str, str], timeout: float = RUN_TIMEOUT_SECONDS
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        moonflower_command(*args),
+        env=clean_environment(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
