@@ -52,8 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     backup = commands.add_parser(
-        "backup", help="back up every configured database once, now", description="Back up "
-        "every configured database once, now."
+        "backup",
+        help="back up every configured database once, now",
+        description="Back up every configured database once, now.",
     )
     backup.add_argument(
         "databases", nargs="*", metavar="DATABASE", help="databases to back up (PG_DATABASES)"
@@ -107,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MoonflowerError as error:
         print(f"moonflower: {redactor.mask(str(error))}", file=sys.stderr)
         return int(ExitStatus.BACKUP_FAILED)
-    except Exception as error:  # noqa: BLE001 -- the one place unexpected errors are reported
+    except Exception as error:
         if arguments.traceback:
             print(redactor.mask(traceback.format_exc()), file=sys.stderr)
         message = redactor.mask(str(error)) or type(error).__name__

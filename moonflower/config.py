@@ -236,7 +236,9 @@ def load_config(
         document = load_toml(path, CONFIG_PATH_ENV, problems)
     else:
         document = {}
-    flagged = {name: RawValue(value, f"--{flag}") for name, (flag, value) in (overrides or {}).items()}
+    flagged = {
+        name: RawValue(value, f"--{flag}") for name, (flag, value) in (overrides or {}).items()
+    }
     layers = Layers(environ, document, flagged, problems)
     validator = Validator(layers)
     problems.extend(layers.not_yet_supported())
@@ -267,7 +269,13 @@ def load_config(
     problems.extend(validator.problems)
     if problems:
         raise ConfigError([redactor.mask(problem) for problem in problems])
-    assert databases and host and user and password and endpoint and bucket
+    # Every required value is present once there are no problems; this narrows the types.
+    assert databases is not None
+    assert host is not None
+    assert user is not None
+    assert password is not None
+    assert endpoint is not None
+    assert bucket is not None
     return Config(
         postgres=PostgresConfig(databases, host, port, user, password, pg_dump_path),
         s3=S3Config(

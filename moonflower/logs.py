@@ -60,7 +60,9 @@ class ContextAndRedaction(logging.Filter):
 
 
 def prefix_of(record: logging.LogRecord) -> str:
-    parts = [part for part in (getattr(record, "database", None), getattr(record, "stage", None)) if part]
+    parts = [
+        part for part in (getattr(record, "database", None), getattr(record, "stage", None)) if part
+    ]
     return f"[{' / '.join(parts)}] " if parts else ""
 
 

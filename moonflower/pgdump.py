@@ -120,17 +120,23 @@ def find_client(program: str, server: ServerVersion, configured: Path | None) ->
             if seen:
                 log.info(
                     "%s %s at %s is older than the server (%s); using %s %s at %s",
-                    program, seen[0].version, seen[0].path, server.text,
-                    program, tool.version, tool.path,
+                    program,
+                    seen[0].version,
+                    seen[0].path,
+                    server.text,
+                    program,
+                    tool.version,
+                    tool.path,
                 )
             return tool
         seen.append(tool)
     if not seen:
         raise DumpError(f"no {program} found (install the PostgreSQL client, or set PG_DUMP_PATH)")
-    found = ", ".join(f"{tool.version} ({tool.path})" for tool in seen)
+    newest = max(seen, key=lambda tool: tool.major)
     raise DumpError(
-        f"{program} is older than the server: server version {server.text}, {program} "
-        f"version {found}; install {program} {server.major} or newer, or set PG_DUMP_PATH"
+        f"{program} is older than the server: server version {server.text}, newest {program} "
+        f"found is version {newest.version} ({newest.path}); install {program} {server.major} "
+        "or newer, or set PG_DUMP_PATH"
     )
 
 
@@ -142,7 +148,9 @@ def any_psql(configured: Path | None) -> Path:
 
 
 def server_version(psql: Path, environment: dict[str, str]) -> ServerVersion:
-    query = "SELECT current_setting('server_version_num') || '|' || current_setting('server_version')"
+    query = (
+        "SELECT current_setting('server_version_num') || '|' || current_setting('server_version')"
+    )
     output = capture(
         Stage("psql", [str(psql), "-X", "-A", "-t", "-w", "-c", query], env=environment)
     )

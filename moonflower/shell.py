@@ -6,6 +6,7 @@ that carry the stage name, its exit status and the last lines of its stderr, mas
 """
 
 import collections
+import contextlib
 import os
 import signal
 from collections.abc import Mapping, Sequence
@@ -106,7 +107,10 @@ class Pipeline:
                 options["_out"] = self._output
             else:
                 options["_tty_out"] = False
-            command = sh.Command(stage.argv[0])
+            try:
+                command = sh.Command(stage.argv[0])
+            except sh.CommandNotFound:
+                raise StageFailed(stage.name, 127, f"{stage.argv[0]}: command not found") from None
             previous = command(*stage.argv[1:], **options)
             self.processes.append(previous)
 
@@ -123,10 +127,8 @@ class Pipeline:
 
     @staticmethod
     def _exit_code(process: Any) -> int:
-        try:
+        with contextlib.suppress(sh.ErrorReturnCode):
             process.wait()
-        except sh.ErrorReturnCode:
-            pass
         code = process.exit_code
         return int(code) if code is not None else -1
 
@@ -134,16 +136,14 @@ class Pipeline:
         """Stop every stage still running, then reap them all."""
         for process in self.processes:
             if process.is_alive():
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     process.terminate()
-                except ProcessLookupError:
-                    pass
         for process in self.processes:
             try:
                 process.wait()
             except sh.ErrorReturnCode:
                 pass
-            except Exception as error:  # noqa: BLE001 -- reaping must never hide the real error
+            except Exception as error:
                 log.debug("while reaping %s: %s", process, error)
 
 

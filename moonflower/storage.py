@@ -55,6 +55,7 @@ TRANSIENT_ERROR_CODES = frozenset(
         "XAmzContentSHA256Mismatch",
     }
 )
+NETWORK_ERRORS = (botocore.exceptions.HTTPClientError, botocore.exceptions.ConnectionError)
 CREDENTIAL_ERROR_CODES = frozenset(
     {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "InvalidToken", "ExpiredToken"}
 )
@@ -90,7 +91,7 @@ def client_error_parts(error: BaseException) -> tuple[str, int] | None:
 
 
 def is_transient(error: BaseException) -> bool:
-    if isinstance(error, botocore.exceptions.HTTPClientError):
+    if isinstance(error, NETWORK_ERRORS):
         return True
     parts = client_error_parts(error)
     if parts is None:
@@ -107,9 +108,11 @@ def describe(error: BaseException, config: S3Config, action: str) -> str:
             f"{action}: no S3 credentials found; set S3_ACCESS_KEY and S3_SECRET_KEY "
             "(or provide AWS credentials through the environment, a profile or an instance role)"
         )
-    if isinstance(error, botocore.exceptions.EndpointConnectionError | botocore.exceptions.ConnectTimeoutError):
+    if isinstance(
+        error, botocore.exceptions.EndpointConnectionError | botocore.exceptions.ConnectTimeoutError
+    ):
         return f"{action}: cannot reach the S3 endpoint {config.endpoint}"
-    if isinstance(error, botocore.exceptions.HTTPClientError):
+    if isinstance(error, NETWORK_ERRORS):
         return f"{action}: connection to {config.endpoint} failed: {redactor.mask(str(error))}"
     if parts is not None:
         code, status = parts
@@ -149,7 +152,9 @@ class Storage:
     def check_bucket(self) -> None:
         """Fail early, before any dump, when the bucket cannot be used."""
         try:
-            self._retrying("checking the bucket")(self.client.head_bucket, Bucket=self.config.bucket)
+            self._retrying("checking the bucket")(
+                self.client.head_bucket, Bucket=self.config.bucket
+            )
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
             raise StorageError(describe(error, self.config, "checking the bucket")) from None
 
@@ -205,7 +210,10 @@ class Storage:
             wait = state.next_action.sleep if state.next_action else 0
             log.warning(
                 "%s failed (attempt %d of %d), retrying in %.1fs: %s",
-                action, state.attempt_number, self.config.max_attempts, wait,
+                action,
+                state.attempt_number,
+                self.config.max_attempts,
+                wait,
                 describe(error, self.config, action) if error else "unknown error",
             )
 

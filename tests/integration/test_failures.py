@@ -8,7 +8,7 @@ from tests.support.runner import run_moonflower
 from tests.support.s3server import S3Server
 
 
-def assert_clean_failure(result, spool_dir: Path) -> None:  # noqa: ANN001
+def assert_clean_failure(result, spool_dir: Path) -> None:
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
     assert list(spool_dir.iterdir()) == []
@@ -41,9 +41,7 @@ def test_missing_database_fails_alone(
     assert keys[0].startswith(f"nightly/{SECOND_DATABASE}_")
 
 
-def test_unreachable_s3_fails_before_dumping(
-    backup_env: dict[str, str], spool_dir: Path
-) -> None:
+def test_unreachable_s3_fails_before_dumping(backup_env: dict[str, str], spool_dir: Path) -> None:
     backup_env["S3_ENDPOINT"] = f"http://127.0.0.1:{free_port()}"
     backup_env["S3_MAX_ATTEMPTS"] = "2"
 
@@ -54,9 +52,7 @@ def test_unreachable_s3_fails_before_dumping(
     assert "dump complete" not in result.stderr
 
 
-def test_missing_bucket_is_named(
-    s3: S3Server, backup_env: dict[str, str], spool_dir: Path
-) -> None:
+def test_missing_bucket_is_named(s3: S3Server, backup_env: dict[str, str], spool_dir: Path) -> None:
     backup_env["S3_BUCKET"] = "mf-test-no-such-bucket"
 
     result = run_moonflower(env=backup_env)
@@ -72,7 +68,9 @@ def test_failed_gzip_stage_fails_the_backup(
     fake_bin = tmp_path / "bin"
     fake_bin.mkdir()
     broken_gzip = fake_bin / "gzip"
-    broken_gzip.write_text("#!/bin/sh\nhead -c 100 >/dev/null\necho 'gzip: disk on fire' >&2\nexit 7\n")
+    broken_gzip.write_text(
+        "#!/bin/sh\nhead -c 100 >/dev/null\necho 'gzip: disk on fire' >&2\nexit 7\n"
+    )
     broken_gzip.chmod(0o755)
     import os
 

@@ -13,7 +13,11 @@ KEY_PATTERN = r"nightly/{db}_\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{{3}}Z\.sql\.gz
 
 
 def test_backup_restores_with_stock_tools_identically(
-    pg: PgServer, s3: S3Server, bucket: str, backup_env: dict[str, str], spool_dir: Path,
+    pg: PgServer,
+    s3: S3Server,
+    bucket: str,
+    backup_env: dict[str, str],
+    spool_dir: Path,
     tmp_path: Path,
 ) -> None:
     result = run_moonflower(env=backup_env)

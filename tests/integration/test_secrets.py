@@ -38,17 +38,23 @@ def descendants(root: int) -> set[str]:
 
 
 def test_no_secret_in_any_argv_child_environment_or_output(
-    pg, s3: S3Server, backup_env: dict[str, str]  # noqa: ANN001
+    pg,
+    s3: S3Server,
+    backup_env: dict[str, str],
 ) -> None:
     quoted = PG_PASSWORD.replace("'", "''")
-    pg.psql(f"DROP ROLE IF EXISTS \"backup operator\"; "
-            f"CREATE ROLE \"backup operator\" LOGIN SUPERUSER PASSWORD '{quoted}'")
+    pg.psql(
+        f'DROP ROLE IF EXISTS "backup operator"; '
+        f"CREATE ROLE \"backup operator\" LOGIN SUPERUSER PASSWORD '{quoted}'"
+    )
     backup_env["PG_USER"] = "backup operator"
     backup_env["PG_PASSWORD"] = PG_PASSWORD
     secrets = [PG_PASSWORD.encode(), SECRET_KEY.encode()]
     process = subprocess.Popen(
-        moonflower_command(), env=clean_environment(backup_env),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        moonflower_command(),
+        env=clean_environment(backup_env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     leaks: list[str] = []
     seen_pg_dump = False
@@ -85,8 +91,12 @@ def test_secrets_in_error_messages_are_masked(backup_env: dict[str, str]) -> Non
     backup_env["PG_DATABASES"] = "wrong-but-secret-value"
 
     result = subprocess.run(
-        moonflower_command(), env=clean_environment(backup_env), capture_output=True,
-        text=True, timeout=RUN_TIMEOUT_SECONDS, check=False,
+        moonflower_command(),
+        env=clean_environment(backup_env),
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_SECONDS,
+        check=False,
     )
 
     assert result.returncode == 1

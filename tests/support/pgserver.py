@@ -54,17 +54,31 @@ class PgServer:
         self._give_to_server_user(password_file)
         try:
             self._server_command(
-                "initdb", "-D", str(self.data_dir), "-U", SUPERUSER, "--auth=scram-sha-256",
-                f"--pwfile={password_file}", "--encoding=UTF8", "--locale=C.UTF-8",
+                "initdb",
+                "-D",
+                str(self.data_dir),
+                "-U",
+                SUPERUSER,
+                "--auth=scram-sha-256",
+                f"--pwfile={password_file}",
+                "--encoding=UTF8",
+                "--locale=C.UTF-8",
             )
         finally:
             password_file.unlink()
         self.log_file.touch()
         self._give_to_server_user(self.log_file)
         self._server_command(
-            "pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_file), "-w",
-            "-t", str(START_TIMEOUT_SECONDS),
-            "-o", f"-h 127.0.0.1 -p {self.port} -k {self.socket_dir} -c fsync=off "
+            "pg_ctl",
+            "-D",
+            str(self.data_dir),
+            "-l",
+            str(self.log_file),
+            "-w",
+            "-t",
+            str(START_TIMEOUT_SECONDS),
+            "-o",
+            f"-h 127.0.0.1 -p {self.port} -k {self.socket_dir} -c fsync=off "
             "-c full_page_writes=off -c max_connections=50",
             "start",
         )
@@ -73,7 +87,15 @@ class PgServer:
     def stop(self) -> None:
         if (self.data_dir / "postmaster.pid").exists():
             self._server_command(
-                "pg_ctl", "-D", str(self.data_dir), "-m", "immediate", "-w", "-t", "30", "stop",
+                "pg_ctl",
+                "-D",
+                str(self.data_dir),
+                "-m",
+                "immediate",
+                "-w",
+                "-t",
+                "30",
+                "stop",
                 check=False,
             )
         shutil.rmtree(self.root, ignore_errors=True)
@@ -102,8 +124,12 @@ class PgServer:
     def psql(self, sql: str, database: str = "postgres") -> str:
         completed = subprocess.run(
             [self.tool("psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"],
-            input=sql, env=self.client_env(database), capture_output=True, text=True,
-            timeout=COMMAND_TIMEOUT_SECONDS, check=False,
+            input=sql,
+            env=self.client_env(database),
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT_SECONDS,
+            check=False,
         )
         if completed.returncode != 0:
             raise RuntimeError(f"psql failed: {completed.stderr.strip()}")
@@ -118,8 +144,11 @@ class PgServer:
     def dump_text(self, database: str) -> str:
         """A comparable plain dump: pg_dump's random \\restrict keys removed."""
         completed = subprocess.run(
-            [self.tool("pg_dump"), "--no-password"], env=self.client_env(database),
-            capture_output=True, timeout=COMMAND_TIMEOUT_SECONDS, check=True,
+            [self.tool("pg_dump"), "--no-password"],
+            env=self.client_env(database),
+            capture_output=True,
+            timeout=COMMAND_TIMEOUT_SECONDS,
+            check=True,
         )
         lines = completed.stdout.decode("utf-8").splitlines()
         return "\n".join(
@@ -144,10 +173,20 @@ class PgServer:
         options: dict[str, object] = {}
         if self._run_as is not None:
             options.update(user=self._run_as[0], group=self._run_as[1], extra_groups=[])
-        env = {"PATH": os.environ.get("PATH", os.defpath), "LC_ALL": "C.UTF-8", "HOME": str(self.root)}
+        env = {
+            "PATH": os.environ.get("PATH", os.defpath),
+            "LC_ALL": "C.UTF-8",
+            "HOME": str(self.root),
+        }
         completed = subprocess.run(
-            [self.tool(program), *args], env=env, cwd=self.root, capture_output=True, text=True,
-            timeout=COMMAND_TIMEOUT_SECONDS, check=False, **options,  # type: ignore[arg-type]
+            [self.tool(program), *args],
+            env=env,
+            cwd=self.root,
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT_SECONDS,
+            check=False,
+            **options,  # type: ignore[arg-type]
         )
         if check and completed.returncode != 0:
             log_text = self.log_file.read_text() if self.log_file.exists() else ""

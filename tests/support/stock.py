@@ -14,8 +14,11 @@ def load_gzip_dump(pg: PgServer, dump: Path, database: str) -> None:
         assert gunzip.stdout is not None
         psql = subprocess.run(
             [pg.tool("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1"],
-            stdin=gunzip.stdout, env=pg.client_env(database), capture_output=True,
-            timeout=COMMAND_TIMEOUT_SECONDS, check=False,
+            stdin=gunzip.stdout,
+            env=pg.client_env(database),
+            capture_output=True,
+            timeout=COMMAND_TIMEOUT_SECONDS,
+            check=False,
         )
         gunzip.stdout.close()
         gunzip_status = gunzip.wait(timeout=COMMAND_TIMEOUT_SECONDS)

@@ -174,12 +174,12 @@ path = "/toml/"
 def test_config_path_from_the_environment(tmp_path: Path) -> None:
     path = write_toml(tmp_path, '[postgres]\nhost = "from-file"\n')
 
-    config = load_config(REQUIRED_WITHOUT("PG_HOST") | {"MOONFLOWER_CONFIG": str(path)})
+    config = load_config(required_without("PG_HOST") | {"MOONFLOWER_CONFIG": str(path)})
 
     assert config.postgres.host == "from-file"
 
 
-def REQUIRED_WITHOUT(name: str) -> dict[str, str]:  # noqa: N802
+def required_without(name: str) -> dict[str, str]:
     return {k: v for k, v in REQUIRED.items() if k != name}
 
 
@@ -201,7 +201,7 @@ def test_unknown_toml_keys_and_sections_are_errors(tmp_path: Path) -> None:
 def test_toml_type_errors_name_the_key(tmp_path: Path) -> None:
     path = write_toml(tmp_path, '[postgres]\nport = "x"\ndatabases = "a b"\n')
 
-    problems = problems_of(REQUIRED_WITHOUT("PG_DATABASES"), path)
+    problems = problems_of(required_without("PG_DATABASES"), path)
 
     assert '[postgres] port: expected a port number, got "x"' in problems
 
@@ -211,7 +211,7 @@ def test_toml_secret_file_twin(tmp_path: Path) -> None:
     secret.write_text("file-secret")
     path = write_toml(tmp_path, f'[s3]\nsecret_key_file = "{secret}"\n')
 
-    config = load_config(REQUIRED_WITHOUT("S3_SECRET_KEY"), path)
+    config = load_config(required_without("S3_SECRET_KEY"), path)
 
     assert config.s3.secret_key == "file-secret"
 

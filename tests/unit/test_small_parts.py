@@ -1,0 +1,82 @@
+import pendulum
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
+
+from moonflower.naming import backup_key
+from moonflower.pgdump import VERSION_PATTERN, escape_passfile_field
+from moonflower.redact import MASK, Redactor
+from moonflower.storage import MIB, S3_MAX_PARTS, is_transient, part_size_for
+
+
+def test_key_format_matches_the_old_tool() -> None:
+    moment = pendulum.datetime(2026, 11, 26, 1, 0, 0, 123000, tz="UTC")
+
+    assert backup_key("nightly", "test", moment, ".sql.gz") == (
+        "nightly/test_2026-11-26T01:00:00.123Z.sql.gz"
+    )
+    assert backup_key("", "test", moment, ".sql.gz") == "test_2026-11-26T01:00:00.123Z.sql.gz"
+
+
+def test_key_time_is_utc_whatever_the_input_zone() -> None:
+    moment = pendulum.datetime(2026, 7, 1, 3, 0, 0, tz="Europe/Berlin")
+
+    assert backup_key("", "db", moment, ".sql.gz") == "db_2026-07-01T01:00:00.000Z.sql.gz"
+
+
+@pytest.mark.parametrize("size", [0, 1, 100 * MIB, 200 * 1024 * MIB, 5 * 1024 * 1024 * MIB])
+def test_part_size_keeps_under_the_part_limit(size: int) -> None:
+    part = part_size_for(size)
+
+    assert part >= 5 * MIB
+    assert size / part < S3_MAX_PARTS
+
+
+def client_error(code: str, status: int) -> ClientError:
+    return ClientError(
+        {"Error": {"Code": code, "Message": "x"}, "ResponseMetadata": {"HTTPStatusCode": status}},
+        "PutObject",
+    )
+
+
+@pytest.mark.parametrize(
+    ("error", "transient"),
+    [
+        (client_error("SlowDown", 503), True),
+        (client_error("InternalError", 500), True),
+        (client_error("AccessDenied", 403), False),
+        (client_error("NoSuchBucket", 404), False),
+        (client_error("InvalidAccessKeyId", 403), False),
+        (EndpointConnectionError(endpoint_url="http://127.0.0.1:1"), True),
+        (ValueError("not ours"), False),
+    ],
+)
+def test_which_errors_are_retried(error: Exception, transient: bool) -> None:
+    assert is_transient(error) is transient
+
+
+def test_passfile_fields_are_escaped() -> None:
+    assert escape_passfile_field("a:b\\c") == "a\\:b\\\\c"
+
+
+@pytest.mark.parametrize(
+    ("output", "major"),
+    [
+        ("pg_dump (PostgreSQL) 18.6", "18"),
+        ("pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)", "15"),
+    ],
+)
+def test_client_versions_are_read(output: str, major: str) -> None:
+    match = VERSION_PATTERN.search(output)
+
+    assert match is not None
+    assert match.group(1) == major
+
+
+def test_redactor_masks_every_known_secret() -> None:
+    redactor = Redactor()
+    redactor.add("p@ss word")
+    redactor.add("ab")
+
+    masked = redactor.mask("user:p@ss word / p%40ss%20word / ab")
+
+    assert masked == f"user:{MASK} / {MASK} / ab"
