@@ -2,17 +2,19 @@
 
 import argparse
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 
 from rich.console import Console
 
 from moonflower import __version__
 from moonflower.backup import BackupRun
 from moonflower.config import Config, load_config
-from moonflower.errors import ConfigError, MoonflowerError
+from moonflower.errors import ConfigError, MoonflowerError, Terminated
 from moonflower.logs import log, setup_logging
 from moonflower.redact import redactor
 from moonflower.report import print_summary
@@ -94,8 +96,13 @@ def execute(arguments: argparse.Namespace) -> ExitStatus:
     return run_backup(config)
 
 
+def raise_terminated(signum: int, frame: FrameType | None) -> None:
+    raise Terminated()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, raise_terminated)
     try:
         return int(execute(arguments))
     except ConfigError as error:
@@ -103,8 +110,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"moonflower: {problem}", file=sys.stderr)
         return int(ExitStatus.BAD_CONFIGURATION)
     except KeyboardInterrupt:
-        print("moonflower: interrupted", file=sys.stderr)
+        print("moonflower: interrupted (SIGINT), backup abandoned", file=sys.stderr)
         return int(ExitStatus.INTERRUPTED)
+    except Terminated:
+        print("moonflower: terminated (SIGTERM), backup abandoned", file=sys.stderr)
+        return int(ExitStatus.TERMINATED)
     except MoonflowerError as error:
         print(f"moonflower: {redactor.mask(str(error))}", file=sys.stderr)
         return int(ExitStatus.BACKUP_FAILED)

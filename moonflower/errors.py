@@ -38,3 +38,7 @@ def describe_exit(exit_code: int) -> str:
     if exit_code < 0:
         return f"killed by signal {-exit_code}"
     return f"exit status {exit_code}"
+
+
+class Terminated(BaseException):  # noqa: N818 -- a signal, like KeyboardInterrupt
+    """SIGTERM arrived. A BaseException so that no `except Exception` swallows it."""
