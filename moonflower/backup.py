@@ -99,7 +99,6 @@ class BackupRun:
                 self.storage.check_bucket()
         except MoonflowerError as error:
             report.error = str(error)
-            log.error("%s", error)
             return report
         with passfile(self.config.postgres.password, self.config.backup.spool_dir) as password:
             for database in databases:

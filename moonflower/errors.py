@@ -40,5 +40,5 @@ def describe_exit(exit_code: int) -> str:
     return f"exit status {exit_code}"
 
 
-class Terminated(BaseException):  # noqa: N818 -- a signal, like KeyboardInterrupt
+class Terminated(BaseException):
     """SIGTERM arrived. A BaseException so that no `except Exception` swallows it."""

@@ -209,12 +209,11 @@ class Storage:
             error = state.outcome.exception() if state.outcome else None
             wait = state.next_action.sleep if state.next_action else 0
             log.warning(
-                "%s failed (attempt %d of %d), retrying in %.1fs: %s",
-                action,
+                "%s (attempt %d of %d), retrying in %.1f s",
+                describe(error, self.config, action) if error else f"{action}: failed",
                 state.attempt_number,
                 self.config.max_attempts,
                 wait,
-                describe(error, self.config, action) if error else "unknown error",
             )
 
         return Retrying(

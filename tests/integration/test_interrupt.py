@@ -53,6 +53,7 @@ def test_sigterm_during_a_dump_cleans_up(
         text=True,
     )
     deadline = time.monotonic() + WAIT_SECONDS
+
     def dumping() -> bool:
         return bool(list(spool_dir.iterdir())) and bool(processes_with(MARKER))
 
