@@ -13,6 +13,7 @@ import pendulum
 from moonflower import shell
 from moonflower.config import Config
 from moonflower.errors import DumpError, MoonflowerError
+from moonflower.gpg import ENCRYPTED_EXTENSION, Encryption
 from moonflower.logs import database_context, log, stage
 from moonflower.naming import PLAIN_GZIP_EXTENSION, backup_key
 from moonflower.pgdump import (
@@ -29,6 +30,10 @@ from moonflower.storage import Storage
 
 GZIP_MAGIC = b"\x1f\x8b"
 GZIP_LEVEL = 6
+OPENPGP_SESSION_KEY_TAGS = (1, 3)
+"""Public-key and symmetric-key encrypted session key packets."""
+GZIP_CONTENT_TYPE = "application/gzip"
+ENCRYPTED_CONTENT_TYPE = "application/pgp-encrypted"
 SPOOL_PREFIX = "moonflower-"
 SPOOL_SUFFIX = ".part"
 
@@ -75,18 +80,35 @@ def spool_file(directory: Path, extension: str) -> Iterator[Path]:
         path.unlink(missing_ok=True)
 
 
-def check_gzip_artifact(path: Path) -> None:
-    size = path.stat().st_size
-    if size == 0:
+def first_bytes(path: Path, count: int) -> bytes:
+    if path.stat().st_size == 0:
         raise DumpError("the dump is empty (0 bytes)")
     with path.open("rb") as handle:
-        if handle.read(2) != GZIP_MAGIC:
-            raise DumpError("the compressed dump does not start with a gzip header")
+        return handle.read(count)
+
+
+def check_gzip_artifact(path: Path) -> None:
+    if first_bytes(path, 2) != GZIP_MAGIC:
+        raise DumpError("the compressed dump does not start with a gzip header")
+
+
+def openpgp_packet_tag(first: int) -> int | None:
+    """The tag of an OpenPGP packet from its first byte (RFC 4880, section 4.2)."""
+    if not first & 0x80:
+        return None
+    return first & 0x3F if first & 0x40 else (first >> 2) & 0x0F
+
+
+def check_openpgp_artifact(path: Path) -> None:
+    tag = openpgp_packet_tag(first_bytes(path, 1)[0])
+    if tag not in OPENPGP_SESSION_KEY_TAGS:
+        raise DumpError("the encrypted dump does not start with an OpenPGP session key packet")
 
 
 class BackupRun:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, encryption: Encryption | None = None) -> None:
         self.config = config
+        self.encryption = encryption
         self.storage = Storage(config.s3)
         self._pg_dump_by_major: dict[int, ClientTool] = {}
 
@@ -124,15 +146,20 @@ class BackupRun:
             server = server_version(any_psql(pg.pg_dump_path), environment)
             pg_dump = self._pg_dump_for(server)
             log.info("server %s, pg_dump %s (%s)", server.text, pg_dump.version, pg_dump.path)
+        extension = PLAIN_GZIP_EXTENSION + (ENCRYPTED_EXTENSION if self.encryption else "")
         moment = pendulum.now("UTC")
-        key = backup_key(self.config.s3.prefix, database, moment, PLAIN_GZIP_EXTENSION)
-        with spool_file(self.config.backup.spool_dir, PLAIN_GZIP_EXTENSION) as spool:
+        key = backup_key(self.config.s3.prefix, database, moment, extension)
+        with spool_file(self.config.backup.spool_dir, extension) as spool:
             with stage("dump"):
                 self._dump(pg_dump, environment, spool)
-                check_gzip_artifact(spool)
+                if self.encryption:
+                    check_openpgp_artifact(spool)
+                else:
+                    check_gzip_artifact(spool)
                 log.info("dump complete: %s", human_size(spool.stat().st_size))
             with stage("upload"):
-                uploaded = self.storage.upload(spool, key, "application/gzip")
+                content_type = ENCRYPTED_CONTENT_TYPE if self.encryption else GZIP_CONTENT_TYPE
+                uploaded = self.storage.upload(spool, key, content_type)
                 log.info("uploaded s3://%s/%s", self.config.s3.bucket, uploaded.key)
         result.key = uploaded.key
         result.size = uploaded.size
@@ -150,7 +177,10 @@ class BackupRun:
             Stage("gzip", ["gzip", "-c", f"-{GZIP_LEVEL}"]),
         ]
         try:
-            with spool.open("wb") as output:
+            with contextlib.ExitStack() as stack:
+                if self.encryption is not None:
+                    stages.append(stack.enter_context(self.encryption.stage()))
+                output = stack.enter_context(spool.open("wb"))
                 shell.run(stages, output=output)
         except OSError as error:
             raise DumpError(

@@ -15,6 +15,7 @@ from moonflower import __version__
 from moonflower.backup import BackupRun
 from moonflower.config import Config, load_config
 from moonflower.errors import ConfigError, MoonflowerError, Terminated
+from moonflower.gpg import Encryption
 from moonflower.logs import log, setup_logging
 from moonflower.redact import redactor
 from moonflower.report import print_summary
@@ -73,8 +74,8 @@ def flag_overrides(arguments: argparse.Namespace) -> dict[str, tuple[str, object
     return overrides
 
 
-def run_backup(config: Config) -> ExitStatus:
-    report = BackupRun(config).run()
+def run_backup(config: Config, encryption: Encryption | None) -> ExitStatus:
+    report = BackupRun(config, encryption).run()
     if config.logging.format == "text":
         print_summary(report, Console(width=None if sys.stdout.isatty() else SUMMARY_WIDTH))
     if report.ok:
@@ -93,7 +94,8 @@ def execute(arguments: argparse.Namespace) -> ExitStatus:
     setup_logging(config.logging.format, config.logging.level)
     for warning in config.warnings:
         log.warning("%s", warning)
-    return run_backup(config)
+    with Encryption.open(config.encryption) as encryption:
+        return run_backup(config, encryption)
 
 
 def raise_terminated(signum: int, frame: FrameType | None) -> None:

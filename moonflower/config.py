@@ -4,6 +4,8 @@
 lists all problems, so an operator fixes them in one go.
 """
 
+import base64
+import binascii
 import os
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -26,6 +28,8 @@ CHECKSUM_MODES = ("when_supported", "when_required")
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 POSTGRES_MAX_NAME_BYTES = 63
+MIN_PASSPHRASE_LENGTH = 8
+ARMOR_START = "-----BEGIN PGP"
 
 T = TypeVar("T")
 
@@ -59,6 +63,24 @@ class BackupConfig:
 
 
 @dataclass(frozen=True)
+class PublicKeyBlock:
+    data: bytes
+    """The key as given: ASCII-armored text or binary OpenPGP packets."""
+    origin: str
+    """The setting it came from, for error messages."""
+
+
+@dataclass(frozen=True)
+class EncryptionConfig:
+    passphrase: str | None = field(default=None, repr=False)
+    public_key: PublicKeyBlock | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.passphrase is not None or self.public_key is not None
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     format: str = "text"
     level: str = "info"
@@ -70,6 +92,7 @@ class Config:
     s3: S3Config
     backup: BackupConfig
     logging: LoggingConfig
+    encryption: EncryptionConfig = EncryptionConfig()
     warnings: tuple[str, ...] = ()
 
 
@@ -197,6 +220,32 @@ def writable_directory(raw: RawValue) -> Path:
     return path
 
 
+def passphrase(raw: RawValue) -> str:
+    value = secret_text(raw)
+    if len(value) < MIN_PASSPHRASE_LENGTH:
+        raise ValueError(f"must be at least {MIN_PASSPHRASE_LENGTH} characters long")
+    if "\n" in value or "\r" in value:
+        raise ValueError("must not contain line breaks")
+    return value
+
+
+def public_key_block(raw: RawValue) -> PublicKeyBlock:
+    """The base64 of an armored key (as the old README made it), or the armored key itself."""
+    value = text(raw)
+    if value.startswith(ARMOR_START):
+        data = value.encode("utf-8")
+    else:
+        try:
+            data = base64.b64decode("".join(value.split()), validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError(
+                "not valid base64 (encode the armored public key with `base64 -w 0 public.asc`)"
+            ) from None
+    if b"PRIVATE KEY BLOCK" in data[:200]:
+        raise ValueError("this is a private key; give the public key (gpg --export --armor KEY_ID)")
+    return PublicKeyBlock(data, raw.origin)
+
+
 def s3_credentials(validator: Validator) -> tuple[str | None, str | None, list[str]]:
     """Access key id and secret, accepting the old quick start's S3_KEY_ID spelling."""
     layers = validator.layers
@@ -263,6 +312,15 @@ def load_config(
     spool_dir = validator.optional(
         s.BACKUP_SPOOL_DIR, writable_directory, Path(tempfile.gettempdir())
     )
+    encryption = EncryptionConfig(
+        passphrase=validator.optional(s.ENCRYPTION_PASSPHRASE, passphrase, None),
+        public_key=validator.optional(s.ENCRYPTION_PUBLIC_KEY, public_key_block, None),
+    )
+    if encryption.passphrase is not None and encryption.public_key is not None:
+        problems.append(
+            "ENCRYPTION_PASSPHRASE and ENCRYPTION_PUBLIC_KEY: set only one of them "
+            "(symmetric or public-key encryption)"
+        )
     log_format = validator.optional(s.LOG_FORMAT, one_of(LOG_FORMATS), "text")
     log_level = validator.optional(s.LOG_LEVEL, one_of(LOG_LEVELS), "info")
 
@@ -283,5 +341,6 @@ def load_config(
         ),
         backup=BackupConfig(spool_dir),
         logging=LoggingConfig(log_format, log_level),
+        encryption=encryption,
         warnings=tuple(warnings),
     )

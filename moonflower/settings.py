@@ -12,6 +12,13 @@ class Setting:
     section: str
     key: str
     secret: bool = False
+    """Masked wherever text leaves the process; implies a `*_FILE` twin."""
+    file_twin: bool = False
+    """Can also be read from the file named by `<ENV>_FILE` / `<key>_file`."""
+
+    @property
+    def has_file_twin(self) -> bool:
+        return self.secret or self.file_twin
 
     @property
     def env_file(self) -> str:
@@ -44,6 +51,9 @@ S3_MAX_ATTEMPTS = Setting("S3_MAX_ATTEMPTS", "s3", "max_attempts")
 
 BACKUP_SPOOL_DIR = Setting("BACKUP_SPOOL_DIR", "backup", "spool_dir")
 
+ENCRYPTION_PASSPHRASE = Setting("ENCRYPTION_PASSPHRASE", "encryption", "passphrase", secret=True)
+ENCRYPTION_PUBLIC_KEY = Setting("ENCRYPTION_PUBLIC_KEY", "encryption", "public_key", file_twin=True)
+
 LOG_FORMAT = Setting("LOG_FORMAT", "logging", "format")
 LOG_LEVEL = Setting("LOG_LEVEL", "logging", "level")
 
@@ -63,6 +73,8 @@ ALL_SETTINGS: tuple[Setting, ...] = (
     S3_CHECKSUM,
     S3_MAX_ATTEMPTS,
     BACKUP_SPOOL_DIR,
+    ENCRYPTION_PASSPHRASE,
+    ENCRYPTION_PUBLIC_KEY,
     LOG_FORMAT,
     LOG_LEVEL,
 )
@@ -77,8 +89,6 @@ NOT_YET_SUPPORTED: tuple[str, ...] = (
     "WEBHOOK_SUCCESS",
     "WEBHOOK_FAILURE",
     "WEBHOOK_POST_LOGS",
-    "ENCRYPTION_PASSPHRASE",
-    "ENCRYPTION_PUBLIC_KEY",
     "SCHEDULE",
 )
 """Old-image settings this version cannot honour yet. Refusing them is safer than ignoring

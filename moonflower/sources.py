@@ -65,7 +65,7 @@ def unknown_toml_keys(document: Mapping[str, Any], path: Path) -> list[str]:
     for setting in ALL_SETTINGS:
         keys = known.setdefault(setting.section, set())
         keys.add(setting.key)
-        if setting.secret:
+        if setting.has_file_twin:
             keys.add(setting.key_file)
     problems = []
     for section, table in document.items():
@@ -114,7 +114,7 @@ class Layers:
 
     def _from_environment(self, setting: Setting) -> RawValue | None:
         direct = self.env(setting.env)
-        file_path = self.env(setting.env_file) if setting.secret else None
+        file_path = self.env(setting.env_file) if setting.has_file_twin else None
         if direct is not None and file_path is not None:
             self._problems.append(f"{setting.env} and {setting.env_file}: set only one of them")
             return None
@@ -130,7 +130,7 @@ class Layers:
         if not isinstance(table, dict):
             return None
         has_direct = setting.key in table
-        has_file = setting.secret and setting.key_file in table
+        has_file = setting.has_file_twin and setting.key_file in table
         file_name = f"[{setting.section}] {setting.key_file}"
         if has_direct and has_file:
             self._problems.append(f"{setting.toml_name} and {file_name}: set only one of them")

@@ -223,9 +223,9 @@ def test_broken_toml_is_reported(tmp_path: Path) -> None:
 
 
 def test_settings_not_supported_yet_are_refused() -> None:
-    problems = problems_of(REQUIRED | {"ENCRYPTION_PASSPHRASE": "long enough"})
+    problems = problems_of(REQUIRED | {"S3_GOVERNANCE": "30 days"})
 
-    assert any(problem.startswith("ENCRYPTION_PASSPHRASE: not supported") for problem in problems)
+    assert any(problem.startswith("S3_GOVERNANCE: not supported") for problem in problems)
 
 
 def test_spool_dir_must_exist(tmp_path: Path) -> None:

@@ -80,3 +80,13 @@ def test_redactor_masks_every_known_secret() -> None:
     masked = redactor.mask("user:p@ss word / p%40ss%20word / ab")
 
     assert masked == f"user:{MASK} / {MASK} / ab"
+
+
+@pytest.mark.parametrize(
+    ("first_byte", "tag"),
+    [(0x8C, 3), (0x84, 1), (0x85, 1), (0xC3, 3), (0xC1, 1), (0x1F, None), (0xD2, 18)],
+)
+def test_openpgp_packet_tags(first_byte: int, tag: int | None) -> None:
+    from moonflower.backup import openpgp_packet_tag
+
+    assert openpgp_packet_tag(first_byte) == tag

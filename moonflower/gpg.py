@@ -1,0 +1,212 @@
+"""GnuPG: a private temporary home per run, key import and inspection, the gpg pipeline stage.
+
+python-gnupg is used for keys only; the data itself goes through gpg as a pipeline stage.
+The user's own keyring is never read or written.
+"""
+
+import contextlib
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gnupg
+import pendulum
+
+from moonflower.config import EncryptionConfig, PublicKeyBlock
+from moonflower.errors import ConfigError
+from moonflower.logs import log
+from moonflower.shell import Stage, child_environment
+
+GPG_PROGRAM = "gpg"
+GPGCONF_PROGRAM = "gpgconf"
+EXPIRY_WARNING_DAYS = 30
+AGENT_STOP_TIMEOUT_SECONDS = 10
+ENCRYPTED_EXTENSION = ".gpg"
+# --openpgp first: it resets earlier algorithm options and keeps gpg 2.3+ from choosing
+# AEAD (OCB) packets, which gpg 2.2 and many other OpenPGP tools cannot read.
+COMMON_ARGUMENTS = (
+    "--openpgp",
+    "--batch",
+    "--no-tty",
+    "--quiet",
+    "--yes",
+    "--no-greeting",
+    "--cipher-algo",
+    "AES256",
+    "--compress-algo",
+    "none",
+    "--output",
+    "-",
+)
+SYMMETRIC_ARGUMENTS = (
+    "--s2k-mode",
+    "3",
+    "--s2k-digest-algo",
+    "SHA512",
+    "--s2k-count",
+    "65011712",
+    "--pinentry-mode",
+    "loopback",
+)
+
+logging.getLogger("gnupg").setLevel(logging.WARNING)
+
+
+@dataclass(frozen=True)
+class Recipient:
+    fingerprint: str
+    user_ids: tuple[str, ...]
+    expires: pendulum.DateTime | None
+
+
+@contextlib.contextmanager
+def temporary_home(directory: Path | None = None) -> Iterator[Path]:
+    """A fresh 0700 GnuPG home; its agent is stopped and the directory removed on exit."""
+    home = Path(tempfile.mkdtemp(prefix="moonflower-gnupg-", dir=directory))
+    home.chmod(0o700)
+    try:
+        yield home
+    finally:
+        stop_agent(home)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def stop_agent(home: Path) -> None:
+    gpgconf = shutil.which(GPGCONF_PROGRAM)
+    if gpgconf is None:
+        return
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        subprocess.run(
+            [gpgconf, "--homedir", str(home), "--kill", "all"],
+            env=child_environment(),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=AGENT_STOP_TIMEOUT_SECONDS,
+            check=False,
+        )
+
+
+def _when(epoch: str) -> pendulum.DateTime | None:
+    return pendulum.from_timestamp(int(epoch), tz="UTC") if epoch else None
+
+
+def _encryption_expiry(key: dict[str, Any]) -> pendulum.DateTime | None:
+    """The earliest of the primary key's expiry and its usable encryption subkeys' expiry."""
+    dates = [_when(key.get("expires", ""))]
+    for subkey in key.get("subkey_info", {}).values():
+        if "e" in subkey.get("cap", "") and subkey.get("trust") not in ("e", "r"):
+            dates.append(_when(subkey.get("expires", "")))
+    known = [date for date in dates if date is not None]
+    return min(known) if known else None
+
+
+def _reject(block: PublicKeyBlock, reason: str) -> ConfigError:
+    return ConfigError([f"{block.origin}: {reason}"])
+
+
+def import_public_key(home: Path, block: PublicKeyBlock) -> Recipient:
+    """Import the key into `home` and check it yields exactly one usable encryption key."""
+    if shutil.which(GPG_PROGRAM) is None:
+        raise _reject(block, "gpg is not installed (install GnuPG to encrypt backups)")
+    keyring = gnupg.GPG(gnupghome=str(home), gpgbinary=GPG_PROGRAM, env=child_environment())
+    result = keyring.import_keys(block.data)
+    if getattr(result, "sec_imported", 0):
+        raise _reject(block, "this is a private key; give the public key (gpg --export --armor)")
+    keys = keyring.list_keys()
+    if not keys:
+        raise _reject(block, "does not contain an OpenPGP public key")
+    if len(keys) > 1:
+        fingerprints = ", ".join(key["fingerprint"] for key in keys)
+        raise _reject(
+            block,
+            f"contains {len(keys)} keys ({fingerprints}); give exactly one, so that it is clear "
+            "who can decrypt the backups",
+        )
+    key = keys[0]
+    fingerprint = key["fingerprint"]
+    expires = _encryption_expiry(key)
+    if key.get("trust") == "r":
+        raise _reject(block, f"key {fingerprint} is revoked")
+    if key.get("trust") == "e" or (expires is not None and expires <= pendulum.now("UTC")):
+        when = f" on {expires.to_date_string()}" if expires else ""
+        raise _reject(block, f"key {fingerprint} expired{when}")
+    if "E" not in key.get("cap", ""):
+        raise _reject(
+            block,
+            f"key {fingerprint} has no usable encryption subkey (revoked, expired or sign-only)",
+        )
+    return Recipient(fingerprint, tuple(key.get("uids", ())), expires)
+
+
+def log_recipient(recipient: Recipient) -> None:
+    names = ", ".join(recipient.user_ids) or "no user id"
+    expiry = recipient.expires.to_date_string() if recipient.expires else "never"
+    log.info("encrypting to key %s (%s), expires %s", recipient.fingerprint, names, expiry)
+    if recipient.expires is not None:
+        days_left = (recipient.expires - pendulum.now("UTC")).in_days()
+        if days_left < EXPIRY_WARNING_DAYS:
+            log.warning(
+                "the encryption key %s expires in %d day(s), on %s: renew it or set a new "
+                "ENCRYPTION_PUBLIC_KEY, or backups will stop",
+                recipient.fingerprint,
+                days_left,
+                recipient.expires.to_date_string(),
+            )
+
+
+class Encryption:
+    """Encryption for one run: holds the temporary GnuPG home and builds gpg stages."""
+
+    def __init__(self, config: EncryptionConfig, home: Path) -> None:
+        self.config = config
+        self.home = home
+        self.recipient: Recipient | None = None
+
+    @classmethod
+    @contextlib.contextmanager
+    def open(
+        cls, config: EncryptionConfig, spool_dir: Path | None = None
+    ) -> Iterator["Encryption | None"]:
+        """Check the key before any backup; ConfigError if it is unusable."""
+        if not config.enabled:
+            yield None
+            return
+        with temporary_home(spool_dir) as home:
+            encryption = cls(config, home)
+            if config.public_key is not None:
+                encryption.recipient = import_public_key(home, config.public_key)
+                log_recipient(encryption.recipient)
+            elif shutil.which(GPG_PROGRAM) is None:
+                raise ConfigError(["ENCRYPTION_PASSPHRASE: gpg is not installed"])
+            else:
+                log.info("encrypting with a passphrase (symmetric AES256)")
+            yield encryption
+
+    @contextlib.contextmanager
+    def stage(self) -> Iterator[Stage]:
+        """The gpg stage; with a passphrase, it reads it from an inherited pipe, not argv."""
+        arguments = [GPG_PROGRAM, "--homedir", str(self.home), *COMMON_ARGUMENTS]
+        if self.recipient is not None:
+            arguments += ["--trust-model", "always", "--recipient", self.recipient.fingerprint]
+            arguments += ["--encrypt"]
+            yield Stage("gpg", arguments)
+            return
+        assert self.config.passphrase is not None
+        read_end, write_end = os.pipe()
+        try:
+            os.write(write_end, self.config.passphrase.encode("utf-8") + b"\n")
+            os.close(write_end)
+            write_end = -1
+            os.set_inheritable(read_end, True)
+            arguments += [*SYMMETRIC_ARGUMENTS, "--passphrase-fd", str(read_end), "--symmetric"]
+            yield Stage("gpg", arguments, pass_fds=frozenset({read_end}))
+        finally:
+            os.close(read_end)
+            if write_end != -1:
+                os.close(write_end)
