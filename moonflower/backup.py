@@ -110,7 +110,6 @@ class BackupRun:
         self.config = config
         self.encryption = encryption
         self.storage = Storage(config.s3)
-        self._pg_dump_by_major: dict[int, ClientTool] = {}
 
     def run(self) -> RunReport:
         report = RunReport()
@@ -165,11 +164,7 @@ class BackupRun:
         result.size = uploaded.size
 
     def _pg_dump_for(self, server: ServerVersion) -> ClientTool:
-        tool = self._pg_dump_by_major.get(server.major)
-        if tool is None:
-            tool = find_client("pg_dump", server, self.config.postgres.pg_dump_path)
-            self._pg_dump_by_major[server.major] = tool
-        return tool
+        return find_client("pg_dump", server, self.config.postgres.pg_dump_path)
 
     def _dump(self, pg_dump: ClientTool, environment: dict[str, str], spool: Path) -> None:
         stages = [

@@ -2,23 +2,24 @@
 
 import argparse
 import os
-import signal
 import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 
 from rich.console import Console
 
 from moonflower import __version__
 from moonflower.backup import BackupRun
 from moonflower.config import Config, load_config
+from moonflower.cron import EXAMPLES
 from moonflower.errors import ConfigError, MoonflowerError, Terminated
 from moonflower.gpg import Encryption
+from moonflower.lifecycle import Shutdown, reap_orphans
 from moonflower.logs import log, setup_logging
 from moonflower.redact import redactor
 from moonflower.report import print_summary
+from moonflower.scheduler import Runner
 from moonflower.status import ExitStatus
 
 DESCRIPTION = """\
@@ -26,7 +27,8 @@ Back up PostgreSQL databases to S3-compatible storage.
 
 Configuration comes from environment variables (PG_*, S3_*, ...), optionally a TOML
 file (--config or MOONFLOWER_CONFIG), and these flags, in increasing precedence.
-Without a command, Moonflower runs one backup now, like the original image.
+Without a command, Moonflower behaves like the original image: with SCHEDULE set it
+runs backups on that cron schedule (like `run`), otherwise one backup now (like `backup`).
 """
 
 SUMMARY_WIDTH = 160
@@ -62,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     backup.add_argument(
         "databases", nargs="*", metavar="DATABASE", help="databases to back up (PG_DATABASES)"
     )
+    commands.add_parser(
+        "run",
+        help="run backups on the cron schedule in SCHEDULE until stopped",
+        description="Run backups on the cron schedule in SCHEDULE (local time) until SIGTERM "
+        "or SIGINT. BACKUP_ON_START=true also runs one backup at start-up.",
+    )
     return parser
 
 
@@ -74,8 +82,9 @@ def flag_overrides(arguments: argparse.Namespace) -> dict[str, tuple[str, object
     return overrides
 
 
-def run_backup(config: Config, encryption: Encryption | None) -> ExitStatus:
-    report = BackupRun(config, encryption).run()
+def backup_once(config: Config) -> ExitStatus:
+    with Encryption.open(config.encryption) as encryption:
+        report = BackupRun(config, encryption).run()
     if config.logging.format == "text":
         print_summary(report, Console(width=None if sys.stdout.isatty() else SUMMARY_WIDTH))
     if report.ok:
@@ -89,24 +98,43 @@ def run_backup(config: Config, encryption: Encryption | None) -> ExitStatus:
     return ExitStatus.BACKUP_FAILED
 
 
-def execute(arguments: argparse.Namespace) -> ExitStatus:
+def run_scheduler(config: Config, shutdown: Shutdown) -> ExitStatus:
+    if config.schedule is None:
+        raise ConfigError([f"SCHEDULE: required by `moonflower run`, e.g. {EXAMPLES}"])
+    with Encryption.open(config.encryption):
+        pass  # an unusable key stops us now (exit 2), not at the first fire
+
+    def guarded_run() -> ExitStatus:
+        with shutdown.working():
+            return backup_once(config)
+
+    runner = Runner(
+        config.schedule,
+        run_once=guarded_run,
+        wait=shutdown.requested.wait,
+        between_runs=reap_orphans,
+    )
+    return runner.run_forever(run_at_start=config.backup.on_start)
+
+
+def execute(arguments: argparse.Namespace, shutdown: Shutdown) -> ExitStatus:
     config = load_config(os.environ, arguments.config, flag_overrides(arguments))
     setup_logging(config.logging.format, config.logging.level)
     for warning in config.warnings:
         log.warning("%s", warning)
-    with Encryption.open(config.encryption) as encryption:
-        return run_backup(config, encryption)
-
-
-def raise_terminated(signum: int, frame: FrameType | None) -> None:
-    raise Terminated()
+    command = arguments.command or ("run" if config.schedule else "backup")
+    if command == "run":
+        return run_scheduler(config, shutdown)
+    with shutdown.working():
+        return backup_once(config)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, raise_terminated)
+    shutdown = Shutdown()
+    shutdown.install()
     try:
-        return int(execute(arguments))
+        return int(execute(arguments, shutdown))
     except ConfigError as error:
         for problem in error.problems:
             print(f"moonflower: {problem}", file=sys.stderr)

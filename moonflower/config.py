@@ -14,7 +14,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+import pendulum
+
 from moonflower import settings as s
+from moonflower.cron import CronError, CronSchedule, parse_cron
 from moonflower.errors import ConfigError
 from moonflower.redact import redactor
 from moonflower.settings import Setting
@@ -29,6 +32,8 @@ LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 POSTGRES_MAX_NAME_BYTES = 63
 MIN_PASSPHRASE_LENGTH = 8
+TRUE_WORDS = ("true", "1", "yes", "on")
+FALSE_WORDS = ("false", "0", "no", "off")
 ARMOR_START = "-----BEGIN PGP"
 
 T = TypeVar("T")
@@ -60,6 +65,7 @@ class S3Config:
 @dataclass(frozen=True)
 class BackupConfig:
     spool_dir: Path
+    on_start: bool = False
 
 
 @dataclass(frozen=True)
@@ -93,6 +99,7 @@ class Config:
     backup: BackupConfig
     logging: LoggingConfig
     encryption: EncryptionConfig = EncryptionConfig()
+    schedule: CronSchedule | None = None
     warnings: tuple[str, ...] = ()
 
 
@@ -220,6 +227,24 @@ def writable_directory(raw: RawValue) -> Path:
     return path
 
 
+def boolean(raw: RawValue) -> bool:
+    if isinstance(raw.value, bool):
+        return raw.value
+    value = text(raw).lower()
+    if value in TRUE_WORDS:
+        return True
+    if value in FALSE_WORDS:
+        return False
+    raise ValueError(f'expected true or false, got "{raw.value}"')
+
+
+def cron_schedule(raw: RawValue) -> CronSchedule:
+    try:
+        return parse_cron(text(raw), pendulum.local_timezone())
+    except CronError as error:
+        raise ValueError(str(error)) from None
+
+
 def passphrase(raw: RawValue) -> str:
     value = secret_text(raw)
     if len(value) < MIN_PASSPHRASE_LENGTH:
@@ -321,6 +346,8 @@ def load_config(
             "ENCRYPTION_PASSPHRASE and ENCRYPTION_PUBLIC_KEY: set only one of them "
             "(symmetric or public-key encryption)"
         )
+    on_start = validator.optional(s.BACKUP_ON_START, boolean, False)
+    schedule = validator.optional(s.SCHEDULE, cron_schedule, None)
     log_format = validator.optional(s.LOG_FORMAT, one_of(LOG_FORMATS), "text")
     log_level = validator.optional(s.LOG_LEVEL, one_of(LOG_LEVELS), "info")
 
@@ -339,8 +366,9 @@ def load_config(
         s3=S3Config(
             endpoint, region, bucket, prefix, access_key, secret_key, checksum, max_attempts
         ),
-        backup=BackupConfig(spool_dir),
+        backup=BackupConfig(spool_dir, on_start),
         logging=LoggingConfig(log_format, log_level),
         encryption=encryption,
+        schedule=schedule,
         warnings=tuple(warnings),
     )

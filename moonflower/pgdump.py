@@ -1,6 +1,7 @@
 """PostgreSQL client side: connection environment, server version, a pg_dump new enough for it."""
 
 import contextlib
+import functools
 import glob
 import importlib.util
 import os
@@ -109,8 +110,9 @@ def candidate_paths(program: str, configured: Path | None) -> list[Path]:
     return list(unique.values())
 
 
+@functools.lru_cache(maxsize=16)
 def find_client(program: str, server: ServerVersion, configured: Path | None) -> ClientTool:
-    """The first candidate whose major version is at least the server's."""
+    """The first candidate whose major version is at least the server's (cached per process)."""
     seen: list[ClientTool] = []
     for path in candidate_paths(program, configured):
         tool = client_version(path)

@@ -54,6 +54,9 @@ BACKUP_SPOOL_DIR = Setting("BACKUP_SPOOL_DIR", "backup", "spool_dir")
 ENCRYPTION_PASSPHRASE = Setting("ENCRYPTION_PASSPHRASE", "encryption", "passphrase", secret=True)
 ENCRYPTION_PUBLIC_KEY = Setting("ENCRYPTION_PUBLIC_KEY", "encryption", "public_key", file_twin=True)
 
+SCHEDULE = Setting("SCHEDULE", "schedule", "cron")
+BACKUP_ON_START = Setting("BACKUP_ON_START", "backup", "on_start")
+
 LOG_FORMAT = Setting("LOG_FORMAT", "logging", "format")
 LOG_LEVEL = Setting("LOG_LEVEL", "logging", "level")
 
@@ -73,6 +76,8 @@ ALL_SETTINGS: tuple[Setting, ...] = (
     S3_CHECKSUM,
     S3_MAX_ATTEMPTS,
     BACKUP_SPOOL_DIR,
+    BACKUP_ON_START,
+    SCHEDULE,
     ENCRYPTION_PASSPHRASE,
     ENCRYPTION_PUBLIC_KEY,
     LOG_FORMAT,
@@ -89,7 +94,6 @@ NOT_YET_SUPPORTED: tuple[str, ...] = (
     "WEBHOOK_SUCCESS",
     "WEBHOOK_FAILURE",
     "WEBHOOK_POST_LOGS",
-    "SCHEDULE",
 )
 """Old-image settings this version cannot honour yet. Refusing them is safer than ignoring
 them: a user who asked for encryption must never get plaintext backups silently."""

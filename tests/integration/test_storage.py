@@ -76,3 +76,65 @@ def test_missing_bucket_is_not_retried_and_is_named(s3: S3Server, tmp_path: Path
 
     with pytest.raises(StorageError, match='bucket "mf-test-absent" does not exist'):
         storage_for(s3, "mf-test-absent").upload(source, "x", "application/gzip")
+
+
+UPLOAD_IN_A_CHILD = """
+import sys
+from pathlib import Path
+from moonflower.config import S3Config
+from moonflower.lifecycle import Shutdown
+from moonflower.storage import Storage
+endpoint, region, bucket, access, secret, source = sys.argv[1:]
+shutdown = Shutdown()
+shutdown.install()
+storage = Storage(S3Config(endpoint, region, bucket, "", access, secret))
+try:
+    with shutdown.working():
+        storage.upload(Path(source), "interrupted", "application/gzip")
+except BaseException as error:
+    print(type(error).__name__)
+    sys.exit(143)
+"""
+
+
+@pytest.mark.slow
+def test_sigterm_during_a_multipart_upload_leaves_no_parts(
+    s3: S3Server, bucket: str, tmp_path: Path
+) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    source = tmp_path / "big"
+    random_file(source, 200 * 1024 * 1024)
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            UPLOAD_IN_A_CHILD,
+            s3.endpoint,
+            REGION,
+            bucket,
+            ACCESS_KEY,
+            SECRET_KEY,
+            str(source),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    client = s3.client()
+    deadline = time.monotonic() + 60
+    while not client.list_multipart_uploads(Bucket=bucket).get("Uploads"):
+        assert time.monotonic() < deadline, "the multipart upload never started"
+        assert child.poll() is None, "the upload finished before it could be interrupted"
+        time.sleep(0.02)
+
+    child.send_signal(signal.SIGTERM)
+    output, _ = child.communicate(timeout=60)
+
+    assert child.returncode == 143
+    assert output.strip() == "Terminated"
+    assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    assert s3.keys(bucket) == []

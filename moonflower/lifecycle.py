@@ -1,0 +1,54 @@
+"""Signals: SIGTERM and SIGINT stop an idle process at once and abandon a run in progress."""
+
+import contextlib
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from types import FrameType
+
+from moonflower.errors import Terminated
+
+
+class Shutdown:
+    """Turns SIGTERM/SIGINT into a stop request, and into an exception while work runs."""
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+        self.signal_number: int | None = None
+        self._interrupt_work = False
+
+    def install(self) -> None:
+        signal.signal(signal.SIGTERM, self._handle)
+        signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.signal_number = signum
+        self.requested.set()
+        if self._interrupt_work:
+            # Only once: a second signal must not break the clean-up the first one started.
+            self._interrupt_work = False
+            raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+    @contextlib.contextmanager
+    def working(self) -> Iterator[None]:
+        """While inside, a signal raises Terminated (SIGTERM) or KeyboardInterrupt (SIGINT)."""
+        self._interrupt_work = True
+        try:
+            yield
+        finally:
+            self._interrupt_work = False
+
+
+def reap_orphans() -> None:
+    """Collect exited children nobody waits for (we may be PID 1 in a container).
+
+    Call only while no pipeline runs, so no status a pipeline waits for is taken from it.
+    """
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return

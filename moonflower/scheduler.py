@@ -1,0 +1,118 @@
+"""Scheduled mode: the `schedule` library's loop, driven by cron fire times.
+
+Each fire time is computed from the previous fire time, never from "now", so wake-ups do not
+drift. Runs happen in the main thread, one at a time: a fire that comes while a run is still
+going is skipped with a warning.
+"""
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import pendulum
+import schedule
+
+from moonflower.cron import CronSchedule
+from moonflower.errors import MoonflowerError
+from moonflower.logs import log
+from moonflower.status import ExitStatus
+
+MAX_IDLE_SECONDS = 30.0
+"""Upper bound of one wait, so a changed system clock is noticed."""
+
+Clock = Callable[[], datetime]
+Wait = Callable[[float], bool]
+"""Waits up to the given seconds; returns True when the process should stop."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def describe_time(moment: datetime, now: datetime) -> str:
+    local = pendulum.instance(moment).in_timezone(pendulum.local_timezone())
+    wait = pendulum.instance(now).diff(pendulum.instance(moment))
+    return f"{local.format('YYYY-MM-DD HH:mm:ss zz')} (in {wait.in_words()})"
+
+
+class CronJob(schedule.Job):
+    """A schedule.Job whose next run is the next cron fire time, in real (UTC) time."""
+
+    def __init__(self, cron: CronSchedule, clock: Clock, scheduler: schedule.Scheduler) -> None:
+        super().__init__(interval=1, scheduler=scheduler)
+        self.unit = "seconds"
+        self.cron = cron
+        self.clock = clock
+        self.fire_at: datetime | None = None
+
+    @property
+    def should_run(self) -> bool:
+        return self.fire_at is not None and self.clock() >= self.fire_at
+
+    def _schedule_next_run(self) -> None:
+        now = self.clock()
+        upcoming = self.cron.next_after(self.fire_at or now)
+        if upcoming < now:
+            first_missed = upcoming
+            upcoming = self.cron.next_after(now)
+            log.warning(
+                "skipped the run(s) due from %s: the previous run was still going",
+                pendulum.instance(first_missed)
+                .in_timezone(pendulum.local_timezone())
+                .format("YYYY-MM-DD HH:mm:ss zz"),
+            )
+        self.fire_at = upcoming.astimezone(UTC)
+        self.next_run = upcoming.astimezone(pendulum.local_timezone()).replace(tzinfo=None)
+
+
+class Runner:
+    def __init__(
+        self,
+        cron: CronSchedule,
+        run_once: Callable[[], ExitStatus],
+        wait: Wait,
+        clock: Clock = utc_now,
+        between_runs: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.cron = cron
+        self.run_once = run_once
+        self.wait = wait
+        self.clock = clock
+        self.between_runs = between_runs
+        self.scheduler = schedule.Scheduler()
+        self.runs = 0
+
+    def run_forever(self, run_at_start: bool = False) -> ExitStatus:
+        """Run until `wait` reports a stop request; a run in progress is never cut short here."""
+        log.info("scheduler started: %s (%s)", self.cron.expression, pendulum.local_timezone().name)
+        if run_at_start:
+            log.info("BACKUP_ON_START: running one backup now")
+            self._fire()
+        job = CronJob(self.cron, self.clock, self.scheduler)
+        job.do(self._fire)
+        self._announce(job)
+        while True:
+            runs_before = self.runs
+            self.scheduler.run_pending()
+            if self.runs != runs_before:
+                self._announce(job)
+            assert job.fire_at is not None
+            delay = (job.fire_at - self.clock()).total_seconds()
+            if self.wait(min(max(delay, 0.0), MAX_IDLE_SECONDS)):
+                log.info("stop requested while idle; scheduler exits")
+                return ExitStatus.OK
+            self.between_runs()
+
+    def _fire(self) -> None:
+        self.runs += 1
+        log.info("scheduled run %d starting", self.runs)
+        try:
+            status = self.run_once()
+        except MoonflowerError as error:
+            log.error("scheduled run %d could not run: %s", self.runs, error)
+            status = ExitStatus.BACKUP_FAILED
+        outcome = "ok" if status == ExitStatus.OK else "failed"
+        log.info("scheduled run %d finished: exit status %d (%s)", self.runs, status, outcome)
+
+    def _announce(self, job: CronJob) -> None:
+        if job.fire_at is not None:
+            log.info("next backup at %s", describe_time(job.fire_at, self.clock()))
