@@ -7,9 +7,9 @@ import threading
 import time
 from pathlib import Path
 
-from tests.integration.test_interrupt import MARKER, processes_with, slow_pg_dump
 from tests.support.runner import clean_environment, moonflower_command, run_moonflower
 from tests.support.s3server import S3Server
+from tests.support.slowdump import processes_with, use_slow_pg_dump, wait_until_dumping
 
 BOUND_SECONDS = 60
 
@@ -99,13 +99,11 @@ def test_sigterm_while_idle_exits_0_within_a_second(
 def test_sigterm_during_a_scheduled_run_exits_143_and_cleans_up(
     s3: S3Server, bucket: str, backup_env: dict[str, str], spool_dir: Path, tmp_path: Path
 ) -> None:
-    fake_dir = tmp_path / MARKER
-    fake_dir.mkdir()
-    backup_env["PG_DUMP_PATH"] = str(slow_pg_dump(fake_dir))
+    use_slow_pg_dump(backup_env, tmp_path)
     backup_env["SCHEDULE"] = "* * * * * *"
     backup_env["PG_DATABASES"] = "second"
     process = start(backup_env)
-    assert wait_for(lambda: bool(list(spool_dir.iterdir())) and bool(processes_with(MARKER)))
+    assert wait_until_dumping(spool_dir)
 
     process.send_signal(signal.SIGTERM)
     sent = time.monotonic()
@@ -115,25 +113,23 @@ def test_sigterm_during_a_scheduled_run_exits_143_and_cleans_up(
     assert time.monotonic() - sent < 5
     assert list(spool_dir.iterdir()) == []
     assert s3.keys(bucket) == []
-    assert processes_with(MARKER) == []
+    assert processes_with() == []
 
 
 def test_sigint_during_a_run_exits_130(
     s3: S3Server, bucket: str, backup_env: dict[str, str], spool_dir: Path, tmp_path: Path
 ) -> None:
-    fake_dir = tmp_path / MARKER
-    fake_dir.mkdir()
-    backup_env["PG_DUMP_PATH"] = str(slow_pg_dump(fake_dir))
+    use_slow_pg_dump(backup_env, tmp_path)
     backup_env["PG_DATABASES"] = "second"
     process = start(backup_env)
-    assert wait_for(lambda: bool(list(spool_dir.iterdir())) and bool(processes_with(MARKER)))
+    assert wait_until_dumping(spool_dir)
 
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=BOUND_SECONDS)
 
     assert process.returncode == 130, stderr
     assert list(spool_dir.iterdir()) == []
-    assert processes_with(MARKER) == []
+    assert processes_with() == []
 
 
 def test_invalid_schedule_exits_2_before_anything(

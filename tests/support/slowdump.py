@@ -1,0 +1,48 @@
+"""A pg_dump that never finishes, to interrupt backups at a known point."""
+
+import os
+import time
+from pathlib import Path
+
+MARKER = "moonflower-test-slow-dump"
+WAIT_SECONDS = 60
+
+
+def use_slow_pg_dump(env: dict[str, str], scratch: Path) -> None:
+    """Point PG_DUMP_PATH at a script that reports a new version, writes a little, then hangs.
+
+    Its path contains MARKER, so its process can be found in /proc.
+    """
+    directory = scratch / MARKER
+    directory.mkdir()
+    script = directory / "pg_dump"
+    script.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = "--version" ]; then echo "pg_dump (PostgreSQL) 99.0"; exit 0; fi\n'
+        "echo '-- partial dump'\n"
+        "while :; do sleep 0.1; done\n"
+    )
+    script.chmod(0o755)
+    env["PG_DUMP_PATH"] = str(script)
+
+
+def processes_with(marker: str = MARKER) -> list[str]:
+    found = []
+    for pid in os.listdir("/proc"):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if marker.encode() in cmdline:
+            found.append(pid)
+    return found
+
+
+def wait_until_dumping(spool_dir: Path) -> bool:
+    """True once the spool file exists and the slow pg_dump runs (bounded wait)."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        if list(spool_dir.iterdir()) and processes_with():
+            return True
+        time.sleep(0.05)
+    return False
