@@ -25,8 +25,9 @@ from moonflower.pgdump import (
     passfile,
     server_version,
 )
+from moonflower.prune import Pruner
 from moonflower.shell import Stage
-from moonflower.storage import Storage
+from moonflower.storage import Storage, Uploaded
 
 GZIP_MAGIC = b"\x1f\x8b"
 GZIP_LEVEL = 6
@@ -56,6 +57,7 @@ class RunReport:
     results: list[DatabaseResult] = field(default_factory=list)
     error: str | None = None
     """Set when the run could not start at all (for example, the bucket is unusable)."""
+    prune_error: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -125,7 +127,20 @@ class BackupRun:
             for database in databases:
                 with database_context(database):
                     report.results.append(self.back_up(database, password))
+        succeeded = [result.database for result in report.results if result.ok]
+        if self.config.s3.expires_in is not None and succeeded:
+            with stage("prune"):
+                report.prune_error = self.prune(succeeded)
         return report
+
+    def prune(self, databases: list[str]) -> str | None:
+        """Expire old backups of the databases just backed up; a failure is reported, not fatal."""
+        try:
+            pruned = Pruner(self.storage, self.config.s3).prune(databases)
+        except MoonflowerError as error:
+            log.error("pruning expired backups failed: %s", error)
+            return str(error)
+        return "; ".join(pruned.errors) or None
 
     def back_up(self, database: str, password_file: Path) -> DatabaseResult:
         result = DatabaseResult(database)
@@ -160,6 +175,12 @@ class BackupRun:
                 content_type = ENCRYPTED_CONTENT_TYPE if self.encryption else GZIP_CONTENT_TYPE
                 uploaded = self.storage.upload(spool, key, content_type)
                 log.info("uploaded s3://%s/%s", self.config.s3.bucket, uploaded.key)
+                if uploaded.locked_until is not None:
+                    log.info(
+                        "locked in GOVERNANCE mode until %s", uploaded.locked_until.isoformat()
+                    )
+                if uploaded.expires is not None:
+                    log.info("expires %s (deleted by the first prune after that)", uploaded.expires)
         result.key = uploaded.key
         result.size = uploaded.size
 
@@ -181,6 +202,13 @@ class BackupRun:
             raise DumpError(
                 f"cannot write the spool file in {self.config.backup.spool_dir}: {error.strerror}"
             ) from None
+
+
+def log_retention(uploaded: Uploaded) -> None:
+    if uploaded.locked_until is not None:
+        log.info("locked in GOVERNANCE mode until %s", uploaded.locked_until.isoformat())
+    if uploaded.expires is not None:
+        log.info("expires %s; the first prune after that deletes it", uploaded.expires)
 
 
 def human_size(size: float) -> str:

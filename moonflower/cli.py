@@ -17,10 +17,12 @@ from moonflower.errors import ConfigError, MoonflowerError, Terminated
 from moonflower.gpg import Encryption
 from moonflower.lifecycle import Shutdown, reap_orphans
 from moonflower.logs import log, setup_logging
+from moonflower.prune import Pruner
 from moonflower.redact import redactor
-from moonflower.report import print_summary
+from moonflower.report import print_prune_table, print_summary
 from moonflower.scheduler import Runner
 from moonflower.status import ExitStatus
+from moonflower.storage import Storage
 
 DESCRIPTION = """\
 Back up PostgreSQL databases to S3-compatible storage.
@@ -64,6 +66,18 @@ def build_parser() -> argparse.ArgumentParser:
     backup.add_argument(
         "databases", nargs="*", metavar="DATABASE", help="databases to back up (PG_DATABASES)"
     )
+    prune = commands.add_parser(
+        "prune",
+        help="delete backups older than S3_EXPIRES_IN (never the newest of a database)",
+        description="Delete backups older than S3_EXPIRES_IN, every version of them. The "
+        "newest backup of each database is always kept; versions still under Object Lock are "
+        "skipped and retried by a later prune. Only keys directly under S3_PATH that follow "
+        "Moonflower's naming are considered.",
+    )
+    prune.add_argument(
+        "prune_databases", nargs="*", metavar="DATABASE", help="only these databases"
+    )
+    prune.add_argument("--dry-run", action="store_true", help="show what would be deleted")
     commands.add_parser(
         "run",
         help="run backups on the cron schedule in SCHEDULE until stopped",
@@ -86,7 +100,7 @@ def backup_once(config: Config) -> ExitStatus:
     with Encryption.open(config.encryption) as encryption:
         report = BackupRun(config, encryption).run()
     if config.logging.format == "text":
-        print_summary(report, Console(width=None if sys.stdout.isatty() else SUMMARY_WIDTH))
+        print_summary(report, output_console())
     if report.ok:
         log.info("backup finished: %d database(s) backed up", len(report.results))
         return ExitStatus.OK
@@ -96,6 +110,20 @@ def backup_once(config: Config) -> ExitStatus:
     if failed:
         log.error("backup failed for %d database(s): %s", len(failed), ", ".join(failed))
     return ExitStatus.BACKUP_FAILED
+
+
+def output_console() -> Console:
+    return Console(width=None if sys.stdout.isatty() else SUMMARY_WIDTH)
+
+
+def prune_now(config: Config, databases: list[str] | None, dry_run: bool) -> ExitStatus:
+    if config.s3.expires_in is None:
+        raise ConfigError(['S3_EXPIRES_IN: required by `moonflower prune`, e.g. "30 days"'])
+    storage = Storage(config.s3)
+    storage.check_bucket()
+    report = Pruner(storage, config.s3).prune(databases, dry_run=dry_run)
+    print_prune_table(report, dry_run, output_console())
+    return ExitStatus.OK if report.ok else ExitStatus.BACKUP_FAILED
 
 
 def run_scheduler(config: Config, shutdown: Shutdown) -> ExitStatus:
@@ -125,6 +153,9 @@ def execute(arguments: argparse.Namespace, shutdown: Shutdown) -> ExitStatus:
     command = arguments.command or ("run" if config.schedule else "backup")
     if command == "run":
         return run_scheduler(config, shutdown)
+    if command == "prune":
+        with shutdown.working():
+            return prune_now(config, arguments.prune_databases or None, arguments.dry_run)
     with shutdown.working():
         return backup_once(config)
 

@@ -18,6 +18,7 @@ import pendulum
 
 from moonflower import settings as s
 from moonflower.cron import CronError, CronSchedule, parse_cron
+from moonflower.durations import Period, parse_period
 from moonflower.errors import ConfigError
 from moonflower.redact import redactor
 from moonflower.settings import Setting
@@ -60,6 +61,10 @@ class S3Config:
     secret_key: str | None = field(repr=False)
     checksum: str = "when_supported"
     max_attempts: int = DEFAULT_S3_MAX_ATTEMPTS
+    governance: Period | None = None
+    """How long each backup is locked in GOVERNANCE mode (S3_GOVERNANCE)."""
+    expires_in: Period | None = None
+    """How long backups are kept before prune deletes them (S3_EXPIRES_IN)."""
 
 
 @dataclass(frozen=True)
@@ -227,6 +232,22 @@ def writable_directory(raw: RawValue) -> Path:
     return path
 
 
+def period(raw: RawValue) -> Period:
+    return parse_period(text(raw))
+
+
+def retention_warnings(governance: Period | None, expires_in: Period | None) -> list[str]:
+    if governance is None or expires_in is None:
+        return []
+    now = pendulum.now("UTC")
+    if governance.after(now) > expires_in.after(now):
+        return [
+            f'S3_GOVERNANCE ("{governance}") is longer than S3_EXPIRES_IN ("{expires_in}"): '
+            "backups outlive their expiry until their lock lapses, and prune deletes them then"
+        ]
+    return []
+
+
 def boolean(raw: RawValue) -> bool:
     if isinstance(raw.value, bool):
         return raw.value
@@ -333,6 +354,9 @@ def load_config(
     max_attempts = validator.optional(
         s.S3_MAX_ATTEMPTS, whole_number(1, 20), DEFAULT_S3_MAX_ATTEMPTS
     )
+    governance = validator.optional(s.S3_GOVERNANCE, period, None)
+    expires_in = validator.optional(s.S3_EXPIRES_IN, period, None)
+    warnings.extend(retention_warnings(governance, expires_in))
 
     spool_dir = validator.optional(
         s.BACKUP_SPOOL_DIR, writable_directory, Path(tempfile.gettempdir())
@@ -364,7 +388,16 @@ def load_config(
     return Config(
         postgres=PostgresConfig(databases, host, port, user, password, pg_dump_path),
         s3=S3Config(
-            endpoint, region, bucket, prefix, access_key, secret_key, checksum, max_attempts
+            endpoint,
+            region,
+            bucket,
+            prefix,
+            access_key,
+            secret_key,
+            checksum,
+            max_attempts,
+            governance,
+            expires_in,
         ),
         backup=BackupConfig(spool_dir, on_start),
         logging=LoggingConfig(log_format, log_level),

@@ -4,10 +4,35 @@
 `nightly/app_2026-11-26T01:00:00.123Z.sql.gz`.
 """
 
+import re
+from dataclasses import dataclass
+
 import pendulum
 
 PLAIN_GZIP_EXTENSION = ".sql.gz"
+ENCRYPTED_SUFFIX = ".gpg"
+KNOWN_EXTENSIONS = (
+    ".sql.gz",
+    ".sql.gz.gpg",
+    ".sql.gpg",  # the original image's encrypted backups: gpg's own compression, no gzip
+)
 TIME_FORMAT = "YYYY-MM-DDTHH:mm:ss.SSS[Z]"
+KEY_NAME = re.compile(
+    r"(?P<database>.+)_(?P<time>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)"
+    r"(?P<extension>" + "|".join(re.escape(ext) for ext in KNOWN_EXTENSIONS) + r")"
+)
+
+
+@dataclass(frozen=True)
+class BackupKey:
+    key: str
+    database: str
+    created: pendulum.DateTime
+    extension: str
+
+    @property
+    def encrypted(self) -> bool:
+        return self.extension.endswith(ENCRYPTED_SUFFIX)
 
 
 def timestamp(moment: pendulum.DateTime) -> str:
@@ -17,3 +42,23 @@ def timestamp(moment: pendulum.DateTime) -> str:
 def backup_key(prefix: str, database: str, moment: pendulum.DateTime, extension: str) -> str:
     name = f"{database}_{timestamp(moment)}{extension}"
     return f"{prefix}/{name}" if prefix else name
+
+
+def listing_prefix(prefix: str) -> str:
+    return f"{prefix}/" if prefix else ""
+
+
+def parse_key(key: str, prefix: str) -> BackupKey | None:
+    """The backup a key names, if it lies directly under `prefix` and follows our scheme."""
+    start = listing_prefix(prefix)
+    if not key.startswith(start):
+        return None
+    name = key[len(start) :]
+    if "/" in name:
+        return None
+    match = KEY_NAME.fullmatch(name)
+    if not match:
+        return None
+    created = pendulum.parse(match["time"], tz="UTC")
+    assert isinstance(created, pendulum.DateTime)
+    return BackupKey(key, match["database"], created, match["extension"])

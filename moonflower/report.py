@@ -1,10 +1,12 @@
 """The end-of-run summary table."""
 
+import pendulum
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from moonflower.backup import RunReport, human_size
+from moonflower.prune import PruneReport
 from moonflower.redact import redactor
 
 
@@ -30,3 +32,35 @@ def summary_table(report: RunReport) -> Table:
 def print_summary(report: RunReport, console: Console) -> None:
     if report.results:
         console.print(summary_table(report))
+
+
+def local_time(moment: pendulum.DateTime) -> str:
+    return moment.in_timezone(pendulum.local_timezone()).format("YYYY-MM-DD HH:mm:ss zz")
+
+
+def print_prune_table(report: PruneReport, dry_run: bool, console: Console) -> None:
+    title = "Moonflower prune (dry run)" if dry_run else "Moonflower prune"
+    table = Table(title=title, title_justify="left")
+    for column in ("database", "created", "expires", "size", "action", "key"):
+        table.add_column(column, overflow="fold")
+    locked = set(report.locked)
+    deleted = set(report.deleted)
+    for decision in report.decisions:
+        action = decision.action
+        if action == "delete" and not dry_run:
+            action = (
+                "deleted"
+                if decision.backup.key in deleted
+                else ("locked, kept" if decision.backup.key in locked else "failed")
+            )
+        elif action == "delete":
+            action = "would delete"
+        table.add_row(
+            decision.backup.database,
+            local_time(decision.backup.created),
+            local_time(decision.expires),
+            human_size(decision.size),
+            action,
+            decision.backup.key,
+        )
+    console.print(table)

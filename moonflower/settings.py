@@ -48,6 +48,8 @@ S3_ACCESS_KEY = Setting("S3_ACCESS_KEY", "s3", "access_key")
 S3_SECRET_KEY = Setting("S3_SECRET_KEY", "s3", "secret_key", secret=True)
 S3_CHECKSUM = Setting("S3_CHECKSUM", "s3", "checksum")
 S3_MAX_ATTEMPTS = Setting("S3_MAX_ATTEMPTS", "s3", "max_attempts")
+S3_GOVERNANCE = Setting("S3_GOVERNANCE", "s3", "governance")
+S3_EXPIRES_IN = Setting("S3_EXPIRES_IN", "s3", "expires_in")
 
 BACKUP_SPOOL_DIR = Setting("BACKUP_SPOOL_DIR", "backup", "spool_dir")
 
@@ -75,6 +77,8 @@ ALL_SETTINGS: tuple[Setting, ...] = (
     S3_SECRET_KEY,
     S3_CHECKSUM,
     S3_MAX_ATTEMPTS,
+    S3_GOVERNANCE,
+    S3_EXPIRES_IN,
     BACKUP_SPOOL_DIR,
     BACKUP_ON_START,
     SCHEDULE,
@@ -88,12 +92,10 @@ S3_KEY_ID_LEGACY = "S3_KEY_ID"
 """The old README's quick start named the key id S3_KEY_ID and the secret S3_ACCESS_KEY."""
 
 NOT_YET_SUPPORTED: tuple[str, ...] = (
-    "S3_GOVERNANCE",
-    "S3_EXPIRES_IN",
     "WEBHOOK_START",
     "WEBHOOK_SUCCESS",
     "WEBHOOK_FAILURE",
     "WEBHOOK_POST_LOGS",
 )
 """Old-image settings this version cannot honour yet. Refusing them is safer than ignoring
-them: a user who asked for encryption must never get plaintext backups silently."""
+them: a user who asked to hear about failures must not be left in silence."""

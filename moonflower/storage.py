@@ -2,12 +2,15 @@
 
 import hashlib
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import boto3
 import botocore.exceptions
+import pendulum
 from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config as BotoConfig
@@ -24,7 +27,7 @@ from moonflower import __version__
 from moonflower.config import S3Config
 from moonflower.errors import StorageError
 from moonflower.logs import log
-from moonflower.redact import redactor
+from moonflower.s3errors import describe, is_transient
 
 MIB = 1024 * 1024
 # https://docs.aws.amazon.com/AmazonS3/latest/userguide/qfacts.html
@@ -40,25 +43,8 @@ REQUEST_ATTEMPTS = 2
 """botocore's own per-request attempts; whole uploads are retried around it with tenacity."""
 
 SHA256_METADATA_KEY = "sha256"
-TRANSIENT_ERROR_CODES = frozenset(
-    {
-        "InternalError",
-        "ServiceUnavailable",
-        "SlowDown",
-        "RequestTimeout",
-        "RequestTimeTooSkewed",
-        "Throttling",
-        "ThrottlingException",
-        "TooManyRequests",
-        "BadDigest",
-        "IncompleteBody",
-        "XAmzContentSHA256Mismatch",
-    }
-)
-NETWORK_ERRORS = (botocore.exceptions.HTTPClientError, botocore.exceptions.ConnectionError)
-CREDENTIAL_ERROR_CODES = frozenset(
-    {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "InvalidToken", "ExpiredToken"}
-)
+EXPIRES_METADATA_KEY = "expires-at"
+DELETE_BATCH_SIZE = 1000
 
 
 @dataclass(frozen=True)
@@ -66,6 +52,29 @@ class Uploaded:
     key: str
     size: int
     sha256: str
+    locked_until: datetime | None = None
+    expires: pendulum.DateTime | None = None
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    size: int
+    last_modified: datetime
+
+
+@dataclass
+class Deletion:
+    """What became of one backup's versions."""
+
+    key: str
+    deleted: int = 0
+    locked_until: datetime | None = None
+    error: str | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.locked_until is None and self.error is None
 
 
 def part_size_for(size: int) -> int:
@@ -77,54 +86,6 @@ def part_size_for(size: int) -> int:
 def file_sha256(path: Path) -> str:
     with path.open("rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
-def client_error_parts(error: BaseException) -> tuple[str, int] | None:
-    """(code, HTTP status) of a ClientError, looking through boto3's S3UploadFailedError."""
-    for candidate in (error, error.__cause__, error.__context__):
-        if isinstance(candidate, botocore.exceptions.ClientError):
-            response = candidate.response
-            code = str(response.get("Error", {}).get("Code", ""))
-            status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-            return code, status
-    return None
-
-
-def is_transient(error: BaseException) -> bool:
-    if isinstance(error, NETWORK_ERRORS):
-        return True
-    parts = client_error_parts(error)
-    if parts is None:
-        return False
-    code, status = parts
-    return code in TRANSIENT_ERROR_CODES or status >= 500 or status in (408, 429)
-
-
-def describe(error: BaseException, config: S3Config, action: str) -> str:
-    """A one-line, secret-free explanation of an S3 failure."""
-    parts = client_error_parts(error)
-    if isinstance(error, botocore.exceptions.NoCredentialsError):
-        return (
-            f"{action}: no S3 credentials found; set S3_ACCESS_KEY and S3_SECRET_KEY "
-            "(or provide AWS credentials through the environment, a profile or an instance role)"
-        )
-    if isinstance(
-        error, botocore.exceptions.EndpointConnectionError | botocore.exceptions.ConnectTimeoutError
-    ):
-        return f"{action}: cannot reach the S3 endpoint {config.endpoint}"
-    if isinstance(error, NETWORK_ERRORS):
-        return f"{action}: connection to {config.endpoint} failed: {redactor.mask(str(error))}"
-    if parts is not None:
-        code, status = parts
-        if code in ("NoSuchBucket", "404") or (status == 404 and "bucket" in action):
-            return f'{action}: bucket "{config.bucket}" does not exist at {config.endpoint}'
-        if code in CREDENTIAL_ERROR_CODES or status == 403:
-            return (
-                f"{action}: S3 refused the request ({code or status}); check S3_ACCESS_KEY, "
-                "S3_SECRET_KEY and the permissions on the bucket"
-            )
-        return f"{action}: S3 answered {code or 'an error'} (HTTP {status})"
-    return f"{action}: {redactor.mask(str(error)) or type(error).__name__}"
 
 
 class Storage:
@@ -151,23 +112,37 @@ class Storage:
 
     def check_bucket(self) -> None:
         """Fail early, before any dump, when the bucket cannot be used."""
+        action = "checking the bucket"
         try:
-            self._retrying("checking the bucket")(
-                self.client.head_bucket, Bucket=self.config.bucket
-            )
+            self._retrying(action)(self.client.head_bucket, Bucket=self.config.bucket)
+            if self.config.governance is not None:
+                self._retrying(action)(
+                    self.client.get_object_lock_configuration, Bucket=self.config.bucket
+                )
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
-            raise StorageError(describe(error, self.config, "checking the bucket")) from None
+            raise StorageError(describe(error, self.config, action)) from None
 
     def upload(self, path: Path, key: str, content_type: str) -> Uploaded:
-        """Upload a finished spool file; retried whole on transient failures, then verified."""
+        """Upload a finished spool file; retried whole on transient failures, then verified.
+
+        Lock and expiry go in the upload request itself, so there is no unprotected moment.
+        """
         size = path.stat().st_size
         digest = file_sha256(path)
-        extra: dict[str, Any] = {
-            "ContentType": content_type,
-            "Metadata": {SHA256_METADATA_KEY: digest, "moonflower-version": __version__},
-        }
+        metadata = {SHA256_METADATA_KEY: digest, "moonflower-version": __version__}
+        extra: dict[str, Any] = {"ContentType": content_type, "Metadata": metadata}
         if self.config.checksum == "when_supported":
             extra["ChecksumAlgorithm"] = "SHA256"
+        now = pendulum.now("UTC")
+        if self.config.governance is not None:
+            extra["ObjectLockMode"] = "GOVERNANCE"
+            extra["ObjectLockRetainUntilDate"] = self.config.governance.after(now)
+            # S3 refuses locked uploads without an integrity checksum, whatever S3_CHECKSUM says.
+            extra["ChecksumAlgorithm"] = "SHA256"
+        expires = self.config.expires_in.after(now) if self.config.expires_in else None
+        if expires is not None:
+            extra["Expires"] = expires
+            metadata[EXPIRES_METADATA_KEY] = expires.isoformat()
         part_size = part_size_for(size)
         transfer = TransferConfig(
             multipart_threshold=max(MULTIPART_THRESHOLD, part_size),
@@ -184,17 +159,20 @@ class Storage:
                 ExtraArgs=extra,
                 Config=transfer,
             )
-            self._verify(key, size, digest)
+            head = self._verify(key, size, digest)
         except (
             botocore.exceptions.BotoCoreError,
             botocore.exceptions.ClientError,
             S3UploadFailedError,
         ) as error:
             raise StorageError(describe(error, self.config, action)) from None
-        return Uploaded(key, size, digest)
+        locked_until = head.get("ObjectLockRetainUntilDate")
+        if self.config.governance is not None and locked_until is None:
+            log.warning("S3 reports no Object Lock on %s although S3_GOVERNANCE is set", key)
+        return Uploaded(key, size, digest, locked_until, expires)
 
-    def _verify(self, key: str, size: int, digest: str) -> None:
-        head = self.client.head_object(Bucket=self.config.bucket, Key=key)
+    def _verify(self, key: str, size: int, digest: str) -> dict[str, Any]:
+        head: dict[str, Any] = self.client.head_object(Bucket=self.config.bucket, Key=key)
         stored_size = int(head.get("ContentLength", -1))
         stored_digest = head.get("Metadata", {}).get(SHA256_METADATA_KEY)
         if stored_size != size or stored_digest != digest:
@@ -203,6 +181,87 @@ class Storage:
                 f"uploaded object {key} does not match the spool file "
                 f"({stored_size} bytes stored, {size} expected); it was removed"
             )
+        return head
+
+    def list_objects(self, prefix: str) -> Iterator[StoredObject]:
+        """Objects directly under `prefix` (no deeper "folders"), every page."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        pages = paginator.paginate(Bucket=self.config.bucket, Prefix=prefix, Delimiter="/")
+        try:
+            for page in pages:
+                for item in page.get("Contents", []):
+                    yield StoredObject(item["Key"], int(item["Size"]), item["LastModified"])
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
+            raise StorageError(describe(error, self.config, "listing backups")) from None
+
+    def delete_everywhere(self, keys: list[str]) -> list[Deletion]:
+        """Delete every version and delete marker of each key, so the space is really freed.
+
+        Versions still under Object Lock are left alone (governance is never bypassed).
+        """
+        deletions = {key: Deletion(key) for key in keys}
+        versions = [(key, version) for key in keys for version in self._versions_of(key)]
+        for start in range(0, len(versions), DELETE_BATCH_SIZE):
+            self._delete_batch(versions[start : start + DELETE_BATCH_SIZE], deletions)
+        return list(deletions.values())
+
+    def _versions_of(self, key: str) -> list[str]:
+        paginator = self.client.get_paginator("list_object_versions")
+        found: list[str] = []
+        try:
+            for page in paginator.paginate(Bucket=self.config.bucket, Prefix=key):
+                for entry in page.get("Versions", []) + page.get("DeleteMarkers", []):
+                    if entry["Key"] == key:
+                        found.append(str(entry["VersionId"]))
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
+            raise StorageError(describe(error, self.config, f"listing versions of {key}")) from None
+        return found
+
+    def _delete_batch(self, batch: list[tuple[str, str]], deletions: dict[str, Deletion]) -> None:
+        objects = [{"Key": key, "VersionId": version} for key, version in batch]
+        try:
+            response = self.client.delete_objects(
+                Bucket=self.config.bucket, Delete={"Objects": objects, "Quiet": False}
+            )
+        except botocore.exceptions.ClientError as error:
+            log.info("batch delete refused (%s); deleting one version at a time", error)
+            for key, version in batch:
+                self._delete_one(key, version, deletions[key])
+            return
+        for deleted in response.get("Deleted", []):
+            deletions[deleted["Key"]].deleted += 1
+        for failure in response.get("Errors", []):
+            key = failure["Key"]
+            # Some stores leave VersionId out of the error; any version we sent will do.
+            version = failure.get("VersionId") or next(v for k, v in batch if k == key)
+            self._record_failure(key, version, failure.get("Code", ""), deletions)
+
+    def _delete_one(self, key: str, version: str, deletion: Deletion) -> None:
+        try:
+            self.client.delete_object(Bucket=self.config.bucket, Key=key, VersionId=version)
+            deletion.deleted += 1
+        except botocore.exceptions.ClientError as error:
+            code = str(error.response.get("Error", {}).get("Code", ""))
+            self._record_failure(key, version, code, {key: deletion})
+
+    def _record_failure(
+        self, key: str, version: str | None, code: str, deletions: dict[str, Deletion]
+    ) -> None:
+        deletion = deletions[key]
+        if code == "AccessDenied" and version:
+            locked_until = self._retention_of(key, version)
+            if locked_until is not None:
+                deletion.locked_until = locked_until
+                return
+        deletion.error = f"S3 refused to delete a version of {key} ({code or 'error'})"
+
+    def _retention_of(self, key: str, version: str) -> datetime | None:
+        try:
+            head = self.client.head_object(Bucket=self.config.bucket, Key=key, VersionId=version)
+        except botocore.exceptions.ClientError:
+            return None
+        until = head.get("ObjectLockRetainUntilDate")
+        return until if isinstance(until, datetime) and until > datetime.now(UTC) else None
 
     def _retrying(self, action: str) -> Retrying:
         def before_sleep(state: RetryCallState) -> None:

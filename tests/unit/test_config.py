@@ -223,9 +223,9 @@ def test_broken_toml_is_reported(tmp_path: Path) -> None:
 
 
 def test_settings_not_supported_yet_are_refused() -> None:
-    problems = problems_of(REQUIRED | {"S3_GOVERNANCE": "30 days"})
+    problems = problems_of(REQUIRED | {"WEBHOOK_START": "http://127.0.0.1:9/start"})
 
-    assert any(problem.startswith("S3_GOVERNANCE: not supported") for problem in problems)
+    assert any(problem.startswith("WEBHOOK_START: not supported") for problem in problems)
 
 
 def test_spool_dir_must_exist(tmp_path: Path) -> None:
@@ -240,3 +240,16 @@ def test_the_example_config_file_is_valid() -> None:
     config = load_config({}, example)
 
     assert config.postgres.databases
+
+
+def test_bad_durations_name_the_setting() -> None:
+    problems = problems_of(REQUIRED | {"S3_EXPIRES_IN": "next monday", "S3_GOVERNANCE": "0 days"})
+
+    assert any(p.startswith('S3_EXPIRES_IN: "next monday" is not a duration') for p in problems)
+    assert any(p.startswith('S3_GOVERNANCE: "0 days" is zero') for p in problems)
+
+
+def test_a_lock_longer_than_the_expiry_warns() -> None:
+    config = load_config(REQUIRED | {"S3_EXPIRES_IN": "7 days", "S3_GOVERNANCE": "1 month"})
+
+    assert any("S3_GOVERNANCE" in warning and "longer" in warning for warning in config.warnings)

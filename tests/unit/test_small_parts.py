@@ -5,7 +5,8 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 from moonflower.naming import backup_key
 from moonflower.pgdump import VERSION_PATTERN, escape_passfile_field
 from moonflower.redact import MASK, Redactor
-from moonflower.storage import MIB, S3_MAX_PARTS, is_transient, part_size_for
+from moonflower.s3errors import is_transient
+from moonflower.storage import MIB, S3_MAX_PARTS, part_size_for
 
 
 def test_key_format_matches_the_old_tool() -> None:
@@ -90,3 +91,42 @@ def test_openpgp_packet_tags(first_byte: int, tag: int | None) -> None:
     from moonflower.backup import openpgp_packet_tag
 
     assert openpgp_packet_tag(first_byte) == tag
+
+
+@pytest.mark.parametrize(
+    ("key", "database", "extension"),
+    [
+        ("nightly/app_2026-11-26T01:00:00.123Z.sql.gz", "app", ".sql.gz"),
+        ("nightly/my_db_2026-11-26T01:00:00.123Z.sql.gz.gpg", "my_db", ".sql.gz.gpg"),
+        ("nightly/données☃_2026-11-26T01:00:00.123Z.sql.gpg", "données☃", ".sql.gpg"),
+    ],
+)
+def test_our_keys_and_the_old_tools_keys_are_recognised(
+    key: str, database: str, extension: str
+) -> None:
+    from moonflower.naming import parse_key
+
+    parsed = parse_key(key, "nightly")
+
+    assert parsed is not None
+    assert parsed.database == database
+    assert parsed.extension == extension
+    assert parsed.created.isoformat() == "2026-11-26T01:00:00.123000+00:00"
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "nightly/sub/app_2026-11-26T01:00:00.123Z.sql.gz",
+        "other/app_2026-11-26T01:00:00.123Z.sql.gz",
+        "nightly/app_2026-11-26T01:00:00Z.sql.gz",
+        "nightly/app_2026-11-26T01:00:00.123Z.sql.gz.bak",
+        "nightly/notes.txt",
+        "nightly/_2026-11-26T01:00:00.123Z.sql.gz",
+        "nightlyx/app_2026-11-26T01:00:00.123Z.sql.gz",
+    ],
+)
+def test_other_keys_are_not_ours(key: str) -> None:
+    from moonflower.naming import parse_key
+
+    assert parse_key(key, "nightly") is None

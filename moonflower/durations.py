@@ -1,0 +1,83 @@
+"""Strict parsing of retention durations: "30 days", "1 month and 2 weeks", "P30D".
+
+The original image accepted anything its natural-language date parser understood, including
+"next monday". We accept a small, predictable language and refuse everything else.
+"""
+
+import re
+from dataclasses import dataclass
+
+import pendulum
+
+EXAMPLES = '"30 days", "2 weeks", "1 month", "1 year", "12 hours", "1 month 2 weeks", "P30D"'
+UNITS = {
+    "years": ("y", "yr", "yrs", "year", "years"),
+    "months": ("mo", "mon", "mons", "month", "months"),
+    "weeks": ("w", "wk", "wks", "week", "weeks"),
+    "days": ("d", "day", "days"),
+    "hours": ("h", "hr", "hrs", "hour", "hours"),
+    "minutes": ("min", "mins", "minute", "minutes"),
+    "seconds": ("s", "sec", "secs", "second", "seconds"),
+}
+UNIT_OF_WORD = {word: unit for unit, words in UNITS.items() for word in words}
+TERM = re.compile(r"(\d+|an?)\s*([a-z]+)")
+SEPARATORS = re.compile(r"\s*(?:,|\band\b)\s*|\s+")
+ISO_8601 = re.compile(
+    r"P(?:(?P<years>\d+)Y)?(?:(?P<months>\d+)M)?(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
+    r"(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+)S)?)?"
+)
+
+
+@dataclass(frozen=True)
+class Period:
+    """A calendar-aware length of time: months and years follow the calendar."""
+
+    text: str
+    duration: pendulum.Duration
+
+    def after(self, moment: pendulum.DateTime) -> pendulum.DateTime:
+        """`moment` plus this period, computed in UTC (31 January + 1 month = 28 February)."""
+        return moment.in_timezone("UTC") + self.duration
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def parse_period(text: str) -> Period:
+    """Parse a duration; raise ValueError with accepted examples when it is not one."""
+    cleaned = " ".join(text.strip().split())
+    amounts = _iso(cleaned) if cleaned[:1] in ("P", "p") else _words(cleaned.lower())
+    if amounts is None:
+        raise ValueError(f'"{text}" is not a duration; use for example {EXAMPLES}')
+    if not any(amounts.values()):
+        raise ValueError(f'"{text}" is zero; use a positive duration, for example {EXAMPLES}')
+    return Period(cleaned, pendulum.duration(**amounts))
+
+
+def _iso(text: str) -> dict[str, int] | None:
+    match = ISO_8601.fullmatch(text.upper())
+    if not match or text.upper() in ("P", "PT") or text.upper().endswith("T"):
+        return None
+    return {unit: int(value or 0) for unit, value in match.groupdict().items()}
+
+
+def _words(text: str) -> dict[str, int] | None:
+    amounts = dict.fromkeys(UNITS, 0)
+    position = 0
+    found = False
+    while position < len(text):
+        separator = SEPARATORS.match(text, position)
+        if separator and separator.end() > position:
+            position = separator.end()
+            continue
+        term = TERM.match(text, position)
+        if not term:
+            return None
+        number, word = term.groups()
+        unit = UNIT_OF_WORD.get(word)
+        if unit is None:
+            return None
+        amounts[unit] += 1 if number in ("a", "an") else int(number)
+        position = term.end()
+        found = True
+    return amounts if found else None

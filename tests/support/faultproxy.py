@@ -1,0 +1,109 @@
+"""An HTTP proxy in front of the S3 server that can refuse or break chosen requests.
+
+It forwards everything to the real (moto) server unless a rule answers first, so clients see
+real S3 behaviour plus exactly the faults a test asks for. Loopback only.
+"""
+
+import http.client
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+UPSTREAM_TIMEOUT_SECONDS = 30
+HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade"}
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: bytes = b""
+    content_type: str = "application/xml"
+
+
+Rule = Callable[[Request], Reply | None]
+
+
+def s3_error(status: int, code: str, message: str = "injected by the test proxy") -> Reply:
+    body = f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code>"
+    body += f"<Message>{message}</Message></Error>"
+    return Reply(status, body.encode())
+
+
+@dataclass
+class FaultProxy:
+    upstream: str
+    rules: list[Rule] = field(default_factory=list)
+    seen: list[Request] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        proxy = self
+        target = urlsplit(self.upstream)
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                return
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                request = Request(self.command, self.path, dict(self.headers.items()))
+                proxy.seen.append(request)
+                for rule in list(proxy.rules):
+                    reply = rule(request)
+                    if reply is not None:
+                        self._send(reply.status, {"Content-Type": reply.content_type}, reply.body)
+                        return
+                connection = http.client.HTTPConnection(
+                    target.hostname, target.port, timeout=UPSTREAM_TIMEOUT_SECONDS
+                )
+                try:
+                    headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+                    connection.request(self.command, self.path, body=body, headers=headers)
+                    response = connection.getresponse()
+                    payload = response.read()
+                    forwarded = {
+                        k: v for k, v in response.getheaders() if k.lower() not in HOP_BY_HOP
+                    }
+                    self._send(response.status, forwarded, payload)
+                finally:
+                    connection.close()
+
+            def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
+                self.send_response(status)
+                for name, value in headers.items():
+                    if name.lower() != "content-length":
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def endpoint(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def __enter__(self) -> "FaultProxy":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
