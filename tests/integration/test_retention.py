@@ -190,3 +190,26 @@ def test_batch_delete_refused_falls_back_to_single_deletes(
     assert any(r.method == "POST" for r in proxy.seen)
     assert any(r.method == "DELETE" for r in proxy.seen)
     assert s3.keys(bucket) == [f"nightly/ghost_{OLD}.sql.gz"]
+
+
+def test_a_later_run_deletes_a_backup_that_expired_seconds_ago(
+    s3: S3Server, bucket: str, backup_env: dict[str, str]
+) -> None:
+    import time
+
+    from moonflower.naming import parse_key
+
+    backup_env.update(S3_EXPIRES_IN="2 seconds", PG_DATABASES="second")
+    assert run_moonflower(env=backup_env).returncode == 0
+    [first] = s3.keys(bucket)
+    parsed = parse_key(first, "nightly")
+    assert parsed is not None
+    expiry = parsed.created.add(seconds=2).timestamp()
+    time.sleep(max(0.0, expiry - time.time()) + 0.1)  # until it has expired, no longer
+
+    result = run_moonflower(env=backup_env)
+
+    assert result.returncode == 0, result.stderr
+    keys = s3.keys(bucket)
+    assert first not in keys
+    assert len(keys) == 1
