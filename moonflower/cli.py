@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.console import Console
 
 from moonflower import __version__
-from moonflower.backup import BackupRun
+from moonflower.backup import BackupRun, RunReport
 from moonflower.config import Config, load_config
 from moonflower.cron import EXAMPLES
 from moonflower.errors import ConfigError, MoonflowerError, Terminated
@@ -23,6 +23,7 @@ from moonflower.report import print_prune_table, print_summary
 from moonflower.scheduler import Runner
 from moonflower.status import ExitStatus
 from moonflower.storage import Storage
+from moonflower.webhooks import Webhooks
 
 DESCRIPTION = """\
 Back up PostgreSQL databases to S3-compatible storage.
@@ -97,19 +98,28 @@ def flag_overrides(arguments: argparse.Namespace) -> dict[str, tuple[str, object
 
 
 def backup_once(config: Config) -> ExitStatus:
-    with Encryption.open(config.encryption) as encryption:
-        report = BackupRun(config, encryption).run()
-    if config.logging.format == "text":
-        print_summary(report, output_console())
-    if report.ok:
-        log.info("backup finished: %d database(s) backed up", len(report.results))
-        return ExitStatus.OK
-    failed = [result.database for result in report.failures]
-    if report.error:
-        log.error("backup run failed: %s", report.error)
-    if failed:
-        log.error("backup failed for %d database(s): %s", len(failed), ", ".join(failed))
-    return ExitStatus.BACKUP_FAILED
+    """One run with its webhooks: start, then success or failure with the run's log."""
+    with Webhooks(config.webhooks).monitor() as outcome:
+        with Encryption.open(config.encryption) as encryption:
+            report = BackupRun(config, encryption).run()
+        if config.logging.format == "text":
+            print_summary(report, output_console())
+        if report.ok:
+            log.info("backup finished: %d database(s) backed up", len(report.results))
+            return ExitStatus.OK
+        failed = [result.database for result in report.failures]
+        if report.error:
+            log.error("backup run failed: %s", report.error)
+        if failed:
+            log.error("backup failed for %d database(s): %s", len(failed), ", ".join(failed))
+        outcome.fail(failure_reason(report))
+        return ExitStatus.BACKUP_FAILED
+
+
+def failure_reason(report: RunReport) -> str:
+    reasons = [report.error] if report.error else []
+    reasons += [f"{result.database}: {result.error}" for result in report.failures]
+    return "; ".join(reason for reason in reasons if reason)
 
 
 def output_console() -> Console:

@@ -28,6 +28,7 @@ CONFIG_PATH_ENV = "MOONFLOWER_CONFIG"
 DEFAULT_PG_PORT = 5432
 DEFAULT_S3_REGION = "us-west-1"
 DEFAULT_S3_MAX_ATTEMPTS = 5
+DEFAULT_WEBHOOK_TIMEOUT = 10
 CHECKSUM_MODES = ("when_supported", "when_required")
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -92,6 +93,16 @@ class EncryptionConfig:
 
 
 @dataclass(frozen=True)
+class WebhookConfig:
+    start: str | None = None
+    success: str | None = None
+    failure: str | None = None
+    post_logs: bool = False
+    timeout: float = DEFAULT_WEBHOOK_TIMEOUT
+    """Seconds to connect and to wait for an answer, per attempt."""
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     format: str = "text"
     level: str = "info"
@@ -105,6 +116,7 @@ class Config:
     logging: LoggingConfig
     encryption: EncryptionConfig = EncryptionConfig()
     schedule: CronSchedule | None = None
+    webhooks: WebhookConfig = WebhookConfig()
     warnings: tuple[str, ...] = ()
 
 
@@ -248,6 +260,21 @@ def retention_warnings(governance: Period | None, expires_in: Period | None) -> 
     return []
 
 
+def webhook_url(raw: RawValue) -> str:
+    value = text(raw)
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("expected an http:// or https:// URL")
+    return value
+
+
+def any_value_is_on(raw: RawValue) -> bool:
+    """The original image turned WEBHOOK_POST_LOGS on with any value; we also accept "off"."""
+    if isinstance(raw.value, bool):
+        return raw.value
+    return text(raw).lower() not in FALSE_WORDS
+
+
 def boolean(raw: RawValue) -> bool:
     if isinstance(raw.value, bool):
         return raw.value
@@ -336,7 +363,6 @@ def load_config(
     }
     layers = Layers(environ, document, flagged, problems)
     validator = Validator(layers)
-    problems.extend(layers.not_yet_supported())
 
     databases = validator.required(s.PG_DATABASES, database_names)
     host = validator.required(s.PG_HOST, text)
@@ -370,6 +396,13 @@ def load_config(
             "ENCRYPTION_PASSPHRASE and ENCRYPTION_PUBLIC_KEY: set only one of them "
             "(symmetric or public-key encryption)"
         )
+    webhooks = WebhookConfig(
+        start=validator.optional(s.WEBHOOK_START, webhook_url, None),
+        success=validator.optional(s.WEBHOOK_SUCCESS, webhook_url, None),
+        failure=validator.optional(s.WEBHOOK_FAILURE, webhook_url, None),
+        post_logs=validator.optional(s.WEBHOOK_POST_LOGS, any_value_is_on, False),
+        timeout=validator.optional(s.WEBHOOK_TIMEOUT, whole_number(1, 60), DEFAULT_WEBHOOK_TIMEOUT),
+    )
     on_start = validator.optional(s.BACKUP_ON_START, boolean, False)
     schedule = validator.optional(s.SCHEDULE, cron_schedule, None)
     log_format = validator.optional(s.LOG_FORMAT, one_of(LOG_FORMATS), "text")
@@ -403,5 +436,6 @@ def load_config(
         logging=LoggingConfig(log_format, log_level),
         encryption=encryption,
         schedule=schedule,
+        webhooks=webhooks,
         warnings=tuple(warnings),
     )

@@ -1,5 +1,6 @@
 """Logging: rich lines on a terminal, plain lines elsewhere, JSON for collectors; always masked."""
 
+import collections
 import contextlib
 import contextvars
 import json
@@ -121,3 +122,53 @@ def setup_logging(log_format: str = "text", level: str = "info") -> None:
     logging.getLogger("sh").setLevel(logging.WARNING)
     logging.getLogger("botocore").setLevel(logging.WARNING)
     logging.getLogger("boto3").setLevel(logging.WARNING)
+
+
+class RunLog(logging.Handler):
+    """This run's log as plain text, the end kept when it grows past `limit` bytes."""
+
+    CUT_NOTICE = "[the start of this log was cut to keep the last {limit} bytes]\n"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(logging.DEBUG)
+        self.limit = limit
+        self.lines: collections.deque[bytes] = collections.deque()
+        self.size = 0
+        self.cut = False
+        self.setFormatter(PlainFormatter())
+        self.addFilter(ContextAndRedaction())
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.append(self.format(record))
+
+    @property
+    def budget(self) -> int:
+        """Bytes left for log lines once the cut notice is accounted for."""
+        return self.limit - len(self.CUT_NOTICE.format(limit=self.limit).encode())
+
+    def append(self, line: str) -> None:
+        encoded = (redactor.mask(line) + "\n").encode("utf-8")
+        self.lines.append(encoded)
+        self.size += len(encoded)
+        while self.size > self.budget and len(self.lines) > 1:
+            self.size -= len(self.lines.popleft())
+            self.cut = True
+
+    def text(self) -> bytes:
+        """At most `limit` bytes of UTF-8: the notice if the start was cut, then the end."""
+        body = b"".join(self.lines)
+        cut = self.cut
+        if len(body) > self.budget:  # one line longer than the whole budget
+            body = body[-self.budget :].decode("utf-8", "ignore").encode("utf-8")
+            cut = True
+        if cut:
+            return self.CUT_NOTICE.format(limit=self.limit).encode() + body
+        return body
+
+    @contextlib.contextmanager
+    def attached(self) -> Iterator["RunLog"]:
+        log.addHandler(self)
+        try:
+            yield self
+        finally:
+            log.removeHandler(self)

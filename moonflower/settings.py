@@ -56,6 +56,12 @@ BACKUP_SPOOL_DIR = Setting("BACKUP_SPOOL_DIR", "backup", "spool_dir")
 ENCRYPTION_PASSPHRASE = Setting("ENCRYPTION_PASSPHRASE", "encryption", "passphrase", secret=True)
 ENCRYPTION_PUBLIC_KEY = Setting("ENCRYPTION_PUBLIC_KEY", "encryption", "public_key", file_twin=True)
 
+WEBHOOK_START = Setting("WEBHOOK_START", "webhooks", "start", file_twin=True)
+WEBHOOK_SUCCESS = Setting("WEBHOOK_SUCCESS", "webhooks", "success", file_twin=True)
+WEBHOOK_FAILURE = Setting("WEBHOOK_FAILURE", "webhooks", "failure", file_twin=True)
+WEBHOOK_POST_LOGS = Setting("WEBHOOK_POST_LOGS", "webhooks", "post_logs")
+WEBHOOK_TIMEOUT = Setting("WEBHOOK_TIMEOUT", "webhooks", "timeout")
+
 SCHEDULE = Setting("SCHEDULE", "schedule", "cron")
 BACKUP_ON_START = Setting("BACKUP_ON_START", "backup", "on_start")
 
@@ -82,6 +88,11 @@ ALL_SETTINGS: tuple[Setting, ...] = (
     BACKUP_SPOOL_DIR,
     BACKUP_ON_START,
     SCHEDULE,
+    WEBHOOK_START,
+    WEBHOOK_SUCCESS,
+    WEBHOOK_FAILURE,
+    WEBHOOK_POST_LOGS,
+    WEBHOOK_TIMEOUT,
     ENCRYPTION_PASSPHRASE,
     ENCRYPTION_PUBLIC_KEY,
     LOG_FORMAT,
@@ -90,12 +101,3 @@ ALL_SETTINGS: tuple[Setting, ...] = (
 
 S3_KEY_ID_LEGACY = "S3_KEY_ID"
 """The old README's quick start named the key id S3_KEY_ID and the secret S3_ACCESS_KEY."""
-
-NOT_YET_SUPPORTED: tuple[str, ...] = (
-    "WEBHOOK_START",
-    "WEBHOOK_SUCCESS",
-    "WEBHOOK_FAILURE",
-    "WEBHOOK_POST_LOGS",
-)
-"""Old-image settings this version cannot honour yet. Refusing them is safer than ignoring
-them: a user who asked to hear about failures must not be left in silence."""

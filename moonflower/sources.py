@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from moonflower.redact import redactor
-from moonflower.settings import ALL_SETTINGS, NOT_YET_SUPPORTED, Setting
+from moonflower.settings import ALL_SETTINGS, Setting
 
 QUOTES = ("'", '"')
 
@@ -145,11 +145,3 @@ class Layers:
         if has_direct:
             return RawValue(table[setting.key], setting.toml_name)
         return None
-
-    def not_yet_supported(self) -> list[str]:
-        return [
-            f"{name}: not supported by this version of Moonflower yet; unset it, or keep "
-            "using the previous image until it is"
-            for name in NOT_YET_SUPPORTED
-            if self.env(name) is not None or self.env(f"{name}_FILE") is not None
-        ]

@@ -222,10 +222,27 @@ def test_broken_toml_is_reported(tmp_path: Path) -> None:
     assert any("is not valid TOML" in problem for problem in problems_of(REQUIRED, path))
 
 
-def test_settings_not_supported_yet_are_refused() -> None:
-    problems = problems_of(REQUIRED | {"WEBHOOK_START": "http://127.0.0.1:9/start"})
+def test_invalid_webhook_urls_name_the_variable() -> None:
+    problems = problems_of(REQUIRED | {"WEBHOOK_FAILURE": "hc-ping.com/uuid"})
 
-    assert any(problem.startswith("WEBHOOK_START: not supported") for problem in problems)
+    assert "WEBHOOK_FAILURE: expected an http:// or https:// URL" in problems
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("1", True),
+        ("yes", True),
+        ("anything", True),
+        ("true", True),
+        ("false", False),
+        ("0", False),
+        ("no", False),
+        ("OFF", False),
+    ],
+)
+def test_post_logs_is_on_for_any_value_but_the_usual_offs(value: str, expected: bool) -> None:
+    assert load_config(REQUIRED | {"WEBHOOK_POST_LOGS": value}).webhooks.post_logs is expected
 
 
 def test_spool_dir_must_exist(tmp_path: Path) -> None:

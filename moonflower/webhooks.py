@@ -1,0 +1,141 @@
+"""Lifecycle webhooks (Healthchecks.io style): start, then success or failure, with the log.
+
+A webhook never changes the result of a backup: a ping that fails is a warning, and the
+original error of a failed run is never hidden by a failing ping.
+"""
+
+import contextlib
+import http.client
+import re
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from tenacity import (
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential,
+)
+
+from moonflower import __version__
+from moonflower.config import WebhookConfig
+from moonflower.errors import MoonflowerError, Terminated
+from moonflower.logs import RunLog, log
+from moonflower.redact import MASK, redactor
+
+BODY_LIMIT_BYTES = 100_000
+"""Healthchecks.io keeps at most 100 kB of a ping's body."""
+ATTEMPTS = 3
+RETRY_BUDGET_SECONDS = 20
+INTERRUPTED_ATTEMPTS = 1
+"""After SIGTERM there are seconds left before SIGKILL: one quick try only."""
+USER_AGENT = f"moonflower/{__version__}"
+TOKEN_LIKE = re.compile(r"[A-Za-z0-9_\-]{16,}")
+
+
+class WebhookFailed(Exception):
+    """One attempt failed; `transient` says whether another attempt may help."""
+
+    def __init__(self, message: str, transient: bool) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+def mask_url(url: str) -> str:
+    """The URL fit for a log line: credentials, token-like path parts and query values masked."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    if parts.username or parts.password:
+        host = f"{MASK}@{host}"
+    path = "/".join(
+        MASK if TOKEN_LIKE.fullmatch(segment) else segment for segment in parts.path.split("/")
+    )
+    query = urlencode([(name, MASK) for name, _ in parse_qsl(parts.query, keep_blank_values=True)])
+    return urlunsplit((parts.scheme, host, path, query, ""))
+
+
+def post(url: str, body: bytes, timeout: float) -> int:
+    request = urllib.request.Request(
+        url,
+        data=body,
+        method="POST",
+        headers={"User-Agent": USER_AGENT, "Content-Type": "text/plain; charset=utf-8"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        raise WebhookFailed(f"HTTP {error.code}", transient=error.code >= 500) from None
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
+        reason = getattr(error, "reason", error)
+        raise WebhookFailed(f"{reason}", transient=True) from None
+
+
+@dataclass
+class Outcome:
+    """Set by the run: whether it succeeded, and why not."""
+
+    ok: bool = True
+    reason: str = ""
+
+    def fail(self, reason: str) -> None:
+        self.ok = False
+        self.reason = reason
+
+
+class Webhooks:
+    def __init__(self, config: WebhookConfig) -> None:
+        self.config = config
+
+    def send(self, event: str, url: str | None, body: bytes, attempts: int = ATTEMPTS) -> None:
+        if url is None:
+            return
+        shown = mask_url(url)
+        retrying = Retrying(
+            stop=stop_after_attempt(attempts) | stop_after_delay(RETRY_BUDGET_SECONDS),
+            wait=wait_exponential(multiplier=1, max=4),
+            retry=retry_if_exception(lambda error: getattr(error, "transient", False)),
+            reraise=True,
+        )
+        try:
+            status = retrying(post, url, body, self.config.timeout)
+        except WebhookFailed as error:
+            log.warning("%s webhook to %s failed: %s", event, shown, redactor.mask(str(error)))
+            return
+        log.info("%s webhook sent to %s (HTTP %d)", event, shown, status)
+
+    @contextlib.contextmanager
+    def monitor(self) -> Iterator[Outcome]:
+        """Ping start; on leaving, ping success or failure with this run's log."""
+        run_log = RunLog(BODY_LIMIT_BYTES)
+        outcome = Outcome()
+        with run_log.attached():
+            self.send("start", self.config.start, b"")
+            try:
+                yield outcome
+            except (Terminated, KeyboardInterrupt) as error:
+                name = "SIGTERM" if isinstance(error, Terminated) else "SIGINT"
+                outcome.fail(f"interrupted by {name}; the run was abandoned")
+                self._finish(outcome, run_log, INTERRUPTED_ATTEMPTS)
+                raise
+            except MoonflowerError as error:
+                outcome.fail(str(error))
+                self._finish(outcome, run_log, ATTEMPTS)
+                raise
+            self._finish(outcome, run_log, ATTEMPTS)
+
+    def _finish(self, outcome: Outcome, run_log: RunLog, attempts: int) -> None:
+        if outcome.ok:
+            run_log.append("result: ok")
+            body = run_log.text() if self.config.post_logs else b""
+            self.send("success", self.config.success, body, attempts)
+        else:
+            run_log.append(f"result: failed: {outcome.reason}")
+            body = run_log.text() if self.config.post_logs else b""
+            self.send("failure", self.config.failure, body, attempts)

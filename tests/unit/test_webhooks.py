@@ -1,0 +1,53 @@
+import pytest
+
+from moonflower.logs import RunLog
+from moonflower.webhooks import mask_url
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (
+            "https://hc-ping.com/5bf66975-d4c7-4bf5-bcc8-b8d8a82ea278/fail",
+            "https://hc-ping.com/********/fail",
+        ),
+        (
+            "https://user:pass@hooks.example/x?token=abc&n=1",
+            "https://********@hooks.example/x?token=%2A%2A%2A%2A%2A%2A%2A%2A&n=%2A%2A%2A%2A%2A%2A%2A%2A",
+        ),
+        ("http://127.0.0.1:8080/ping", "http://127.0.0.1:8080/ping"),
+    ],
+)
+def test_urls_are_masked_for_logs(url: str, shown: str) -> None:
+    assert mask_url(url) == shown
+
+
+def test_a_long_log_keeps_its_end_within_the_limit() -> None:
+    run_log = RunLog(limit=100_000)
+    for number in range(20_000):
+        run_log.append(f"line {number:06d} " + "é" * 20)
+
+    body = run_log.text()
+
+    assert len(body) <= 100_000
+    assert body.startswith(b"[the start of this log was cut")
+    assert body.rstrip().endswith(b"line 019999 " + "é".encode() * 20)
+    assert b"line 000000" not in body
+    body.decode("utf-8")
+
+
+def test_a_short_log_is_kept_whole() -> None:
+    run_log = RunLog(limit=100_000)
+    run_log.append("only line")
+
+    assert run_log.text() == b"only line\n"
+
+
+def test_one_enormous_line_is_cut_to_fit() -> None:
+    run_log = RunLog(limit=1000)
+    run_log.append("ü" * 5000)
+
+    body = run_log.text()
+
+    assert len(body) <= 1000
+    body.decode("utf-8")
