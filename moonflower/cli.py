@@ -1,6 +1,7 @@
 """Command line: the single place where exceptions become exit statuses and one-line messages."""
 
 import argparse
+import json
 import os
 import sys
 import traceback
@@ -11,18 +12,26 @@ from rich.console import Console
 
 from moonflower import __version__
 from moonflower.backup import BackupRun, RunReport
+from moonflower.catalog import Catalog
 from moonflower.config import Config, load_config
 from moonflower.cron import EXAMPLES
 from moonflower.errors import ConfigError, MoonflowerError, Terminated
 from moonflower.gpg import Encryption
-from moonflower.lifecycle import Shutdown, reap_orphans
+from moonflower.lifecycle import Shutdown, reap_orphans, shutdown
 from moonflower.logs import log, setup_logging
 from moonflower.prune import Pruner
 from moonflower.redact import redactor
-from moonflower.report import print_prune_table, print_summary
+from moonflower.report import (
+    print_backup_list,
+    print_prune_table,
+    print_summary,
+    print_verify_table,
+)
+from moonflower.restore import RestoreError, Restorer
 from moonflower.scheduler import Runner
 from moonflower.status import ExitStatus
 from moonflower.storage import Storage
+from moonflower.verify import Verifier
 from moonflower.webhooks import Webhooks
 
 DESCRIPTION = """\
@@ -79,6 +88,42 @@ def build_parser() -> argparse.ArgumentParser:
         "prune_databases", nargs="*", metavar="DATABASE", help="only these databases"
     )
     prune.add_argument("--dry-run", action="store_true", help="show what would be deleted")
+    listing = commands.add_parser(
+        "list",
+        help="list the backups under S3_PATH, newest first",
+        description="List Moonflower's backups under S3_PATH, newest first, including the "
+        "original image's (.sql.gz, .sql.gz.gpg, .sql.gpg).",
+    )
+    listing.add_argument("list_databases", nargs="*", metavar="DATABASE", help="only these")
+    listing.add_argument("--json", action="store_true", help="print a JSON array for scripts")
+    restore = commands.add_parser(
+        "restore",
+        help="restore a backup into a database on the configured server",
+        description="Restore the newest backup of DATABASE (or the one named by --backup) "
+        "into TARGET on the configured server. The download is checked against the SHA-256 "
+        "recorded at upload before the server is touched; TARGET is created when missing.",
+    )
+    restore.add_argument("restore_database", metavar="DATABASE", help="whose backup to restore")
+    restore.add_argument("--into", required=True, metavar="TARGET", help="database to load into")
+    restore.add_argument("--backup", metavar="KEY", help="a specific backup's object key")
+    restore.add_argument(
+        "--drop-existing",
+        action="store_true",
+        help="drop and recreate TARGET when it already holds tables",
+    )
+    verify = commands.add_parser(
+        "verify",
+        help="check that backups are complete and restorable",
+        description="For the newest backup of each database (or every backup with --all): "
+        "download, check the recorded checksum, decrypt, decompress to the end and check that "
+        "the SQL is complete. With --restore, also load it into a scratch database that is "
+        "dropped afterwards. Exits 1 if any backup fails.",
+    )
+    verify.add_argument("verify_databases", nargs="*", metavar="DATABASE", help="only these")
+    verify.add_argument("--all", action="store_true", help="every backup, not just the newest")
+    verify.add_argument(
+        "--restore", action="store_true", help="also load each into a scratch database"
+    )
     commands.add_parser(
         "run",
         help="run backups on the cron schedule in SCHEDULE until stopped",
@@ -136,6 +181,48 @@ def prune_now(config: Config, databases: list[str] | None, dry_run: bool) -> Exi
     return ExitStatus.OK if report.ok else ExitStatus.BACKUP_FAILED
 
 
+def storage_for(config: Config) -> Storage:
+    storage = Storage(config.s3)
+    storage.check_bucket()
+    return storage
+
+
+def list_backups(config: Config, databases: list[str], as_json: bool) -> ExitStatus:
+    backups = Catalog(storage_for(config), config.s3).backups(databases or None)
+    if as_json:
+        print(json.dumps([info.as_json() for info in backups], indent=2, ensure_ascii=False))
+    else:
+        print_backup_list(backups, output_console())
+    return ExitStatus.OK
+
+
+def restore_backup(config: Config, arguments: argparse.Namespace) -> ExitStatus:
+    restorer = Restorer(config, storage_for(config))
+    try:
+        restorer.restore(
+            arguments.restore_database, arguments.into, arguments.backup, arguments.drop_existing
+        )
+    except RestoreError as error:
+        log.error("restore failed at step %s", error)
+        return ExitStatus.BACKUP_FAILED
+    return ExitStatus.OK
+
+
+def verify_backups(config: Config, arguments: argparse.Namespace) -> ExitStatus:
+    verifier = Verifier(config, storage_for(config))
+    backups = verifier.select(arguments.verify_databases, arguments.all)
+    if not backups:
+        log.error("no backups found to verify")
+        return ExitStatus.BACKUP_FAILED
+    results = verifier.verify(backups, trial_restore=arguments.restore)
+    print_verify_table(results, output_console())
+    failed = [result.info.key for result in results if not result.ok]
+    if failed:
+        log.error("%d backup(s) failed verification: %s", len(failed), ", ".join(failed))
+        return ExitStatus.BACKUP_FAILED
+    return ExitStatus.OK
+
+
 def run_scheduler(config: Config, shutdown: Shutdown) -> ExitStatus:
     if config.schedule is None:
         raise ConfigError([f"SCHEDULE: required by `moonflower run`, e.g. {EXAMPLES}"])
@@ -163,16 +250,21 @@ def execute(arguments: argparse.Namespace, shutdown: Shutdown) -> ExitStatus:
     command = arguments.command or ("run" if config.schedule else "backup")
     if command == "run":
         return run_scheduler(config, shutdown)
-    if command == "prune":
-        with shutdown.working():
+    with shutdown.working():
+        if command == "prune":
             return prune_now(config, arguments.prune_databases or None, arguments.dry_run)
+        if command == "list":
+            return list_backups(config, arguments.list_databases, arguments.json)
+        if command == "restore":
+            return restore_backup(config, arguments)
+        if command == "verify":
+            return verify_backups(config, arguments)
     with shutdown.working():
         return backup_once(config)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
-    shutdown = Shutdown()
     shutdown.install()
     try:
         return int(execute(arguments, shutdown))

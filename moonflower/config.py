@@ -75,7 +75,7 @@ class BackupConfig:
 
 
 @dataclass(frozen=True)
-class PublicKeyBlock:
+class KeyBlock:
     data: bytes
     """The key as given: ASCII-armored text or binary OpenPGP packets."""
     origin: str
@@ -85,7 +85,10 @@ class PublicKeyBlock:
 @dataclass(frozen=True)
 class EncryptionConfig:
     passphrase: str | None = field(default=None, repr=False)
-    public_key: PublicKeyBlock | None = None
+    public_key: KeyBlock | None = None
+    private_key: KeyBlock | None = field(default=None, repr=False)
+    """For restore and verify only: the key that decrypts public-key backups."""
+    private_key_passphrase: str | None = field(default=None, repr=False)
 
     @property
     def enabled(self) -> bool:
@@ -302,7 +305,7 @@ def passphrase(raw: RawValue) -> str:
     return value
 
 
-def public_key_block(raw: RawValue) -> PublicKeyBlock:
+def public_key_block(raw: RawValue) -> KeyBlock:
     """The base64 of an armored key (as the old README made it), or the armored key itself."""
     value = text(raw)
     if value.startswith(ARMOR_START):
@@ -316,7 +319,23 @@ def public_key_block(raw: RawValue) -> PublicKeyBlock:
             ) from None
     if b"PRIVATE KEY BLOCK" in data[:200]:
         raise ValueError("this is a private key; give the public key (gpg --export --armor KEY_ID)")
-    return PublicKeyBlock(data, raw.origin)
+    return KeyBlock(data, raw.origin)
+
+
+def private_key_block(raw: RawValue) -> KeyBlock:
+    """Like the public key: base64 of the armored key, or the armored key itself."""
+    value = text(raw)
+    if value.startswith(ARMOR_START):
+        data = value.encode("utf-8")
+    else:
+        try:
+            data = base64.b64decode("".join(value.split()), validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("not valid base64 (encode the armored private key)") from None
+        redactor.add(data.decode("utf-8", "replace"))
+    if b"PRIVATE KEY BLOCK" not in data[:200]:
+        raise ValueError("not an ASCII-armored private key (gpg --export-secret-keys --armor)")
+    return KeyBlock(data, raw.origin)
 
 
 def s3_credentials(validator: Validator) -> tuple[str | None, str | None, list[str]]:
@@ -390,6 +409,10 @@ def load_config(
     encryption = EncryptionConfig(
         passphrase=validator.optional(s.ENCRYPTION_PASSPHRASE, passphrase, None),
         public_key=validator.optional(s.ENCRYPTION_PUBLIC_KEY, public_key_block, None),
+        private_key=validator.optional(s.ENCRYPTION_PRIVATE_KEY, private_key_block, None),
+        private_key_passphrase=validator.optional(
+            s.ENCRYPTION_PRIVATE_KEY_PASSPHRASE, secret_text, None
+        ),
     )
     if encryption.passphrase is not None and encryption.public_key is not None:
         problems.append(

@@ -18,7 +18,7 @@ from typing import Any
 import gnupg
 import pendulum
 
-from moonflower.config import EncryptionConfig, PublicKeyBlock
+from moonflower.config import EncryptionConfig, KeyBlock
 from moonflower.errors import ConfigError
 from moonflower.logs import log
 from moonflower.shell import Stage, child_environment
@@ -106,11 +106,11 @@ def _encryption_expiry(key: dict[str, Any]) -> pendulum.DateTime | None:
     return min(known) if known else None
 
 
-def _reject(block: PublicKeyBlock, reason: str) -> ConfigError:
+def _reject(block: KeyBlock, reason: str) -> ConfigError:
     return ConfigError([f"{block.origin}: {reason}"])
 
 
-def import_public_key(home: Path, block: PublicKeyBlock) -> Recipient:
+def import_public_key(home: Path, block: KeyBlock) -> Recipient:
     """Import the key into `home` and check it yields exactly one usable encryption key."""
     if shutil.which(GPG_PROGRAM) is None:
         raise _reject(block, "gpg is not installed (install GnuPG to encrypt backups)")
@@ -198,15 +198,82 @@ class Encryption:
             yield Stage("gpg", arguments)
             return
         assert self.config.passphrase is not None
-        read_end, write_end = os.pipe()
-        try:
-            os.write(write_end, self.config.passphrase.encode("utf-8") + b"\n")
+        with passphrase_pipe(self.config.passphrase) as descriptor:
+            arguments += [*SYMMETRIC_ARGUMENTS, "--passphrase-fd", str(descriptor), "--symmetric"]
+            yield Stage("gpg", arguments, pass_fds=frozenset({descriptor}))
+
+
+@contextlib.contextmanager
+def passphrase_pipe(passphrase: str) -> Iterator[int]:
+    """A pipe holding the passphrase and a newline; its read end is inherited by gpg."""
+    read_end, write_end = os.pipe()
+    try:
+        os.write(write_end, passphrase.encode("utf-8") + b"\n")
+        os.close(write_end)
+        write_end = -1
+        os.set_inheritable(read_end, True)
+        yield read_end
+    finally:
+        os.close(read_end)
+        if write_end != -1:
             os.close(write_end)
-            write_end = -1
-            os.set_inheritable(read_end, True)
-            arguments += [*SYMMETRIC_ARGUMENTS, "--passphrase-fd", str(read_end), "--symmetric"]
-            yield Stage("gpg", arguments, pass_fds=frozenset({read_end}))
-        finally:
-            os.close(read_end)
-            if write_end != -1:
-                os.close(write_end)
+
+
+class Decryption:
+    """Decryption for restore and verify: passphrase, or the private key in a temporary home."""
+
+    def __init__(self, config: EncryptionConfig, home: Path) -> None:
+        self.config = config
+        self.home = home
+        self.has_private_key = False
+
+    @classmethod
+    @contextlib.contextmanager
+    def open(cls, config: EncryptionConfig) -> Iterator["Decryption"]:
+        with temporary_home() as home:
+            decryption = cls(config, home)
+            if config.private_key is not None:
+                decryption._import_private_key(config.private_key)
+            yield decryption
+
+    def _import_private_key(self, block: KeyBlock) -> None:
+        if shutil.which(GPG_PROGRAM) is None:
+            raise _reject(block, "gpg is not installed (install GnuPG to decrypt backups)")
+        keyring = gnupg.GPG(
+            gnupghome=str(self.home), gpgbinary=GPG_PROGRAM, env=child_environment()
+        )
+        result = keyring.import_keys(block.data)
+        if not getattr(result, "sec_imported", 0) and not keyring.list_keys(secret=True):
+            raise _reject(block, "does not contain a usable OpenPGP private key")
+        self.has_private_key = True
+
+    @contextlib.contextmanager
+    def stage(self, symmetric: bool, what: str) -> Iterator[Stage]:
+        """`gpg --decrypt` reading stdin; needs the passphrase or the private key for `what`."""
+        arguments = [
+            GPG_PROGRAM,
+            "--homedir",
+            str(self.home),
+            "--batch",
+            "--no-tty",
+            "--quiet",
+            "--yes",
+            "--pinentry-mode",
+            "loopback",
+        ]
+        if symmetric:
+            secret = self.config.passphrase
+            if secret is None:
+                raise ConfigError([f"ENCRYPTION_PASSPHRASE: required to decrypt {what}"])
+        else:
+            if not self.has_private_key:
+                raise ConfigError(
+                    [f"ENCRYPTION_PRIVATE_KEY: required to decrypt {what} (public-key encrypted)"]
+                )
+            secret = self.config.private_key_passphrase
+        if secret is None:
+            yield Stage("gpg", [*arguments, "--decrypt"])
+            return
+        with passphrase_pipe(secret) as descriptor:
+            arguments += ["--passphrase-fd", str(descriptor), "--decrypt"]
+            yield Stage("gpg", arguments, pass_fds=frozenset({descriptor}))

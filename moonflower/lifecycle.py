@@ -17,6 +17,8 @@ class Shutdown:
         self.requested = threading.Event()
         self.signal_number: int | None = None
         self._interrupt_work = False
+        self._deferring = False
+        self._pending: int | None = None
 
     def install(self) -> None:
         signal.signal(signal.SIGTERM, self._handle)
@@ -28,7 +30,23 @@ class Shutdown:
         if self._interrupt_work:
             # Only once: a second signal must not break the clean-up the first one started.
             self._interrupt_work = False
-            raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+            if self._deferring:
+                self._pending = signum
+                return
+            raise_for(signum)
+
+    @contextlib.contextmanager
+    def critical(self) -> Iterator[None]:
+        """Hold an interrupting signal until the block ends (e.g. while starting processes,
+        so none is started without being tracked)."""
+        self._deferring = True
+        try:
+            yield
+        finally:
+            self._deferring = False
+            pending, self._pending = self._pending, None
+            if pending is not None:
+                raise_for(pending)
 
     @contextlib.contextmanager
     def working(self) -> Iterator[None]:
@@ -38,6 +56,14 @@ class Shutdown:
             yield
         finally:
             self._interrupt_work = False
+
+
+def raise_for(signum: int) -> None:
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+shutdown = Shutdown()
+"""The process-wide instance: signal handlers are process-wide too."""
 
 
 def reap_orphans() -> None:

@@ -160,3 +160,23 @@ def server_version(psql: Path, environment: dict[str, str]) -> ServerVersion:
     if not number.isdigit():
         raise DumpError(f"unexpected answer to the server version query: {output[:80]!r}")
     return ServerVersion(int(number) // 10000, text.split()[0] if text else number)
+
+
+@functools.lru_cache(maxsize=16)
+def newest_client(program: str, server: ServerVersion, configured: Path | None) -> ClientTool:
+    """The newest candidate, which must be at least as new as the server.
+
+    For restores: a newer psql reads every older dump, while an older one may not understand
+    what a newer pg_dump wrote (such as `\\restrict`).
+    """
+    tools = [tool for tool in map(client_version, candidate_paths(program, configured)) if tool]
+    if not tools:
+        raise DumpError(f"no {program} found (install the PostgreSQL client, or set PG_DUMP_PATH)")
+    newest = max(tools, key=lambda tool: tool.major)
+    if newest.major < server.major:
+        raise DumpError(
+            f"{program} is older than the server: server version {server.text}, newest "
+            f"{program} found is version {newest.version} ({newest.path}); install {program} "
+            f"{server.major} or newer"
+        )
+    return newest

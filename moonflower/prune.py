@@ -9,10 +9,11 @@ from dataclasses import dataclass, field
 
 import pendulum
 
+from moonflower.catalog import our_backups
 from moonflower.config import S3Config
 from moonflower.durations import Period
 from moonflower.logs import log
-from moonflower.naming import BackupKey, listing_prefix, parse_key
+from moonflower.naming import BackupKey
 from moonflower.storage import Storage
 
 
@@ -35,15 +36,6 @@ class PruneReport:
     @property
     def ok(self) -> bool:
         return not self.errors
-
-
-def our_backups(storage: Storage, prefix: str) -> list[tuple[BackupKey, int]]:
-    found = []
-    for item in storage.list_objects(listing_prefix(prefix)):
-        backup = parse_key(item.key, prefix)
-        if backup is not None:
-            found.append((backup, item.size))
-    return found
 
 
 def decide(

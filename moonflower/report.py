@@ -6,8 +6,10 @@ from rich.table import Table
 from rich.text import Text
 
 from moonflower.backup import RunReport, human_size
+from moonflower.catalog import BackupInfo
 from moonflower.prune import PruneReport
 from moonflower.redact import redactor
+from moonflower.verify import Verified
 
 
 def summary_table(report: RunReport) -> Table:
@@ -62,5 +64,48 @@ def print_prune_table(report: PruneReport, dry_run: bool, console: Console) -> N
             human_size(decision.size),
             action,
             decision.backup.key,
+        )
+    console.print(table)
+
+
+def when(moment: object) -> str:
+    if moment is None:
+        return "-"
+    return local_time(pendulum.instance(moment))  # type: ignore[arg-type]
+
+
+def print_backup_list(backups: list[BackupInfo], console: Console) -> None:
+    table = Table(title=f"Moonflower backups ({len(backups)})", title_justify="left")
+    for column in ("database", "created", "size", "encrypted", "locked until", "expires", "key"):
+        table.add_column(column, overflow="fold")
+    for info in backups:
+        table.add_row(
+            info.backup.database,
+            local_time(info.backup.created),
+            human_size(info.size),
+            "yes" if info.backup.encrypted else "no",
+            when(info.locked_until),
+            when(info.expires),
+            info.key,
+        )
+    console.print(table)
+
+
+def print_verify_table(results: list[Verified], console: Console) -> None:
+    table = Table(title="Moonflower verify", title_justify="left")
+    for column in ("database", "created", "duration", "result", "key"):
+        table.add_column(column, overflow="fold")
+    for result in results:
+        outcome = (
+            Text("ok" + (", restored" if result.restored else ""), style="green")
+            if result.ok
+            else Text.assemble(("failed", "red"), f": {result.error}")
+        )
+        table.add_row(
+            result.info.backup.database,
+            local_time(result.info.backup.created),
+            f"{result.seconds:.1f} s",
+            outcome,
+            result.info.key,
         )
     console.print(table)

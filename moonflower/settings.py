@@ -54,6 +54,10 @@ S3_EXPIRES_IN = Setting("S3_EXPIRES_IN", "s3", "expires_in")
 BACKUP_SPOOL_DIR = Setting("BACKUP_SPOOL_DIR", "backup", "spool_dir")
 
 ENCRYPTION_PASSPHRASE = Setting("ENCRYPTION_PASSPHRASE", "encryption", "passphrase", secret=True)
+ENCRYPTION_PRIVATE_KEY = Setting("ENCRYPTION_PRIVATE_KEY", "encryption", "private_key", secret=True)
+ENCRYPTION_PRIVATE_KEY_PASSPHRASE = Setting(
+    "ENCRYPTION_PRIVATE_KEY_PASSPHRASE", "encryption", "private_key_passphrase", secret=True
+)
 ENCRYPTION_PUBLIC_KEY = Setting("ENCRYPTION_PUBLIC_KEY", "encryption", "public_key", file_twin=True)
 
 WEBHOOK_START = Setting("WEBHOOK_START", "webhooks", "start", file_twin=True)
@@ -95,6 +99,8 @@ ALL_SETTINGS: tuple[Setting, ...] = (
     WEBHOOK_TIMEOUT,
     ENCRYPTION_PASSPHRASE,
     ENCRYPTION_PUBLIC_KEY,
+    ENCRYPTION_PRIVATE_KEY,
+    ENCRYPTION_PRIVATE_KEY_PASSPHRASE,
     LOG_FORMAT,
     LOG_LEVEL,
 )

@@ -9,17 +9,20 @@ import collections
 import contextlib
 import os
 import signal
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 import sh
 
 from moonflower.errors import StageFailed
+from moonflower.lifecycle import shutdown
 from moonflower.logs import log
 from moonflower.redact import redactor
 
 STDERR_TAIL_LINES = 20
+TICK_SECONDS = 1.0
 PASSED_ENVIRONMENT = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR")
 """Children get a clean environment: never Moonflower's own, which may hold secrets."""
 
@@ -77,7 +80,8 @@ class Pipeline:
 
     def __enter__(self) -> "Pipeline":
         try:
-            self._start()
+            with shutdown.critical():
+                self._start()
         except BaseException:
             self.terminate()
             raise
@@ -114,8 +118,15 @@ class Pipeline:
             previous = command(*stage.argv[1:], **options)
             self.processes.append(previous)
 
-    def wait(self) -> None:
-        """Wait for every stage; raise StageFailed for the stage that caused a failure."""
+    def wait(self, on_tick: Callable[[], None] | None = None) -> None:
+        """Wait for every stage; raise StageFailed for the stage that caused a failure.
+
+        `on_tick`, if given, is called about once a second while stages run (progress).
+        """
+        if on_tick is not None:
+            while any(process.is_alive() for process in self.processes):
+                on_tick()
+                time.sleep(TICK_SECONDS)
         codes = [self._exit_code(process) for process in reversed(self.processes)]
         codes.reverse()
         failed = [index for index, code in enumerate(codes) if code != 0]
@@ -132,6 +143,10 @@ class Pipeline:
         code = process.exit_code
         return int(code) if code is not None else -1
 
+    @property
+    def first_pid(self) -> int:
+        return int(self.processes[0].pid)
+
     def terminate(self) -> None:
         """Stop every stage still running, then reap them all."""
         for process in self.processes:
@@ -147,9 +162,14 @@ class Pipeline:
                 log.debug("while reaping %s: %s", process, error)
 
 
-def run(stages: Sequence[Stage], output: IO[bytes] | None = None) -> None:
-    with Pipeline(stages, output=output) as pipeline:
-        pipeline.wait()
+def run(
+    stages: Sequence[Stage],
+    output: IO[bytes] | None = None,
+    source: IO[bytes] | None = None,
+    on_tick: Callable[["Pipeline"], None] | None = None,
+) -> None:
+    with Pipeline(stages, output=output, source=source) as pipeline:
+        pipeline.wait(None if on_tick is None else lambda: on_tick(pipeline))
 
 
 def capture(stage: Stage) -> str:

@@ -2,7 +2,7 @@
 
 import hashlib
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -182,6 +182,35 @@ class Storage:
                 f"({stored_size} bytes stored, {size} expected); it was removed"
             )
         return head
+
+    def head(self, key: str) -> dict[str, Any] | None:
+        """The object's headers, or None when there is no such object."""
+        try:
+            head: dict[str, Any] = self._retrying(f"reading {key}")(
+                self.client.head_object, Bucket=self.config.bucket, Key=key
+            )
+        except botocore.exceptions.ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise StorageError(describe(error, self.config, f"reading {key}")) from None
+        except botocore.exceptions.BotoCoreError as error:
+            raise StorageError(describe(error, self.config, f"reading {key}")) from None
+        return head
+
+    def download(self, key: str, target: Path, on_bytes: Callable[[int], None]) -> None:
+        """Download into `target` (retried whole on transient failures)."""
+        action = f"downloading {key}"
+        try:
+            self._retrying(action)(
+                self.client.download_file,
+                self.config.bucket,
+                key,
+                str(target),
+                Callback=on_bytes,
+                Config=TransferConfig(max_concurrency=UPLOAD_CONCURRENCY),
+            )
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
+            raise StorageError(describe(error, self.config, action)) from None
 
     def list_objects(self, prefix: str) -> Iterator[StoredObject]:
         """Objects directly under `prefix` (no deeper "folders"), every page."""

@@ -1,0 +1,116 @@
+"""What is in the bucket: Moonflower's backups under S3_PATH, with their details."""
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import pendulum
+
+from moonflower.config import S3Config
+from moonflower.errors import MoonflowerError
+from moonflower.naming import BackupKey, listing_prefix, parse_key
+from moonflower.storage import EXPIRES_METADATA_KEY, SHA256_METADATA_KEY, Storage
+
+DETAIL_WORKERS = 8
+
+
+class NotFound(MoonflowerError):
+    """No backup matches what was asked for."""
+
+
+@dataclass(frozen=True)
+class BackupInfo:
+    backup: BackupKey
+    size: int
+    locked_until: datetime | None = None
+    expires: pendulum.DateTime | None = None
+    sha256: str | None = None
+
+    @property
+    def key(self) -> str:
+        return self.backup.key
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "key": self.backup.key,
+            "database": self.backup.database,
+            "created": self.backup.created.in_timezone("UTC").isoformat().replace("+00:00", "Z"),
+            "size": self.size,
+            "encrypted": self.backup.encrypted,
+            "locked_until": self.locked_until.isoformat() if self.locked_until else None,
+            "expires": self.expires.isoformat() if self.expires else None,
+        }
+
+
+def our_backups(storage: Storage, prefix: str) -> list[tuple[BackupKey, int]]:
+    """Every backup directly under `prefix` that follows our naming, with its size."""
+    found = []
+    for item in storage.list_objects(listing_prefix(prefix)):
+        backup = parse_key(item.key, prefix)
+        if backup is not None:
+            found.append((backup, item.size))
+    return found
+
+
+class Catalog:
+    def __init__(self, storage: Storage, config: S3Config) -> None:
+        self.storage = storage
+        self.config = config
+
+    def backups(self, databases: list[str] | None = None, details: bool = True) -> list[BackupInfo]:
+        """Newest first. With `details`, each object's lock, expiry and checksum are read."""
+        found = [
+            (backup, size)
+            for backup, size in our_backups(self.storage, self.config.prefix)
+            if not databases or backup.database in databases
+        ]
+        found.sort(key=lambda item: (item[0].created, item[0].key), reverse=True)
+        if not details:
+            return [
+                BackupInfo(backup, size, expires=self._expiry(backup, {})) for backup, size in found
+            ]
+        with ThreadPoolExecutor(max_workers=DETAIL_WORKERS) as pool:
+            return list(pool.map(lambda item: self._described(*item), found))
+
+    def newest(self, database: str) -> BackupInfo:
+        for info in self.backups([database], details=False):
+            return self._described(info.backup, info.size)
+        where = f"s3://{self.config.bucket}/{listing_prefix(self.config.prefix)}"
+        raise NotFound(f'no backup of database "{database}" under {where}')
+
+    def get(self, key: str) -> BackupInfo:
+        candidates = [key, f"{listing_prefix(self.config.prefix)}{key}"]
+        for candidate in candidates:
+            directory = candidate.rsplit("/", 1)[0] if "/" in candidate else ""
+            backup = parse_key(candidate, directory)
+            if backup is None:
+                continue
+            head = self.storage.head(candidate)
+            if head is not None:
+                return self._from_head(backup, head)
+        raise NotFound(f"no Moonflower backup with key {key} in bucket {self.config.bucket}")
+
+    def _described(self, backup: BackupKey, size: int) -> BackupInfo:
+        head = self.storage.head(backup.key) or {"ContentLength": size}
+        return self._from_head(backup, head)
+
+    def _from_head(self, backup: BackupKey, head: dict[str, Any]) -> BackupInfo:
+        metadata = head.get("Metadata", {})
+        return BackupInfo(
+            backup,
+            int(head.get("ContentLength", 0)),
+            head.get("ObjectLockRetainUntilDate"),
+            self._expiry(backup, metadata),
+            metadata.get(SHA256_METADATA_KEY),
+        )
+
+    def _expiry(self, backup: BackupKey, metadata: dict[str, str]) -> pendulum.DateTime | None:
+        if self.config.expires_in is not None:
+            return self.config.expires_in.after(backup.created)
+        recorded = metadata.get(EXPIRES_METADATA_KEY)
+        if recorded:
+            parsed = pendulum.parse(recorded)
+            if isinstance(parsed, pendulum.DateTime):
+                return parsed
+        return None

@@ -1,0 +1,183 @@
+"""Bringing a backup back: download, check, then decrypt | decompress | psql as one pipeline."""
+
+import contextlib
+import hashlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from moonflower import shell
+from moonflower.backup import GZIP_MAGIC, openpgp_packet_tag, spool_file
+from moonflower.catalog import BackupInfo, Catalog
+from moonflower.config import Config
+from moonflower.databases import Server
+from moonflower.errors import MoonflowerError
+from moonflower.gpg import Decryption
+from moonflower.logs import log, stage
+from moonflower.pgdump import ClientTool, newest_client, passfile
+from moonflower.progress import StepProgress, stdin_position
+from moonflower.shell import Pipeline, Stage
+from moonflower.storage import Storage
+
+SYMMETRIC_SESSION_KEY_TAG = 3
+PUBLIC_KEY_SESSION_KEY_TAG = 1
+PLAIN_SQL_STARTS = (b"--", b"SET ", b"\n", b"\\")
+
+
+class RestoreError(MoonflowerError):
+    def __init__(self, step: str, message: str) -> None:
+        self.step = step
+        super().__init__(f"{step}: {message}")
+
+
+@dataclass(frozen=True)
+class Format:
+    encrypted: bool
+    symmetric: bool = False
+
+
+def detect_format(path: Path) -> Format:
+    """From the content, not the name: gzip, plain SQL, or OpenPGP (the original image's .sql.gpg
+    holds SQL compressed by gpg itself; ours holds gzip)."""
+    with path.open("rb") as handle:
+        head = handle.read(16)
+    if not head:
+        raise RestoreError("inspect", "the backup is empty")
+    if head.startswith(GZIP_MAGIC) or head.startswith(PLAIN_SQL_STARTS):
+        return Format(encrypted=False)
+    tag = openpgp_packet_tag(head[0])
+    if tag == SYMMETRIC_SESSION_KEY_TAG:
+        return Format(encrypted=True, symmetric=True)
+    if tag == PUBLIC_KEY_SESSION_KEY_TAG:
+        return Format(encrypted=True, symmetric=False)
+    raise RestoreError("inspect", "not a gzip stream, plain SQL or an OpenPGP message")
+
+
+def file_sha256(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+@contextlib.contextmanager
+def fetched(storage: Storage, info: BackupInfo, spool_dir: Path) -> Iterator[Path]:
+    """The backup downloaded to a spool file and checked against its recorded checksum."""
+    with spool_file(spool_dir, info.backup.extension) as path:
+        with stage("download"), StepProgress("downloading", info.size) as progress:
+            try:
+                storage.download(info.key, path, progress.advance)
+            except MoonflowerError as error:
+                raise RestoreError("download", str(error)) from None
+        with stage("checksum"):
+            if info.sha256 is None:
+                log.warning("%s has no recorded SHA-256 (made by the original image?)", info.key)
+            elif file_sha256(path) != info.sha256:
+                raise RestoreError(
+                    "checksum",
+                    f"{info.key} does not match the SHA-256 recorded at upload; "
+                    "it is damaged or was changed",
+                )
+            else:
+                log.info("checksum ok (SHA-256 %s…)", info.sha256[:16])
+        yield path
+
+
+@contextlib.contextmanager
+def decoding_stages(path: Path, decryption: Decryption, what: str) -> Iterator[list[Stage]]:
+    """Stages turning the file into SQL: [gpg --decrypt] | gzip -dcf (passes plain SQL on)."""
+    found = detect_format(path)
+    with contextlib.ExitStack() as stack:
+        stages = []
+        if found.encrypted:
+            stages.append(stack.enter_context(decryption.stage(found.symmetric, what)))
+        stages.append(Stage("gzip", ["gzip", "-dcf"]))
+        yield stages
+
+
+def run_with_progress(stages: list[Stage], source: Path, step: str, output_path: str) -> None:
+    total = source.stat().st_size
+    with (
+        source.open("rb") as reader,
+        open(output_path, "wb") as output,
+        StepProgress(step, total) as progress,
+    ):
+
+        def tick(pipeline: Pipeline) -> None:
+            position = stdin_position(pipeline.first_pid)
+            if position is not None:
+                progress.update(position)
+
+        shell.run(stages, output=output, source=reader, on_tick=tick)
+        progress.update(total)
+
+
+def psql_stage(tool: ClientTool, server: Server, database: str) -> Stage:
+    argv = [str(tool.path), "-X", "-q", "-w", "-v", "ON_ERROR_STOP=1"]
+    return Stage("psql", argv, env=server.environment(database))
+
+
+class Restorer:
+    def __init__(self, config: Config, storage: Storage) -> None:
+        self.config = config
+        self.storage = storage
+        self.catalog = Catalog(storage, config.s3)
+
+    def choose(self, database: str, key: str | None) -> BackupInfo:
+        try:
+            info = self.catalog.get(key) if key else self.catalog.newest(database)
+        except MoonflowerError as error:
+            raise RestoreError("find", str(error)) from None
+        log.info(
+            "restoring %s (%s, created %s)",
+            info.key,
+            info.backup.database,
+            info.backup.created.isoformat(),
+        )
+        return info
+
+    def restore(self, database: str, target: str, key: str | None, drop_existing: bool) -> None:
+        info = self.choose(database, key)
+        spool_dir = self.config.backup.spool_dir
+        with (
+            passfile(self.config.postgres.password, spool_dir) as password,
+            Decryption.open(self.config.encryption) as decryption,
+            fetched(self.storage, info, spool_dir) as path,
+        ):
+            server = Server(self.config.postgres, password)
+            with stage("target"):
+                psql = self._prepare_target(server, target, drop_existing)
+            with stage("load"), decoding_stages(path, decryption, info.key) as stages:
+                try:
+                    run_with_progress(
+                        [*stages, psql_stage(psql, server, target)], path, "loading", os.devnull
+                    )
+                except MoonflowerError as error:
+                    raise RestoreError(
+                        "load",
+                        f"{error}; the database {target} was left as it is for inspection",
+                    ) from None
+        log.info("restored %s into database %s", info.key, target)
+
+    def _prepare_target(self, server: Server, target: str, drop_existing: bool) -> ClientTool:
+        try:
+            psql = newest_client("psql", server.version(), self.config.postgres.pg_dump_path)
+            if server.exists(target):
+                tables = server.table_count(target)
+                if tables and not drop_existing:
+                    raise RestoreError(
+                        "target",
+                        f"database {target} already holds {tables} table(s); restore into a "
+                        "new database, or add --drop-existing to drop and recreate it",
+                    )
+                if tables:
+                    log.warning("dropping and recreating database %s (--drop-existing)", target)
+                    server.drop(target)
+                    server.create(target)
+            else:
+                log.info("creating database %s", target)
+                server.create(target)
+        except RestoreError:
+            raise
+        except MoonflowerError as error:
+            raise RestoreError("target", str(error)) from None
+        return psql
