@@ -305,34 +305,27 @@ def passphrase(raw: RawValue) -> str:
     return value
 
 
-def public_key_block(raw: RawValue) -> KeyBlock:
+def key_bytes(raw: RawValue, how_to_encode: str) -> bytes:
     """The base64 of an armored key (as the old README made it), or the armored key itself."""
     value = text(raw)
     if value.startswith(ARMOR_START):
-        data = value.encode("utf-8")
-    else:
-        try:
-            data = base64.b64decode("".join(value.split()), validate=True)
-        except (binascii.Error, ValueError):
-            raise ValueError(
-                "not valid base64 (encode the armored public key with `base64 -w 0 public.asc`)"
-            ) from None
+        return value.encode("utf-8")
+    try:
+        return base64.b64decode("".join(value.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(f"not valid base64 ({how_to_encode})") from None
+
+
+def public_key_block(raw: RawValue) -> KeyBlock:
+    data = key_bytes(raw, "encode the armored public key with `base64 -w 0 public.asc`")
     if b"PRIVATE KEY BLOCK" in data[:200]:
         raise ValueError("this is a private key; give the public key (gpg --export --armor KEY_ID)")
     return KeyBlock(data, raw.origin)
 
 
 def private_key_block(raw: RawValue) -> KeyBlock:
-    """Like the public key: base64 of the armored key, or the armored key itself."""
-    value = text(raw)
-    if value.startswith(ARMOR_START):
-        data = value.encode("utf-8")
-    else:
-        try:
-            data = base64.b64decode("".join(value.split()), validate=True)
-        except (binascii.Error, ValueError):
-            raise ValueError("not valid base64 (encode the armored private key)") from None
-        redactor.add(data.decode("utf-8", "replace"))
+    data = key_bytes(raw, "encode the armored private key with `base64 -w 0 private.asc`")
+    redactor.add(data.decode("utf-8", "replace"))
     if b"PRIVATE KEY BLOCK" not in data[:200]:
         raise ValueError("not an ASCII-armored private key (gpg --export-secret-keys --armor)")
     return KeyBlock(data, raw.origin)
