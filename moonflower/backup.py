@@ -15,7 +15,7 @@ from moonflower.config import Config
 from moonflower.errors import DumpError, MoonflowerError
 from moonflower.gpg import ENCRYPTED_EXTENSION, Encryption
 from moonflower.logs import database_context, log, stage
-from moonflower.naming import PLAIN_GZIP_EXTENSION, backup_key
+from moonflower.naming import backup_key
 from moonflower.pgdump import (
     ClientTool,
     ServerVersion,
@@ -29,11 +29,9 @@ from moonflower.prune import Pruner
 from moonflower.shell import Stage
 from moonflower.storage import Storage, Uploaded
 
-GZIP_MAGIC = b"\x1f\x8b"
-GZIP_LEVEL = 6
 OPENPGP_SESSION_KEY_TAGS = (1, 3)
 """Public-key and symmetric-key encrypted session key packets."""
-GZIP_CONTENT_TYPE = "application/gzip"
+CONTENT_TYPES = {"gzip": "application/gzip", "zstd": "application/zstd", "none": "application/sql"}
 ENCRYPTED_CONTENT_TYPE = "application/pgp-encrypted"
 SPOOL_PREFIX = "moonflower-"
 SPOOL_SUFFIX = ".part"
@@ -87,11 +85,6 @@ def first_bytes(path: Path, count: int) -> bytes:
         raise DumpError("the dump is empty (0 bytes)")
     with path.open("rb") as handle:
         return handle.read(count)
-
-
-def check_gzip_artifact(path: Path) -> None:
-    if first_bytes(path, 2) != GZIP_MAGIC:
-        raise DumpError("the compressed dump does not start with a gzip header")
 
 
 def openpgp_packet_tag(first: int) -> int | None:
@@ -160,7 +153,8 @@ class BackupRun:
             server = server_version(any_psql(pg.pg_dump_path), environment)
             pg_dump = self._pg_dump_for(server)
             log.info("server %s, pg_dump %s (%s)", server.text, pg_dump.version, pg_dump.path)
-        extension = PLAIN_GZIP_EXTENSION + (ENCRYPTED_EXTENSION if self.encryption else "")
+        compression = self.config.backup.compression
+        extension = compression.extension + (ENCRYPTED_EXTENSION if self.encryption else "")
         moment = pendulum.now("UTC")
         key = backup_key(self.config.s3.prefix, database, moment, extension)
         with spool_file(self.config.backup.spool_dir, extension) as spool:
@@ -169,10 +163,14 @@ class BackupRun:
                 if self.encryption:
                     check_openpgp_artifact(spool)
                 else:
-                    check_gzip_artifact(spool)
+                    compression.check(spool)
                 log.info("dump complete: %s", human_size(spool.stat().st_size))
             with stage("upload"):
-                content_type = ENCRYPTED_CONTENT_TYPE if self.encryption else GZIP_CONTENT_TYPE
+                content_type = (
+                    ENCRYPTED_CONTENT_TYPE
+                    if self.encryption
+                    else CONTENT_TYPES[compression.algorithm]
+                )
                 uploaded = self.storage.upload(spool, key, content_type)
                 log.info("uploaded s3://%s/%s", self.config.s3.bucket, uploaded.key)
                 if uploaded.locked_until is not None:
@@ -189,9 +187,11 @@ class BackupRun:
 
     def _dump(self, pg_dump: ClientTool, environment: dict[str, str], spool: Path) -> None:
         stages = [
-            Stage("pg_dump", [str(pg_dump.path), "--no-password", "--format=plain"], environment),
-            Stage("gzip", ["gzip", "-c", f"-{GZIP_LEVEL}"]),
+            Stage("pg_dump", [str(pg_dump.path), "--no-password", "--format=plain"], environment)
         ]
+        compress = self.config.backup.compression.stage()
+        if compress is not None:
+            stages.append(compress)
         try:
             with contextlib.ExitStack() as stack:
                 if self.encryption is not None:

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import pendulum
 
 from moonflower import settings as s
+from moonflower.compression import ALGORITHMS, LEVELS, Compression
 from moonflower.cron import CronError, CronSchedule, parse_cron
 from moonflower.durations import Period, parse_period
 from moonflower.errors import ConfigError
@@ -34,6 +35,7 @@ LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 POSTGRES_MAX_NAME_BYTES = 63
 MIN_PASSPHRASE_LENGTH = 8
+MAX_JOBS = 32
 TRUE_WORDS = ("true", "1", "yes", "on")
 FALSE_WORDS = ("false", "0", "no", "off")
 ARMOR_START = "-----BEGIN PGP"
@@ -72,6 +74,9 @@ class S3Config:
 class BackupConfig:
     spool_dir: Path
     on_start: bool = False
+    compression: Compression = field(default_factory=Compression)
+    jobs: int = 1
+    """How many databases are backed up at once (BACKUP_JOBS)."""
 
 
 @dataclass(frozen=True)
@@ -420,6 +425,12 @@ def load_config(
         timeout=validator.optional(s.WEBHOOK_TIMEOUT, whole_number(1, 60), DEFAULT_WEBHOOK_TIMEOUT),
     )
     on_start = validator.optional(s.BACKUP_ON_START, boolean, False)
+    algorithm = validator.optional(s.BACKUP_COMPRESSION, one_of(ALGORITHMS), "gzip")
+    level = None
+    if algorithm in LEVELS:
+        low, high, _ = LEVELS[algorithm]
+        level = validator.optional(s.BACKUP_COMPRESSION_LEVEL, whole_number(low, high), None)
+    jobs = validator.optional(s.BACKUP_JOBS, whole_number(1, MAX_JOBS), 1)
     schedule = validator.optional(s.SCHEDULE, cron_schedule, None)
     log_format = validator.optional(s.LOG_FORMAT, one_of(LOG_FORMATS), "text")
     log_level = validator.optional(s.LOG_LEVEL, one_of(LOG_LEVELS), "info")
@@ -448,7 +459,7 @@ def load_config(
             governance,
             expires_in,
         ),
-        backup=BackupConfig(spool_dir, on_start),
+        backup=BackupConfig(spool_dir, on_start, Compression(algorithm, level), jobs),
         logging=LoggingConfig(log_format, log_level),
         encryption=encryption,
         schedule=schedule,

@@ -9,12 +9,14 @@ from dataclasses import dataclass
 
 import pendulum
 
-PLAIN_GZIP_EXTENSION = ".sql.gz"
 ENCRYPTED_SUFFIX = ".gpg"
 KNOWN_EXTENSIONS = (
-    ".sql.gz",
     ".sql.gz.gpg",
-    ".sql.gpg",  # the original image's encrypted backups: gpg's own compression, no gzip
+    ".sql.zst.gpg",
+    ".sql.gpg",  # also the original image's encrypted backups: gpg's own compression
+    ".sql.gz",
+    ".sql.zst",
+    ".sql",
 )
 TIME_FORMAT = "YYYY-MM-DDTHH:mm:ss.SSS[Z]"
 KEY_NAME = re.compile(

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from moonflower import shell
-from moonflower.backup import GZIP_MAGIC, openpgp_packet_tag, spool_file
+from moonflower.backup import openpgp_packet_tag, spool_file
 from moonflower.catalog import BackupInfo, Catalog
+from moonflower.compression import decompress_stage, sniff
 from moonflower.config import Config
 from moonflower.databases import Server
 from moonflower.errors import MoonflowerError
@@ -35,6 +36,8 @@ class RestoreError(MoonflowerError):
 class Format:
     encrypted: bool
     symmetric: bool = False
+    compression: str | None = None
+    """"gzip", "zstd" or "none" when known; None inside an OpenPGP message."""
 
 
 def detect_format(path: Path) -> Format:
@@ -44,8 +47,11 @@ def detect_format(path: Path) -> Format:
         head = handle.read(16)
     if not head:
         raise RestoreError("inspect", "the backup is empty")
-    if head.startswith(GZIP_MAGIC) or head.startswith(PLAIN_SQL_STARTS):
-        return Format(encrypted=False)
+    compression = sniff(head)
+    if compression is not None:
+        return Format(encrypted=False, compression=compression)
+    if head.startswith(PLAIN_SQL_STARTS):
+        return Format(encrypted=False, compression="none")
     tag = openpgp_packet_tag(head[0])
     if tag == SYMMETRIC_SESSION_KEY_TAG:
         return Format(encrypted=True, symmetric=True)
@@ -83,14 +89,18 @@ def fetched(storage: Storage, info: BackupInfo, spool_dir: Path) -> Iterator[Pat
 
 
 @contextlib.contextmanager
-def decoding_stages(path: Path, decryption: Decryption, what: str) -> Iterator[list[Stage]]:
-    """Stages turning the file into SQL: [gpg --decrypt] | gzip -dcf (passes plain SQL on)."""
+def decoding_stages(path: Path, decryption: Decryption, info: BackupInfo) -> Iterator[list[Stage]]:
+    """Stages turning the file into SQL: [gpg --decrypt] | [gzip -dc or zstd -dc]."""
     found = detect_format(path)
     with contextlib.ExitStack() as stack:
         stages = []
         if found.encrypted:
-            stages.append(stack.enter_context(decryption.stage(found.symmetric, what)))
-        stages.append(Stage("gzip", ["gzip", "-dcf"]))
+            stages.append(stack.enter_context(decryption.stage(found.symmetric, info.key)))
+        decompress = decompress_stage(found.compression, info.backup.extension)
+        if decompress is not None:
+            stages.append(decompress)
+        if not stages:
+            stages.append(Stage("cat", ["cat"]))
         yield stages
 
 
@@ -146,7 +156,7 @@ class Restorer:
             server = Server(self.config.postgres, password)
             with stage("target"):
                 psql = self._prepare_target(server, target, drop_existing)
-            with stage("load"), decoding_stages(path, decryption, info.key) as stages:
+            with stage("load"), decoding_stages(path, decryption, info) as stages:
                 try:
                     run_with_progress(
                         [*stages, psql_stage(psql, server, target)], path, "loading", os.devnull

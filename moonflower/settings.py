@@ -68,6 +68,9 @@ WEBHOOK_TIMEOUT = Setting("WEBHOOK_TIMEOUT", "webhooks", "timeout")
 
 SCHEDULE = Setting("SCHEDULE", "schedule", "cron")
 BACKUP_ON_START = Setting("BACKUP_ON_START", "backup", "on_start")
+BACKUP_COMPRESSION = Setting("BACKUP_COMPRESSION", "backup", "compression")
+BACKUP_COMPRESSION_LEVEL = Setting("BACKUP_COMPRESSION_LEVEL", "backup", "compression_level")
+BACKUP_JOBS = Setting("BACKUP_JOBS", "backup", "jobs")
 
 LOG_FORMAT = Setting("LOG_FORMAT", "logging", "format")
 LOG_LEVEL = Setting("LOG_LEVEL", "logging", "level")
@@ -91,6 +94,9 @@ ALL_SETTINGS: tuple[Setting, ...] = (
     S3_EXPIRES_IN,
     BACKUP_SPOOL_DIR,
     BACKUP_ON_START,
+    BACKUP_COMPRESSION,
+    BACKUP_COMPRESSION_LEVEL,
+    BACKUP_JOBS,
     SCHEDULE,
     WEBHOOK_START,
     WEBHOOK_SUCCESS,

@@ -85,7 +85,7 @@ class Verifier:
     def _read_to_the_end(self, path: Path, decryption: Decryption, info: BackupInfo) -> None:
         with (
             stage("read"),
-            decoding_stages(path, decryption, info.key) as stages,
+            decoding_stages(path, decryption, info) as stages,
             tempfile.NamedTemporaryFile(dir=self.config.backup.spool_dir) as tail,
         ):
             tail_stage = Stage("tail", ["tail", "-c", str(TAIL_BYTES)])
@@ -103,7 +103,7 @@ class Verifier:
             psql = newest_client("psql", server.version(), self.config.postgres.pg_dump_path)
             server.create(scratch)
             try:
-                with decoding_stages(path, decryption, info.key) as stages:
+                with decoding_stages(path, decryption, info) as stages:
                     run_with_progress(
                         [*stages, psql_stage(psql, server, scratch)], path, "restoring", "/dev/null"
                     )

@@ -1,0 +1,88 @@
+"""Every compression, with and without encryption, comes back identical."""
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import NASTY_DATABASE
+from tests.support.pgserver import COMMAND_TIMEOUT_SECONDS, PgServer
+from tests.support.runner import run_moonflower
+from tests.support.s3server import S3Server
+
+PASSPHRASE = "compress then encrypt"
+EXTENSIONS = {"gzip": ".sql.gz", "zstd": ".sql.zst", "none": ".sql"}
+
+
+@pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "encrypted"])
+@pytest.mark.parametrize("algorithm", ["gzip", "zstd", "none"])
+def test_each_compression_round_trips_through_restore(
+    pg: PgServer,
+    s3: S3Server,
+    bucket: str,
+    backup_env: dict[str, str],
+    algorithm: str,
+    encrypted: bool,
+) -> None:
+    backup_env["BACKUP_COMPRESSION"] = algorithm
+    if encrypted:
+        backup_env["ENCRYPTION_PASSPHRASE"] = PASSPHRASE
+    target = f"mf_{algorithm}_{'enc' if encrypted else 'plain'}"
+
+    backed_up = run_moonflower(env=backup_env)
+    restored = run_moonflower("restore", NASTY_DATABASE, "--into", target, env=backup_env)
+
+    assert backed_up.returncode == 0, backed_up.stderr
+    [key] = s3.keys(bucket)
+    assert key.endswith(EXTENSIONS[algorithm] + (".gpg" if encrypted else ""))
+    assert restored.returncode == 0, restored.stderr
+    assert pg.dump_text(target) == pg.dump_text(NASTY_DATABASE)
+
+
+@pytest.mark.parametrize(("algorithm", "tool"), [("gzip", "gzip"), ("zstd", "zstd")])
+def test_stock_decompressors_read_the_output(
+    pg: PgServer,
+    s3: S3Server,
+    bucket: str,
+    backup_env: dict[str, str],
+    tmp_path: Path,
+    algorithm: str,
+    tool: str,
+) -> None:
+    backup_env.update(BACKUP_COMPRESSION=algorithm, BACKUP_COMPRESSION_LEVEL="1")
+    assert run_moonflower(env=backup_env).returncode == 0
+    [key] = s3.keys(bucket)
+    downloaded = tmp_path / "backup"
+    s3.client().download_file(bucket, key, str(downloaded))
+
+    sql = subprocess.run(
+        [tool, "-dc", str(downloaded)],
+        capture_output=True,
+        check=True,
+        timeout=COMMAND_TIMEOUT_SECONDS,
+    ).stdout
+
+    assert b"PostgreSQL database dump complete" in sql
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"BACKUP_COMPRESSION": "lz4"}, "BACKUP_COMPRESSION: expected one of gzip, zstd, none"),
+        (
+            {"BACKUP_COMPRESSION_LEVEL": "10"},
+            "BACKUP_COMPRESSION_LEVEL: expected a whole number from 1 to 9",
+        ),
+        (
+            {"BACKUP_COMPRESSION": "zstd", "BACKUP_COMPRESSION_LEVEL": "22"},
+            "BACKUP_COMPRESSION_LEVEL: expected a whole number from 1 to 19",
+        ),
+    ],
+)
+def test_bad_compression_settings_exit_2(
+    backup_env: dict[str, str], settings: dict[str, str], message: str
+) -> None:
+    result = run_moonflower(env={**backup_env, **settings})
+
+    assert result.returncode == 2
+    assert message in result.stderr
