@@ -5,6 +5,7 @@ import os
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from moonflower.pgdump import (
     server_version,
 )
 from moonflower.prune import Pruner
-from moonflower.shell import Stage
+from moonflower.shell import Stage, abandon_all
 from moonflower.storage import Storage, Uploaded
 
 OPENPGP_SESSION_KEY_TAGS = (1, 3)
@@ -34,6 +35,7 @@ OPENPGP_SESSION_KEY_TAGS = (1, 3)
 CONTENT_TYPES = {"gzip": "application/gzip", "zstd": "application/zstd", "none": "application/sql"}
 ENCRYPTED_CONTENT_TYPE = "application/pgp-encrypted"
 SPOOL_PREFIX = "moonflower-"
+SIGNAL_LATENCY_SECONDS = 0.2
 SPOOL_SUFFIX = ".part"
 
 
@@ -117,9 +119,7 @@ class BackupRun:
             report.error = str(error)
             return report
         with passfile(self.config.postgres.password, self.config.backup.spool_dir) as password:
-            for database in databases:
-                with database_context(database):
-                    report.results.append(self.back_up(database, password))
+            report.results = self._back_up_all(databases, password)
         succeeded = [result.database for result in report.results if result.ok]
         if self.config.s3.expires_in is not None and succeeded:
             with stage("prune"):
@@ -134,6 +134,31 @@ class BackupRun:
             log.error("pruning expired backups failed: %s", error)
             return str(error)
         return "; ".join(pruned.errors) or None
+
+    def _back_up_all(self, databases: tuple[str, ...], password: Path) -> list[DatabaseResult]:
+        """One after another, or BACKUP_JOBS at a time; results in the configured order."""
+        jobs = min(self.config.backup.jobs, len(databases))
+        if jobs <= 1:
+            return [self._back_up_named(database, password) for database in databases]
+        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="backup") as pool:
+            futures = [pool.submit(self._back_up_named, name, password) for name in databases]
+            try:
+                pending = set(futures)
+                while pending:
+                    # Short waits: a signal may land in a worker thread, and Python runs its
+                    # handler only when the main thread gets back to running bytecode.
+                    _, pending = wait(pending, timeout=SIGNAL_LATENCY_SECONDS)
+                return [future.result() for future in futures]
+            except BaseException:
+                # A signal in the main thread: stop the other threads' work, then let them end.
+                abandon_all()
+                for future in futures:
+                    future.cancel()
+                raise
+
+    def _back_up_named(self, database: str, password_file: Path) -> DatabaseResult:
+        with database_context(database):
+            return self.back_up(database, password_file)
 
     def back_up(self, database: str, password_file: Path) -> DatabaseResult:
         result = DatabaseResult(database)

@@ -30,6 +30,13 @@ class DumpError(MoonflowerError):
     """The dump could not be made or its artifact is not sound."""
 
 
+class Abandoned(MoonflowerError):
+    """The run was given up (a signal arrived); this part stopped without finishing."""
+
+    def __init__(self) -> None:
+        super().__init__("abandoned: the run was interrupted")
+
+
 class StorageError(MoonflowerError):
     """S3 refused or could not be reached."""
 

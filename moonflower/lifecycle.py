@@ -19,6 +19,8 @@ class Shutdown:
         self._interrupt_work = False
         self._deferring = False
         self._pending: int | None = None
+        self.abandoned = threading.Event()
+        """Set when a run is given up: work in other threads checks it and stops."""
 
     def install(self) -> None:
         signal.signal(signal.SIGTERM, self._handle)
@@ -38,7 +40,11 @@ class Shutdown:
     @contextlib.contextmanager
     def critical(self) -> Iterator[None]:
         """Hold an interrupting signal until the block ends (e.g. while starting processes,
-        so none is started without being tracked)."""
+        so none is started without being tracked). Only the main thread, where signal
+        handlers run, needs this; elsewhere it does nothing."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
         self._deferring = True
         try:
             yield

@@ -16,8 +16,9 @@ from moonflower.errors import MoonflowerError
 from moonflower.logs import log
 from moonflower.status import ExitStatus
 
-MAX_IDLE_SECONDS = 30.0
-"""Upper bound of one wait, so a changed system clock is noticed."""
+MAX_IDLE_SECONDS = 0.5
+"""Upper bound of one wait: a changed system clock is noticed, and a signal that lands in
+another thread is handled promptly (Python runs handlers in the main thread only)."""
 
 Clock = Callable[[], datetime]
 Wait = Callable[[float], bool]

@@ -9,6 +9,7 @@ import collections
 import contextlib
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,13 +17,14 @@ from typing import IO, Any
 
 import sh
 
-from moonflower.errors import StageFailed
+from moonflower.errors import Abandoned, StageFailed
 from moonflower.lifecycle import shutdown
 from moonflower.logs import log
 from moonflower.redact import redactor
 
 STDERR_TAIL_LINES = 20
 TICK_SECONDS = 1.0
+POLL_SECONDS = 0.05
 PASSED_ENVIRONMENT = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR")
 """Children get a clean environment: never Moonflower's own, which may hold secrets."""
 
@@ -79,16 +81,24 @@ class Pipeline:
         self._source = source
 
     def __enter__(self) -> "Pipeline":
+        with _active_lock:
+            if shutdown.abandoned.is_set():
+                raise Abandoned()
+            _active.add(self)
         try:
             with shutdown.critical():
                 self._start()
         except BaseException:
-            self.terminate()
+            self.__exit__()
             raise
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self.terminate()
+        try:
+            self.terminate()
+        finally:
+            with _active_lock:
+                _active.discard(self)
 
     def _start(self) -> None:
         previous: Any = self._source
@@ -117,16 +127,21 @@ class Pipeline:
                 raise StageFailed(stage.name, 127, f"{stage.argv[0]}: command not found") from None
             previous = command(*stage.argv[1:], **options)
             self.processes.append(previous)
+            if shutdown.abandoned.is_set():
+                raise Abandoned()
 
     def wait(self, on_tick: Callable[[], None] | None = None) -> None:
         """Wait for every stage; raise StageFailed for the stage that caused a failure.
 
         `on_tick`, if given, is called about once a second while stages run (progress).
         """
-        if on_tick is not None:
-            while any(process.is_alive() for process in self.processes):
+        last_tick = 0.0
+        # Poll rather than block: a blocked main thread would delay signal handlers.
+        while any(process.is_alive() for process in self.processes):
+            if on_tick is not None and time.monotonic() - last_tick >= TICK_SECONDS:
                 on_tick()
-                time.sleep(TICK_SECONDS)
+                last_tick = time.monotonic()
+            time.sleep(POLL_SECONDS)
         codes = [self._exit_code(process) for process in reversed(self.processes)]
         codes.reverse()
         failed = [index for index, code in enumerate(codes) if code != 0]
@@ -147,12 +162,16 @@ class Pipeline:
     def first_pid(self) -> int:
         return int(self.processes[0].pid)
 
-    def terminate(self) -> None:
-        """Stop every stage still running, then reap them all."""
-        for process in self.processes:
+    def signal_stages(self) -> None:
+        """Ask every stage still running to stop (safe from any thread)."""
+        for process in list(self.processes):
             if process.is_alive():
                 with contextlib.suppress(ProcessLookupError):
                     process.terminate()
+
+    def terminate(self) -> None:
+        """Stop every stage still running, then reap them all."""
+        self.signal_stages()
         for process in self.processes:
             try:
                 process.wait()
@@ -160,6 +179,19 @@ class Pipeline:
                 pass
             except Exception as error:
                 log.debug("while reaping %s: %s", process, error)
+
+
+_active: set[Pipeline] = set()
+_active_lock = threading.Lock()
+
+
+def abandon_all() -> None:
+    """Give up the run: stop the stages of every pipeline, in every thread; start no more."""
+    shutdown.abandoned.set()
+    with _active_lock:
+        pipelines = list(_active)
+    for pipeline in pipelines:
+        pipeline.signal_stages()
 
 
 def run(

@@ -25,7 +25,8 @@ from tenacity import (
 
 from moonflower import __version__
 from moonflower.config import S3Config
-from moonflower.errors import StorageError
+from moonflower.errors import Abandoned, StorageError
+from moonflower.lifecycle import shutdown
 from moonflower.logs import log
 from moonflower.s3errors import describe, is_transient
 
@@ -75,6 +76,12 @@ class Deletion:
     @property
     def complete(self) -> bool:
         return self.locked_until is None and self.error is None
+
+
+def stop_if_abandoned(_transferred: int) -> None:
+    """Upload progress callback: an abandoned run stops its uploads (multipart is aborted)."""
+    if shutdown.abandoned.is_set():
+        raise Abandoned()
 
 
 def part_size_for(size: int) -> int:
@@ -158,6 +165,7 @@ class Storage:
                 key,
                 ExtraArgs=extra,
                 Config=transfer,
+                Callback=stop_if_abandoned,
             )
             head = self._verify(key, size, digest)
         except (

@@ -1,5 +1,7 @@
 """Each failure gives a clear message, a non-zero exit, no object and no leftover spool file."""
 
+import os
+import re
 from pathlib import Path
 
 from tests.conftest import NASTY_DATABASE, SECOND_DATABASE
@@ -67,18 +69,17 @@ def test_failed_gzip_stage_fails_the_backup(
     """A compressor that dies mid-stream: pg_dump gets SIGPIPE, the cause is reported."""
     fake_bin = tmp_path / "bin"
     fake_bin.mkdir()
-    broken_gzip = fake_bin / "gzip"
-    broken_gzip.write_text(
-        "#!/bin/sh\nhead -c 100 >/dev/null\necho 'gzip: disk on fire' >&2\nexit 7\n"
-    )
-    broken_gzip.chmod(0o755)
-    import os
-
+    for name in ("gzip", "pigz"):  # whichever compressor Moonflower picks
+        broken = fake_bin / name
+        broken.write_text(
+            f"#!/bin/sh\nhead -c 100 >/dev/null\necho '{name}: disk on fire' >&2\nexit 7\n"
+        )
+        broken.chmod(0o755)
     backup_env["PATH"] = f"{fake_bin}:{os.environ['PATH']}"
     backup_env["PG_DATABASES"] = NASTY_DATABASE
 
     result = run_moonflower(env=backup_env)
 
     assert_clean_failure(result, spool_dir)
-    assert "gzip failed (exit status 7): gzip: disk on fire" in result.stderr
+    assert re.search(r"(gzip|pigz) failed \(exit status 7\): \1: disk on fire", result.stderr)
     assert s3.keys(bucket) == []
