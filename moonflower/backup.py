@@ -21,6 +21,7 @@ from moonflower.pgdump import (
     ClientTool,
     ServerVersion,
     any_psql,
+    database_size,
     find_client,
     libpq_environment,
     passfile,
@@ -28,12 +29,17 @@ from moonflower.pgdump import (
 )
 from moonflower.prune import Pruner
 from moonflower.shell import Stage, abandon_all
-from moonflower.storage import Storage, Uploaded
+from moonflower.storage import Storage, Uploaded, part_size_for
+from moonflower.streaming import StreamingUpload, streaming_upload
 
 OPENPGP_SESSION_KEY_TAGS = (1, 3)
 """Public-key and symmetric-key encrypted session key packets."""
-CONTENT_TYPES = {"gzip": "application/gzip", "zstd": "application/zstd", "none": "application/sql"}
-ENCRYPTED_CONTENT_TYPE = "application/pgp-encrypted"
+CONTENT_TYPES = {
+    "gzip": "application/gzip",
+    "zstd": "application/zstd",
+    "none": "application/sql",
+    "gpg": "application/pgp-encrypted",
+}
 SPOOL_PREFIX = "moonflower-"
 SIGNAL_LATENCY_SECONDS = 0.2
 SPOOL_SUFFIX = ".part"
@@ -175,37 +181,41 @@ class BackupRun:
         pg = self.config.postgres
         environment = libpq_environment(pg, password_file, database)
         with stage("connect"):
-            server = server_version(any_psql(pg.pg_dump_path), environment)
+            psql = any_psql(pg.pg_dump_path)
+            server = server_version(psql, environment)
             pg_dump = self._pg_dump_for(server)
             log.info("server %s, pg_dump %s (%s)", server.text, pg_dump.version, pg_dump.path)
+            size_hint = database_size(psql, environment)
         compression = self.config.backup.compression
         extension = compression.extension + (ENCRYPTED_EXTENSION if self.encryption else "")
+        content_type = CONTENT_TYPES["gpg" if self.encryption else compression.algorithm]
         moment = pendulum.now("UTC")
         key = backup_key(self.config.s3.prefix, database, moment, extension)
         with spool_file(self.config.backup.spool_dir, extension) as spool:
-            with stage("dump"):
+            with stage("dump"), self._early_upload(key, spool, size_hint, content_type) as stream:
                 self._dump(pg_dump, environment, spool)
                 if self.encryption:
                     check_openpgp_artifact(spool)
                 else:
                     compression.check(spool)
                 log.info("dump complete: %s", human_size(spool.stat().st_size))
+                uploaded = stream.finish() if stream is not None else None
             with stage("upload"):
-                content_type = (
-                    ENCRYPTED_CONTENT_TYPE
-                    if self.encryption
-                    else CONTENT_TYPES[compression.algorithm]
-                )
-                uploaded = self.storage.upload(spool, key, content_type)
+                if uploaded is None:
+                    uploaded = self.storage.upload(spool, key, content_type)
                 log.info("uploaded s3://%s/%s", self.config.s3.bucket, uploaded.key)
-                if uploaded.locked_until is not None:
-                    log.info(
-                        "locked in GOVERNANCE mode until %s", uploaded.locked_until.isoformat()
-                    )
-                if uploaded.expires is not None:
-                    log.info("expires %s (deleted by the first prune after that)", uploaded.expires)
+                log_retention(uploaded)
         result.key = uploaded.key
         result.size = uploaded.size
+
+    def _early_upload(
+        self, key: str, spool: Path, size_hint: int, content_type: str
+    ) -> contextlib.AbstractContextManager[StreamingUpload | None]:
+        """Upload parts while dumping, when S3 checksums are on (they verify such objects)."""
+        if self.config.s3.checksum != "when_supported":
+            return contextlib.nullcontext()
+        part_size = part_size_for(size_hint)
+        return streaming_upload(self.storage, key, spool, part_size, content_type)
 
     def _pg_dump_for(self, server: ServerVersion) -> ClientTool:
         return find_client("pg_dump", server, self.config.postgres.pg_dump_path)

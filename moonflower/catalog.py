@@ -10,7 +10,12 @@ import pendulum
 from moonflower.config import S3Config
 from moonflower.errors import MoonflowerError
 from moonflower.naming import BackupKey, listing_prefix, parse_key
-from moonflower.storage import EXPIRES_METADATA_KEY, SHA256_METADATA_KEY, Storage
+from moonflower.storage import (
+    EXPIRES_METADATA_KEY,
+    PART_SIZE_METADATA_KEY,
+    SHA256_METADATA_KEY,
+    Storage,
+)
 
 DETAIL_WORKERS = 8
 
@@ -26,6 +31,10 @@ class BackupInfo:
     locked_until: datetime | None = None
     expires: pendulum.DateTime | None = None
     sha256: str | None = None
+    """The whole file's SHA-256 recorded at upload (single-request uploads)."""
+    part_size: int | None = None
+    """For objects uploaded while dumping: their part size, to check S3's composite checksum."""
+    s3_checksum: str | None = None
 
     @property
     def key(self) -> str:
@@ -103,6 +112,10 @@ class Catalog:
             head.get("ObjectLockRetainUntilDate"),
             self._expiry(backup, metadata),
             metadata.get(SHA256_METADATA_KEY),
+            int(metadata[PART_SIZE_METADATA_KEY])
+            if metadata.get(PART_SIZE_METADATA_KEY, "").isdigit()
+            else None,
+            head.get("ChecksumSHA256"),
         )
 
     def _expiry(self, backup: BackupKey, metadata: dict[str, str]) -> pendulum.DateTime | None:

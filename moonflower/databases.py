@@ -3,8 +3,13 @@
 from pathlib import Path
 
 from moonflower.config import PostgresConfig
-from moonflower.pgdump import ServerVersion, any_psql, libpq_environment, server_version
-from moonflower.shell import Stage, capture
+from moonflower.pgdump import (
+    ServerVersion,
+    any_psql,
+    libpq_environment,
+    psql_query,
+    server_version,
+)
 
 MAINTENANCE_DATABASE = "postgres"
 DROP_WITH_FORCE_SINCE = 13
@@ -35,8 +40,7 @@ class Server:
         return libpq_environment(self.pg, self.password_file, database)
 
     def query(self, sql: str, database: str = MAINTENANCE_DATABASE) -> str:
-        argv = [str(self.psql), "-X", "-A", "-t", "-w", "-v", "ON_ERROR_STOP=1", "-c", sql]
-        return capture(Stage("psql", argv, env=self.environment(database)))
+        return psql_query(self.psql, self.environment(database), sql)
 
     def version(self) -> ServerVersion:
         return server_version(self.psql, self.environment(MAINTENANCE_DATABASE))

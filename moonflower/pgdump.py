@@ -153,9 +153,7 @@ def server_version(psql: Path, environment: dict[str, str]) -> ServerVersion:
     query = (
         "SELECT current_setting('server_version_num') || '|' || current_setting('server_version')"
     )
-    output = capture(
-        Stage("psql", [str(psql), "-X", "-A", "-t", "-w", "-c", query], env=environment)
-    )
+    output = psql_query(psql, environment, query)
     number, _, text = output.partition("|")
     if not number.isdigit():
         raise DumpError(f"unexpected answer to the server version query: {output[:80]!r}")
@@ -180,3 +178,14 @@ def newest_client(program: str, server: ServerVersion, configured: Path | None) 
             f"{server.major} or newer"
         )
     return newest
+
+
+def psql_query(psql: Path, environment: dict[str, str], query: str) -> str:
+    argv = [str(psql), "-X", "-A", "-t", "-w", "-v", "ON_ERROR_STOP=1", "-c", query]
+    return capture(Stage("psql", argv, env=environment))
+
+
+def database_size(psql: Path, environment: dict[str, str]) -> int:
+    """The database's size on disk: an upper bound for its compressed dump."""
+    output = psql_query(psql, environment, "SELECT pg_database_size(current_database())")
+    return int(output) if output.isdigit() else 0

@@ -1,7 +1,6 @@
 """Bringing a backup back: download, check, then decrypt | decompress | psql as one pipeline."""
 
 import contextlib
-import hashlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -10,6 +9,7 @@ from pathlib import Path
 from moonflower import shell
 from moonflower.backup import openpgp_packet_tag, spool_file
 from moonflower.catalog import BackupInfo, Catalog
+from moonflower.checksums import file_composite_sha256, file_sha256, same_composite
 from moonflower.compression import decompress_stage, sniff
 from moonflower.config import Config
 from moonflower.databases import Server
@@ -60,9 +60,22 @@ def detect_format(path: Path) -> Format:
     raise RestoreError("inspect", "not a gzip stream, plain SQL or an OpenPGP message")
 
 
-def file_sha256(path: Path) -> str:
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
+def check_download(info: BackupInfo, path: Path) -> None:
+    """Refuse a download that differs from what was uploaded."""
+    mismatch = RestoreError(
+        "checksum",
+        f"{info.key} does not match the SHA-256 recorded at upload; it is damaged or was changed",
+    )
+    if info.sha256 is not None:
+        if file_sha256(path) != info.sha256:
+            raise mismatch
+        log.info("checksum ok (SHA-256 %s…)", info.sha256[:16])
+    elif info.part_size and info.s3_checksum:
+        if not same_composite(info.s3_checksum, file_composite_sha256(path, info.part_size)):
+            raise mismatch
+        log.info("checksum ok (composite SHA-256 of %d-byte parts)", info.part_size)
+    else:
+        log.warning("%s has no recorded SHA-256 (made by the original image?)", info.key)
 
 
 @contextlib.contextmanager
@@ -75,16 +88,7 @@ def fetched(storage: Storage, info: BackupInfo, spool_dir: Path) -> Iterator[Pat
             except MoonflowerError as error:
                 raise RestoreError("download", str(error)) from None
         with stage("checksum"):
-            if info.sha256 is None:
-                log.warning("%s has no recorded SHA-256 (made by the original image?)", info.key)
-            elif file_sha256(path) != info.sha256:
-                raise RestoreError(
-                    "checksum",
-                    f"{info.key} does not match the SHA-256 recorded at upload; "
-                    "it is damaged or was changed",
-                )
-            else:
-                log.info("checksum ok (SHA-256 %s…)", info.sha256[:16])
+            check_download(info, path)
         yield path
 
 

@@ -1,6 +1,6 @@
 """S3 access: the client, bucket checks, uploads with checksums and retries."""
 
-import hashlib
+import contextlib
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,6 +24,7 @@ from tenacity import (
 )
 
 from moonflower import __version__
+from moonflower.checksums import file_sha256, same_composite
 from moonflower.config import S3Config
 from moonflower.errors import Abandoned, StorageError
 from moonflower.lifecycle import shutdown
@@ -45,6 +46,7 @@ REQUEST_ATTEMPTS = 2
 
 SHA256_METADATA_KEY = "sha256"
 EXPIRES_METADATA_KEY = "expires-at"
+PART_SIZE_METADATA_KEY = "part-size"
 DELETE_BATCH_SIZE = 1000
 
 
@@ -90,11 +92,6 @@ def part_size_for(size: int) -> int:
     return max(DEFAULT_PART_SIZE, S3_MIN_PART_SIZE, math.ceil(needed / MIB) * MIB)
 
 
-def file_sha256(path: Path) -> str:
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
 class Storage:
     def __init__(self, config: S3Config) -> None:
         self.config = config
@@ -129,16 +126,14 @@ class Storage:
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
             raise StorageError(describe(error, self.config, action)) from None
 
-    def upload(self, path: Path, key: str, content_type: str) -> Uploaded:
-        """Upload a finished spool file; retried whole on transient failures, then verified.
-
-        Lock and expiry go in the upload request itself, so there is no unprotected moment.
-        """
-        size = path.stat().st_size
-        digest = file_sha256(path)
-        metadata = {SHA256_METADATA_KEY: digest, "moonflower-version": __version__}
+    def object_arguments(
+        self, content_type: str, metadata: dict[str, str], force_checksum: bool = False
+    ) -> tuple[dict[str, Any], pendulum.DateTime | None]:
+        """Arguments shared by PutObject and CreateMultipartUpload: type, metadata, checksum,
+        lock and expiry, so an object is protected from its first moment. Returns the expiry."""
         extra: dict[str, Any] = {"ContentType": content_type, "Metadata": metadata}
-        if self.config.checksum == "when_supported":
+        metadata["moonflower-version"] = __version__
+        if self.config.checksum == "when_supported" or force_checksum:
             extra["ChecksumAlgorithm"] = "SHA256"
         now = pendulum.now("UTC")
         if self.config.governance is not None:
@@ -150,6 +145,13 @@ class Storage:
         if expires is not None:
             extra["Expires"] = expires
             metadata[EXPIRES_METADATA_KEY] = expires.isoformat()
+        return extra, expires
+
+    def upload(self, path: Path, key: str, content_type: str) -> Uploaded:
+        """Upload a finished spool file; retried whole on transient failures, then verified."""
+        size = path.stat().st_size
+        digest = file_sha256(path)
+        extra, expires = self.object_arguments(content_type, {SHA256_METADATA_KEY: digest})
         part_size = part_size_for(size)
         transfer = TransferConfig(
             multipart_threshold=max(MULTIPART_THRESHOLD, part_size),
@@ -174,10 +176,31 @@ class Storage:
             S3UploadFailedError,
         ) as error:
             raise StorageError(describe(error, self.config, action)) from None
+        return Uploaded(key, size, digest, self._lock_of(key, head), expires)
+
+    def verify_streamed(
+        self, key: str, size: int, composite: str, expires: pendulum.DateTime | None
+    ) -> Uploaded:
+        """Check a multipart upload made while dumping: its size, and S3's composite SHA-256."""
+        action = f"checking {key}"
+        try:
+            head: dict[str, Any] = self.client.head_object(
+                Bucket=self.config.bucket, Key=key, ChecksumMode="ENABLED"
+            )
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
+            raise StorageError(describe(error, self.config, action)) from None
+        reported = str(head.get("ChecksumSHA256") or "")
+        if int(head.get("ContentLength", -1)) != size or not same_composite(reported, composite):
+            with contextlib.suppress(botocore.exceptions.ClientError):
+                self.client.delete_object(Bucket=self.config.bucket, Key=key)
+            raise StorageError(f"uploaded object {key} does not match the spool file")
+        return Uploaded(key, size, composite, self._lock_of(key, head), expires)
+
+    def _lock_of(self, key: str, head: dict[str, Any]) -> datetime | None:
         locked_until = head.get("ObjectLockRetainUntilDate")
         if self.config.governance is not None and locked_until is None:
             log.warning("S3 reports no Object Lock on %s although S3_GOVERNANCE is set", key)
-        return Uploaded(key, size, digest, locked_until, expires)
+        return locked_until if isinstance(locked_until, datetime) else None
 
     def _verify(self, key: str, size: int, digest: str) -> dict[str, Any]:
         head: dict[str, Any] = self.client.head_object(Bucket=self.config.bucket, Key=key)
@@ -192,10 +215,13 @@ class Storage:
         return head
 
     def head(self, key: str) -> dict[str, Any] | None:
-        """The object's headers, or None when there is no such object."""
+        """The object's headers (with S3's checksum), or None when there is no such object."""
         try:
             head: dict[str, Any] = self._retrying(f"reading {key}")(
-                self.client.head_object, Bucket=self.config.bucket, Key=key
+                self.client.head_object,
+                Bucket=self.config.bucket,
+                Key=key,
+                ChecksumMode="ENABLED",
             )
         except botocore.exceptions.ClientError as error:
             if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
@@ -299,6 +325,9 @@ class Storage:
             return None
         until = head.get("ObjectLockRetainUntilDate")
         return until if isinstance(until, datetime) and until > datetime.now(UTC) else None
+
+    def retrying(self, action: str) -> Retrying:
+        return self._retrying(action)
 
     def _retrying(self, action: str) -> Retrying:
         def before_sleep(state: RetryCallState) -> None:

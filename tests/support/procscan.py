@@ -57,6 +57,7 @@ def watch_moonflower(env: Mapping[str, str], secrets: Sequence[str]) -> Watch:
     deadline = time.monotonic() + RUN_TIMEOUT_SECONDS
     while process.poll() is None and time.monotonic() < deadline:
         own_cmdline = read_proc(str(process.pid), "cmdline")
+        own_environ = read_proc(str(process.pid), "environ")
         # A child between fork and exec still shows our own argv and environment: skip those.
         children = {p for p in descendants(process.pid) if read_proc(p, "cmdline") != own_cmdline}
         for pid in os.listdir("/proc"):
@@ -65,7 +66,10 @@ def watch_moonflower(env: Mapping[str, str], secrets: Sequence[str]) -> Watch:
             cmdline = read_proc(pid, "cmdline")
             if pid in children and cmdline:
                 seen.add(Path(cmdline.split(b"\0")[0].decode(errors="replace")).name)
-            sources = [cmdline] + ([read_proc(pid, "environ")] if pid in children else [])
+            environ = read_proc(pid, "environ") if pid in children else b""
+            if environ == own_environ and read_proc(pid, "cmdline") in (own_cmdline, b""):
+                environ = b""  # still the forked copy of ours, before (or during) exec
+            sources = [cmdline, environ]
             for source in sources:
                 for needle in needles:
                     if needle in source:
