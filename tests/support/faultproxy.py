@@ -81,10 +81,12 @@ class FaultProxy:
 
             def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
                 self.send_response(status)
+                keep_length = self.command == "HEAD"  # a HEAD answer describes the object
                 for name, value in headers.items():
-                    if name.lower() != "content-length":
+                    if keep_length or name.lower() != "content-length":
                         self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
+                if not keep_length:
+                    self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(body)

@@ -1,0 +1,191 @@
+"""Uploading while dumping: real multipart uploads that complete, abort, retry, fall back."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.faultproxy import FaultProxy, Request, s3_error
+from tests.support.pgserver import PgServer
+from tests.support.runner import run_moonflower
+from tests.support.s3server import S3Server
+
+BIG = "streamed_big"
+
+
+@pytest.fixture(scope="module")
+def big_database(pg: PgServer) -> str:
+    pg.create_database(BIG)
+    pg.psql(
+        "CREATE TABLE filler AS SELECT n, md5(n::text) || repeat(md5((n * 7)::text), 4) AS t "
+        "FROM generate_series(1, 260000) AS n;",
+        BIG,
+    )
+    return BIG
+
+
+@pytest.fixture
+def proxy(s3: S3Server) -> Iterator[FaultProxy]:
+    with FaultProxy(s3.endpoint) as running:
+        yield running
+
+
+@pytest.fixture
+def pausing_pg_dump(pg: PgServer, tmp_path: Path) -> str:
+    """The real pg_dump, its output held for a second after 20 MB: a dump slower than the
+    uploader's polling, so parts go up while it runs, whatever the machine's speed."""
+    script = tmp_path / "pg_dump"
+    real = pg.tool("pg_dump")
+    script.write_text(
+        "#!/bin/sh\n"
+        f'if [ "$1" = "--version" ]; then exec "{real}" --version; fi\n'
+        f'"{real}" "$@" | (dd bs=1M count=20 iflag=fullblock 2>/dev/null; sleep 1; cat)\n'
+    )
+    script.chmod(0o755)
+    return str(script)
+
+
+def uncompressed(backup_env: dict[str, str], database: str, pg_dump: str = "") -> dict[str, str]:
+    env = {**backup_env, "PG_DATABASES": database, "BACKUP_COMPRESSION": "none"}
+    if pg_dump:
+        env["PG_DUMP_PATH"] = pg_dump
+    return env
+
+
+def no_uploads_left(s3: S3Server, bucket: str) -> bool:
+    return s3.client().list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+def test_a_big_dump_is_uploaded_while_it_is_written_and_restores(
+    pg: PgServer,
+    s3: S3Server,
+    bucket: str,
+    backup_env: dict[str, str],
+    big_database: str,
+    pausing_pg_dump: str,
+) -> None:
+    env = uncompressed(backup_env, big_database, pausing_pg_dump)
+
+    result = run_moonflower(env=env)
+    verified = run_moonflower("verify", env=env)
+    restored = run_moonflower("restore", big_database, "--into", "streamed_copy", env=env)
+
+    assert result.returncode == 0, result.stderr
+    assert "uploading while dumping: multipart upload started" in result.stderr
+    [key] = s3.keys(bucket)
+    head = s3.client().head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+    assert head["Metadata"]["part-size"] == str(16 * 1024 * 1024)
+    assert head.get("ChecksumSHA256")
+    assert no_uploads_left(s3, bucket)
+    assert verified.returncode == 0, verified.stderr
+    assert "composite SHA-256" in verified.stderr
+    assert restored.returncode == 0, restored.stderr
+    assert pg.dump_text("streamed_copy") == pg.dump_text(big_database)
+
+
+def test_a_dump_failing_after_parts_were_sent_leaves_nothing(
+    s3: S3Server, bucket: str, backup_env: dict[str, str], spool_dir: Path, tmp_path: Path
+) -> None:
+    failing = tmp_path / "pg_dump"
+    failing.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = "--version" ]; then echo "pg_dump (PostgreSQL) 99.0"; exit 0; fi\n'
+        "head -c 40000000 /dev/urandom\nsleep 1\necho 'pg_dump: error: lost it' >&2\nexit 1\n"
+    )
+    failing.chmod(0o755)
+    env = {**uncompressed(backup_env, "second"), "PG_DUMP_PATH": str(failing)}
+
+    result = run_moonflower(env=env)
+
+    assert result.returncode == 1
+    assert "pg_dump: error: lost it" in result.stderr
+    assert "multipart upload started" in result.stderr
+    assert "aborted the multipart upload" in result.stderr
+    assert s3.keys(bucket) == []
+    assert no_uploads_left(s3, bucket)
+    assert list(spool_dir.iterdir()) == []
+
+
+def test_lock_headers_and_part_checksums_travel_with_the_streamed_upload(
+    s3: S3Server,
+    backup_env: dict[str, str],
+    big_database: str,
+    proxy: FaultProxy,
+    pausing_pg_dump: str,
+) -> None:
+    bucket = s3.new_bucket(object_lock=True)
+    env = {
+        **uncompressed(backup_env, big_database, pausing_pg_dump),
+        "S3_BUCKET": bucket,
+        "S3_ENDPOINT": proxy.endpoint,
+        "S3_GOVERNANCE": "1 day",
+    }
+
+    result = run_moonflower(env=env)
+
+    assert result.returncode == 0, result.stderr
+    creates = [r for r in proxy.seen if r.method == "POST" and "uploads" in r.path]
+    parts = [r for r in proxy.seen if r.method == "PUT" and "partNumber=" in r.path]
+    assert len(creates) == 1
+    lowered = {name.lower(): value for name, value in creates[0].headers.items()}
+    assert lowered["x-amz-object-lock-mode"] == "GOVERNANCE"
+    assert "x-amz-object-lock-retain-until-date" in lowered
+    assert len(parts) >= 2
+    assert all("x-amz-checksum-sha256" in {k.lower() for k in part.headers} for part in parts)
+
+
+def test_a_failing_part_is_retried(
+    s3: S3Server,
+    bucket: str,
+    backup_env: dict[str, str],
+    big_database: str,
+    proxy: FaultProxy,
+    pausing_pg_dump: str,
+) -> None:
+    failures = {"left": 2}
+
+    def flaky_parts(request: Request):
+        if request.method == "PUT" and "partNumber=1&" in request.path + "&" and failures["left"]:
+            failures["left"] -= 1
+            return s3_error(503, "SlowDown", "please slow down")
+        return None
+
+    proxy.rules.append(flaky_parts)
+    env = {**uncompressed(backup_env, big_database, pausing_pg_dump), "S3_ENDPOINT": proxy.endpoint}
+
+    result = run_moonflower(env=env)
+
+    assert result.returncode == 0, result.stderr
+    assert failures["left"] == 0
+    assert len(s3.keys(bucket)) == 1
+    assert no_uploads_left(s3, bucket)
+
+
+def test_when_early_upload_is_refused_the_finished_file_is_uploaded(
+    s3: S3Server,
+    bucket: str,
+    backup_env: dict[str, str],
+    big_database: str,
+    proxy: FaultProxy,
+    pausing_pg_dump: str,
+) -> None:
+    def refuse_parts_while_dumping(request: Request):
+        if (
+            request.method == "PUT"
+            and "partNumber=" in request.path
+            and "uploadId=" in request.path
+        ):
+            return s3_error(400, "InvalidRequest", "no parts today")
+        return None
+
+    proxy.rules.append(refuse_parts_while_dumping)
+    env = {**uncompressed(backup_env, big_database, pausing_pg_dump), "S3_ENDPOINT": proxy.endpoint}
+
+    result = run_moonflower(env=env)
+
+    assert result.returncode == 0, result.stderr
+    assert "will upload when done" in result.stderr
+    [key] = s3.keys(bucket)
+    head = s3.client().head_object(Bucket=bucket, Key=key)
+    assert "sha256" in head["Metadata"]
+    assert no_uploads_left(s3, bucket)
