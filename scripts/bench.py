@@ -1,0 +1,243 @@
+"""`make bench`: Moonflower against the floor (`pg_dump > /dev/null`) and the old tool's way.
+
+Starts an embedded PostgreSQL and a local S3 server, builds a benchmark database, and for
+several repetitions measures the median wall time of each case, the peak RSS of Moonflower's
+Python process, and the object sizes. BENCH_ROWS (default 1,500,000, about 350 MB on disk)
+and BENCH_REPEATS (default 3) adjust it. Prints a Markdown table for BENCHMARKS.md.
+"""
+
+import logging
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CHECKOUT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(CHECKOUT))
+
+from tests.support.pgserver import PgServer  # noqa: E402
+from tests.support.runner import clean_environment, moonflower_command  # noqa: E402
+from tests.support.s3server import S3Server  # noqa: E402
+
+ROWS = int(os.environ.get("BENCH_ROWS", "1500000"))
+REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
+SMALL_DATABASES = 20
+PASSPHRASE = "benchmark passphrase"
+TIMEOUT_SECONDS = 1800
+FILL = """
+CREATE TABLE bench (
+    id bigint PRIMARY KEY, name text, body text, attrs jsonb, amount numeric(12, 2),
+    created timestamptz
+);
+INSERT INTO bench
+SELECT n, md5(n::text), repeat(md5((n * 31)::text), 2) || ' ' || (n % 977)::text,
+       jsonb_build_object('n', n, 'tag', md5((n % 1000)::text), 'ok', n % 3 = 0),
+       (n * 7.31) % 100000, timestamptz '2026-01-01' + n * interval '1 second'
+FROM generate_series(1, {rows}) AS n;
+"""
+
+
+@dataclass
+class Case:
+    name: str
+    seconds: list[float] = field(default_factory=list)
+    peak_rss: int = 0
+    size: int = 0
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+
+def timed(command: list[str], env: dict[str, str], stdout: object = subprocess.DEVNULL) -> float:
+    started = time.monotonic()
+    subprocess.run(
+        command,
+        env=env,
+        stdout=stdout,
+        stderr=subprocess.DEVNULL,
+        check=True,
+        timeout=TIMEOUT_SECONDS,
+    )
+    return time.monotonic() - started
+
+
+def peak_rss_of(process: subprocess.Popen[bytes]) -> int:
+    """Poll VmHWM (the peak resident set) of the process until it exits; bytes."""
+    peak = 0
+    while process.poll() is None:
+        try:
+            for line in Path(f"/proc/{process.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]) * 1024)
+        except OSError:
+            pass
+        time.sleep(0.02)
+    return peak
+
+
+def run_moonflower(env: dict[str, str]) -> tuple[float, int]:
+    started = time.monotonic()
+    process = subprocess.Popen(
+        moonflower_command("backup"),
+        env=clean_environment(env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    peak = peak_rss_of(process)
+    if process.wait(timeout=TIMEOUT_SECONDS) != 0:
+        raise RuntimeError("bin/moonflower failed during the benchmark")
+    return time.monotonic() - started, peak
+
+
+def upload(s3: S3Server, bucket: str, path: Path, key: str) -> None:
+    s3.client().upload_file(str(path), bucket, key)
+
+
+def old_tool(pg: PgServer, s3: S3Server, bucket: str, scratch: Path, encrypted: bool) -> float:
+    """The original image's way: pg_dump -Z 5 (or pg_dump | gpg with its compression), then
+    upload the file."""
+    target = scratch / "old.dump"
+    started = time.monotonic()
+    env = pg.client_env("bench")
+    if encrypted:
+        with target.open("wb") as output:
+            dump = subprocess.Popen([pg.tool("pg_dump")], env=env, stdout=subprocess.PIPE)
+            home = tempfile.mkdtemp(dir=scratch)
+            subprocess.run(
+                [
+                    "gpg",
+                    "--homedir",
+                    home,
+                    "--batch",
+                    "--pinentry-mode",
+                    "loopback",
+                    "--passphrase",
+                    PASSPHRASE,
+                    "--symmetric",
+                ],
+                stdin=dump.stdout,
+                stdout=output,
+                check=True,
+                timeout=TIMEOUT_SECONDS,
+            )
+            dump.wait(timeout=TIMEOUT_SECONDS)
+    else:
+        subprocess.run(
+            [pg.tool("pg_dump"), "-Z", "5", "-f", str(target)],
+            env=env,
+            check=True,
+            timeout=TIMEOUT_SECONDS,
+        )
+    upload(s3, bucket, target, f"old/bench_{time.time()}.sql")
+    return time.monotonic() - started
+
+
+def repeat(case: Case, measure: Callable[[], float]) -> Case:
+    for _ in range(REPEATS):
+        case.seconds.append(measure())
+    return case
+
+
+def main() -> int:
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    with PgServer() as pg, S3Server() as s3, tempfile.TemporaryDirectory() as scratch_dir:
+        scratch = Path(scratch_dir)
+        print(f"building the benchmark database ({ROWS:,} rows)...", flush=True)
+        pg.create_database("bench")
+        pg.psql(FILL.format(rows=ROWS), "bench")
+        pg.psql("VACUUM ANALYZE bench", "bench")
+        db_size = int(pg.psql("SELECT pg_database_size('bench')"))
+        bucket = s3.new_bucket()
+        base = {**pg.moonflower_env("bench"), **s3.moonflower_env(bucket, "bench")}
+        cases: list[Case] = []
+
+        floor = repeat(
+            Case("pg_dump > /dev/null (floor)"),
+            lambda: timed([pg.tool("pg_dump")], pg.client_env("bench")),
+        )
+        old_plain = repeat(
+            Case("old tool: pg_dump -Z 5, then upload"),
+            lambda: old_tool(pg, s3, bucket, scratch, encrypted=False),
+        )
+        old_encrypted = repeat(
+            Case("old tool: pg_dump \\| gpg, then upload"),
+            lambda: old_tool(pg, s3, bucket, scratch, encrypted=True),
+        )
+        cases += [floor, old_plain, old_encrypted]
+        variants = {
+            "moonflower gzip": {},
+            "moonflower zstd": {"BACKUP_COMPRESSION": "zstd"},
+            "moonflower zstd + passphrase": {
+                "BACKUP_COMPRESSION": "zstd",
+                "ENCRYPTION_PASSPHRASE": PASSPHRASE,
+            },
+        }
+        for name, extra in variants.items():
+            case = Case(name)
+            for _ in range(REPEATS):
+                seconds, peak = run_moonflower({**base, **extra})
+                case.seconds.append(seconds)
+                case.peak_rss = max(case.peak_rss, peak)
+            cases.append(case)
+        sizes = {
+            item["Key"]: item["Size"]
+            for item in s3.client().list_objects_v2(Bucket=bucket, Prefix="bench/")["Contents"]
+        }
+        for case, ending in zip(cases[3:], (".sql.gz", ".sql.zst", ".sql.zst.gpg"), strict=True):
+            case.size = max(size for key, size in sizes.items() if key.endswith(ending))
+
+        small = [f"small_{number:02d}" for number in range(SMALL_DATABASES)]
+        for name in small:
+            pg.create_database(name)
+            pg.psql(
+                "CREATE TABLE t AS SELECT n, md5(n::text) FROM generate_series(1, 20000) n", name
+            )
+        jobs: dict[int, Case] = {}
+        for count in (1, 4):
+            env = {**base, "PG_DATABASES": " ".join(small), "BACKUP_JOBS": str(count)}
+            jobs[count] = repeat(
+                Case(f"{SMALL_DATABASES} small databases, BACKUP_JOBS={count}"),
+                lambda env=env: run_moonflower(env)[0],
+            )
+
+    print_report(cases, jobs, floor, old_plain, old_encrypted, db_size)
+    return 0
+
+
+def print_report(
+    cases: list[Case],
+    jobs: dict[int, Case],
+    floor: Case,
+    old_plain: Case,
+    old_encrypted: Case,
+    db_size: int,
+) -> None:
+    print(
+        f"\nMachine: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}; database {db_size / 2**20:.0f} MiB on disk, "
+        f"{ROWS:,} rows; median of {REPEATS} runs.\n"
+    )
+    print("| case | median s | x floor | x old tool | peak RSS | object |")
+    print("|---|---|---|---|---|---|")
+    for case in cases:
+        old = old_encrypted if "passphrase" in case.name or "gpg" in case.name else old_plain
+        rss = f"{case.peak_rss / 2**20:.0f} MiB" if case.peak_rss else "-"
+        size = f"{case.size / 2**20:.0f} MiB" if case.size else "-"
+        print(
+            f"| {case.name} | {case.median:.2f} | {case.median / floor.median:.2f} | "
+            f"{case.median / old.median:.2f} | {rss} | {size} |"
+        )
+    speedup = jobs[1].median / jobs[4].median
+    print(f"| {jobs[1].name} | {jobs[1].median:.2f} | | | | |")
+    print(f"| {jobs[4].name} | {jobs[4].median:.2f} | | | | ({speedup:.1f}x faster) |")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
