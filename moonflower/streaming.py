@@ -12,9 +12,11 @@ together) and their part size in metadata, so a download can be checked later.
 import base64
 import contextlib
 import hashlib
+import io
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +29,61 @@ from moonflower.logs import current_database, log
 from moonflower.storage import PART_SIZE_METADATA_KEY, Storage, Uploaded
 
 POLL_SECONDS = 0.2
+PART_WORKERS = 2
+READ_CHUNK = 1024 * 1024
 PART_ERRORS = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError, OSError)
 
 
+class FileSlice(io.RawIOBase):
+    """A read-only, seekable window on part of a file, so a part is streamed, not buffered."""
+
+    def __init__(self, path: Path, start: int, length: int) -> None:
+        super().__init__()
+        self._handle = path.open("rb")
+        self._start = start
+        self._length = length
+        self._position = 0
+        self._handle.seek(start)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        wanted = min(len(buffer), self._length - self._position)
+        if wanted <= 0:
+            return 0
+        data = self._handle.read(wanted)
+        buffer[: len(data)] = data
+        self._position += len(data)
+        return len(data)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._length}[whence]
+        self._position = max(0, min(self._length, base + offset))
+        self._handle.seek(self._start + self._position)
+        return self._position
+
+    def tell(self) -> int:
+        return self._position
+
+    def close(self) -> None:
+        self._handle.close()
+        super().close()
+
+
+def slice_digest(path: Path, start: int, length: int) -> bytes:
+    digest = hashlib.sha256()
+    with FileSlice(path, start, length) as part:
+        while chunk := part.read(READ_CHUNK):
+            digest.update(chunk)
+    return digest.digest()
+
+
 class StreamingUpload:
-    """Follows a growing file and uploads its complete parts in a background thread."""
+    """Follows a growing file and uploads its complete parts from background threads."""
 
     def __init__(
         self, storage: Storage, key: str, path: Path, part_size: int, content_type: str
@@ -42,27 +94,33 @@ class StreamingUpload:
         self.part_size = part_size
         self.content_type = content_type
         self.upload_id: str | None = None
-        self.parts: list[dict[str, Any]] = []
-        self.digests: list[bytes] = []
+        self.parts: dict[int, dict[str, Any]] = {}
+        self.digests: dict[int, bytes] = {}
         self.offset = 0
         self.failure: str | None = None
         self.expires = None
         self._writer_done = threading.Event()
         self._thread = threading.Thread(target=self._follow, name="stream-upload", daemon=True)
+        self._pool = ThreadPoolExecutor(max_workers=PART_WORKERS, thread_name_prefix="part")
+        self._futures: list[Future[None]] = []
         self._database = current_database.get()
 
     # --- background --------------------------------------------------------------------------
     def _follow(self) -> None:
         current_database.set(self._database)
         try:
-            while not self._writer_done.is_set():
+            while not self._writer_done.is_set() and self.failure is None:
                 if shutdown.abandoned.is_set():
                     return
                 if self._size() >= self.offset + self.part_size:
-                    self._upload_next(self.part_size)
+                    self._submit(self.part_size)
                 else:
                     time.sleep(POLL_SECONDS)
         except (MoonflowerError, *PART_ERRORS) as error:
+            self._failed(error)
+
+    def _failed(self, error: BaseException) -> None:
+        if self.failure is None:
             self.failure = str(error)
             log.warning("uploading while dumping stopped (%s); will upload when done", error)
 
@@ -72,31 +130,42 @@ class StreamingUpload:
         except FileNotFoundError:
             return 0
 
-    def _upload_next(self, length: int) -> None:
+    def _submit(self, length: int) -> None:
         if self.upload_id is None:
             self._create()
-        with self.path.open("rb") as handle:
-            handle.seek(self.offset)
-            body = handle.read(length)
-        if len(body) != length:
-            raise MoonflowerError(f"spool file shorter than expected at offset {self.offset}")
-        digest = hashlib.sha256(body).digest()
-        number = len(self.parts) + 1
-        checksum = base64.b64encode(digest).decode()
-        response = self.storage.retrying(f"uploading part {number} of {self.key}")(
-            self.storage.client.upload_part,
-            Bucket=self.storage.config.bucket,
-            Key=self.key,
-            UploadId=self.upload_id,
-            PartNumber=number,
-            Body=body,
-            ChecksumSHA256=checksum,
-        )
-        self.parts.append(
-            {"PartNumber": number, "ETag": response["ETag"], "ChecksumSHA256": checksum}
-        )
-        self.digests.append(digest)
+        number = len(self._futures) + 1
+        self._futures.append(self._pool.submit(self._upload_part, number, self.offset, length))
         self.offset += length
+
+    def _upload_part(self, number: int, start: int, length: int) -> None:
+        current_database.set(self._database)
+        try:
+            if shutdown.abandoned.is_set():
+                raise Abandoned()
+            digest = slice_digest(self.path, start, length)
+            checksum = base64.b64encode(digest).decode()
+
+            def send() -> dict[str, Any]:
+                with FileSlice(self.path, start, length) as body:
+                    response: dict[str, Any] = self.storage.client.upload_part(
+                        Bucket=self.storage.config.bucket,
+                        Key=self.key,
+                        UploadId=self.upload_id,
+                        PartNumber=number,
+                        Body=body,
+                        ChecksumSHA256=checksum,
+                    )
+                    return response
+
+            response = self.storage.retrying(f"uploading part {number} of {self.key}")(send)
+            self.parts[number] = {
+                "PartNumber": number,
+                "ETag": response["ETag"],
+                "ChecksumSHA256": checksum,
+            }
+            self.digests[number] = digest
+        except (MoonflowerError, *PART_ERRORS) as error:
+            self._failed(error)
 
     def _create(self) -> None:
         metadata = {PART_SIZE_METADATA_KEY: str(self.part_size)}
@@ -112,6 +181,10 @@ class StreamingUpload:
         self.upload_id = response["UploadId"]
         log.info("uploading while dumping: multipart upload started")
 
+    def _wait_for_parts(self) -> None:
+        for future in self._futures:
+            future.result()
+
     # --- owner -------------------------------------------------------------------------------
     def start(self) -> None:
         self._thread.start()
@@ -119,41 +192,47 @@ class StreamingUpload:
     def stop_following(self) -> None:
         self._writer_done.set()
         self._thread.join()
+        self._wait_for_parts()
 
     def finish(self) -> Uploaded | None:
         """After a successful dump: upload the rest and complete. None means "upload the file
         the ordinary way" (it was small, or the early upload failed)."""
         self.stop_following()
-        if self.upload_id is None:
-            return None
-        if self.failure is not None:
-            self.abort()
-            return None
         try:
+            if self.upload_id is None:
+                return None
             size = self._size()
-            while self.offset < size:
+            while self.offset < size and self.failure is None:
                 if shutdown.abandoned.is_set():
                     raise Abandoned()
-                self._upload_next(min(self.part_size, size - self.offset))
+                self._submit(min(self.part_size, size - self.offset))
+            self._wait_for_parts()
+            if self.failure is not None:
+                self.abort()
+                return None
             return self._complete(size)
         except (MoonflowerError, *PART_ERRORS) as error:
             log.warning("finishing the early upload failed (%s); uploading the file again", error)
             self.abort()
             return None
+        finally:
+            self._pool.shutdown(wait=True)
 
     def _complete(self, size: int) -> Uploaded:
+        numbers = sorted(self.parts)
         self.storage.retrying(f"completing the upload of {self.key}")(
             self.storage.client.complete_multipart_upload,
             Bucket=self.storage.config.bucket,
             Key=self.key,
             UploadId=self.upload_id,
-            MultipartUpload={"Parts": self.parts},
+            MultipartUpload={"Parts": [self.parts[number] for number in numbers]},
         )
         self.upload_id = None
-        composite = composite_of(self.digests)
+        composite = composite_of(self.digests[number] for number in numbers)
         return self.storage.verify_streamed(self.key, size, composite, self.expires)
 
     def abort(self) -> None:
+        self._pool.shutdown(wait=True)
         if self.upload_id is None:
             return
         upload_id, self.upload_id = self.upload_id, None
