@@ -29,6 +29,7 @@ from moonflower.pgdump import (
 )
 from moonflower.prune import Pruner
 from moonflower.shell import Stage, abandon_all
+from moonflower.stale import UploadJournal, owned_prefix, remove_stale_files
 from moonflower.storage import Storage, Uploaded, part_size_for
 from moonflower.streaming import StreamingUpload, streaming_upload
 
@@ -40,7 +41,6 @@ CONTENT_TYPES = {
     "none": "application/sql",
     "gpg": "application/pgp-encrypted",
 }
-SPOOL_PREFIX = "moonflower-"
 SIGNAL_LATENCY_SECONDS = 0.2
 SPOOL_SUFFIX = ".part"
 
@@ -78,7 +78,7 @@ class RunReport:
 def spool_file(directory: Path, extension: str) -> Iterator[Path]:
     """A 0600 file for one artifact, removed on every path out of the block."""
     descriptor, name = tempfile.mkstemp(
-        prefix=SPOOL_PREFIX, suffix=f"{extension}{SPOOL_SUFFIX}", dir=directory
+        prefix=owned_prefix(), suffix=f"{extension}{SPOOL_SUFFIX}", dir=directory
     )
     os.close(descriptor)
     path = Path(name)
@@ -112,15 +112,19 @@ class BackupRun:
     def __init__(self, config: Config, encryption: Encryption | None = None) -> None:
         self.config = config
         self.encryption = encryption
+        self.journal = UploadJournal(config.backup.spool_dir, config.s3.bucket, config.s3.endpoint)
         self.storage = Storage(config.s3)
 
     def run(self) -> RunReport:
         report = RunReport()
         databases = self.config.postgres.databases
         log.info("backup of %d database(s) started: %s", len(databases), ", ".join(databases))
+        remove_stale_files(self.config.backup.spool_dir)
+        remove_stale_files(Path(tempfile.gettempdir()), "gnupg-")
         try:
             with stage("s3"):
                 self.storage.check_bucket()
+                self._abort_stale_uploads()
         except MoonflowerError as error:
             report.error = str(error)
             return report
@@ -140,6 +144,15 @@ class BackupRun:
             log.error("pruning expired backups failed: %s", error)
             return str(error)
         return "; ".join(pruned.errors) or None
+
+    def _abort_stale_uploads(self) -> None:
+        for key in self.journal.stale_keys():
+            aborted = self.storage.abort_uploads_for(key)
+            self.journal.finished(key)
+            if aborted:
+                log.warning(
+                    "aborted %d unfinished upload(s) of %s left by a killed run", aborted, key
+                )
 
     def _back_up_all(self, databases: tuple[str, ...], password: Path) -> list[DatabaseResult]:
         """One after another, or BACKUP_JOBS at a time; results in the configured order."""
@@ -191,22 +204,39 @@ class BackupRun:
         content_type = CONTENT_TYPES["gpg" if self.encryption else compression.algorithm]
         moment = pendulum.now("UTC")
         key = backup_key(self.config.s3.prefix, database, moment, extension)
-        with spool_file(self.config.backup.spool_dir, extension) as spool:
-            with stage("dump"), self._early_upload(key, spool, size_hint, content_type) as stream:
-                self._dump(pg_dump, environment, spool)
-                if self.encryption:
-                    check_openpgp_artifact(spool)
-                else:
-                    compression.check(spool)
-                log.info("dump complete: %s", human_size(spool.stat().st_size))
-                uploaded = stream.finish() if stream is not None else None
-            with stage("upload"):
-                if uploaded is None:
-                    uploaded = self.storage.upload(spool, key, content_type)
-                log.info("uploaded s3://%s/%s", self.config.s3.bucket, uploaded.key)
-                log_retention(uploaded)
+        self.journal.started(key)
+        try:
+            with spool_file(self.config.backup.spool_dir, extension) as spool:
+                with (
+                    stage("dump"),
+                    self._early_upload(key, spool, size_hint, content_type) as stream,
+                ):
+                    self._dump(pg_dump, environment, spool)
+                    if self.encryption:
+                        check_openpgp_artifact(spool)
+                    else:
+                        compression.check(spool)
+                    log.info("dump complete: %s", human_size(spool.stat().st_size))
+                    uploaded = stream.finish() if stream is not None else None
+                with stage("upload"):
+                    if uploaded is None:
+                        uploaded = self.storage.upload(spool, key, content_type)
+                    log.info("uploaded s3://%s/%s", self.config.s3.bucket, uploaded.key)
+                    log_retention(uploaded)
+        finally:
+            self._forget_upload(key)
         result.key = uploaded.key
         result.size = uploaded.size
+
+    def _forget_upload(self, key: str) -> None:
+        """Make sure no unfinished upload of `key` stays behind; if S3 cannot be asked now,
+        the journal keeps the key and a later run cleans up."""
+        try:
+            self.storage.abort_uploads_for(key)
+        except MoonflowerError as error:
+            log.warning("could not check for unfinished uploads of %s: %s", key, error)
+            return
+        self.journal.finished(key)
 
     def _early_upload(
         self, key: str, spool: Path, size_hint: int, content_type: str

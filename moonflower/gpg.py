@@ -8,7 +8,6 @@ import contextlib
 import logging
 import os
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from moonflower.config import EncryptionConfig, KeyBlock
 from moonflower.errors import ConfigError
 from moonflower.logs import log
 from moonflower.shell import Stage, child_environment
+from moonflower.stale import owned_prefix, stop_gpg_agent
 
 GPG_PROGRAM = "gpg"
 GPGCONF_PROGRAM = "gpgconf"
@@ -68,28 +68,13 @@ class Recipient:
 @contextlib.contextmanager
 def temporary_home(directory: Path | None = None) -> Iterator[Path]:
     """A fresh 0700 GnuPG home; its agent is stopped and the directory removed on exit."""
-    home = Path(tempfile.mkdtemp(prefix="moonflower-gnupg-", dir=directory))
+    home = Path(tempfile.mkdtemp(prefix=owned_prefix("gnupg-"), dir=directory))
     home.chmod(0o700)
     try:
         yield home
     finally:
-        stop_agent(home)
+        stop_gpg_agent(home)
         shutil.rmtree(home, ignore_errors=True)
-
-
-def stop_agent(home: Path) -> None:
-    gpgconf = shutil.which(GPGCONF_PROGRAM)
-    if gpgconf is None:
-        return
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        subprocess.run(
-            [gpgconf, "--homedir", str(home), "--kill", "all"],
-            env=child_environment(),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=AGENT_STOP_TIMEOUT_SECONDS,
-            check=False,
-        )
 
 
 def _when(epoch: str) -> pendulum.DateTime | None:

@@ -16,6 +16,7 @@ from moonflower.config import PostgresConfig
 from moonflower.errors import DumpError, StageFailed
 from moonflower.logs import log
 from moonflower.shell import Stage, capture
+from moonflower.stale import owned_prefix
 
 CONNECT_TIMEOUT_SECONDS = 15
 VERSION_PATTERN = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
@@ -42,7 +43,7 @@ def escape_passfile_field(value: str) -> str:
 @contextlib.contextmanager
 def passfile(password: str, directory: Path) -> Iterator[Path]:
     """A 0600 libpq password file that matches any host, removed on exit."""
-    descriptor, name = tempfile.mkstemp(prefix="moonflower-", suffix=".pgpass", dir=directory)
+    descriptor, name = tempfile.mkstemp(prefix=owned_prefix(), suffix=".pgpass", dir=directory)
     path = Path(name)
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:

@@ -246,6 +246,22 @@ class Storage:
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
             raise StorageError(describe(error, self.config, action)) from None
 
+    def abort_uploads_for(self, key: str) -> int:
+        """Abort every unfinished multipart upload of exactly this key; how many there were."""
+        action = f"cleaning up unfinished uploads of {key}"
+        aborted = 0
+        try:
+            listing = self.client.list_multipart_uploads(Bucket=self.config.bucket, Prefix=key)
+            for upload in listing.get("Uploads", []):
+                if upload["Key"] == key:
+                    self.client.abort_multipart_upload(
+                        Bucket=self.config.bucket, Key=key, UploadId=upload["UploadId"]
+                    )
+                    aborted += 1
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
+            raise StorageError(describe(error, self.config, action)) from None
+        return aborted
+
     def list_objects(self, prefix: str) -> Iterator[StoredObject]:
         """Objects directly under `prefix` (no deeper "folders"), every page."""
         paginator = self.client.get_paginator("list_objects_v2")
