@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint bench clean
+.PHONY: venv demo test lint bench faults clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,9 @@ venv: $(STAMP)
 
 demo: venv
 	$(BIN)/python scripts/demo.py
+
+faults: venv
+	$(BIN)/python -m pytest -m faults
 
 bench: venv
 	$(BIN)/python scripts/bench.py

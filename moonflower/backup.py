@@ -2,9 +2,11 @@
 
 import contextlib
 import os
+import re
+import signal
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +15,7 @@ import pendulum
 
 from moonflower import shell
 from moonflower.config import Config
-from moonflower.errors import DumpError, MoonflowerError
+from moonflower.errors import DumpError, MoonflowerError, StageFailed
 from moonflower.gpg import ENCRYPTED_EXTENSION, Encryption
 from moonflower.logs import database_context, log, stage
 from moonflower.naming import backup_key
@@ -42,6 +44,10 @@ CONTENT_TYPES = {
     "gpg": "application/pgp-encrypted",
 }
 SIGNAL_LATENCY_SECONDS = 0.2
+LOW_SPACE_BYTES = 16 * 1024 * 1024
+COUNTING_STAGE = Stage("dd", ["dd", "bs=1M"], {"LC_ALL": "C"})
+"""Passes the SQL through unchanged and reports its size, so an empty dump is caught."""
+DD_BYTES = re.compile(r"^(\d+) bytes")
 SPOOL_SUFFIX = ".part"
 
 
@@ -211,12 +217,17 @@ class BackupRun:
                     stage("dump"),
                     self._early_upload(key, spool, size_hint, content_type) as stream,
                 ):
-                    self._dump(pg_dump, environment, spool)
+                    sql_bytes = self._dump(pg_dump, environment, spool)
                     if self.encryption:
                         check_openpgp_artifact(spool)
                     else:
                         compression.check(spool)
-                    log.info("dump complete: %s", human_size(spool.stat().st_size))
+                    sql_size = "?" if sql_bytes is None else human_size(sql_bytes)
+                    log.info(
+                        "dump complete: %s of SQL, %s in the spool file",
+                        sql_size,
+                        human_size(spool.stat().st_size),
+                    )
                     uploaded = stream.finish() if stream is not None else None
                 with stage("upload"):
                     if uploaded is None:
@@ -250,9 +261,11 @@ class BackupRun:
     def _pg_dump_for(self, server: ServerVersion) -> ClientTool:
         return find_client("pg_dump", server, self.config.postgres.pg_dump_path)
 
-    def _dump(self, pg_dump: ClientTool, environment: dict[str, str], spool: Path) -> None:
+    def _dump(self, pg_dump: ClientTool, environment: dict[str, str], spool: Path) -> int | None:
+        """Run the pipeline into the spool file; return how many bytes of SQL pg_dump wrote."""
         stages = [
-            Stage("pg_dump", [str(pg_dump.path), "--no-password", "--format=plain"], environment)
+            Stage("pg_dump", [str(pg_dump.path), "--no-password", "--format=plain"], environment),
+            COUNTING_STAGE,
         ]
         compress = self.config.backup.compression.stage()
         if compress is not None:
@@ -262,11 +275,42 @@ class BackupRun:
                 if self.encryption is not None:
                     stages.append(stack.enter_context(self.encryption.stage()))
                 output = stack.enter_context(spool.open("wb"))
-                shell.run(stages, output=output)
+                tails = shell.run(stages, output=output)
         except OSError as error:
-            raise DumpError(
-                f"cannot write the spool file in {self.config.backup.spool_dir}: {error.strerror}"
-            ) from None
+            raise self._spool_error(str(error.strerror or error)) from None
+        except StageFailed as error:
+            if error.stage == stages[-1].name and spool_looks_full(error, spool.parent):
+                raise self._spool_error(str(error)) from None
+            raise
+        written = counted_bytes(tails[1].lines)
+        if written == 0:
+            raise DumpError("pg_dump wrote nothing, though it exited with status 0")
+        return written
+
+    def _spool_error(self, detail: str) -> DumpError:
+        directory = self.config.backup.spool_dir
+        return DumpError(
+            f"cannot write the dump to the spool directory {directory} (full, or a file size "
+            f"limit?): {detail}"
+        )
+
+
+def counted_bytes(dd_stderr: Iterable[str]) -> int | None:
+    """The byte count dd reports when it ends ("123 bytes (123 B) copied, ...")."""
+    for line in dd_stderr:
+        match = DD_BYTES.match(line)
+        if match:
+            return int(match.group(1))
+    return None
+
+
+def spool_looks_full(error: StageFailed, directory: Path) -> bool:
+    if error.exit_code == -signal.SIGXFSZ:
+        return True
+    if any(text in error.stderr_tail for text in ("No space left", "File too large")):
+        return True
+    usage = os.statvfs(directory)
+    return usage.f_bavail * usage.f_frsize < LOW_SPACE_BYTES
 
 
 def log_retention(uploaded: Uploaded) -> None:

@@ -232,7 +232,10 @@ def endpoint_url(raw: RawValue) -> str:
 def s3_prefix(raw: RawValue) -> str:
     if not isinstance(raw.value, str):
         raise ValueError("expected a string")
-    return "/".join(part for part in raw.value.split("/") if part)
+    parts = [part for part in raw.value.split("/") if part]
+    if any(part in (".", "..") for part in parts):
+        raise ValueError(f'"{raw.value}" holds "." or ".." segments; give a plain folder path')
+    return "/".join(parts)
 
 
 def executable_path(raw: RawValue) -> Path:

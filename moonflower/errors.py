@@ -11,8 +11,22 @@ class ConfigError(MoonflowerError):
     """The configuration is unusable. Carries every problem found, not just the first."""
 
     def __init__(self, problems: Sequence[str]) -> None:
-        self.problems = list(problems)
+        self.problems = [one_line(problem) for problem in problems]
         super().__init__("; ".join(self.problems))
+
+
+MAX_PROBLEM_LENGTH = 400
+
+
+def one_line(text: str) -> str:
+    """Control characters escaped and the length bounded, so a message stays one line."""
+    escaped = "".join(
+        char if char.isprintable() or char == " " else char.encode("unicode_escape").decode()
+        for char in text
+    )
+    if len(escaped) > MAX_PROBLEM_LENGTH:
+        escaped = escaped[: MAX_PROBLEM_LENGTH - 3] + "..."
+    return escaped
 
 
 class StageFailed(MoonflowerError):

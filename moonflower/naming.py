@@ -18,6 +18,8 @@ KNOWN_EXTENSIONS = (
     ".sql.zst",
     ".sql",
 )
+ESCAPES = re.compile(r"%(25|2F)", re.IGNORECASE)
+UNESCAPE = {"%25": "%", "%2F": "/"}
 TIME_FORMAT = "YYYY-MM-DDTHH:mm:ss.SSS[Z]"
 KEY_NAME = re.compile(
     r"(?P<database>.+)_(?P<time>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)"
@@ -41,8 +43,17 @@ def timestamp(moment: pendulum.DateTime) -> str:
     return moment.in_timezone("UTC").format(TIME_FORMAT)
 
 
+def encode_name(database: str) -> str:
+    """Database names may hold "/", which must not make a key climb into sub-folders."""
+    return database.replace("%", "%25").replace("/", "%2F")
+
+
+def decode_name(encoded: str) -> str:
+    return ESCAPES.sub(lambda match: UNESCAPE[match.group(0).upper()], encoded)
+
+
 def backup_key(prefix: str, database: str, moment: pendulum.DateTime, extension: str) -> str:
-    name = f"{database}_{timestamp(moment)}{extension}"
+    name = f"{encode_name(database)}_{timestamp(moment)}{extension}"
     return f"{prefix}/{name}" if prefix else name
 
 
@@ -63,4 +74,4 @@ def parse_key(key: str, prefix: str) -> BackupKey | None:
         return None
     created = pendulum.parse(match["time"], tz="UTC")
     assert isinstance(created, pendulum.DateTime)
-    return BackupKey(key, match["database"], created, match["extension"])
+    return BackupKey(key, decode_name(match["database"]), created, match["extension"])

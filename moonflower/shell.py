@@ -199,9 +199,11 @@ def run(
     output: IO[bytes] | None = None,
     source: IO[bytes] | None = None,
     on_tick: Callable[["Pipeline"], None] | None = None,
-) -> None:
+) -> list[StderrTail]:
+    """Run the stages joined by pipes; return each stage's stderr tail (for summaries)."""
     with Pipeline(stages, output=output, source=source) as pipeline:
         pipeline.wait(None if on_tick is None else lambda: on_tick(pipeline))
+        return pipeline.tails
 
 
 def capture(stage: Stage) -> str:

@@ -164,7 +164,7 @@ class StreamingUpload:
                 "ChecksumSHA256": checksum,
             }
             self.digests[number] = digest
-        except (MoonflowerError, *PART_ERRORS) as error:
+        except Exception as error:
             self._failed(error)
 
     def _create(self) -> None:

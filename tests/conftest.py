@@ -47,3 +47,38 @@ def backup_env(pg: PgServer, s3: S3Server, bucket: str, spool_dir: Path) -> dict
     env.update(s3.moonflower_env(bucket, "nightly"))
     env["BACKUP_SPOOL_DIR"] = str(spool_dir)
     return env
+
+
+BIG_DATABASE = "streamed_big"
+
+
+@pytest.fixture(scope="session")
+def big_database(pg: PgServer) -> str:
+    """About 40 MB of SQL: bigger than two upload parts."""
+    pg.create_database(BIG_DATABASE)
+    pg.psql(
+        "CREATE TABLE filler AS SELECT n, md5(n::text) || repeat(md5((n * 7)::text), 4) AS t "
+        "FROM generate_series(1, 260000) AS n;",
+        BIG_DATABASE,
+    )
+    return BIG_DATABASE
+
+
+@pytest.fixture
+def pausing_pg_dump(pg: PgServer, tmp_path: Path) -> str:
+    """The real pg_dump, its output held for a second after 20 MB: a dump slower than the
+    uploader's polling, so parts go up while it runs, whatever the machine's speed. It exits
+    with pg_dump's own status."""
+    script = tmp_path / "pausing" / "pg_dump"
+    script.parent.mkdir()
+    real = pg.tool("pg_dump")
+    script.write_text(
+        "#!/bin/sh\n"
+        f'if [ "$1" = "--version" ]; then exec "{real}" --version; fi\n'
+        "status_file=$(mktemp)\n"
+        f'{{ "{real}" "$@"; echo $? > "$status_file"; }} |'
+        " (dd bs=1M count=20 iflag=fullblock 2>/dev/null; sleep 1; cat)\n"
+        'status=$(cat "$status_file"); rm -f "$status_file"; exit "$status"\n'
+    )
+    script.chmod(0o755)
+    return str(script)

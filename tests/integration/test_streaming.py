@@ -10,39 +10,11 @@ from tests.support.pgserver import PgServer
 from tests.support.runner import run_moonflower
 from tests.support.s3server import S3Server
 
-BIG = "streamed_big"
-
-
-@pytest.fixture(scope="module")
-def big_database(pg: PgServer) -> str:
-    pg.create_database(BIG)
-    pg.psql(
-        "CREATE TABLE filler AS SELECT n, md5(n::text) || repeat(md5((n * 7)::text), 4) AS t "
-        "FROM generate_series(1, 260000) AS n;",
-        BIG,
-    )
-    return BIG
-
 
 @pytest.fixture
 def proxy(s3: S3Server) -> Iterator[FaultProxy]:
     with FaultProxy(s3.endpoint) as running:
         yield running
-
-
-@pytest.fixture
-def pausing_pg_dump(pg: PgServer, tmp_path: Path) -> str:
-    """The real pg_dump, its output held for a second after 20 MB: a dump slower than the
-    uploader's polling, so parts go up while it runs, whatever the machine's speed."""
-    script = tmp_path / "pg_dump"
-    real = pg.tool("pg_dump")
-    script.write_text(
-        "#!/bin/sh\n"
-        f'if [ "$1" = "--version" ]; then exec "{real}" --version; fi\n'
-        f'"{real}" "$@" | (dd bs=1M count=20 iflag=fullblock 2>/dev/null; sleep 1; cat)\n'
-    )
-    script.chmod(0o755)
-    return str(script)
 
 
 def uncompressed(backup_env: dict[str, str], database: str, pg_dump: str = "") -> dict[str, str]:

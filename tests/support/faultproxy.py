@@ -5,6 +5,7 @@ real S3 behaviour plus exactly the faults a test asks for. Loopback only.
 """
 
 import http.client
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +29,9 @@ class Reply:
     body: bytes = b""
     content_type: str = "application/xml"
 
+
+RESET = Reply(-1)
+"""A rule's answer meaning: start a reply, then drop the connection half-way through it."""
 
 Rule = Callable[[Request], Reply | None]
 
@@ -61,6 +65,9 @@ class FaultProxy:
                 proxy.seen.append(request)
                 for rule in list(proxy.rules):
                     reply = rule(request)
+                    if reply is RESET:
+                        self._reset()
+                        return
                     if reply is not None:
                         self._send(reply.status, {"Content-Type": reply.content_type}, reply.body)
                         return
@@ -78,6 +85,15 @@ class FaultProxy:
                     self._send(response.status, forwarded, payload)
                 finally:
                     connection.close()
+
+            def _reset(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Length", "1000")
+                self.end_headers()
+                self.wfile.write(b"<?xml version=")
+                self.wfile.flush()
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
 
             def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
                 self.send_response(status)
