@@ -125,6 +125,7 @@ def test_s3_going_down_mid_upload_fails_cleanly_and_the_next_run_tidies_up(
             "PG_DUMP_PATH": pausing_pg_dump,
             "BACKUP_COMPRESSION": "none",
             "WEBHOOK_FAILURE": receiver.url("/fail"),
+            "WEBHOOK_POST_LOGS": "1",
         }
         started = time.monotonic()
         result = run_moonflower(env=env, timeout=BOUND_SECONDS)
@@ -133,6 +134,8 @@ def test_s3_going_down_mid_upload_fails_cleanly_and_the_next_run_tidies_up(
     assert result.returncode == 1, result.stderr
     assert elapsed < BOUND_SECONDS
     assert receiver.paths() == ["/fail"]
+    secrets = (SECRET_KEY, backup_env["PG_PASSWORD"])
+    assert_no_secrets(result.stderr + receiver.received[0].body.decode(), *secrets)
     assert s3.keys(bucket) == []
     assert [p.name for p in spool_dir.iterdir()] == ["moonflower-uploads.journal"]
 
@@ -187,6 +190,7 @@ def test_postgres_killing_the_dump_fails_only_that_database(
 
     assert terminated, "the dump's connection was never seen, so nothing was proven"
     assert result.returncode == 1, result.stderr
+    assert_no_secrets(result.stderr, SECRET_KEY, backup_env["PG_PASSWORD"])
     assert f"backup failed for 1 database(s): {big_database}" in result.stderr
     assert "terminating connection" in result.stderr or "server closed" in result.stderr
     keys = s3.keys(bucket)
@@ -215,6 +219,7 @@ def test_a_full_spool_disk_is_named_and_leaves_nothing(
 
     assert process.returncode == 1
     assert f"spool directory {spool_dir}" in process.stderr
+    assert_no_secrets(process.stderr, SECRET_KEY, backup_env["PG_PASSWORD"])
     assert s3.keys(bucket) == []
     assert list(spool_dir.iterdir()) == []
 
@@ -274,6 +279,7 @@ def test_a_dump_that_writes_nothing_is_a_failure(
 
     assert result.returncode == 1
     assert "pg_dump wrote nothing" in result.stderr
+    assert_no_secrets(result.stderr, SECRET_KEY, backup_env["PG_PASSWORD"])
     assert s3.keys(bucket) == []
     assert list(spool_dir.iterdir()) == []
 
