@@ -13,6 +13,7 @@ from rich.console import Console
 from moonflower import __version__
 from moonflower.backup import BackupRun, RunReport
 from moonflower.catalog import Catalog
+from moonflower.check import Preflight
 from moonflower.config import Config, load_config
 from moonflower.cron import EXAMPLES
 from moonflower.errors import ConfigError, MoonflowerError, Terminated
@@ -23,12 +24,16 @@ from moonflower.prune import Pruner
 from moonflower.redact import redactor
 from moonflower.report import (
     print_backup_list,
+    print_checks,
     print_prune_table,
+    print_state,
     print_summary,
     print_verify_table,
 )
 from moonflower.restore import RestoreError, Restorer
 from moonflower.scheduler import Runner
+from moonflower.state import StateFile, health
+from moonflower.state import now as state_now
 from moonflower.status import ExitStatus
 from moonflower.storage import Storage
 from moonflower.verify import Verifier
@@ -125,6 +130,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--restore", action="store_true", help="also load each into a scratch database"
     )
     commands.add_parser(
+        "check",
+        help="check configuration, database, bucket, key and webhooks without backing up",
+        description="Preflight: validate the configuration, connect to each database (and pick "
+        "its pg_dump), reach the bucket and write and delete a probe object, import the "
+        "encryption key, resolve webhook hosts. Exit 0 only if every check passes. Makes no "
+        "backup and calls no webhook.",
+    )
+    commands.add_parser(
+        "health",
+        help="exit 0 if the last run succeeded (or none yet and the scheduler runs)",
+        description="For a container HEALTHCHECK: reads the status file in BACKUP_STATE_DIR.",
+    )
+    commands.add_parser("status", help="show the scheduler's state, the last and the next run")
+    commands.add_parser(
         "run",
         help="run backups on the cron schedule in SCHEDULE until stopped",
         description="Run backups on the cron schedule in SCHEDULE (local time) until SIGTERM "
@@ -143,6 +162,24 @@ def flag_overrides(arguments: argparse.Namespace) -> dict[str, tuple[str, object
 
 
 def backup_once(config: Config) -> ExitStatus:
+    """One run with its webhooks and its line in the status file."""
+    started = state_now()
+    status = ExitStatus.BACKUP_FAILED
+    try:
+        status = monitored_backup(config)
+        return status
+    finally:
+        record_run(config, started, status)
+
+
+def record_run(config: Config, started: str, status: ExitStatus) -> None:
+    try:
+        StateFile(config.backup.state_directory).run_finished(started, int(status))
+    except OSError as error:
+        log.warning("could not write the status file: %s", error)
+
+
+def monitored_backup(config: Config) -> ExitStatus:
     """One run with its webhooks: start, then success or failure with the run's log."""
     with Webhooks(config.webhooks).monitor() as outcome:
         with Encryption.open(config.encryption) as encryption:
@@ -179,6 +216,24 @@ def prune_now(config: Config, databases: list[str] | None, dry_run: bool) -> Exi
     report = Pruner(storage, config.s3).prune(databases, dry_run=dry_run)
     print_prune_table(report, dry_run, output_console())
     return ExitStatus.OK if report.ok else ExitStatus.BACKUP_FAILED
+
+
+def preflight(config: Config) -> ExitStatus:
+    checks = Preflight(config).run()
+    print_checks(checks, output_console())
+    return ExitStatus.OK if all(check.ok for check in checks) else ExitStatus.BACKUP_FAILED
+
+
+def report_health(config: Config) -> ExitStatus:
+    verdict = health(StateFile(config.backup.state_directory).read())
+    print(("healthy: " if verdict.ok else "unhealthy: ") + verdict.reason)
+    return ExitStatus.OK if verdict.ok else ExitStatus.BACKUP_FAILED
+
+
+def print_status(config: Config) -> ExitStatus:
+    state = StateFile(config.backup.state_directory)
+    print_state(state.read(), health(state.read()), state.path, output_console())
+    return ExitStatus.OK
 
 
 def storage_for(config: Config) -> Storage:
@@ -233,11 +288,14 @@ def run_scheduler(config: Config, shutdown: Shutdown) -> ExitStatus:
         with shutdown.working():
             return backup_once(config)
 
+    state = StateFile(config.backup.state_directory)
+    state.scheduler_started(config.schedule.expression)
     runner = Runner(
         config.schedule,
         run_once=guarded_run,
         wait=shutdown.requested.wait,
         between_runs=reap_orphans,
+        on_next=state.next_run,
     )
     return runner.run_forever(run_at_start=config.backup.on_start)
 
@@ -259,6 +317,12 @@ def execute(arguments: argparse.Namespace, shutdown: Shutdown) -> ExitStatus:
             return restore_backup(config, arguments)
         if command == "verify":
             return verify_backups(config, arguments)
+        if command == "check":
+            return preflight(config)
+        if command == "health":
+            return report_health(config)
+        if command == "status":
+            return print_status(config)
     with shutdown.working():
         return backup_once(config)
 

@@ -77,6 +77,12 @@ class BackupConfig:
     compression: Compression = field(default_factory=Compression)
     jobs: int = 1
     """How many databases are backed up at once (BACKUP_JOBS)."""
+    state_dir: Path | None = None
+    """Where the status file lives (BACKUP_STATE_DIR); the system temp directory when unset."""
+
+    @property
+    def state_directory(self) -> Path:
+        return self.state_dir or Path(tempfile.gettempdir())
 
 
 @dataclass(frozen=True)
@@ -434,6 +440,7 @@ def load_config(
         low, high, _ = LEVELS[algorithm]
         level = validator.optional(s.BACKUP_COMPRESSION_LEVEL, whole_number(low, high), None)
     jobs = validator.optional(s.BACKUP_JOBS, whole_number(1, MAX_JOBS), 1)
+    state_dir = validator.optional(s.BACKUP_STATE_DIR, writable_directory, None)
     schedule = validator.optional(s.SCHEDULE, cron_schedule, None)
     log_format = validator.optional(s.LOG_FORMAT, one_of(LOG_FORMATS), "text")
     log_level = validator.optional(s.LOG_LEVEL, one_of(LOG_LEVELS), "info")
@@ -462,7 +469,7 @@ def load_config(
             governance,
             expires_in,
         ),
-        backup=BackupConfig(spool_dir, on_start, Compression(algorithm, level), jobs),
+        backup=BackupConfig(spool_dir, on_start, Compression(algorithm, level), jobs, state_dir),
         logging=LoggingConfig(log_format, log_level),
         encryption=encryption,
         schedule=schedule,

@@ -1,5 +1,8 @@
 """The end-of-run summary table."""
 
+from pathlib import Path
+from typing import Any
+
 import pendulum
 from rich.console import Console
 from rich.table import Table
@@ -7,8 +10,10 @@ from rich.text import Text
 
 from moonflower.backup import RunReport, human_size
 from moonflower.catalog import BackupInfo
+from moonflower.check import Check
 from moonflower.prune import PruneReport
 from moonflower.redact import redactor
+from moonflower.state import Health
 from moonflower.verify import Verified
 
 
@@ -108,4 +113,40 @@ def print_verify_table(results: list[Verified], console: Console) -> None:
             outcome,
             result.info.key,
         )
+    console.print(table)
+
+
+def print_checks(checks: list[Check], console: Console) -> None:
+    table = Table(title="Moonflower check", title_justify="left")
+    for column in ("check", "result", "detail"):
+        table.add_column(column, overflow="fold")
+    for check in checks:
+        result = Text("ok", style="green") if check.ok else Text("failed", style="red")
+        table.add_row(check.name, result, check.detail)
+    console.print(table)
+
+
+def print_state(
+    state: dict[str, Any] | None, verdict: Health, path: Path, console: Console
+) -> None:
+    table = Table(title=f"Moonflower status ({path})", title_justify="left", show_header=False)
+    table.add_column("what")
+    table.add_column("value", overflow="fold")
+    state = state or {}
+    scheduler = state.get("scheduler") or {}
+    last = state.get("last_run") or {}
+    table.add_row("health", ("healthy: " if verdict.ok else "unhealthy: ") + verdict.reason)
+    if scheduler:
+        table.add_row(
+            "scheduler",
+            f"pid {scheduler.get('pid')}, started {scheduler.get('started')}, "
+            f"schedule {scheduler.get('schedule')}",
+        )
+    if last:
+        table.add_row(
+            "last run",
+            f"{last.get('started')} to {last.get('finished')}, exit status {last.get('status')}",
+        )
+    if state.get("next_run"):
+        table.add_row("next run", str(state["next_run"]))
     console.print(table)

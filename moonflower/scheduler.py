@@ -73,12 +73,14 @@ class Runner:
         wait: Wait,
         clock: Clock = utc_now,
         between_runs: Callable[[], None] = lambda: None,
+        on_next: Callable[[datetime], None] = lambda moment: None,
     ) -> None:
         self.cron = cron
         self.run_once = run_once
         self.wait = wait
         self.clock = clock
         self.between_runs = between_runs
+        self.on_next = on_next
         self.scheduler = schedule.Scheduler()
         self.runs = 0
 
@@ -117,3 +119,4 @@ class Runner:
     def _announce(self, job: CronJob) -> None:
         if job.fire_at is not None:
             log.info("next backup at %s", describe_time(job.fire_at, self.clock()))
+            self.on_next(job.fire_at)

@@ -71,6 +71,7 @@ BACKUP_ON_START = Setting("BACKUP_ON_START", "backup", "on_start")
 BACKUP_COMPRESSION = Setting("BACKUP_COMPRESSION", "backup", "compression")
 BACKUP_COMPRESSION_LEVEL = Setting("BACKUP_COMPRESSION_LEVEL", "backup", "compression_level")
 BACKUP_JOBS = Setting("BACKUP_JOBS", "backup", "jobs")
+BACKUP_STATE_DIR = Setting("BACKUP_STATE_DIR", "backup", "state_dir")
 
 LOG_FORMAT = Setting("LOG_FORMAT", "logging", "format")
 LOG_LEVEL = Setting("LOG_LEVEL", "logging", "level")
@@ -97,6 +98,7 @@ ALL_SETTINGS: tuple[Setting, ...] = (
     BACKUP_COMPRESSION,
     BACKUP_COMPRESSION_LEVEL,
     BACKUP_JOBS,
+    BACKUP_STATE_DIR,
     SCHEDULE,
     WEBHOOK_START,
     WEBHOOK_SUCCESS,

@@ -1,0 +1,119 @@
+"""`moonflower check`: a preflight of everything a backup needs, without making one."""
+
+import secrets
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import botocore.exceptions
+
+from moonflower.config import Config
+from moonflower.errors import ConfigError, MoonflowerError
+from moonflower.gpg import Encryption
+from moonflower.naming import listing_prefix
+from moonflower.pgdump import (
+    any_psql,
+    find_client,
+    libpq_environment,
+    passfile,
+    server_version,
+)
+from moonflower.s3errors import describe
+from moonflower.storage import Storage
+
+PROBE_NAME = ".moonflower-check-"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+def run_check(name: str, probe: Callable[[], str]) -> Check:
+    try:
+        return Check(name, True, probe())
+    except (MoonflowerError, OSError) as error:
+        return Check(name, False, str(error))
+
+
+class Preflight:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    def run(self) -> list[Check]:
+        checks = [Check("configuration", True, "valid")]
+        checks += self._databases()
+        storage: Storage | None = None
+        try:
+            storage = Storage(self.config.s3)
+        except MoonflowerError as error:
+            checks.append(Check("S3 client", False, str(error)))
+        if storage is not None:
+            checks.append(run_check("bucket", lambda: self._bucket(storage)))
+            checks.append(run_check("bucket writable", lambda: self._probe(storage)))
+        checks.append(run_check("encryption", self._encryption))
+        checks += [
+            run_check(f"webhook {event}", lambda url=url: resolve(url))
+            for event, url in self._webhooks()
+        ]
+        return checks
+
+    def _databases(self) -> list[Check]:
+        pg = self.config.postgres
+        results = []
+        with passfile(pg.password, self.config.backup.spool_dir) as password:
+            for database in pg.databases:
+
+                def probe(database: str = database) -> str:
+                    environment = libpq_environment(pg, password, database)
+                    server = server_version(any_psql(pg.pg_dump_path), environment)
+                    tool = find_client("pg_dump", server, pg.pg_dump_path)
+                    return f"server {server.text}; pg_dump {tool.version} at {tool.path}"
+
+                results.append(run_check(f"database {database}", probe))
+        return results
+
+    def _bucket(self, storage: Storage) -> str:
+        storage.check_bucket()
+        lock = " with Object Lock" if self.config.s3.governance is not None else ""
+        return f"s3://{self.config.s3.bucket} reachable{lock}"
+
+    def _probe(self, storage: Storage) -> str:
+        key = f"{listing_prefix(self.config.s3.prefix)}{PROBE_NAME}{secrets.token_hex(6)}"
+        client, bucket = storage.client, self.config.s3.bucket
+        try:
+            client.put_object(Bucket=bucket, Key=key, Body=b"moonflower check\n")
+            storage.delete_everywhere([key])
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
+            raise MoonflowerError(describe(error, self.config.s3, f"writing {key}")) from None
+        return f"wrote and deleted {key}"
+
+    def _encryption(self) -> str:
+        try:
+            with Encryption.open(self.config.encryption) as encryption:
+                if encryption is None:
+                    return "off (backups are not encrypted)"
+                if encryption.recipient is not None:
+                    return f"public key {encryption.recipient.fingerprint}"
+                return "passphrase (symmetric AES256)"
+        except ConfigError as error:
+            raise MoonflowerError("; ".join(error.problems)) from None
+
+    def _webhooks(self) -> list[tuple[str, str]]:
+        hooks = self.config.webhooks
+        pairs = [("start", hooks.start), ("success", hooks.success), ("failure", hooks.failure)]
+        return [(event, url) for event, url in pairs if url]
+
+
+def resolve(url: str) -> str:
+    """The webhook's host resolves (no request is sent)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        addresses = socket.getaddrinfo(host, parts.port or 443, proto=socket.IPPROTO_TCP)
+    except socket.gaierror as error:
+        raise MoonflowerError(f"cannot resolve {host}: {error.strerror}") from None
+    return f"{host} resolves to {addresses[0][4][0]}"

@@ -1,0 +1,86 @@
+"""A small status file: the scheduler's pid, the last run's result, the next run's time.
+
+`moonflower health` (a container HEALTHCHECK) and `moonflower status` read it.
+"""
+
+import contextlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pendulum
+
+from moonflower.stale import is_alive
+
+STATE_NAME = f"moonflower-state-{os.getuid()}.json"
+
+
+@dataclass(frozen=True)
+class Health:
+    ok: bool
+    reason: str
+
+
+class StateFile:
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / STATE_NAME
+
+    def read(self) -> dict[str, Any] | None:
+        try:
+            loaded = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return loaded if isinstance(loaded, dict) else None
+
+    def _update(self, **changes: Any) -> None:
+        state = self.read() or {}
+        state.update(changes)
+        descriptor, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".moonflower-state-")
+        try:
+            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+                json.dump(state, handle, indent=2)
+            os.chmod(temporary, 0o644)
+            os.replace(temporary, self.path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+
+    def scheduler_started(self, expression: str) -> None:
+        self._update(
+            scheduler={"pid": os.getpid(), "started": now(), "schedule": expression},
+            next_run=None,
+        )
+
+    def next_run(self, moment: datetime) -> None:
+        self._update(next_run=pendulum.instance(moment).in_timezone("UTC").isoformat())
+
+    def run_finished(self, started: str, status: int) -> None:
+        self._update(last_run={"started": started, "finished": now(), "status": status})
+
+
+def now() -> str:
+    return pendulum.now("UTC").isoformat()
+
+
+def health(state: dict[str, Any] | None) -> Health:
+    """Healthy: the last run succeeded, or none ran yet and the scheduler is alive."""
+    if state is None:
+        return Health(False, "no status file yet: no backup has run and no scheduler started")
+    scheduler = state.get("scheduler") or {}
+    last = state.get("last_run")
+    if scheduler and not is_alive(int(scheduler.get("pid", 0))):
+        return Health(False, f"the scheduler (pid {scheduler.get('pid')}) is not running")
+    if last is None:
+        return Health(True, "scheduler running; no run yet")
+    if last.get("status") != 0:
+        return Health(
+            False,
+            f"the last run, finished {last.get('finished')}, failed "
+            f"(exit status {last.get('status')})",
+        )
+    return Health(True, f"the last run, finished {last.get('finished')}, succeeded")

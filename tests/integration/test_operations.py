@@ -1,0 +1,84 @@
+"""`check`, `health` and `status`: what operators and container health checks call."""
+
+import signal
+import subprocess
+from pathlib import Path
+
+from tests.support.runner import clean_environment, moonflower_command, run_moonflower
+from tests.support.s3server import S3Server
+from tests.support.webhookserver import WebhookReceiver
+
+
+def test_check_passes_on_a_good_setup_and_makes_no_backup(
+    s3: S3Server, bucket: str, backup_env: dict[str, str]
+) -> None:
+    with WebhookReceiver() as receiver:
+        backup_env.update(WEBHOOK_SUCCESS=receiver.url("/ok"), ENCRYPTION_PASSPHRASE="long enough")
+        result = run_moonflower("check", env=backup_env)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    for name in ("configuration", "database", "bucket writable", "encryption", "webhook success"):
+        assert name in result.stdout
+    assert "failed" not in result.stdout
+    assert s3.keys(bucket) == []
+    assert receiver.received == []
+
+
+def test_check_fails_and_says_what(s3: S3Server, bucket: str, backup_env: dict[str, str]) -> None:
+    backup_env.update(PG_DATABASES="second no_such_database", S3_GOVERNANCE="1 day")
+
+    result = run_moonflower("check", env=backup_env)
+
+    assert result.returncode == 1
+    flat = " ".join(result.stdout.split())
+    assert "no_such_database" in flat
+    assert "does not exist" in flat
+    assert "Object Lock" in flat
+
+
+def test_health_and_status_follow_the_scheduler(backup_env: dict[str, str], tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    backup_env.update(BACKUP_STATE_DIR=str(state), PG_DATABASES="second")
+
+    before = run_moonflower("health", env=backup_env)
+    good = run_moonflower("backup", env=backup_env)
+    after_good = run_moonflower("health", env=backup_env)
+    bad = run_moonflower("backup", env={**backup_env, "PG_DATABASES": "no_such_database"})
+    after_bad = run_moonflower("health", env=backup_env)
+
+    assert before.returncode == 1
+    assert good.returncode == 0
+    assert after_good.returncode == 0, after_good.stdout
+    assert bad.returncode == 1
+    assert after_bad.returncode == 1
+    assert "failed" in after_bad.stdout
+
+    fresh = tmp_path / "fresh-state"
+    fresh.mkdir()
+    backup_env.update(SCHEDULE="0 0 1 1 *", BACKUP_STATE_DIR=str(fresh))
+    scheduler = subprocess.Popen(
+        moonflower_command(),
+        env=clean_environment(backup_env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        import time
+
+        deadline = time.monotonic() + 30
+        status = run_moonflower("status", env=backup_env)
+        while "next run" not in status.stdout and time.monotonic() < deadline:
+            time.sleep(0.2)
+            status = run_moonflower("status", env=backup_env)
+        running = run_moonflower("health", env=backup_env)
+    finally:
+        scheduler.send_signal(signal.SIGTERM)
+        scheduler.wait(timeout=30)
+    stopped = run_moonflower("health", env=backup_env)
+
+    assert "next run" in status.stdout
+    assert f"pid {scheduler.pid}" in status.stdout
+    assert running.returncode == 0, running.stdout
+    assert stopped.returncode == 1
+    assert "not running" in stopped.stdout
