@@ -33,9 +33,18 @@ debootstrap --variant=minbase bookworm "$root" http://deb.debian.org/debian
 mkdir -p "$root/opt/moonflower"
 git -C "$checkout" ls-files -z | (cd "$checkout" && xargs -0 cp --parents -t "$root/opt/moonflower")
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+# Trust what this host trusts (some networks inspect HTTPS with their own authority).
+host_ca=/etc/ssl/certs/ca-certificates.crt
+pip_cert=()
+if [[ -f $host_ca ]]; then
+    cp "$host_ca" "$root/etc/ssl/host-ca-bundle.crt" 2>/dev/null \
+        || { mkdir -p "$root/etc/ssl" && cp "$host_ca" "$root/etc/ssl/host-ca-bundle.crt"; }
+    pip_cert=(PIP_CERT=/etc/ssl/host-ca-bundle.crt)
+fi
 mount -t proc proc "$root/proc"
 mount --bind /dev "$root/dev"
 chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
-    SOURCE=/opt/moonflower PG_CLIENT_SOURCE=debian /opt/moonflower/scripts/image-install.sh
+    "${pip_cert[@]}" SOURCE=/opt/moonflower PG_CLIENT_SOURCE=debian \
+    /opt/moonflower/scripts/image-install.sh
 
 "$checkout/.venv/bin/python" "$checkout/scripts/image_smoke.py" "$root"
