@@ -3,6 +3,7 @@ PostgreSQL 15 and S3 on loopback, back up from inside the chroot, check the obje
 
 import gzip
 import logging
+import shutil
 import subprocess
 import sys
 from pathlib import Path
