@@ -36,7 +36,7 @@ def main(root: Path) -> int:
             **s3.moonflower_env(bucket, "smoke"),
         }
         command = [
-            "chroot",
+            shutil.which("chroot") or "/usr/sbin/chroot",
             "--userspec=moonflower:moonflower",
             str(root),
             "/opt/moonflower/bin/moonflower",
