@@ -133,7 +133,7 @@ def test_no_gnupg_home_or_agent_is_left_behind(
     result = run_moonflower(env=backup_env)
 
     assert result.returncode == 0, result.stderr
-    assert list(private_tmp.iterdir()) == []
+    assert [p for p in private_tmp.iterdir() if p.name.startswith("moonflower-gnupg-")] == []
     agents = [
         pid
         for pid in os.listdir("/proc")
