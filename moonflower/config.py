@@ -38,6 +38,8 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 POSTGRES_MAX_NAME_BYTES = 63
 MIN_PASSPHRASE_LENGTH = 8
 MAX_JOBS = 32
+ALL_DATABASES = "*"
+FORMATS = ("plain", "custom")
 TRUE_WORDS = ("true", "1", "yes", "on")
 FALSE_WORDS = ("false", "0", "no", "off")
 ARMOR_START = "-----BEGIN PGP"
@@ -53,6 +55,14 @@ class PostgresConfig:
     user: str
     password: str = field(repr=False)
     pg_dump_path: Path | None = None
+    exclude: tuple[str, ...] = ()
+    """Shell-style patterns of databases to leave out when `databases` is ("*",)."""
+    globals: bool = False
+    """Also back up roles and tablespaces (pg_dumpall --globals-only)."""
+
+    @property
+    def all_databases(self) -> bool:
+        return self.databases == (ALL_DATABASES,)
 
 
 @dataclass(frozen=True)
@@ -79,6 +89,8 @@ class BackupConfig:
     compression: Compression = field(default_factory=Compression)
     jobs: int = 1
     """How many databases are backed up at once (BACKUP_JOBS)."""
+    format: str = "plain"
+    """"plain" SQL (compressed by a pipeline stage) or pg_dump's "custom" format."""
     state_dir: Path | None = None
     """Where the status file lives (BACKUP_STATE_DIR); the system temp directory when unset."""
 
@@ -221,12 +233,22 @@ def database_names(raw: RawValue) -> tuple[str, ...]:
         raise ValueError("expected a list of database names")
     if not names:
         raise ValueError("no database names given")
+    if ALL_DATABASES in names and len(names) > 1:
+        raise ValueError(f'"{ALL_DATABASES}" means every database: give it alone')
     for name in names:
         if len(name.encode("utf-8")) > POSTGRES_MAX_NAME_BYTES:
             raise ValueError(f'database name "{name}" is longer than 63 bytes')
         if "\x00" in name:
             raise ValueError("database names cannot contain NUL characters")
     return tuple(dict.fromkeys(names))
+
+
+def name_patterns(raw: RawValue) -> tuple[str, ...]:
+    if isinstance(raw.value, str):
+        return tuple(raw.value.split())
+    if isinstance(raw.value, list) and all(isinstance(item, str) for item in raw.value):
+        return tuple(item for item in raw.value if item.strip())
+    raise ValueError("expected a list of database names or patterns")
 
 
 def endpoint_url(raw: RawValue) -> str:
@@ -246,8 +268,16 @@ def s3_prefix(raw: RawValue) -> str:
     return "/".join(parts)
 
 
+def user_path(value: str) -> Path:
+    """`~` expanded; an unknown `~user` is a plain error, not a crash."""
+    try:
+        return Path(value).expanduser()
+    except RuntimeError:
+        raise ValueError(f'cannot expand "{value}": no such user') from None
+
+
 def executable_path(raw: RawValue) -> Path:
-    path = Path(text(raw)).expanduser()
+    path = user_path(text(raw))
     candidate = path / "pg_dump" if path.is_dir() else path
     if not (candidate.is_file() and os.access(candidate, os.X_OK)):
         raise ValueError(f"{candidate} is not an executable pg_dump")
@@ -255,7 +285,7 @@ def executable_path(raw: RawValue) -> Path:
 
 
 def writable_directory(raw: RawValue) -> Path:
-    path = Path(text(raw)).expanduser()
+    path = user_path(text(raw))
     if not path.is_dir():
         raise ValueError(f"{path} is not a directory")
     if not os.access(path, os.W_OK | os.X_OK):
@@ -380,10 +410,9 @@ def load_config(
     """Read and validate everything; raise ConfigError listing every problem found."""
     problems: list[str] = []
     if config_path is not None:
-        document = load_toml(config_path.expanduser(), "--config", problems)
+        document = load_toml(config_path, "--config", problems)
     elif environ.get(CONFIG_PATH_ENV, "").strip():
-        path = Path(environ[CONFIG_PATH_ENV].strip()).expanduser()
-        document = load_toml(path, CONFIG_PATH_ENV, problems)
+        document = load_toml(Path(environ[CONFIG_PATH_ENV].strip()), CONFIG_PATH_ENV, problems)
     elif DEFAULT_CONFIG_PATH.is_file():
         document = load_toml(DEFAULT_CONFIG_PATH, str(DEFAULT_CONFIG_PATH), problems)
     else:
@@ -400,6 +429,8 @@ def load_config(
     user = validator.required(s.PG_USER, text)
     password = validator.required(s.PG_PASSWORD, secret_text)
     pg_dump_path = validator.optional(s.PG_DUMP_PATH, executable_path, None)
+    exclude = validator.optional(s.PG_EXCLUDE_DATABASES, name_patterns, ())
+    dump_globals = validator.optional(s.PG_GLOBALS, boolean, False)
 
     endpoint = validator.required(s.S3_ENDPOINT, endpoint_url)
     region = validator.optional(s.S3_REGION, text, DEFAULT_S3_REGION)
@@ -445,6 +476,7 @@ def load_config(
         level = validator.optional(s.BACKUP_COMPRESSION_LEVEL, whole_number(low, high), None)
     jobs = validator.optional(s.BACKUP_JOBS, whole_number(1, MAX_JOBS), 1)
     state_dir = validator.optional(s.BACKUP_STATE_DIR, writable_directory, None)
+    dump_format = validator.optional(s.BACKUP_FORMAT, one_of(FORMATS), "plain")
     schedule = validator.optional(s.SCHEDULE, cron_schedule, None)
     log_format = validator.optional(s.LOG_FORMAT, one_of(LOG_FORMATS), "text")
     log_level = validator.optional(s.LOG_LEVEL, one_of(LOG_LEVELS), "info")
@@ -460,7 +492,9 @@ def load_config(
     assert endpoint is not None
     assert bucket is not None
     return Config(
-        postgres=PostgresConfig(databases, host, port, user, password, pg_dump_path),
+        postgres=PostgresConfig(
+            databases, host, port, user, password, pg_dump_path, exclude, dump_globals
+        ),
         s3=S3Config(
             endpoint,
             region,
@@ -473,7 +507,9 @@ def load_config(
             governance,
             expires_in,
         ),
-        backup=BackupConfig(spool_dir, on_start, Compression(algorithm, level), jobs, state_dir),
+        backup=BackupConfig(
+            spool_dir, on_start, Compression(algorithm, level), jobs, dump_format, state_dir
+        ),
         logging=LoggingConfig(log_format, log_level),
         encryption=encryption,
         schedule=schedule,

@@ -39,6 +39,8 @@ PG_PORT = Setting("PG_PORT", "postgres", "port")
 PG_USER = Setting("PG_USER", "postgres", "user")
 PG_PASSWORD = Setting("PG_PASSWORD", "postgres", "password", secret=True)
 PG_DUMP_PATH = Setting("PG_DUMP_PATH", "postgres", "pg_dump_path")
+PG_EXCLUDE_DATABASES = Setting("PG_EXCLUDE_DATABASES", "postgres", "exclude_databases")
+PG_GLOBALS = Setting("PG_GLOBALS", "postgres", "globals")
 
 S3_ENDPOINT = Setting("S3_ENDPOINT", "s3", "endpoint")
 S3_REGION = Setting("S3_REGION", "s3", "region")
@@ -72,6 +74,7 @@ BACKUP_COMPRESSION = Setting("BACKUP_COMPRESSION", "backup", "compression")
 BACKUP_COMPRESSION_LEVEL = Setting("BACKUP_COMPRESSION_LEVEL", "backup", "compression_level")
 BACKUP_JOBS = Setting("BACKUP_JOBS", "backup", "jobs")
 BACKUP_STATE_DIR = Setting("BACKUP_STATE_DIR", "backup", "state_dir")
+BACKUP_FORMAT = Setting("BACKUP_FORMAT", "backup", "format")
 
 LOG_FORMAT = Setting("LOG_FORMAT", "logging", "format")
 LOG_LEVEL = Setting("LOG_LEVEL", "logging", "level")
@@ -83,6 +86,8 @@ ALL_SETTINGS: tuple[Setting, ...] = (
     PG_USER,
     PG_PASSWORD,
     PG_DUMP_PATH,
+    PG_EXCLUDE_DATABASES,
+    PG_GLOBALS,
     S3_ENDPOINT,
     S3_REGION,
     S3_BUCKET,
@@ -99,6 +104,7 @@ ALL_SETTINGS: tuple[Setting, ...] = (
     BACKUP_COMPRESSION_LEVEL,
     BACKUP_JOBS,
     BACKUP_STATE_DIR,
+    BACKUP_FORMAT,
     SCHEDULE,
     WEBHOOK_START,
     WEBHOOK_SUCCESS,

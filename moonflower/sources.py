@@ -31,7 +31,11 @@ def unquote(value: str) -> str:
 
 
 def read_secret_file(path_text: str, origin: str, problems: list[str]) -> str | None:
-    path = Path(path_text).expanduser()
+    try:
+        path = Path(path_text).expanduser()
+    except RuntimeError:
+        problems.append(f'{origin}: cannot expand "{path_text}": no such user')
+        return None
     try:
         content = path.read_text(encoding="utf-8")
     except OSError as error:
@@ -45,13 +49,16 @@ def read_secret_file(path_text: str, origin: str, problems: list[str]) -> str | 
 
 def load_toml(path: Path, origin: str, problems: list[str]) -> dict[str, Any]:
     try:
+        path = path.expanduser()
         with path.open("rb") as handle:
             document = tomllib.load(handle)
     except FileNotFoundError:
         problems.append(f"{origin}: file {path} does not exist")
         return {}
-    except OSError as error:
-        problems.append(f"{origin}: cannot read {path}: {error.strerror or error}")
+    except (OSError, RuntimeError) as error:
+        problems.append(
+            f"{origin}: cannot read {path}: {getattr(error, 'strerror', None) or error}"
+        )
         return {}
     except tomllib.TOMLDecodeError as error:
         problems.append(f"{origin}: {path} is not valid TOML: {error}")
