@@ -1,6 +1,7 @@
 """One backup run: every configured database, one after another, each dumped, checked, uploaded."""
 
 import contextlib
+import fnmatch
 import os
 import re
 import signal
@@ -8,17 +9,17 @@ import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pendulum
 
 from moonflower import shell
-from moonflower.config import Config
+from moonflower.config import Config, PostgresConfig
 from moonflower.errors import DumpError, MoonflowerError, StageFailed
 from moonflower.gpg import ENCRYPTED_EXTENSION, Encryption
 from moonflower.logs import database_context, log, stage
-from moonflower.naming import backup_key
+from moonflower.naming import GLOBALS_NAME, backup_key
 from moonflower.pgdump import (
     ClientTool,
     ServerVersion,
@@ -27,7 +28,16 @@ from moonflower.pgdump import (
     find_client,
     libpq_environment,
     passfile,
+    psql_query,
     server_version,
+)
+from moonflower.plans import (
+    CONTENT_TYPES,
+    MAINTENANCE_DATABASE,
+    DumpPlan,
+    connect_database_for,
+    plan,
+    program_for,
 )
 from moonflower.prune import Pruner
 from moonflower.shell import Stage, abandon_all
@@ -37,13 +47,11 @@ from moonflower.streaming import StreamingUpload, streaming_upload
 
 OPENPGP_SESSION_KEY_TAGS = (1, 3)
 """Public-key and symmetric-key encrypted session key packets."""
-CONTENT_TYPES = {
-    "gzip": "application/gzip",
-    "zstd": "application/zstd",
-    "none": "application/sql",
-    "gpg": "application/pgp-encrypted",
-}
 SIGNAL_LATENCY_SECONDS = 0.2
+LIST_DATABASES = (
+    "SELECT datname FROM pg_catalog.pg_database WHERE datallowconn AND NOT datistemplate "
+    "ORDER BY datname"
+)
 LOW_SPACE_BYTES = 16 * 1024 * 1024
 COUNTING_STAGE = Stage("dd", ["dd", "bs=1M"], {"LC_ALL": "C"})
 """Passes the SQL through unchanged and reports its size, so an empty dump is caught."""
@@ -123,8 +131,9 @@ class BackupRun:
 
     def run(self) -> RunReport:
         report = RunReport()
-        databases = self.config.postgres.databases
-        log.info("backup of %d database(s) started: %s", len(databases), ", ".join(databases))
+        pg = self.config.postgres
+        wanted = "every database" if pg.all_databases else ", ".join(pg.databases)
+        log.info("backup started: %s%s", wanted, " and the globals" if pg.globals else "")
         remove_stale_files(self.config.backup.spool_dir)
         remove_stale_files(Path(tempfile.gettempdir()), "gnupg-")
         try:
@@ -135,7 +144,13 @@ class BackupRun:
             report.error = str(error)
             return report
         with passfile(self.config.postgres.password, self.config.backup.spool_dir) as password:
-            report.results = self._back_up_all(databases, password)
+            try:
+                with stage("discover"):
+                    items = self._items(password)
+            except MoonflowerError as error:
+                report.error = str(error)
+                return report
+            report.results = self._back_up_all(items, password)
         succeeded = [result.database for result in report.results if result.ok]
         if self.config.s3.expires_in is not None and succeeded:
             with stage("prune"):
@@ -150,6 +165,22 @@ class BackupRun:
             log.error("pruning expired backups failed: %s", error)
             return str(error)
         return "; ".join(pruned.errors) or None
+
+    def _items(self, password_file: Path) -> tuple[str, ...]:
+        """What this run backs up: the globals first when asked, then the databases."""
+        pg = self.config.postgres
+        names = list(pg.databases)
+        if pg.all_databases:
+            found = list_databases(pg, password_file)
+            names = [name for name in found if not excluded(name, pg.exclude)]
+            left_out = sorted(set(found) - set(names))
+            log.info(
+                "found %d database(s): %s%s",
+                len(names),
+                ", ".join(names) or "none",
+                f" (excluded: {', '.join(left_out)})" if left_out else "",
+            )
+        return tuple(([GLOBALS_NAME] if pg.globals else []) + names)
 
     def _abort_stale_uploads(self) -> None:
         for key in self.journal.stale_keys():
@@ -198,18 +229,18 @@ class BackupRun:
 
     def _back_up(self, database: str, password_file: Path, result: DatabaseResult) -> None:
         pg = self.config.postgres
-        environment = libpq_environment(pg, password_file, database)
+        environment = libpq_environment(pg, password_file, connect_database_for(database))
         with stage("connect"):
             psql = any_psql(pg.pg_dump_path)
             server = server_version(psql, environment)
-            pg_dump = self._pg_dump_for(server)
-            log.info("server %s, pg_dump %s (%s)", server.text, pg_dump.version, pg_dump.path)
+            tool = find_client(program_for(database), server, pg.pg_dump_path)
+            log.info("server %s, %s %s (%s)", server.text, tool.path.name, tool.version, tool.path)
             size_hint = database_size(psql, environment)
-        compression = self.config.backup.compression
-        extension = compression.extension + (ENCRYPTED_EXTENSION if self.encryption else "")
-        content_type = CONTENT_TYPES["gpg" if self.encryption else compression.algorithm]
+        dump = plan(database, tool, self.config)
+        extension = dump.extension + (ENCRYPTED_EXTENSION if self.encryption else "")
+        content_type = CONTENT_TYPES["gpg"] if self.encryption else dump.content_type
         moment = pendulum.now("UTC")
-        key = backup_key(self.config.s3.prefix, database, moment, extension)
+        key = backup_key(self.config.s3.prefix, dump.key_name, moment, extension)
         self.journal.started(key)
         try:
             with spool_file(self.config.backup.spool_dir, extension) as spool:
@@ -217,11 +248,11 @@ class BackupRun:
                     stage("dump"),
                     self._early_upload(key, spool, size_hint, content_type) as stream,
                 ):
-                    sql_bytes = self._dump(pg_dump, environment, spool)
+                    sql_bytes = self._dump_with_fallback(dump, tool, environment, spool)
                     if self.encryption:
                         check_openpgp_artifact(spool)
                     else:
-                        compression.check(spool)
+                        dump.check(spool)
                     sql_size = "?" if sql_bytes is None else human_size(sql_bytes)
                     log.info(
                         "dump complete: %s of SQL, %s in the spool file",
@@ -261,13 +292,28 @@ class BackupRun:
     def _pg_dump_for(self, server: ServerVersion) -> ClientTool:
         return find_client("pg_dump", server, self.config.postgres.pg_dump_path)
 
-    def _dump(self, pg_dump: ClientTool, environment: dict[str, str], spool: Path) -> int | None:
-        """Run the pipeline into the spool file; return how many bytes of SQL pg_dump wrote."""
-        stages = [
-            Stage("pg_dump", [str(pg_dump.path), "--no-password", "--format=plain"], environment),
-            COUNTING_STAGE,
-        ]
-        compress = self.config.backup.compression.stage()
+    def _dump_with_fallback(
+        self, dump: DumpPlan, tool: ClientTool, environment: dict[str, str], spool: Path
+    ) -> int | None:
+        try:
+            return self._dump(dump, tool, environment, spool)
+        except StageFailed as error:
+            if dump.name != GLOBALS_NAME or "permission denied" not in error.stderr_tail:
+                raise
+        log.warning(
+            "not allowed to read role passwords (a managed PostgreSQL?): backing up the globals "
+            "with --no-role-passwords; restored roles will need new passwords"
+        )
+        arguments = (*dump.arguments, "--no-role-passwords")
+        return self._dump(replace(dump, arguments=arguments), tool, environment, spool)
+
+    def _dump(
+        self, dump: DumpPlan, tool: ClientTool, environment: dict[str, str], spool: Path
+    ) -> int | None:
+        """Run the pipeline into the spool file; return how many bytes pg_dump wrote."""
+        stages = [Stage(dump.program, [str(tool.path), *dump.arguments], environment)]
+        stages.append(COUNTING_STAGE)
+        compress = dump.compression.stage() if dump.compression is not None else None
         if compress is not None:
             stages.append(compress)
         try:
@@ -284,7 +330,7 @@ class BackupRun:
             raise
         written = counted_bytes(tails[1].lines)
         if written == 0:
-            raise DumpError("pg_dump wrote nothing, though it exited with status 0")
+            raise DumpError(f"{dump.program} wrote nothing, though it exited with status 0")
         return written
 
     def _spool_error(self, detail: str) -> DumpError:
@@ -293,6 +339,17 @@ class BackupRun:
             f"cannot write the dump to the spool directory {directory} (full, or a file size "
             f"limit?): {detail}"
         )
+
+
+def list_databases(pg: PostgresConfig, password_file: Path) -> list[str]:
+    """Every database that allows connections, templates excepted."""
+    environment = libpq_environment(pg, password_file, MAINTENANCE_DATABASE)
+    output = psql_query(any_psql(pg.pg_dump_path), environment, LIST_DATABASES)
+    return [line for line in output.splitlines() if line]
+
+
+def excluded(name: str, patterns: Iterable[str]) -> bool:
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
 
 
 def counted_bytes(dd_stderr: Iterable[str]) -> int | None:

@@ -82,11 +82,14 @@ class Catalog:
         with ThreadPoolExecutor(max_workers=DETAIL_WORKERS) as pool:
             return list(pool.map(lambda item: self._described(*item), found))
 
-    def newest(self, database: str) -> BackupInfo:
+    def newest(self, database: str, globals_: bool = False) -> BackupInfo:
+        """The newest backup of `database`, or of the cluster's globals."""
         for info in self.backups([database], details=False):
-            return self._described(info.backup, info.size)
+            if info.backup.is_globals == globals_:
+                return self._described(info.backup, info.size)
         where = f"s3://{self.config.bucket}/{listing_prefix(self.config.prefix)}"
-        raise NotFound(f'no backup of database "{database}" under {where}')
+        what = "the globals" if globals_ else f'database "{database}"'
+        raise NotFound(f"no backup of {what} under {where}")
 
     def get(self, key: str) -> BackupInfo:
         candidates = [key, f"{listing_prefix(self.config.prefix)}{key}"]

@@ -116,6 +116,16 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="drop and recreate TARGET when it already holds tables",
     )
+    restore.add_argument(
+        "--globals",
+        action="store_true",
+        help="first load the newest globals backup (roles, tablespaces; PG_GLOBALS)",
+    )
+    restore.add_argument(
+        "--no-owner",
+        action="store_true",
+        help="custom-format backups: do not restore ownership (objects belong to PG_USER)",
+    )
     verify = commands.add_parser(
         "verify",
         help="check that backups are complete and restorable",
@@ -255,7 +265,12 @@ def restore_backup(config: Config, arguments: argparse.Namespace) -> ExitStatus:
     restorer = Restorer(config, storage_for(config))
     try:
         restorer.restore(
-            arguments.restore_database, arguments.into, arguments.backup, arguments.drop_existing
+            arguments.restore_database,
+            arguments.into,
+            arguments.backup,
+            arguments.drop_existing,
+            with_globals=arguments.globals,
+            no_owner=arguments.no_owner,
         )
     except RestoreError as error:
         log.error("restore failed at step %s", error)

@@ -11,6 +11,8 @@ import pendulum
 
 ENCRYPTED_SUFFIX = ".gpg"
 KNOWN_EXTENSIONS = (
+    ".dump.gpg",
+    ".dump",
     ".sql.gz.gpg",
     ".sql.zst.gpg",
     ".sql.gpg",  # also the original image's encrypted backups: gpg's own compression
@@ -18,8 +20,11 @@ KNOWN_EXTENSIONS = (
     ".sql.zst",
     ".sql",
 )
-ESCAPES = re.compile(r"%(25|2F)", re.IGNORECASE)
-UNESCAPE = {"%25": "%", "%2F": "/"}
+ESCAPES = re.compile(r"%(25|2F|5F)", re.IGNORECASE)
+UNESCAPE = {"%25": "%", "%2F": "/", "%5F": "_"}
+GLOBALS_NAME = "_globals"
+"""Roles and tablespaces of the cluster (pg_dumpall --globals-only), named like a database
+no database can be named in keys (database names starting with "_" are escaped)."""
 TIME_FORMAT = "YYYY-MM-DDTHH:mm:ss.SSS[Z]"
 KEY_NAME = re.compile(
     r"(?P<database>.+)_(?P<time>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)"
@@ -33,6 +38,12 @@ class BackupKey:
     database: str
     created: pendulum.DateTime
     extension: str
+    key_name: str = ""
+    """The name as written in the key (encoded); unique per database, and for the globals."""
+
+    @property
+    def is_globals(self) -> bool:
+        return self.key_name == GLOBALS_NAME
 
     @property
     def encrypted(self) -> bool:
@@ -44,16 +55,19 @@ def timestamp(moment: pendulum.DateTime) -> str:
 
 
 def encode_name(database: str) -> str:
-    """Database names may hold "/", which must not make a key climb into sub-folders."""
-    return database.replace("%", "%25").replace("/", "%2F")
+    """Database names may hold "/", which must not make a key climb into sub-folders, and
+    a leading "_" is escaped so that no database can take the globals' name."""
+    encoded = database.replace("%", "%25").replace("/", "%2F")
+    return "%5F" + encoded[1:] if encoded.startswith("_") else encoded
 
 
 def decode_name(encoded: str) -> str:
     return ESCAPES.sub(lambda match: UNESCAPE[match.group(0).upper()], encoded)
 
 
-def backup_key(prefix: str, database: str, moment: pendulum.DateTime, extension: str) -> str:
-    name = f"{encode_name(database)}_{timestamp(moment)}{extension}"
+def backup_key(prefix: str, key_name: str, moment: pendulum.DateTime, extension: str) -> str:
+    """`key_name` is the encoded database name (encode_name), or GLOBALS_NAME."""
+    name = f"{key_name}_{timestamp(moment)}{extension}"
     return f"{prefix}/{name}" if prefix else name
 
 
@@ -74,4 +88,6 @@ def parse_key(key: str, prefix: str) -> BackupKey | None:
         return None
     created = pendulum.parse(match["time"], tz="UTC")
     assert isinstance(created, pendulum.DateTime)
-    return BackupKey(key, decode_name(match["database"]), created, match["extension"])
+    encoded = match["database"]
+    database = GLOBALS_NAME if encoded == GLOBALS_NAME else decode_name(encoded)
+    return BackupKey(key, database, created, match["extension"], encoded)

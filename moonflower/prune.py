@@ -45,7 +45,7 @@ def decide(
     decisions = []
     by_database: dict[str, list[tuple[BackupKey, int]]] = {}
     for backup, size in backups:
-        by_database.setdefault(backup.database, []).append((backup, size))
+        by_database.setdefault(backup.key_name, []).append((backup, size))
     for database in sorted(by_database):
         ordered = sorted(by_database[database], key=lambda item: item[0].created, reverse=True)
         for position, (backup, size) in enumerate(ordered):

@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,9 @@ from moonflower.databases import Server
 from moonflower.errors import MoonflowerError
 from moonflower.gpg import Decryption
 from moonflower.logs import log, stage
+from moonflower.naming import GLOBALS_NAME
 from moonflower.pgdump import ClientTool, newest_client, passfile
+from moonflower.plans import CUSTOM_EXTENSION, CUSTOM_MAGIC, MAINTENANCE_DATABASE
 from moonflower.progress import StepProgress, stdin_position
 from moonflower.shell import Pipeline, Stage
 from moonflower.storage import Storage
@@ -24,6 +27,8 @@ from moonflower.storage import Storage
 SYMMETRIC_SESSION_KEY_TAG = 3
 PUBLIC_KEY_SESSION_KEY_TAG = 1
 PLAIN_SQL_STARTS = (b"--", b"SET ", b"\n", b"\\")
+RESTORE_JOBS = max(1, min(4, os.cpu_count() or 1))
+MISSING_ROLE = re.compile(r'role "([^"]+)" does not exist')
 
 
 class RestoreError(MoonflowerError):
@@ -50,7 +55,7 @@ def detect_format(path: Path) -> Format:
     compression = sniff(head)
     if compression is not None:
         return Format(encrypted=False, compression=compression)
-    if head.startswith(PLAIN_SQL_STARTS):
+    if head.startswith(PLAIN_SQL_STARTS) or head.startswith(CUSTOM_MAGIC):
         return Format(encrypted=False, compression="none")
     tag = openpgp_packet_tag(head[0])
     if tag == SYMMETRIC_SESSION_KEY_TAG:
@@ -130,6 +135,48 @@ def psql_stage(tool: ClientTool, server: Server, database: str) -> Stage:
     return Stage("psql", argv, env=server.environment(database))
 
 
+def is_custom_format(path: Path, info: BackupInfo) -> bool:
+    with path.open("rb") as handle:
+        if handle.read(len(CUSTOM_MAGIC)) == CUSTOM_MAGIC:
+            return True
+    return info.backup.extension.startswith(CUSTOM_EXTENSION)
+
+
+@contextlib.contextmanager
+def plain_dump_file(
+    path: Path, info: BackupInfo, decryption: Decryption, spool_dir: Path
+) -> Iterator[Path]:
+    """The custom-format dump as a file pg_restore can seek in (decrypted to a second spool
+    file first when needed; gpg writes it, the bytes do not pass through Python)."""
+    found = detect_format(path)
+    if not found.encrypted:
+        yield path
+        return
+    with (
+        spool_file(spool_dir, CUSTOM_EXTENSION) as plain,
+        decryption.stage(found.symmetric, info.key) as gpg,
+        path.open("rb") as source,
+        plain.open("wb") as output,
+    ):
+        shell.run([gpg], output=output, source=source)
+        yield plain
+
+
+def conninfo_dbname(name: str) -> str:
+    """A libpq connection string naming just the database, whatever characters it holds."""
+    return "dbname='" + name.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def owner_hint(message: str) -> str:
+    match = MISSING_ROLE.search(message)
+    if not match:
+        return ""
+    return (
+        f" (create role {match.group(1)} first, or restore with --globals; custom-format "
+        "backups can also be restored with --no-owner)"
+    )
+
+
 class Restorer:
     def __init__(self, config: Config, storage: Storage) -> None:
         self.config = config
@@ -149,32 +196,91 @@ class Restorer:
         )
         return info
 
-    def restore(self, database: str, target: str, key: str | None, drop_existing: bool) -> None:
+    def restore(
+        self,
+        database: str,
+        target: str,
+        key: str | None,
+        drop_existing: bool,
+        with_globals: bool = False,
+        no_owner: bool = False,
+    ) -> None:
         info = self.choose(database, key)
         spool_dir = self.config.backup.spool_dir
         with (
             passfile(self.config.postgres.password, spool_dir) as password,
             Decryption.open(self.config.encryption) as decryption,
-            fetched(self.storage, info, spool_dir) as path,
         ):
             server = Server(self.config.postgres, password)
-            with stage("target"):
-                psql = self._prepare_target(server, target, drop_existing)
-            with stage("load"), decoding_stages(path, decryption, info) as stages:
-                try:
-                    run_with_progress(
-                        [*stages, psql_stage(psql, server, target)], path, "loading", os.devnull
-                    )
-                except MoonflowerError as error:
-                    raise RestoreError(
-                        "load",
-                        f"{error}; the database {target} was left as it is for inspection",
-                    ) from None
+            if with_globals:
+                self._restore_globals(server, decryption)
+            with fetched(self.storage, info, spool_dir) as path:
+                with stage("target"):
+                    self._prepare_target(server, target, drop_existing)
+                with stage("load"):
+                    try:
+                        self.load_into(path, info, decryption, server, target, no_owner)
+                    except MoonflowerError as error:
+                        raise RestoreError(
+                            "load",
+                            f"{error}{owner_hint(str(error))}; the database {target} was left "
+                            "as it is for inspection",
+                        ) from None
         log.info("restored %s into database %s", info.key, target)
 
-    def _prepare_target(self, server: Server, target: str, drop_existing: bool) -> ClientTool:
-        try:
+    def load_into(
+        self,
+        path: Path,
+        info: BackupInfo,
+        decryption: Decryption,
+        server: Server,
+        target: str,
+        no_owner: bool,
+    ) -> None:
+        if is_custom_format(path, info):
+            with plain_dump_file(path, info, decryption, self.config.backup.spool_dir) as dump:
+                tool = newest_client(
+                    "pg_restore", server.version(), self.config.postgres.pg_dump_path
+                )
+                argv = [
+                    str(tool.path),
+                    "--no-password",
+                    "--exit-on-error",
+                    f"--jobs={RESTORE_JOBS}",
+                    f"--dbname={conninfo_dbname(target)}",
+                ]
+                if no_owner:
+                    argv.append("--no-owner")
+                stage_ = Stage("pg_restore", [*argv, str(dump)], env=server.environment(target))
+                with open(os.devnull, "wb") as output:
+                    shell.run([stage_], output=output)
+            return
+        psql = newest_client("psql", server.version(), self.config.postgres.pg_dump_path)
+        with decoding_stages(path, decryption, info) as stages:
+            run_with_progress(
+                [*stages, psql_stage(psql, server, target)], path, "loading", os.devnull
+            )
+
+    def _restore_globals(self, server: Server, decryption: Decryption) -> None:
+        """Roles and tablespaces first; errors for roles that already exist are expected."""
+        with stage("globals"):
+            try:
+                info = self.catalog.newest(GLOBALS_NAME, globals_=True)
+            except MoonflowerError as error:
+                raise RestoreError("globals", str(error)) from None
+            log.info("restoring the globals from %s", info.key)
             psql = newest_client("psql", server.version(), self.config.postgres.pg_dump_path)
+            argv = [str(psql.path), "-X", "-q", "-w"]
+            stage_ = Stage("psql", argv, env=server.environment(MAINTENANCE_DATABASE))
+            with (
+                fetched(self.storage, info, self.config.backup.spool_dir) as path,
+                decoding_stages(path, decryption, info) as stages,
+            ):
+                run_with_progress([*stages, stage_], path, "globals", os.devnull)
+            log.info("globals restored (existing roles were kept; errors about them are normal)")
+
+    def _prepare_target(self, server: Server, target: str, drop_existing: bool) -> None:
+        try:
             if server.exists(target):
                 tables = server.table_count(target)
                 if tables and not drop_existing:
@@ -194,4 +300,3 @@ class Restorer:
             raise
         except MoonflowerError as error:
             raise RestoreError("target", str(error)) from None
-        return psql

@@ -8,20 +8,29 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from moonflower import shell
 from moonflower.catalog import BackupInfo, Catalog
 from moonflower.config import Config
 from moonflower.databases import Server
 from moonflower.errors import MoonflowerError
 from moonflower.gpg import Decryption
 from moonflower.logs import database_context, log, stage
-from moonflower.pgdump import newest_client, passfile
-from moonflower.restore import decoding_stages, fetched, psql_stage, run_with_progress
+from moonflower.pgdump import ServerVersion, newest_client, passfile
+from moonflower.restore import (
+    Restorer,
+    decoding_stages,
+    fetched,
+    is_custom_format,
+    plain_dump_file,
+    run_with_progress,
+)
 from moonflower.shell import Stage
 from moonflower.storage import Storage
 
 DUMP_COMPLETE = b"PostgreSQL database dump complete"
 TAIL_BYTES = 65536
 SCRATCH_PREFIX = "moonflower_verify_"
+ANY_SERVER = ServerVersion(0, "any")
 
 
 @dataclass
@@ -48,7 +57,7 @@ class Verifier:
             return backups
         newest: dict[str, BackupInfo] = {}
         for info in backups:
-            newest.setdefault(info.backup.database, info)
+            newest.setdefault(info.backup.key_name, info)
         return list(newest.values())
 
     def verify(self, backups: list[BackupInfo], trial_restore: bool) -> list[Verified]:
@@ -83,6 +92,9 @@ class Verifier:
         return result
 
     def _read_to_the_end(self, path: Path, decryption: Decryption, info: BackupInfo) -> None:
+        if is_custom_format(path, info):
+            self._list_custom(path, decryption, info)
+            return
         with (
             stage("read"),
             decoding_stages(path, decryption, info) as stages,
@@ -95,18 +107,27 @@ class Verifier:
                     'the SQL does not end with pg_dump\'s "dump complete" line: it is truncated'
                 )
 
+    def _list_custom(self, path: Path, decryption: Decryption, info: BackupInfo) -> None:
+        """pg_restore --list reads the whole table of contents of a custom-format dump."""
+        spool_dir = self.config.backup.spool_dir
+        with stage("read"), plain_dump_file(path, info, decryption, spool_dir) as dump:
+            tool = newest_client("pg_restore", ANY_SERVER, self.config.postgres.pg_dump_path)
+            listing = Stage("pg_restore", [str(tool.path), "--list", str(dump)])
+            with tempfile.NamedTemporaryFile(dir=spool_dir) as output:
+                shell.run([listing], output=output)
+                if Path(output.name).stat().st_size == 0:
+                    raise MoonflowerError("pg_restore --list found nothing in the dump")
+
     def _trial_restore(
         self, path: Path, decryption: Decryption, info: BackupInfo, server: Server
     ) -> None:
         scratch = f"{SCRATCH_PREFIX}{secrets.token_hex(6)}"
         with stage("restore"):
-            psql = newest_client("psql", server.version(), self.config.postgres.pg_dump_path)
             server.create(scratch)
             try:
-                with decoding_stages(path, decryption, info) as stages:
-                    run_with_progress(
-                        [*stages, psql_stage(psql, server, scratch)], path, "restoring", "/dev/null"
-                    )
+                Restorer(self.config, self.storage).load_into(
+                    path, info, decryption, server, scratch, no_owner=False
+                )
             finally:
                 with contextlib.suppress(MoonflowerError):
                     server.drop(scratch)

@@ -1,0 +1,106 @@
+"""What to run for one backup item: a database (plain SQL or pg_dump's custom format) or the
+cluster's globals (roles, tablespaces, role settings: pg_dumpall --globals-only)."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from moonflower.compression import Compression
+from moonflower.config import Config
+from moonflower.errors import DumpError
+from moonflower.naming import GLOBALS_NAME, encode_name
+from moonflower.pgdump import ClientTool
+
+CUSTOM_MAGIC = b"PGDMP"
+CUSTOM_EXTENSION = ".dump"
+MAINTENANCE_DATABASE = "postgres"
+COMPRESS_METHODS_SINCE = 16
+"""pg_dump 16 added --compress=method:level (zstd and lz4 next to gzip)."""
+CONTENT_TYPES = {
+    "gzip": "application/gzip",
+    "zstd": "application/zstd",
+    "none": "application/sql",
+    "custom": "application/octet-stream",
+    "gpg": "application/pgp-encrypted",
+}
+
+
+@dataclass(frozen=True)
+class DumpPlan:
+    name: str
+    """The database, or GLOBALS_NAME."""
+    key_name: str
+    program: str
+    connect_database: str
+    arguments: tuple[str, ...]
+    compression: Compression | None
+    """The pipeline stage's compression; None when the dump compresses itself."""
+    extension: str
+    content_type: str
+
+    def check(self, path: Path) -> None:
+        if self.compression is not None:
+            self.compression.check(path)
+            return
+        with path.open("rb") as handle:
+            if handle.read(len(CUSTOM_MAGIC)) != CUSTOM_MAGIC:
+                raise DumpError("the dump does not start like pg_dump's custom format")
+
+
+def program_for(name: str) -> str:
+    return "pg_dumpall" if name == GLOBALS_NAME else "pg_dump"
+
+
+def connect_database_for(name: str) -> str:
+    return MAINTENANCE_DATABASE if name == GLOBALS_NAME else name
+
+
+def plan(name: str, tool: ClientTool, config: Config) -> DumpPlan:
+    compression = config.backup.compression
+    if name == GLOBALS_NAME:
+        return DumpPlan(
+            name,
+            GLOBALS_NAME,
+            "pg_dumpall",
+            MAINTENANCE_DATABASE,
+            ("--globals-only", "--no-password"),
+            compression,
+            compression.extension,
+            CONTENT_TYPES[compression.algorithm],
+        )
+    if config.backup.format == "custom":
+        return DumpPlan(
+            name,
+            encode_name(name),
+            "pg_dump",
+            name,
+            ("--no-password", "--format=custom", *custom_compression(compression, tool)),
+            None,
+            CUSTOM_EXTENSION,
+            CONTENT_TYPES["custom"],
+        )
+    return DumpPlan(
+        name,
+        encode_name(name),
+        "pg_dump",
+        name,
+        ("--no-password", "--format=plain"),
+        compression,
+        compression.extension,
+        CONTENT_TYPES[compression.algorithm],
+    )
+
+
+def custom_compression(compression: Compression, tool: ClientTool) -> tuple[str, ...]:
+    """pg_dump's own compression for the custom format (no second compressor on top)."""
+    level = compression.effective_level
+    if compression.algorithm == "none":
+        return ("--compress=0",)
+    if tool.major >= COMPRESS_METHODS_SINCE:
+        return (f"--compress={compression.algorithm}:{level}",)
+    if compression.algorithm == "gzip":
+        return (f"--compress={level}",)
+    raise DumpError(
+        f"BACKUP_COMPRESSION={compression.algorithm} with BACKUP_FORMAT=custom needs pg_dump "
+        f"{COMPRESS_METHODS_SINCE} or newer (this one is {tool.version}); use gzip, or a "
+        "newer pg_dump"
+    )
