@@ -41,7 +41,8 @@ install -d -m 0755 /etc/moonflower
 
 python3 -m venv "$SOURCE/.venv"
 "$SOURCE/.venv/bin/pip" install --quiet --no-cache-dir "$SOURCE"
-ln -sf "$SOURCE/bin/moonflower" /usr/local/bin/moonflower
+printf '#!/bin/sh\nexec %s/bin/moonflower "$@"\n' "$SOURCE" > /usr/local/bin/moonflower
+chmod 0755 /usr/local/bin/moonflower
 
 apt-get clean
 rm -rf /var/lib/apt/lists/* /root/.cache
