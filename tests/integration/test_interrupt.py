@@ -1,17 +1,10 @@
 """SIGTERM in the middle of a dump: exit 143, no object, no spool file, no child left."""
 
-import signal
-import subprocess
 from pathlib import Path
 
 from tests.support.runner import clean_environment, moonflower_command
 from tests.support.s3server import S3Server
-from tests.support.slowdump import (
-    WAIT_SECONDS,
-    processes_with,
-    use_slow_pg_dump,
-    wait_until_dumping,
-)
+from tests.support.slowdump import interrupt_while_dumping, processes_with, use_slow_pg_dump
 
 
 def test_sigterm_during_a_dump_cleans_up(
@@ -19,20 +12,10 @@ def test_sigterm_during_a_dump_cleans_up(
 ) -> None:
     use_slow_pg_dump(backup_env, tmp_path)
     backup_env["PG_DATABASES"] = "second"
-    process = subprocess.Popen(
-        moonflower_command(),
-        env=clean_environment(backup_env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert wait_until_dumping(spool_dir), "the slow dump never started"
+    result = interrupt_while_dumping(moonflower_command(), clean_environment(backup_env), spool_dir)
 
-    process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=WAIT_SECONDS)
-
-    assert process.returncode == 143, stderr
-    assert "terminated" in stderr
+    assert result.returncode == 143, result.stderr
+    assert "terminated" in result.stderr
     assert list(spool_dir.iterdir()) == []
     assert s3.keys(bucket) == []
     assert processes_with() == []

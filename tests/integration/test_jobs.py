@@ -2,8 +2,6 @@
 
 import gzip
 import re
-import signal
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,12 +9,7 @@ import pytest
 from tests.support.pgserver import PgServer
 from tests.support.runner import clean_environment, moonflower_command, run_moonflower
 from tests.support.s3server import S3Server
-from tests.support.slowdump import (
-    WAIT_SECONDS,
-    processes_with,
-    use_slow_pg_dump,
-    wait_until_dumping,
-)
+from tests.support.slowdump import interrupt_while_dumping, processes_with, use_slow_pg_dump
 
 NAMES = [f"jobs_{number}" for number in range(6)]
 
@@ -71,19 +64,9 @@ def test_sigterm_stops_every_parallel_backup(
 ) -> None:
     use_slow_pg_dump(backup_env, tmp_path)
     backup_env.update(PG_DATABASES=" ".join(job_databases[:3]), BACKUP_JOBS="3")
-    process = subprocess.Popen(
-        moonflower_command(),
-        env=clean_environment(backup_env),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert wait_until_dumping(spool_dir)
+    result = interrupt_while_dumping(moonflower_command(), clean_environment(backup_env), spool_dir)
 
-    process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=WAIT_SECONDS)
-
-    assert process.returncode == 143, stderr
+    assert result.returncode == 143, result.stderr
     assert list(spool_dir.iterdir()) == []
     assert s3.keys(bucket) == []
     assert processes_with() == []

@@ -9,7 +9,7 @@ from moonflower import __version__
 from tests.support.pgserver import free_port
 from tests.support.runner import clean_environment, moonflower_command, run_moonflower
 from tests.support.s3server import SECRET_KEY, S3Server
-from tests.support.slowdump import WAIT_SECONDS, use_slow_pg_dump, wait_until_dumping
+from tests.support.slowdump import WAIT_SECONDS, interrupt_while_dumping, use_slow_pg_dump
 from tests.support.webhookserver import HANG, WebhookReceiver
 
 
@@ -140,17 +140,10 @@ def test_sigterm_during_a_run_sends_the_failure_webhook(
     backup_env["PG_DATABASES"] = "second"
     with WebhookReceiver() as receiver:
         backup_env.update(hook_env(receiver, post_logs=True))
-        process = subprocess.Popen(
-            moonflower_command(),
-            env=clean_environment(backup_env),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
+        result = interrupt_while_dumping(
+            moonflower_command(), clean_environment(backup_env), spool_dir
         )
-        assert wait_until_dumping(spool_dir)
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=WAIT_SECONDS)
 
-    assert process.returncode == 143, stderr
+    assert result.returncode == 143, result.stderr
     assert receiver.paths() == ["/ping/start", "/ping/fail"]
     assert b"interrupted by SIGTERM" in receiver.received[1].body

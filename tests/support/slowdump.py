@@ -1,6 +1,8 @@
 """A pg_dump that never finishes, to interrupt backups at a known point."""
 
 import os
+import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -46,3 +48,19 @@ def wait_until_dumping(spool_dir: Path) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def interrupt_while_dumping(
+    command: list[str], env: dict[str, str], spool_dir: Path, signum: int = signal.SIGTERM
+) -> subprocess.CompletedProcess[str]:
+    """Start `command`, wait until the slow dump runs, send `signum`, collect the outcome."""
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    if not wait_until_dumping(spool_dir):
+        process.kill()
+        process.communicate(timeout=WAIT_SECONDS)
+        raise AssertionError("the slow dump never started")
+    process.send_signal(signum)
+    stdout, stderr = process.communicate(timeout=WAIT_SECONDS)
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
