@@ -1,5 +1,3 @@
-import sys
+from moonflower.entry import run
 
-from moonflower.cli import main
-
-sys.exit(main())
+run()

@@ -18,6 +18,7 @@ from moonflower import shell
 from moonflower.config import Config, PostgresConfig
 from moonflower.errors import DumpError, MoonflowerError, StageFailed
 from moonflower.gpg import ENCRYPTED_EXTENSION, Encryption
+from moonflower.lifecycle import shutdown
 from moonflower.logs import database_context, log, stage
 from moonflower.naming import GLOBALS_NAME, backup_key
 from moonflower.pgdump import (
@@ -241,7 +242,8 @@ class BackupRun:
         content_type = CONTENT_TYPES["gpg"] if self.encryption else dump.content_type
         moment = pendulum.now("UTC")
         key = backup_key(self.config.s3.prefix, dump.key_name, moment, extension)
-        self.journal.started(key)
+        with shutdown.critical():  # a signal now must not leave the journal half-kept
+            self.journal.started(key)
         try:
             with spool_file(self.config.backup.spool_dir, extension) as spool:
                 with (
@@ -266,7 +268,8 @@ class BackupRun:
                     log.info("uploaded s3://%s/%s", self.config.s3.bucket, uploaded.key)
                     log_retention(uploaded)
         finally:
-            self._forget_upload(key)
+            with shutdown.critical():
+                self._forget_upload(key)
         result.key = uploaded.key
         result.size = uploaded.size
 

@@ -5,7 +5,7 @@ import json
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from rich.console import Console
@@ -315,8 +315,10 @@ def run_scheduler(config: Config, shutdown: Shutdown) -> ExitStatus:
     return runner.run_forever(run_at_start=config.backup.on_start)
 
 
-def execute(arguments: argparse.Namespace, shutdown: Shutdown) -> ExitStatus:
-    config = load_config(os.environ, arguments.config, flag_overrides(arguments))
+def execute(
+    arguments: argparse.Namespace, shutdown: Shutdown, environ: Mapping[str, str]
+) -> ExitStatus:
+    config = load_config(environ, arguments.config, flag_overrides(arguments))
     setup_logging(config.logging.format, config.logging.level)
     for warning in config.warnings:
         log.warning("%s", warning)
@@ -342,11 +344,13 @@ def execute(arguments: argparse.Namespace, shutdown: Shutdown) -> ExitStatus:
         return backup_once(config)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """Run Moonflower; `environ` holds the settings (moonflower.entry takes them out of
+    os.environ before the libraries load)."""
     arguments = build_parser().parse_args(argv)
     shutdown.install()
     try:
-        return int(execute(arguments, shutdown))
+        return int(execute(arguments, shutdown, os.environ if environ is None else environ))
     except ConfigError as error:
         for problem in error.problems:
             print(f"moonflower: {problem}", file=sys.stderr)

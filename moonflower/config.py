@@ -4,26 +4,45 @@
 lists all problems, so an operator fixes them in one go.
 """
 
-import base64
-import binascii
-import os
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import pendulum
 
 from moonflower import settings as s
 from moonflower.compression import ALGORITHMS, LEVELS, Compression
-from moonflower.cron import CronError, CronSchedule, parse_cron
-from moonflower.durations import Period, parse_period
+from moonflower.cron import CronSchedule
+from moonflower.durations import Period
 from moonflower.errors import ConfigError
 from moonflower.redact import redactor
 from moonflower.settings import Setting
 from moonflower.sources import Layers, RawValue, load_toml
+from moonflower.values import (
+    ALL_DATABASES,
+    KeyBlock,
+    any_value_is_on,
+    boolean,
+    cron_schedule,
+    database_names,
+    endpoint_url,
+    executable_path,
+    name_patterns,
+    one_of,
+    passphrase,
+    period,
+    port_number,
+    private_key_block,
+    public_key_block,
+    s3_prefix,
+    secret_text,
+    text,
+    webhook_url,
+    whole_number,
+    writable_directory,
+)
 
 CONFIG_PATH_ENV = "MOONFLOWER_CONFIG"
 DEFAULT_CONFIG_PATH = Path("/etc/moonflower/moonflower.toml")
@@ -35,14 +54,8 @@ DEFAULT_WEBHOOK_TIMEOUT = 10
 CHECKSUM_MODES = ("when_supported", "when_required")
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("debug", "info", "warning", "error")
-POSTGRES_MAX_NAME_BYTES = 63
-MIN_PASSPHRASE_LENGTH = 8
 MAX_JOBS = 32
-ALL_DATABASES = "*"
 FORMATS = ("plain", "custom")
-TRUE_WORDS = ("true", "1", "yes", "on")
-FALSE_WORDS = ("false", "0", "no", "off")
-ARMOR_START = "-----BEGIN PGP"
 
 T = TypeVar("T")
 
@@ -97,14 +110,6 @@ class BackupConfig:
     @property
     def state_directory(self) -> Path:
         return self.state_dir or Path(tempfile.gettempdir())
-
-
-@dataclass(frozen=True)
-class KeyBlock:
-    data: bytes
-    """The key as given: ASCII-armored text or binary OpenPGP packets."""
-    origin: str
-    """The setting it came from, for error messages."""
 
 
 @dataclass(frozen=True)
@@ -177,126 +182,6 @@ class Validator:
             return None
 
 
-def text(raw: RawValue) -> str:
-    if not isinstance(raw.value, str):
-        raise ValueError(f"expected a string, got {type(raw.value).__name__}")
-    if not raw.value.strip():
-        raise ValueError("must not be empty")
-    return raw.value.strip()
-
-
-def secret_text(raw: RawValue) -> str:
-    if not isinstance(raw.value, str):
-        raise ValueError("expected a string")
-    if raw.value == "":
-        raise ValueError("must not be empty")
-    return raw.value
-
-
-def port_number(raw: RawValue) -> int:
-    value = raw.value
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
-    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 65535:
-        raise ValueError(f'expected a port number, got "{raw.value}"')
-    return value
-
-
-def whole_number(low: int, high: int) -> Callable[[RawValue], int]:
-    def parse(raw: RawValue) -> int:
-        value = raw.value
-        if isinstance(value, str) and value.strip().isdigit():
-            value = int(value.strip())
-        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-            raise ValueError(f'expected a whole number from {low} to {high}, got "{raw.value}"')
-        return value
-
-    return parse
-
-
-def one_of(choices: Sequence[str]) -> Callable[[RawValue], str]:
-    def parse(raw: RawValue) -> str:
-        value = text(raw).lower()
-        if value not in choices:
-            raise ValueError(f'expected one of {", ".join(choices)}, got "{raw.value}"')
-        return value
-
-    return parse
-
-
-def database_names(raw: RawValue) -> tuple[str, ...]:
-    if isinstance(raw.value, str):
-        names = raw.value.split()
-    elif isinstance(raw.value, list) and all(isinstance(item, str) for item in raw.value):
-        names = [name.strip() for name in raw.value if name.strip()]
-    else:
-        raise ValueError("expected a list of database names")
-    if not names:
-        raise ValueError("no database names given")
-    if ALL_DATABASES in names and len(names) > 1:
-        raise ValueError(f'"{ALL_DATABASES}" means every database: give it alone')
-    for name in names:
-        if len(name.encode("utf-8")) > POSTGRES_MAX_NAME_BYTES:
-            raise ValueError(f'database name "{name}" is longer than 63 bytes')
-        if "\x00" in name:
-            raise ValueError("database names cannot contain NUL characters")
-    return tuple(dict.fromkeys(names))
-
-
-def name_patterns(raw: RawValue) -> tuple[str, ...]:
-    if isinstance(raw.value, str):
-        return tuple(raw.value.split())
-    if isinstance(raw.value, list) and all(isinstance(item, str) for item in raw.value):
-        return tuple(item for item in raw.value if item.strip())
-    raise ValueError("expected a list of database names or patterns")
-
-
-def endpoint_url(raw: RawValue) -> str:
-    value = text(raw)
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f'expected an http:// or https:// URL, got "{value}"')
-    return value.rstrip("/")
-
-
-def s3_prefix(raw: RawValue) -> str:
-    if not isinstance(raw.value, str):
-        raise ValueError("expected a string")
-    parts = [part for part in raw.value.split("/") if part]
-    if any(part in (".", "..") for part in parts):
-        raise ValueError(f'"{raw.value}" holds "." or ".." segments; give a plain folder path')
-    return "/".join(parts)
-
-
-def user_path(value: str) -> Path:
-    """`~` expanded; an unknown `~user` is a plain error, not a crash."""
-    try:
-        return Path(value).expanduser()
-    except RuntimeError:
-        raise ValueError(f'cannot expand "{value}": no such user') from None
-
-
-def executable_path(raw: RawValue) -> Path:
-    path = user_path(text(raw))
-    candidate = path / "pg_dump" if path.is_dir() else path
-    if not (candidate.is_file() and os.access(candidate, os.X_OK)):
-        raise ValueError(f"{candidate} is not an executable pg_dump")
-    return candidate
-
-
-def writable_directory(raw: RawValue) -> Path:
-    path = user_path(text(raw))
-    if not path.is_dir():
-        raise ValueError(f"{path} is not a directory")
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise ValueError(f"{path} is not writable")
-    return path
-
-
-def period(raw: RawValue) -> Period:
-    return parse_period(text(raw))
-
-
 def retention_warnings(governance: Period | None, expires_in: Period | None) -> list[str]:
     if governance is None or expires_in is None:
         return []
@@ -307,74 +192,6 @@ def retention_warnings(governance: Period | None, expires_in: Period | None) -> 
             "backups outlive their expiry until their lock lapses, and prune deletes them then"
         ]
     return []
-
-
-def webhook_url(raw: RawValue) -> str:
-    value = text(raw)
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("expected an http:// or https:// URL")
-    return value
-
-
-def any_value_is_on(raw: RawValue) -> bool:
-    """The original image turned WEBHOOK_POST_LOGS on with any value; we also accept "off"."""
-    if isinstance(raw.value, bool):
-        return raw.value
-    return text(raw).lower() not in FALSE_WORDS
-
-
-def boolean(raw: RawValue) -> bool:
-    if isinstance(raw.value, bool):
-        return raw.value
-    value = text(raw).lower()
-    if value in TRUE_WORDS:
-        return True
-    if value in FALSE_WORDS:
-        return False
-    raise ValueError(f'expected true or false, got "{raw.value}"')
-
-
-def cron_schedule(raw: RawValue) -> CronSchedule:
-    try:
-        return parse_cron(text(raw), pendulum.local_timezone())
-    except CronError as error:
-        raise ValueError(str(error)) from None
-
-
-def passphrase(raw: RawValue) -> str:
-    value = secret_text(raw)
-    if len(value) < MIN_PASSPHRASE_LENGTH:
-        raise ValueError(f"must be at least {MIN_PASSPHRASE_LENGTH} characters long")
-    if "\n" in value or "\r" in value:
-        raise ValueError("must not contain line breaks")
-    return value
-
-
-def key_bytes(raw: RawValue, how_to_encode: str) -> bytes:
-    """The base64 of an armored key (as the old README made it), or the armored key itself."""
-    value = text(raw)
-    if value.startswith(ARMOR_START):
-        return value.encode("utf-8")
-    try:
-        return base64.b64decode("".join(value.split()), validate=True)
-    except (binascii.Error, ValueError):
-        raise ValueError(f"not valid base64 ({how_to_encode})") from None
-
-
-def public_key_block(raw: RawValue) -> KeyBlock:
-    data = key_bytes(raw, "encode the armored public key with `base64 -w 0 public.asc`")
-    if b"PRIVATE KEY BLOCK" in data[:200]:
-        raise ValueError("this is a private key; give the public key (gpg --export --armor KEY_ID)")
-    return KeyBlock(data, raw.origin)
-
-
-def private_key_block(raw: RawValue) -> KeyBlock:
-    data = key_bytes(raw, "encode the armored private key with `base64 -w 0 private.asc`")
-    redactor.add(data.decode("utf-8", "replace"))
-    if b"PRIVATE KEY BLOCK" not in data[:200]:
-        raise ValueError("not an ASCII-armored private key (gpg --export-secret-keys --armor)")
-    return KeyBlock(data, raw.origin)
 
 
 def s3_credentials(validator: Validator) -> tuple[str | None, str | None, list[str]]:

@@ -17,11 +17,12 @@ from typing import Any
 import gnupg
 import pendulum
 
-from moonflower.config import EncryptionConfig, KeyBlock
+from moonflower.config import EncryptionConfig
 from moonflower.errors import ConfigError
 from moonflower.logs import log
 from moonflower.shell import Stage, child_environment
 from moonflower.stale import owned_prefix, stop_gpg_agent
+from moonflower.values import KeyBlock
 
 GPG_PROGRAM = "gpg"
 GPGCONF_PROGRAM = "gpgconf"

@@ -73,6 +73,6 @@ def watch_moonflower(env: Mapping[str, str], secrets: Sequence[str]) -> Watch:
             for source in sources:
                 for needle in needles:
                     if needle in source:
-                        leaks.append(f"pid {pid}: {source[:200]!r}")
+                        leaks.append(f"pid {pid} ({cmdline[:120]!r}): {source[:120]!r}")
     stdout, stderr = process.communicate(timeout=RUN_TIMEOUT_SECONDS)
     return Watch(process.returncode, stdout, stderr, leaks, seen)
