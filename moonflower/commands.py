@@ -1,0 +1,181 @@
+"""What each command does, once the configuration is loaded. cli.py parses arguments and
+turns exceptions into exit statuses; the work is here."""
+
+import argparse
+import json
+import sys
+
+from rich.console import Console
+
+from moonflower.backup import BackupRun, RunReport
+from moonflower.catalog import Catalog
+from moonflower.check import Preflight
+from moonflower.config import Config
+from moonflower.cron import EXAMPLES
+from moonflower.errors import ConfigError
+from moonflower.gpg import Encryption
+from moonflower.lifecycle import Shutdown, reap_orphans
+from moonflower.logs import log
+from moonflower.prune import Pruner
+from moonflower.report import (
+    print_backup_list,
+    print_checks,
+    print_prune_table,
+    print_state,
+    print_summary,
+    print_verify_table,
+)
+from moonflower.restore import RestoreError, Restorer
+from moonflower.scheduler import Runner
+from moonflower.state import StateFile, health
+from moonflower.state import now as state_now
+from moonflower.status import ExitStatus
+from moonflower.storage import Storage
+from moonflower.verify import Verifier
+from moonflower.webhooks import Webhooks
+
+SUMMARY_WIDTH = 160
+
+
+def backup_once(config: Config) -> ExitStatus:
+    """One run with its webhooks and its line in the status file."""
+    started = state_now()
+    status = ExitStatus.BACKUP_FAILED
+    try:
+        status = monitored_backup(config)
+        return status
+    finally:
+        record_run(config, started, status)
+
+
+def record_run(config: Config, started: str, status: ExitStatus) -> None:
+    try:
+        StateFile(config.backup.state_directory).run_finished(started, int(status))
+    except OSError as error:
+        log.warning("could not write the status file: %s", error)
+
+
+def monitored_backup(config: Config) -> ExitStatus:
+    """One run with its webhooks: start, then success or failure with the run's log."""
+    with Webhooks(config.webhooks).monitor() as outcome:
+        with Encryption.open(config.encryption) as encryption:
+            report = BackupRun(config, encryption).run()
+        if config.logging.format == "text":
+            print_summary(report, output_console())
+        if report.ok:
+            log.info("backup finished: %d database(s) backed up", len(report.results))
+            return ExitStatus.OK
+        failed = [result.database for result in report.failures]
+        if report.error:
+            log.error("backup run failed: %s", report.error)
+        if failed:
+            log.error("backup failed for %d database(s): %s", len(failed), ", ".join(failed))
+        outcome.fail(failure_reason(report))
+        return ExitStatus.BACKUP_FAILED
+
+
+def failure_reason(report: RunReport) -> str:
+    reasons = [report.error] if report.error else []
+    reasons += [f"{result.database}: {result.error}" for result in report.failures]
+    return "; ".join(reason for reason in reasons if reason)
+
+
+def output_console() -> Console:
+    return Console(width=None if sys.stdout.isatty() else SUMMARY_WIDTH)
+
+
+def prune_now(config: Config, databases: list[str] | None, dry_run: bool) -> ExitStatus:
+    if config.s3.expires_in is None:
+        raise ConfigError(['S3_EXPIRES_IN: required by `moonflower prune`, e.g. "30 days"'])
+    storage = Storage(config.s3)
+    storage.check_bucket()
+    report = Pruner(storage, config.s3).prune(databases, dry_run=dry_run)
+    print_prune_table(report, dry_run, output_console())
+    return ExitStatus.OK if report.ok else ExitStatus.BACKUP_FAILED
+
+
+def preflight(config: Config) -> ExitStatus:
+    checks = Preflight(config).run()
+    print_checks(checks, output_console())
+    return ExitStatus.OK if all(check.ok for check in checks) else ExitStatus.BACKUP_FAILED
+
+
+def report_health(config: Config) -> ExitStatus:
+    verdict = health(StateFile(config.backup.state_directory).read())
+    print(("healthy: " if verdict.ok else "unhealthy: ") + verdict.reason)
+    return ExitStatus.OK if verdict.ok else ExitStatus.BACKUP_FAILED
+
+
+def print_status(config: Config) -> ExitStatus:
+    state = StateFile(config.backup.state_directory)
+    print_state(state.read(), health(state.read()), state.path, output_console())
+    return ExitStatus.OK
+
+
+def storage_for(config: Config) -> Storage:
+    storage = Storage(config.s3)
+    storage.check_bucket()
+    return storage
+
+
+def list_backups(config: Config, databases: list[str], as_json: bool) -> ExitStatus:
+    backups = Catalog(storage_for(config), config.s3).backups(databases or None)
+    if as_json:
+        print(json.dumps([info.as_json() for info in backups], indent=2, ensure_ascii=False))
+    else:
+        print_backup_list(backups, output_console())
+    return ExitStatus.OK
+
+
+def restore_backup(config: Config, arguments: argparse.Namespace) -> ExitStatus:
+    restorer = Restorer(config, storage_for(config))
+    try:
+        restorer.restore(
+            arguments.restore_database,
+            arguments.into,
+            arguments.backup,
+            arguments.drop_existing,
+            with_globals=arguments.globals,
+            no_owner=arguments.no_owner,
+        )
+    except RestoreError as error:
+        log.error("restore failed at step %s", error)
+        return ExitStatus.BACKUP_FAILED
+    return ExitStatus.OK
+
+
+def verify_backups(config: Config, arguments: argparse.Namespace) -> ExitStatus:
+    verifier = Verifier(config, storage_for(config))
+    backups = verifier.select(arguments.verify_databases, arguments.all)
+    if not backups:
+        log.error("no backups found to verify")
+        return ExitStatus.BACKUP_FAILED
+    results = verifier.verify(backups, trial_restore=arguments.restore)
+    print_verify_table(results, output_console())
+    failed = [result.info.key for result in results if not result.ok]
+    if failed:
+        log.error("%d backup(s) failed verification: %s", len(failed), ", ".join(failed))
+        return ExitStatus.BACKUP_FAILED
+    return ExitStatus.OK
+
+
+def run_scheduler(config: Config, shutdown: Shutdown) -> ExitStatus:
+    if config.schedule is None:
+        raise ConfigError([f"SCHEDULE: required by `moonflower run`, e.g. {EXAMPLES}"])
+    with Encryption.open(config.encryption):
+        pass  # an unusable key stops us now (exit 2), not at the first fire
+
+    def guarded_run() -> ExitStatus:
+        with shutdown.working():
+            return backup_once(config)
+
+    state = StateFile(config.backup.state_directory)
+    state.scheduler_started(config.schedule.expression)
+    runner = Runner(
+        config.schedule,
+        run_once=guarded_run,
+        wait=shutdown.requested.wait,
+        between_runs=reap_orphans,
+        on_next=state.next_run,
+    )
+    return runner.run_forever(run_at_start=config.backup.on_start)
