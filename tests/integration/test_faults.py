@@ -21,7 +21,12 @@ from tests.support.faultproxy import RESET, FaultProxy, Reply, Request, s3_error
 from tests.support.pgserver import PgServer
 from tests.support.runner import clean_environment, moonflower_command, run_moonflower
 from tests.support.s3server import SECRET_KEY, S3Server
-from tests.support.slowdump import processes_with, use_slow_pg_dump, wait_until_dumping
+from tests.support.slowdump import (
+    fake_pg_dump,
+    processes_with,
+    use_slow_pg_dump,
+    wait_until_dumping,
+)
 from tests.support.webhookserver import WebhookReceiver
 
 pytestmark = pytest.mark.faults
@@ -267,13 +272,7 @@ def test_after_sigkill_the_next_start_removes_what_was_left(
 def test_a_dump_that_writes_nothing_is_a_failure(
     s3: S3Server, bucket: str, backup_env: dict[str, str], spool_dir: Path, tmp_path: Path
 ) -> None:
-    silent = tmp_path / "pg_dump"
-    silent.write_text(
-        "#!/bin/sh\n"
-        'if [ "$1" = "--version" ]; then echo "pg_dump (PostgreSQL) 99.0"; exit 0; fi\n'
-        "exit 0\n"
-    )
-    silent.chmod(0o755)
+    silent = fake_pg_dump(tmp_path, "exit 0\n")
 
     result = run_moonflower(env={**backup_env, "PG_DUMP_PATH": str(silent)})
 

@@ -9,6 +9,7 @@ from tests.support.faultproxy import FaultProxy, Request, s3_error
 from tests.support.pgserver import PgServer
 from tests.support.runner import run_moonflower
 from tests.support.s3server import S3Server
+from tests.support.slowdump import fake_pg_dump
 
 
 @pytest.fixture
@@ -58,13 +59,10 @@ def test_a_big_dump_is_uploaded_while_it_is_written_and_restores(
 def test_a_dump_failing_after_parts_were_sent_leaves_nothing(
     s3: S3Server, bucket: str, backup_env: dict[str, str], spool_dir: Path, tmp_path: Path
 ) -> None:
-    failing = tmp_path / "pg_dump"
-    failing.write_text(
-        "#!/bin/sh\n"
-        'if [ "$1" = "--version" ]; then echo "pg_dump (PostgreSQL) 99.0"; exit 0; fi\n'
-        "head -c 40000000 /dev/urandom\nsleep 1\necho 'pg_dump: error: lost it' >&2\nexit 1\n"
+    failing = fake_pg_dump(
+        tmp_path,
+        "head -c 40000000 /dev/urandom\nsleep 1\necho 'pg_dump: error: lost it' >&2\nexit 1\n",
     )
-    failing.chmod(0o755)
     env = {**uncompressed(backup_env, "second"), "PG_DUMP_PATH": str(failing)}
 
     result = run_moonflower(env=env)

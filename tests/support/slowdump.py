@@ -10,21 +10,25 @@ MARKER = "moonflower-test-slow-dump"
 WAIT_SECONDS = 60
 
 
+def fake_pg_dump(directory: Path, body: str) -> Path:
+    """A `pg_dump` script that claims a version newer than any server and then runs `body`."""
+    script = directory / "pg_dump"
+    script.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = "--version" ]; then echo "pg_dump (PostgreSQL) 99.0"; exit 0; fi\n' + body
+    )
+    script.chmod(0o755)
+    return script
+
+
 def use_slow_pg_dump(env: dict[str, str], scratch: Path) -> None:
-    """Point PG_DUMP_PATH at a script that reports a new version, writes a little, then hangs.
+    """Point PG_DUMP_PATH at a pg_dump that writes a little, then hangs.
 
     Its path contains MARKER, so its process can be found in /proc.
     """
     directory = scratch / MARKER
     directory.mkdir()
-    script = directory / "pg_dump"
-    script.write_text(
-        "#!/bin/sh\n"
-        'if [ "$1" = "--version" ]; then echo "pg_dump (PostgreSQL) 99.0"; exit 0; fi\n'
-        "echo '-- partial dump'\n"
-        "while :; do sleep 0.1; done\n"
-    )
-    script.chmod(0o755)
+    script = fake_pg_dump(directory, "echo '-- partial dump'\nwhile :; do sleep 0.1; done\n")
     env["PG_DUMP_PATH"] = str(script)
 
 
