@@ -25,12 +25,11 @@ from moonflower.pgdump import (
     ClientTool,
     ServerVersion,
     any_psql,
-    database_size,
     find_client,
     libpq_environment,
     passfile,
     psql_query,
-    server_version,
+    server_version_and_size,
 )
 from moonflower.plans import (
     CONTENT_TYPES,
@@ -233,10 +232,9 @@ class BackupRun:
         environment = libpq_environment(pg, password_file, connect_database_for(database))
         with stage("connect"):
             psql = any_psql(pg.pg_dump_path)
-            server = server_version(psql, environment)
+            server, size_hint = server_version_and_size(psql, environment)
             tool = find_client(program_for(database), server, pg.pg_dump_path)
             log.info("server %s, %s %s (%s)", server.text, tool.path.name, tool.version, tool.path)
-            size_hint = database_size(psql, environment)
         dump = plan(database, tool, self.config)
         extension = dump.extension + (ENCRYPTED_EXTENSION if self.encryption else "")
         content_type = CONTENT_TYPES["gpg"] if self.encryption else dump.content_type
@@ -244,6 +242,7 @@ class BackupRun:
         key = backup_key(self.config.s3.prefix, dump.key_name, moment, extension)
         with shutdown.critical():  # a signal now must not leave the journal half-kept
             self.journal.started(key)
+        streamed = False
         try:
             with spool_file(self.config.backup.spool_dir, extension) as spool:
                 with (
@@ -262,6 +261,7 @@ class BackupRun:
                         human_size(spool.stat().st_size),
                     )
                     uploaded = stream.finish() if stream is not None else None
+                    streamed = uploaded is not None
                 with stage("upload"):
                     if uploaded is None:
                         uploaded = self.storage.upload(spool, key, content_type)
@@ -269,7 +269,10 @@ class BackupRun:
                     log_retention(uploaded)
         finally:
             with shutdown.critical():
-                self._forget_upload(key)
+                if streamed:  # completed, so no unfinished upload of the key is left
+                    self.journal.finished(key)
+                else:
+                    self._forget_upload(key)
         result.key = uploaded.key
         result.size = uploaded.size
 

@@ -150,11 +150,25 @@ def any_psql(configured: Path | None) -> Path:
     return paths[0]
 
 
+VERSION_QUERY = (
+    "SELECT current_setting('server_version_num') || '|' || current_setting('server_version')"
+)
+SIZE_QUERY = "pg_database_size(current_database())"
+
+
 def server_version(psql: Path, environment: dict[str, str]) -> ServerVersion:
-    query = (
-        "SELECT current_setting('server_version_num') || '|' || current_setting('server_version')"
-    )
-    output = psql_query(psql, environment, query)
+    return parse_version(psql_query(psql, environment, VERSION_QUERY))
+
+
+def server_version_and_size(psql: Path, environment: dict[str, str]) -> tuple[ServerVersion, int]:
+    """The server's version, and the database's size on disk (an upper bound for its
+    compressed dump), in one round trip."""
+    output = psql_query(psql, environment, f"{VERSION_QUERY} || '|' || {SIZE_QUERY}")
+    version, _, size = output.rpartition("|")
+    return parse_version(version), int(size) if size.isdigit() else 0
+
+
+def parse_version(output: str) -> ServerVersion:
     number, _, text = output.partition("|")
     if not number.isdigit():
         raise DumpError(f"unexpected answer to the server version query: {output[:80]!r}")
@@ -184,9 +198,3 @@ def newest_client(program: str, server: ServerVersion, configured: Path | None) 
 def psql_query(psql: Path, environment: dict[str, str], query: str) -> str:
     argv = [str(psql), "-X", "-A", "-t", "-w", "-v", "ON_ERROR_STOP=1", "-c", query]
     return capture(Stage("psql", argv, env=environment))
-
-
-def database_size(psql: Path, environment: dict[str, str]) -> int:
-    """The database's size on disk: an upper bound for its compressed dump."""
-    output = psql_query(psql, environment, "SELECT pg_database_size(current_database())")
-    return int(output) if output.isdigit() else 0

@@ -14,7 +14,6 @@ import contextlib
 import hashlib
 import io
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -30,7 +29,7 @@ from moonflower.storage import PART_SIZE_METADATA_KEY, Storage, Uploaded
 
 POLL_SECONDS = 0.2
 PART_WORKERS = 2
-READ_CHUNK = 1024 * 1024
+HASH_BUFFER_BYTES = 256 * 1024
 PART_ERRORS = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError, OSError)
 
 
@@ -39,7 +38,7 @@ class FileSlice(io.RawIOBase):
 
     def __init__(self, path: Path, start: int, length: int) -> None:
         super().__init__()
-        self._handle = path.open("rb")
+        self._handle = path.open("rb", buffering=0)
         self._start = start
         self._length = length
         self._position = 0
@@ -55,10 +54,10 @@ class FileSlice(io.RawIOBase):
         wanted = min(len(buffer), self._length - self._position)
         if wanted <= 0:
             return 0
-        data = self._handle.read(wanted)
-        buffer[: len(data)] = data
-        self._position += len(data)
-        return len(data)
+        with memoryview(buffer) as view:
+            count = self._handle.readinto(view.cast("B")[:wanted]) or 0
+        self._position += count
+        return count
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._length}[whence]
@@ -75,10 +74,13 @@ class FileSlice(io.RawIOBase):
 
 
 def slice_digest(path: Path, start: int, length: int) -> bytes:
+    """SHA-256 of a part, read through one reused buffer (no per-chunk allocations, so the
+    memory of the part threads stays flat however large the dump grows)."""
     digest = hashlib.sha256()
-    with FileSlice(path, start, length) as part:
-        while chunk := part.read(READ_CHUNK):
-            digest.update(chunk)
+    buffer = bytearray(HASH_BUFFER_BYTES)
+    with FileSlice(path, start, length) as part, memoryview(buffer) as view:
+        while count := part.readinto(buffer):
+            digest.update(view[:count])
     return digest.digest()
 
 
@@ -115,7 +117,7 @@ class StreamingUpload:
                 if self._size() >= self.offset + self.part_size:
                     self._submit(self.part_size)
                 else:
-                    time.sleep(POLL_SECONDS)
+                    self._writer_done.wait(POLL_SECONDS)
         except (MoonflowerError, *PART_ERRORS) as error:
             self._failed(error)
 

@@ -4,11 +4,18 @@ Starts an embedded PostgreSQL and a local S3 server, builds a benchmark database
 several repetitions measures the median wall time of each case, the peak RSS of Moonflower's
 Python process, and the object sizes. BENCH_ROWS (default 1,500,000, about 350 MB on disk)
 and BENCH_REPEATS (default 3) adjust it. Prints a Markdown table for BENCHMARKS.md.
+
+Two diagnostics come with it: the bare `pg_dump | zstd -T0 -3` pipeline into a file (what
+compression alone costs on this machine), and the CPU the local S3 server spent during each
+Moonflower run (it runs in this process and competes for the same cores). Peak RSS is also
+measured on a small database (BENCH_SMALL_ROWS, default 200,000 rows, about 55 MB), to show
+how it grows with the size of the database.
 """
 
 import logging
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -27,6 +34,7 @@ from tests.support.s3server import S3Server  # noqa: E402
 
 ROWS = int(os.environ.get("BENCH_ROWS", "1500000"))
 REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
+SMALL_ROWS = int(os.environ.get("BENCH_SMALL_ROWS", "200000"))
 SMALL_DATABASES = 20
 PASSPHRASE = "benchmark passphrase"
 TIMEOUT_SECONDS = 1800
@@ -48,7 +56,9 @@ class Case:
     name: str
     seconds: list[float] = field(default_factory=list)
     peak_rss: int = 0
+    small_peak_rss: int = 0
     size: int = 0
+    server_cpu: list[float] = field(default_factory=list)
 
     @property
     def median(self) -> float:
@@ -80,6 +90,12 @@ def peak_rss_of(process: subprocess.Popen[bytes]) -> int:
             pass
         time.sleep(0.02)
     return peak
+
+
+def own_cpu_seconds() -> float:
+    """CPU time of this process: the S3 server's threads, mostly."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run_moonflower(env: dict[str, str]) -> tuple[float, int]:
@@ -139,6 +155,30 @@ def old_tool(pg: PgServer, s3: S3Server, bucket: str, scratch: Path, encrypted: 
     return time.monotonic() - started
 
 
+def pipeline_only(pg: PgServer, scratch: Path) -> float:
+    """`pg_dump | zstd -T0 -3 > file`, no upload: compression's own cost here."""
+    target = scratch / "pipeline.zst"
+    started = time.monotonic()
+    with target.open("wb") as output:
+        dump = subprocess.Popen(
+            [pg.tool("pg_dump")], env=pg.client_env("bench"), stdout=subprocess.PIPE
+        )
+        subprocess.run(
+            ["zstd", "-c", "-q", "-3", "-T0"],
+            stdin=dump.stdout,
+            stdout=output,
+            check=True,
+            timeout=TIMEOUT_SECONDS,
+        )
+        assert dump.stdout is not None
+        dump.stdout.close()
+        if dump.wait(timeout=TIMEOUT_SECONDS) != 0:
+            raise RuntimeError("pg_dump failed during the benchmark")
+    seconds = time.monotonic() - started
+    target.unlink()
+    return seconds
+
+
 def repeat(case: Case, measure: Callable[[], float]) -> Case:
     for _ in range(REPEATS):
         case.seconds.append(measure())
@@ -150,10 +190,12 @@ def main() -> int:
     with PgServer() as pg, S3Server() as s3, tempfile.TemporaryDirectory() as scratch_dir:
         scratch = Path(scratch_dir)
         print(f"building the benchmark database ({ROWS:,} rows)...", flush=True)
-        pg.create_database("bench")
-        pg.psql(FILL.format(rows=ROWS), "bench")
-        pg.psql("VACUUM ANALYZE bench", "bench")
+        for name, rows in (("bench", ROWS), ("bench_small", SMALL_ROWS)):
+            pg.create_database(name)
+            pg.psql(FILL.format(rows=rows), name)
+            pg.psql("VACUUM ANALYZE bench", name)
         db_size = int(pg.psql("SELECT pg_database_size('bench')"))
+        small_size = int(pg.psql("SELECT pg_database_size('bench_small')"))
         bucket = s3.new_bucket()
         base = {**pg.moonflower_env("bench"), **s3.moonflower_env(bucket, "bench")}
         cases: list[Case] = []
@@ -170,7 +212,11 @@ def main() -> int:
             Case("old tool: pg_dump \\| gpg, then upload"),
             lambda: old_tool(pg, s3, bucket, scratch, encrypted=True),
         )
-        cases += [floor, old_plain, old_encrypted]
+        pipeline = repeat(
+            Case("pg_dump \\| zstd -T0 -3 > file, no upload (diagnostic)"),
+            lambda: pipeline_only(pg, scratch),
+        )
+        cases += [floor, old_plain, old_encrypted, pipeline]
         variants = {
             "moonflower gzip": {},
             "moonflower zstd": {"BACKUP_COMPRESSION": "zstd"},
@@ -182,15 +228,21 @@ def main() -> int:
         for name, extra in variants.items():
             case = Case(name)
             for _ in range(REPEATS):
+                cpu_before = own_cpu_seconds()
                 seconds, peak = run_moonflower({**base, **extra})
+                case.server_cpu.append(own_cpu_seconds() - cpu_before)
                 case.seconds.append(seconds)
                 case.peak_rss = max(case.peak_rss, peak)
+                _, small_peak = run_moonflower({**base, **extra, "PG_DATABASES": "bench_small"})
+                case.small_peak_rss = max(case.small_peak_rss, small_peak)
             cases.append(case)
         sizes = {
             item["Key"]: item["Size"]
-            for item in s3.client().list_objects_v2(Bucket=bucket, Prefix="bench/")["Contents"]
+            for item in s3.client().list_objects_v2(Bucket=bucket, Prefix="bench/bench_2")[
+                "Contents"
+            ]
         }
-        for case, ending in zip(cases[3:], (".sql.gz", ".sql.zst", ".sql.zst.gpg"), strict=True):
+        for case, ending in zip(cases[4:], (".sql.gz", ".sql.zst", ".sql.zst.gpg"), strict=True):
             case.size = max(size for key, size in sizes.items() if key.endswith(ending))
 
         small = [f"small_{number:02d}" for number in range(SMALL_DATABASES)]
@@ -208,6 +260,7 @@ def main() -> int:
             )
 
     print_report(cases, jobs, floor, old_plain, old_encrypted, db_size)
+    print_memory_and_server(cases[4:], db_size, small_size)
     return 0
 
 
@@ -227,7 +280,7 @@ def print_report(
     print("| case | median s | x floor | x old tool | peak RSS | object |")
     print("|---|---|---|---|---|---|")
     for case in cases:
-        old = old_encrypted if "passphrase" in case.name or "gpg" in case.name else old_plain
+        old = old_encrypted if "passphrase" in case.name or "\\| gpg" in case.name else old_plain
         rss = f"{case.peak_rss / 2**20:.0f} MiB" if case.peak_rss else "-"
         size = f"{case.size / 2**20:.0f} MiB" if case.size else "-"
         print(
@@ -237,6 +290,21 @@ def print_report(
     speedup = jobs[1].median / jobs[4].median
     print(f"| {jobs[1].name} | {jobs[1].median:.2f} | | | | |")
     print(f"| {jobs[4].name} | {jobs[4].median:.2f} | | | | ({speedup:.1f}x faster) |")
+
+
+def print_memory_and_server(cases: list[Case], db_size: int, small_size: int) -> None:
+    print(
+        f"\n| case | peak RSS, {small_size / 2**20:.0f} MiB database | peak RSS, "
+        f"{db_size / 2**20:.0f} MiB database | growth | S3 server CPU s (median) |"
+    )
+    print("|---|---|---|---|---|")
+    for case in cases:
+        growth = case.peak_rss / case.small_peak_rss - 1
+        print(
+            f"| {case.name} | {case.small_peak_rss / 2**20:.1f} MiB | "
+            f"{case.peak_rss / 2**20:.1f} MiB | {growth:+.1%} | "
+            f"{statistics.median(case.server_cpu):.2f} |"
+        )
 
 
 if __name__ == "__main__":

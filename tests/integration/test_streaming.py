@@ -1,5 +1,6 @@
 """Uploading while dumping: real multipart uploads that complete, abort, retry, fall back."""
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -159,3 +160,41 @@ def test_when_early_upload_is_refused_the_finished_file_is_uploaded(
     head = s3.client().head_object(Bucket=bucket, Key=key)
     assert "sha256" in head["Metadata"]
     assert no_uploads_left(s3, bucket)
+
+
+def signed_headers(request: Request) -> dict[str, str]:
+    lowered = {name.lower(): value for name, value in request.headers.items()}
+    authorization = lowered["authorization"]
+    listed = authorization.split("SignedHeaders=", 1)[1].split(",", 1)[0].split(";")
+    return {name: lowered.get(name, "") for name in listed}
+
+
+def test_bodies_are_protected_by_their_signed_checksum_instead_of_hashed_twice(
+    backup_env: dict[str, str], big_database: str, proxy: FaultProxy, pausing_pg_dump: str
+) -> None:
+    small = {**backup_env, "S3_ENDPOINT": proxy.endpoint}
+    big = {**uncompressed(backup_env, big_database, pausing_pg_dump), "S3_ENDPOINT": proxy.endpoint}
+
+    assert run_moonflower(env=small).returncode == 0
+    assert run_moonflower(env=big).returncode == 0
+
+    uploads = [r for r in proxy.seen if r.method == "PUT" and "/" in r.path.strip("/")]
+    assert any("partNumber=" in r.path for r in uploads)
+    assert any("partNumber=" not in r.path for r in uploads)
+    for request in uploads:
+        signed = signed_headers(request)
+        assert signed["x-amz-content-sha256"].startswith(("UNSIGNED-PAYLOAD", "STREAMING-"))
+        assert any(name.startswith("x-amz-checksum-") or name == "x-amz-trailer" for name in signed)
+
+
+def test_without_s3_checksums_the_signature_still_covers_the_body(
+    backup_env: dict[str, str], proxy: FaultProxy
+) -> None:
+    env = {**backup_env, "S3_ENDPOINT": proxy.endpoint, "S3_CHECKSUM": "when_required"}
+
+    assert run_moonflower(env=env).returncode == 0
+
+    uploads = [r for r in proxy.seen if r.method == "PUT" and "/" in r.path.strip("/")]
+    assert uploads
+    for request in uploads:
+        assert re.fullmatch("[0-9a-f]{64}", signed_headers(request)["x-amz-content-sha256"])
