@@ -9,7 +9,9 @@ Two diagnostics come with it: the bare `pg_dump | zstd -T0 -3` pipeline into a f
 compression alone costs on this machine), and the CPU the local S3 server spent during each
 Moonflower run (it runs in this process and competes for the same cores). Peak RSS is also
 measured on a small database (BENCH_SMALL_ROWS, default 200,000 rows, about 55 MB), to show
-how it grows with the size of the database.
+how it grows with the size of the database. BACKUP_JOBS is compared twice: against the local
+S3 server as it is, and with every request delayed by 20 ms, as for an S3 store in another
+data centre.
 """
 
 import logging
@@ -28,6 +30,7 @@ from pathlib import Path
 CHECKOUT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(CHECKOUT))
 
+from tests.support.faultproxy import FaultProxy, Request  # noqa: E402
 from tests.support.pgserver import PgServer  # noqa: E402
 from tests.support.runner import clean_environment, moonflower_command  # noqa: E402
 from tests.support.s3server import S3Server  # noqa: E402
@@ -36,6 +39,11 @@ ROWS = int(os.environ.get("BENCH_ROWS", "1500000"))
 REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
 SMALL_ROWS = int(os.environ.get("BENCH_SMALL_ROWS", "200000"))
 SMALL_DATABASES = 20
+DISTANT_S3_SECONDS = 0.02
+"""Added to every request in the second BACKUP_JOBS comparison: S3 in another data centre."""
+IN_MEMORY_OBJECTS = str(2**34)
+"""moto keeps objects up to this size in memory instead of temporary files: a stand-in for a
+remote S3 should spend as little of this machine's time as it can."""
 PASSPHRASE = "benchmark passphrase"
 TIMEOUT_SECONDS = 1800
 FILL = """
@@ -187,6 +195,7 @@ def repeat(case: Case, measure: Callable[[], float]) -> Case:
 
 def main() -> int:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    os.environ["MOTO_S3_DEFAULT_KEY_BUFFER_SIZE"] = IN_MEMORY_OBJECTS
     with PgServer() as pg, S3Server() as s3, tempfile.TemporaryDirectory() as scratch_dir:
         scratch = Path(scratch_dir)
         print(f"building the benchmark database ({ROWS:,} rows)...", flush=True)
@@ -251,17 +260,34 @@ def main() -> int:
             pg.psql(
                 "CREATE TABLE t AS SELECT n, md5(n::text) FROM generate_series(1, 20000) n", name
             )
-        jobs: dict[int, Case] = {}
-        for count in (1, 4):
-            env = {**base, "PG_DATABASES": " ".join(small), "BACKUP_JOBS": str(count)}
-            jobs[count] = repeat(
-                Case(f"{SMALL_DATABASES} small databases, BACKUP_JOBS={count}"),
-                lambda env=env: run_moonflower(env)[0],
+        jobs = jobs_cases(base, small, "")
+        with FaultProxy(s3.endpoint, rules=[delayed]) as distant:
+            distant_jobs = jobs_cases(
+                {**base, "S3_ENDPOINT": distant.endpoint},
+                small,
+                f", S3 {DISTANT_S3_SECONDS * 1000:.0f} ms away",
             )
 
     print_report(cases, jobs, floor, old_plain, old_encrypted, db_size)
+    print_jobs(distant_jobs)
     print_memory_and_server(cases[4:], db_size, small_size)
     return 0
+
+
+def delayed(request: Request) -> None:
+    """A FaultProxy rule that answers nothing itself: every request just arrives later."""
+    time.sleep(DISTANT_S3_SECONDS)
+
+
+def jobs_cases(base: dict[str, str], databases: list[str], where: str) -> dict[int, Case]:
+    jobs: dict[int, Case] = {}
+    for count in (1, 4):
+        env = {**base, "PG_DATABASES": " ".join(databases), "BACKUP_JOBS": str(count)}
+        jobs[count] = repeat(
+            Case(f"{SMALL_DATABASES} small databases{where}, BACKUP_JOBS={count}"),
+            lambda env=env: run_moonflower(env)[0],
+        )
+    return jobs
 
 
 def print_report(
@@ -287,6 +313,10 @@ def print_report(
             f"| {case.name} | {case.median:.2f} | {case.median / floor.median:.2f} | "
             f"{case.median / old.median:.2f} | {rss} | {size} |"
         )
+    print_jobs(jobs)
+
+
+def print_jobs(jobs: dict[int, Case]) -> None:
     speedup = jobs[1].median / jobs[4].median
     print(f"| {jobs[1].name} | {jobs[1].median:.2f} | | | | |")
     print(f"| {jobs[4].name} | {jobs[4].median:.2f} | | | | ({speedup:.1f}x faster) |")
