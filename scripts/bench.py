@@ -41,9 +41,6 @@ SMALL_ROWS = int(os.environ.get("BENCH_SMALL_ROWS", "200000"))
 SMALL_DATABASES = 20
 DISTANT_S3_SECONDS = 0.02
 """Added to every request in the second BACKUP_JOBS comparison: S3 in another data centre."""
-IN_MEMORY_OBJECTS = str(2**34)
-"""moto keeps objects up to this size in memory instead of temporary files: a stand-in for a
-remote S3 should spend as little of this machine's time as it can."""
 PASSPHRASE = "benchmark passphrase"
 TIMEOUT_SECONDS = 1800
 FILL = """
@@ -195,7 +192,6 @@ def repeat(case: Case, measure: Callable[[], float]) -> Case:
 
 def main() -> int:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    os.environ["MOTO_S3_DEFAULT_KEY_BUFFER_SIZE"] = IN_MEMORY_OBJECTS
     with PgServer() as pg, S3Server() as s3, tempfile.TemporaryDirectory() as scratch_dir:
         scratch = Path(scratch_dir)
         print(f"building the benchmark database ({ROWS:,} rows)...", flush=True)
