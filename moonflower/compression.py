@@ -11,7 +11,7 @@ from moonflower.shell import Stage
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 ALGORITHMS = ("gzip", "zstd", "none")
-LEVELS = {"gzip": (1, 9, 6), "zstd": (1, 19, 3)}
+LEVELS = {"gzip": (1, 9, 5), "zstd": (1, 19, 3)}
 """Lowest, highest and default level of each algorithm."""
 EXTENSIONS = {"gzip": ".sql.gz", "zstd": ".sql.zst", "none": ".sql"}
 
