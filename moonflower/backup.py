@@ -23,8 +23,10 @@ from moonflower.logs import database_context, log, stage
 from moonflower.naming import GLOBALS_NAME, backup_key
 from moonflower.pgdump import (
     ClientTool,
+    ClusterFacts,
     ServerVersion,
     any_psql,
+    cluster_facts,
     find_client,
     libpq_environment,
     passfile,
@@ -128,6 +130,7 @@ class BackupRun:
         self.encryption = encryption
         self.journal = UploadJournal(config.backup.spool_dir, config.s3.bucket, config.s3.endpoint)
         self.storage = Storage(config.s3)
+        self.facts: ClusterFacts | None = None
 
     def run(self) -> RunReport:
         report = RunReport()
@@ -150,6 +153,7 @@ class BackupRun:
             except MoonflowerError as error:
                 report.error = str(error)
                 return report
+            self.facts = self._cluster_facts(items, password)
             report.results = self._back_up_all(items, password)
         succeeded = [result.database for result in report.results if result.ok]
         if self.config.s3.expires_in is not None and succeeded:
@@ -181,6 +185,29 @@ class BackupRun:
                 f" (excluded: {', '.join(left_out)})" if left_out else "",
             )
         return tuple(([GLOBALS_NAME] if pg.globals else []) + names)
+
+    def _cluster_facts(self, items: tuple[str, ...], password_file: Path) -> ClusterFacts | None:
+        """Server version and database sizes in one query for the whole run, instead of one
+        per database; None (ask per database) when the query is refused."""
+        if not items:
+            return None
+        pg = self.config.postgres
+        environment = libpq_environment(pg, password_file, connect_database_for(items[0]))
+        try:
+            return cluster_facts(any_psql(pg.pg_dump_path), environment)
+        except MoonflowerError as error:
+            log.debug("asking each database for its size instead: %s", error)
+            return None
+
+    def _server_and_size(
+        self, database: str, psql: Path, environment: dict[str, str]
+    ) -> tuple[ServerVersion, int]:
+        if self.facts is not None:
+            if database == GLOBALS_NAME:
+                return self.facts.server, 0
+            if database in self.facts.sizes:
+                return self.facts.server, self.facts.sizes[database]
+        return server_version_and_size(psql, environment)
 
     def _abort_stale_uploads(self) -> None:
         for key in self.journal.stale_keys():
@@ -232,7 +259,7 @@ class BackupRun:
         environment = libpq_environment(pg, password_file, connect_database_for(database))
         with stage("connect"):
             psql = any_psql(pg.pg_dump_path)
-            server, size_hint = server_version_and_size(psql, environment)
+            server, size_hint = self._server_and_size(database, psql, environment)
             tool = find_client(program_for(database), server, pg.pg_dump_path)
             log.info("server %s, %s %s (%s)", server.text, tool.path.name, tool.version, tool.path)
         dump = plan(database, tool, self.config)

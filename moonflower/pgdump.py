@@ -168,6 +168,37 @@ def server_version_and_size(psql: Path, environment: dict[str, str]) -> tuple[Se
     return parse_version(version), int(size) if size.isdigit() else 0
 
 
+SIZES_QUERY = (
+    "SELECT 'v|' || current_setting('server_version_num') || '|' "
+    "|| current_setting('server_version') UNION ALL "
+    "SELECT 'd|' || encode(convert_to(datname, 'UTF8'), 'hex') || '|' || pg_database_size(oid) "
+    "FROM pg_catalog.pg_database WHERE datallowconn AND has_database_privilege(oid, 'CONNECT')"
+)
+
+
+@dataclass(frozen=True)
+class ClusterFacts:
+    """What a run needs to know of the server before each dump, asked once for all databases."""
+
+    server: ServerVersion
+    sizes: dict[str, int]
+
+
+def cluster_facts(psql: Path, environment: dict[str, str]) -> ClusterFacts:
+    """The server's version, and the size on disk of every database this user may connect to
+    (names travel hex-encoded, so any name survives the text output)."""
+    version = ""
+    sizes: dict[str, int] = {}
+    for row in psql_query(psql, environment, SIZES_QUERY).splitlines():
+        kind, _, rest = row.partition("|")
+        if kind == "v":
+            version = rest
+        elif kind == "d":
+            name, _, size = rest.partition("|")
+            sizes[bytes.fromhex(name).decode("utf-8")] = int(size) if size.isdigit() else 0
+    return ClusterFacts(parse_version(version), sizes)
+
+
 def parse_version(output: str) -> ServerVersion:
     number, _, text = output.partition("|")
     if not number.isdigit():
