@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Iterable
 from pathlib import Path
 
-READ_CHUNK = 1024 * 1024
+HASH_BUFFER_BYTES = 256 * 1024
 
 
 def file_sha256(path: Path) -> str:
@@ -22,22 +22,29 @@ def composite_of(part_digests: Iterable[bytes]) -> str:
     return base64.b64encode(hashlib.sha256(b"".join(part_digests)).digest()).decode()
 
 
-def file_composite_sha256(path: Path, part_size: int) -> str:
-    digests = []
-    with path.open("rb") as handle:
-        while True:
-            part = hashlib.sha256()
-            remaining = part_size
-            while remaining:
-                chunk = handle.read(min(READ_CHUNK, remaining))
-                if not chunk:
-                    break
-                part.update(chunk)
-                remaining -= len(chunk)
-            if remaining == part_size:
+def part_sha256(path: Path, start: int, length: int) -> bytes:
+    """SHA-256 of `length` bytes of a file from `start`, read through one reused buffer (no
+    allocation per chunk, so memory stays flat however large the file grows)."""
+    digest = hashlib.sha256()
+    buffer = bytearray(HASH_BUFFER_BYTES)
+    remaining = length
+    with path.open("rb", buffering=0) as handle, memoryview(buffer) as view:
+        handle.seek(start)
+        while remaining:
+            count = handle.readinto(view[: min(remaining, len(buffer))])
+            if not count:
                 break
-            digests.append(part.digest())
-    return composite_of(digests)
+            digest.update(view[:count])
+            remaining -= count
+    return digest.digest()
+
+
+def file_composite_sha256(path: Path, part_size: int) -> str:
+    size = path.stat().st_size
+    return composite_of(
+        part_sha256(path, start, min(part_size, size - start))
+        for start in range(0, size, part_size)
+    )
 
 
 def same_composite(reported: str, computed: str) -> bool:

@@ -11,7 +11,6 @@ together) and their part size in metadata, so a download can be checked later.
 
 import base64
 import contextlib
-import hashlib
 import io
 import threading
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ from typing import Any
 
 import botocore.exceptions
 
-from moonflower.checksums import composite_of
+from moonflower.checksums import composite_of, part_sha256
 from moonflower.errors import Abandoned, MoonflowerError
 from moonflower.lifecycle import shutdown
 from moonflower.logs import current_database, log
@@ -29,7 +28,6 @@ from moonflower.storage import PART_SIZE_METADATA_KEY, Storage, Uploaded
 
 POLL_SECONDS = 0.2
 PART_WORKERS = 2
-HASH_BUFFER_BYTES = 256 * 1024
 PART_ERRORS = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError, OSError)
 
 
@@ -71,17 +69,6 @@ class FileSlice(io.RawIOBase):
     def close(self) -> None:
         self._handle.close()
         super().close()
-
-
-def slice_digest(path: Path, start: int, length: int) -> bytes:
-    """SHA-256 of a part, read through one reused buffer (no per-chunk allocations, so the
-    memory of the part threads stays flat however large the dump grows)."""
-    digest = hashlib.sha256()
-    buffer = bytearray(HASH_BUFFER_BYTES)
-    with FileSlice(path, start, length) as part, memoryview(buffer) as view:
-        while count := part.readinto(buffer):
-            digest.update(view[:count])
-    return digest.digest()
 
 
 class StreamingUpload:
@@ -144,7 +131,7 @@ class StreamingUpload:
         try:
             if shutdown.abandoned.is_set():
                 raise Abandoned()
-            digest = slice_digest(self.path, start, length)
+            digest = part_sha256(self.path, start, length)
             checksum = base64.b64encode(digest).decode()
 
             def send() -> dict[str, Any]:

@@ -26,6 +26,13 @@ def uncompressed(backup_env: dict[str, str], database: str, pg_dump: str = "") -
     return env
 
 
+def big_dump_through(
+    proxy: FaultProxy, backup_env: dict[str, str], database: str, pg_dump: str
+) -> dict[str, str]:
+    """The big database, uncompressed and slowed, uploaded through the proxy."""
+    return {**uncompressed(backup_env, database, pg_dump), "S3_ENDPOINT": proxy.endpoint}
+
+
 def no_uploads_left(s3: S3Server, bucket: str) -> bool:
     return s3.client().list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
 
@@ -122,7 +129,7 @@ def test_a_failing_part_is_retried(
         return None
 
     proxy.rules.append(flaky_parts)
-    env = {**uncompressed(backup_env, big_database, pausing_pg_dump), "S3_ENDPOINT": proxy.endpoint}
+    env = big_dump_through(proxy, backup_env, big_database, pausing_pg_dump)
 
     result = run_moonflower(env=env)
 
@@ -150,7 +157,7 @@ def test_when_early_upload_is_refused_the_finished_file_is_uploaded(
         return None
 
     proxy.rules.append(refuse_parts_while_dumping)
-    env = {**uncompressed(backup_env, big_database, pausing_pg_dump), "S3_ENDPOINT": proxy.endpoint}
+    env = big_dump_through(proxy, backup_env, big_database, pausing_pg_dump)
 
     result = run_moonflower(env=env)
 
@@ -173,7 +180,7 @@ def test_bodies_are_protected_by_their_signed_checksum_instead_of_hashed_twice(
     backup_env: dict[str, str], big_database: str, proxy: FaultProxy, pausing_pg_dump: str
 ) -> None:
     small = {**backup_env, "S3_ENDPOINT": proxy.endpoint}
-    big = {**uncompressed(backup_env, big_database, pausing_pg_dump), "S3_ENDPOINT": proxy.endpoint}
+    big = big_dump_through(proxy, backup_env, big_database, pausing_pg_dump)
 
     assert run_moonflower(env=small).returncode == 0
     assert run_moonflower(env=big).returncode == 0

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from moonflower.streaming import HASH_BUFFER_BYTES, FileSlice, slice_digest
+from moonflower.checksums import HASH_BUFFER_BYTES, composite_of, file_composite_sha256, part_sha256
+from moonflower.streaming import FileSlice
 
 CONTENT = bytes(range(256)) * ((3 * HASH_BUFFER_BYTES) // 256 + 7)
 
@@ -31,7 +32,7 @@ def test_a_slice_reads_exactly_its_window(
             pieces.append(piece)
 
     assert b"".join(pieces) == expected
-    assert slice_digest(path, start, len(expected)) == hashlib.sha256(expected).digest()
+    assert part_sha256(path, start, len(expected)) == hashlib.sha256(expected).digest()
 
 
 def test_a_slice_seeks_within_its_window_only(tmp_path: Path) -> None:
@@ -55,3 +56,14 @@ def spool(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not path.exists():
         path.write_bytes(CONTENT)
     return path
+
+
+@pytest.mark.parametrize("size", [0, 1, 4096, 4096 * 3, 4096 * 3 + 1])
+def test_composite_checksum_hashes_each_part_then_the_digests(tmp_path: Path, size: int) -> None:
+    path = tmp_path / "spool"
+    path.write_bytes(CONTENT[:size])
+    parts = [CONTENT[start : min(start + 4096, size)] for start in range(0, size, 4096)]
+
+    expected = composite_of(hashlib.sha256(part).digest() for part in parts)
+
+    assert file_composite_sha256(path, 4096) == expected
