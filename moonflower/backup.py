@@ -1,4 +1,5 @@
-"""One backup run: every configured database, one after another, each dumped, checked, uploaded."""
+"""One backup run: every configured database (BACKUP_JOBS at a time), each dumped through
+its pipeline, checked, uploaded; then expired backups are pruned."""
 
 import contextlib
 import fnmatch
@@ -15,13 +16,14 @@ from pathlib import Path
 import pendulum
 
 from moonflower import shell
-from moonflower.config import Config, PostgresConfig
+from moonflower.config import ChecksumMode, Config, PostgresConfig
 from moonflower.errors import DumpError, MoonflowerError, StageFailed
 from moonflower.gpg import ENCRYPTED_EXTENSION, Encryption
 from moonflower.lifecycle import shutdown
-from moonflower.logs import database_context, log, stage
+from moonflower.logs import database_context, log, step
 from moonflower.naming import GLOBALS_NAME, backup_key
 from moonflower.pgdump import (
+    MAINTENANCE_DATABASE,
     ClientTool,
     ClusterFacts,
     ServerVersion,
@@ -35,7 +37,6 @@ from moonflower.pgdump import (
 )
 from moonflower.plans import (
     CONTENT_TYPES,
-    MAINTENANCE_DATABASE,
     DumpPlan,
     connect_database_for,
     plan,
@@ -140,7 +141,7 @@ class BackupRun:
         remove_stale_files(self.config.backup.spool_dir)
         remove_stale_files(Path(tempfile.gettempdir()), "gnupg-")
         try:
-            with stage("s3"):
+            with step("s3"):
                 self.storage.check_bucket()
                 self._abort_stale_uploads()
         except MoonflowerError as error:
@@ -148,16 +149,16 @@ class BackupRun:
             return report
         with passfile(self.config.postgres.password, self.config.backup.spool_dir) as password:
             try:
-                with stage("discover"):
+                with step("discover"):
                     items = self._items(password)
             except MoonflowerError as error:
                 report.error = str(error)
                 return report
             self.facts = self._cluster_facts(items, password)
-            report.results = self._back_up_all(items, password)
+            report.results = self.back_up_all(items, password)
         succeeded = [result.database for result in report.results if result.ok]
         if self.config.s3.expires_in is not None and succeeded:
-            with stage("prune"):
+            with step("prune"):
                 report.prune_error = self.prune(succeeded)
         return report
 
@@ -218,13 +219,13 @@ class BackupRun:
                     "aborted %d unfinished upload(s) of %s left by a killed run", aborted, key
                 )
 
-    def _back_up_all(self, databases: tuple[str, ...], password: Path) -> list[DatabaseResult]:
+    def back_up_all(self, databases: tuple[str, ...], password: Path) -> list[DatabaseResult]:
         """One after another, or BACKUP_JOBS at a time; results in the configured order."""
         jobs = min(self.config.backup.jobs, len(databases))
         if jobs <= 1:
-            return [self._back_up_named(database, password) for database in databases]
+            return [self.back_up_one(database, password) for database in databases]
         with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="backup") as pool:
-            futures = [pool.submit(self._back_up_named, name, password) for name in databases]
+            futures = [pool.submit(self.back_up_one, name, password) for name in databases]
             try:
                 pending = set(futures)
                 while pending:
@@ -239,25 +240,23 @@ class BackupRun:
                     future.cancel()
                 raise
 
-    def _back_up_named(self, database: str, password_file: Path) -> DatabaseResult:
-        with database_context(database):
-            return self.back_up(database, password_file)
-
-    def back_up(self, database: str, password_file: Path) -> DatabaseResult:
+    def back_up_one(self, database: str, password_file: Path) -> DatabaseResult:
+        """One database (or the globals), its failure recorded in the result, not raised."""
         result = DatabaseResult(database)
         started = time.monotonic()
-        try:
-            self._back_up(database, password_file, result)
-        except MoonflowerError as error:
-            result.error = str(error)
-            log.error("backup failed: %s", error)
+        with database_context(database):
+            try:
+                self._dump_and_upload(database, password_file, result)
+            except MoonflowerError as error:
+                result.error = str(error)
+                log.error("backup failed: %s", error)
         result.seconds = time.monotonic() - started
         return result
 
-    def _back_up(self, database: str, password_file: Path, result: DatabaseResult) -> None:
+    def _dump_and_upload(self, database: str, password_file: Path, result: DatabaseResult) -> None:
         pg = self.config.postgres
         environment = libpq_environment(pg, password_file, connect_database_for(database))
-        with stage("connect"):
+        with step("connect"):
             psql = any_psql(pg.pg_dump_path)
             server, size_hint = self._server_and_size(database, psql, environment)
             tool = find_client(program_for(database), server, pg.pg_dump_path)
@@ -273,7 +272,7 @@ class BackupRun:
         try:
             with spool_file(self.config.backup.spool_dir, extension) as spool:
                 with (
-                    stage("dump"),
+                    step("dump"),
                     self._early_upload(key, spool, size_hint, content_type) as stream,
                 ):
                     sql_bytes = self._dump_with_fallback(dump, tool, environment, spool)
@@ -289,7 +288,7 @@ class BackupRun:
                     )
                     uploaded = stream.finish() if stream is not None else None
                     streamed = uploaded is not None
-                with stage("upload"):
+                with step("upload"):
                     if uploaded is None:
                         uploaded = self.storage.upload(spool, key, content_type)
                     log.info("uploaded s3://%s/%s", self.config.s3.bucket, uploaded.key)
@@ -317,13 +316,10 @@ class BackupRun:
         self, key: str, spool: Path, size_hint: int, content_type: str
     ) -> contextlib.AbstractContextManager[StreamingUpload | None]:
         """Upload parts while dumping, when S3 checksums are on (they verify such objects)."""
-        if self.config.s3.checksum != "when_supported":
+        if self.config.s3.checksum != ChecksumMode.WHEN_SUPPORTED:
             return contextlib.nullcontext()
         part_size = part_size_for(size_hint)
         return streaming_upload(self.storage, key, spool, part_size, content_type)
-
-    def _pg_dump_for(self, server: ServerVersion) -> ClientTool:
-        return find_client("pg_dump", server, self.config.postgres.pg_dump_path)
 
     def _dump_with_fallback(
         self, dump: DumpPlan, tool: ClientTool, environment: dict[str, str], spool: Path
@@ -411,8 +407,8 @@ def log_retention(uploaded: Uploaded) -> None:
 
 
 def human_size(size: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
+    for unit in ("B", "KiB", "MiB"):
+        if size < 1024:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
-    return f"{size:.1f} TiB"
+    return f"{size:.1f} GiB"

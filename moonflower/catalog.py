@@ -28,7 +28,7 @@ class NotFound(MoonflowerError):
 class BackupInfo:
     backup: BackupKey
     size: int
-    locked_until: datetime | None = None
+    locked_until: pendulum.DateTime | None = None
     expires: pendulum.DateTime | None = None
     sha256: str | None = None
     """The whole file's SHA-256 recorded at upload (single-request uploads)."""
@@ -50,6 +50,10 @@ class BackupInfo:
             "locked_until": self.locked_until.isoformat() if self.locked_until else None,
             "expires": self.expires.isoformat() if self.expires else None,
         }
+
+
+def as_pendulum(moment: object) -> pendulum.DateTime | None:
+    return pendulum.instance(moment) if isinstance(moment, datetime) else None
 
 
 def our_backups(storage: Storage, prefix: str) -> list[tuple[BackupKey, int]]:
@@ -112,7 +116,7 @@ class Catalog:
         return BackupInfo(
             backup,
             int(head.get("ContentLength", 0)),
-            head.get("ObjectLockRetainUntilDate"),
+            as_pendulum(head.get("ObjectLockRetainUntilDate")),
             self._expiry(backup, metadata),
             metadata.get(SHA256_METADATA_KEY),
             int(metadata[PART_SIZE_METADATA_KEY])

@@ -6,8 +6,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-import botocore.exceptions
-
 from moonflower.config import Config
 from moonflower.errors import ConfigError, MoonflowerError
 from moonflower.gpg import Encryption
@@ -19,7 +17,6 @@ from moonflower.pgdump import (
     passfile,
     server_version,
 )
-from moonflower.s3errors import describe
 from moonflower.storage import Storage
 
 PROBE_NAME = ".moonflower-check-"
@@ -83,12 +80,8 @@ class Preflight:
 
     def _probe(self, storage: Storage) -> str:
         key = f"{listing_prefix(self.config.s3.prefix)}{PROBE_NAME}{secrets.token_hex(6)}"
-        client, bucket = storage.client, self.config.s3.bucket
-        try:
-            client.put_object(Bucket=bucket, Key=key, Body=b"moonflower check\n")
-            storage.delete_everywhere([key])
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
-            raise MoonflowerError(describe(error, self.config.s3, f"writing {key}")) from None
+        storage.put_probe(key, b"moonflower check\n")
+        storage.delete_everywhere([key])
         return f"wrote and deleted {key}"
 
     def _encryption(self) -> str:

@@ -14,10 +14,6 @@ def file_sha256(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def base64_sha256(data: bytes) -> str:
-    return base64.b64encode(hashlib.sha256(data).digest()).decode()
-
-
 def composite_of(part_digests: Iterable[bytes]) -> str:
     return base64.b64encode(hashlib.sha256(b"".join(part_digests)).digest()).decode()
 

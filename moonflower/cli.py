@@ -20,7 +20,7 @@ from moonflower.commands import (
     verify_backups,
 )
 from moonflower.config import load_config
-from moonflower.errors import ConfigError, MoonflowerError, Terminated
+from moonflower.errors import ConfigError, MoonflowerError, RestoreError, Terminated
 from moonflower.lifecycle import Shutdown, shutdown
 from moonflower.logs import log, setup_logging
 from moonflower.redact import redactor
@@ -203,6 +203,9 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except Terminated:
         print("moonflower: terminated (SIGTERM), backup abandoned", file=sys.stderr)
         return int(ExitStatus.TERMINATED)
+    except RestoreError as error:
+        print(f"moonflower: restore failed at step {redactor.mask(str(error))}", file=sys.stderr)
+        return int(ExitStatus.BACKUP_FAILED)
     except MoonflowerError as error:
         print(f"moonflower: {redactor.mask(str(error))}", file=sys.stderr)
         return int(ExitStatus.BACKUP_FAILED)

@@ -25,7 +25,7 @@ from moonflower.report import (
     print_summary,
     print_verify_table,
 )
-from moonflower.restore import RestoreError, Restorer
+from moonflower.restore import Restorer
 from moonflower.scheduler import Runner
 from moonflower.state import StateFile, health
 from moonflower.state import now as state_now
@@ -60,6 +60,8 @@ def monitored_backup(config: Config) -> ExitStatus:
     with Webhooks(config.webhooks).monitor() as outcome:
         with Encryption.open(config.encryption) as encryption:
             report = BackupRun(config, encryption).run()
+        if report.prune_error:
+            outcome.warn(f"pruning expired backups failed: {report.prune_error}")
         if config.logging.format == "text":
             print_summary(report, output_console())
         if report.ok:
@@ -128,19 +130,14 @@ def list_backups(config: Config, databases: list[str], as_json: bool) -> ExitSta
 
 
 def restore_backup(config: Config, arguments: argparse.Namespace) -> ExitStatus:
-    restorer = Restorer(config, storage_for(config))
-    try:
-        restorer.restore(
-            arguments.restore_database,
-            arguments.into,
-            arguments.backup,
-            arguments.drop_existing,
-            with_globals=arguments.globals,
-            no_owner=arguments.no_owner,
-        )
-    except RestoreError as error:
-        log.error("restore failed at step %s", error)
-        return ExitStatus.BACKUP_FAILED
+    Restorer(config, storage_for(config)).restore(
+        arguments.restore_database,
+        arguments.into,
+        arguments.backup,
+        arguments.drop_existing,
+        with_globals=arguments.globals,
+        no_owner=arguments.no_owner,
+    )
     return ExitStatus.OK
 
 

@@ -3,6 +3,7 @@
 import os
 import shutil
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 from moonflower.errors import DumpError
@@ -10,7 +11,14 @@ from moonflower.shell import Stage
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-ALGORITHMS = ("gzip", "zstd", "none")
+
+
+class Algorithm(StrEnum):
+    GZIP = "gzip"
+    ZSTD = "zstd"
+    NONE = "none"
+
+
 LEVELS = {"gzip": (1, 9, 5), "zstd": (1, 19, 3)}
 """Lowest, highest and default level of each algorithm."""
 EXTENSIONS = {"gzip": ".sql.gz", "zstd": ".sql.zst", "none": ".sql"}
@@ -18,7 +26,7 @@ EXTENSIONS = {"gzip": ".sql.gz", "zstd": ".sql.zst", "none": ".sql"}
 
 @dataclass(frozen=True)
 class Compression:
-    algorithm: str = "gzip"
+    algorithm: Algorithm = Algorithm.GZIP
     level: int | None = None
 
     @property
@@ -34,11 +42,11 @@ class Compression:
     def stage(self) -> Stage | None:
         """The compressing pipeline stage (None for no compression)."""
         level = f"-{self.effective_level}"
-        if self.algorithm == "gzip":
+        if self.algorithm == Algorithm.GZIP:
             if shutil.which("pigz"):
                 return Stage("pigz", ["pigz", "-c", level, "-p", str(os.cpu_count() or 1)])
             return Stage("gzip", ["gzip", "-c", level])
-        if self.algorithm == "zstd":
+        if self.algorithm == Algorithm.ZSTD:
             return Stage("zstd", ["zstd", "-c", "-q", level, "-T0"])
         return None
 
@@ -46,7 +54,7 @@ class Compression:
         """The artifact must start the way this format starts."""
         with path.open("rb") as handle:
             head = handle.read(4)
-        expected = {"gzip": GZIP_MAGIC, "zstd": ZSTD_MAGIC}.get(self.algorithm)
+        expected = {Algorithm.GZIP: GZIP_MAGIC, Algorithm.ZSTD: ZSTD_MAGIC}.get(self.algorithm)
         if expected is not None and not head.startswith(expected):
             raise DumpError(f"the compressed dump does not start with a {self.algorithm} header")
 
@@ -66,11 +74,11 @@ def decompress_stage(algorithm: str | None, extension: str) -> Stage | None:
     `algorithm` None means unknown (inside an OpenPGP message): zstd -dcf reads gzip, zstd and
     plain text alike; without zstd, the key's extension decides.
     """
-    if algorithm == "gzip":
+    if algorithm == Algorithm.GZIP:
         return Stage("gzip", ["gzip", "-dc"])
-    if algorithm == "zstd":
+    if algorithm == Algorithm.ZSTD:
         return Stage("zstd", ["zstd", "-dc", "-q"])
-    if algorithm == "none":
+    if algorithm == Algorithm.NONE:
         return None
     if shutil.which("zstd"):
         return Stage("zstd", ["zstd", "-dcf", "-q"])

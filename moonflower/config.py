@@ -7,13 +7,14 @@ lists all problems, so an operator fixes them in one go.
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pendulum
 
 from moonflower import settings as s
-from moonflower.compression import ALGORITHMS, LEVELS, Compression
+from moonflower.compression import LEVELS, Algorithm, Compression
 from moonflower.cron import CronSchedule
 from moonflower.durations import Period
 from moonflower.errors import ConfigError
@@ -29,6 +30,7 @@ from moonflower.values import (
     database_names,
     endpoint_url,
     executable_path,
+    member_of,
     name_patterns,
     one_of,
     passphrase,
@@ -51,16 +53,29 @@ DEFAULT_PG_PORT = 5432
 DEFAULT_S3_REGION = "us-west-1"
 DEFAULT_S3_MAX_ATTEMPTS = 5
 DEFAULT_WEBHOOK_TIMEOUT = 10
-CHECKSUM_MODES = ("when_supported", "when_required")
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 MAX_JOBS = 32
-FORMATS = ("plain", "custom")
+
+
+class ChecksumMode(StrEnum):
+    """S3_CHECKSUM: botocore's request_checksum_calculation / response_checksum_validation."""
+
+    WHEN_SUPPORTED = "when_supported"
+    WHEN_REQUIRED = "when_required"
+
+
+class DumpFormat(StrEnum):
+    PLAIN = "plain"
+    """Plain SQL, compressed by a pipeline stage."""
+    CUSTOM = "custom"
+    """pg_dump's custom format, compressed by pg_dump itself."""
+
 
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PostgresConfig:
     databases: tuple[str, ...]
     host: str
@@ -78,7 +93,7 @@ class PostgresConfig:
         return self.databases == (ALL_DATABASES,)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class S3Config:
     endpoint: str
     region: str
@@ -87,7 +102,7 @@ class S3Config:
     """S3_PATH without leading, trailing or doubled slashes; empty for the bucket root."""
     access_key: str | None
     secret_key: str | None = field(repr=False)
-    checksum: str = "when_supported"
+    checksum: ChecksumMode = ChecksumMode.WHEN_SUPPORTED
     max_attempts: int = DEFAULT_S3_MAX_ATTEMPTS
     governance: Period | None = None
     """How long each backup is locked in GOVERNANCE mode (S3_GOVERNANCE)."""
@@ -95,15 +110,14 @@ class S3Config:
     """How long backups are kept before prune deletes them (S3_EXPIRES_IN)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class BackupConfig:
     spool_dir: Path
     on_start: bool = False
     compression: Compression = field(default_factory=Compression)
     jobs: int = 1
     """How many databases are backed up at once (BACKUP_JOBS)."""
-    format: str = "plain"
-    """"plain" SQL (compressed by a pipeline stage) or pg_dump's "custom" format."""
+    format: DumpFormat = DumpFormat.PLAIN
     state_dir: Path | None = None
     """Where the status file lives (BACKUP_STATE_DIR); the system temp directory when unset."""
 
@@ -202,7 +216,6 @@ def s3_credentials(validator: Validator) -> tuple[str | None, str | None, list[s
     legacy_key_id = layers.env(s.S3_KEY_ID_LEGACY)
     warnings: list[str] = []
     if legacy_key_id is not None and secret_key is None:
-        redactor.add(access_key)
         warnings.append(
             "S3_KEY_ID and S3_ACCESS_KEY are read as the old quick start meant them (key id "
             "and secret). Please rename them: S3_ACCESS_KEY=<key id>, S3_SECRET_KEY=<secret>."
@@ -217,6 +230,18 @@ def s3_credentials(validator: Validator) -> tuple[str | None, str | None, list[s
             "the default AWS credential chain)"
         )
     return access_key, secret_key, warnings
+
+
+def register_secrets(layers: Layers, s3_secret: str | None, private_key: KeyBlock | None) -> None:
+    """The one place secrets reach the redactor: every secret setting as given, and what was
+    derived from them (the old quick start's secret, the decoded private key)."""
+    for setting in s.ALL_SETTINGS:
+        raw = layers.get(setting) if setting.secret else None
+        if raw is not None and isinstance(raw.value, str):
+            redactor.add(raw.value)
+    redactor.add(s3_secret)
+    if private_key is not None:
+        redactor.add(private_key.data.decode("utf-8", "replace"))
 
 
 def load_config(
@@ -254,7 +279,9 @@ def load_config(
     bucket = validator.required(s.S3_BUCKET, text)
     prefix = validator.optional(s.S3_PATH, s3_prefix, "")
     access_key, secret_key, warnings = s3_credentials(validator)
-    checksum = validator.optional(s.S3_CHECKSUM, one_of(CHECKSUM_MODES), CHECKSUM_MODES[0])
+    checksum = validator.optional(
+        s.S3_CHECKSUM, member_of(ChecksumMode), ChecksumMode.WHEN_SUPPORTED
+    )
     max_attempts = validator.optional(
         s.S3_MAX_ATTEMPTS, whole_number(1, 20), DEFAULT_S3_MAX_ATTEMPTS
     )
@@ -286,18 +313,19 @@ def load_config(
         timeout=validator.optional(s.WEBHOOK_TIMEOUT, whole_number(1, 60), DEFAULT_WEBHOOK_TIMEOUT),
     )
     on_start = validator.optional(s.BACKUP_ON_START, boolean, False)
-    algorithm = validator.optional(s.BACKUP_COMPRESSION, one_of(ALGORITHMS), "gzip")
+    algorithm = validator.optional(s.BACKUP_COMPRESSION, member_of(Algorithm), Algorithm.GZIP)
     level = None
     if algorithm in LEVELS:
         low, high, _ = LEVELS[algorithm]
         level = validator.optional(s.BACKUP_COMPRESSION_LEVEL, whole_number(low, high), None)
     jobs = validator.optional(s.BACKUP_JOBS, whole_number(1, MAX_JOBS), 1)
     state_dir = validator.optional(s.BACKUP_STATE_DIR, writable_directory, None)
-    dump_format = validator.optional(s.BACKUP_FORMAT, one_of(FORMATS), "plain")
+    dump_format = validator.optional(s.BACKUP_FORMAT, member_of(DumpFormat), DumpFormat.PLAIN)
     schedule = validator.optional(s.SCHEDULE, cron_schedule, None)
     log_format = validator.optional(s.LOG_FORMAT, one_of(LOG_FORMATS), "text")
     log_level = validator.optional(s.LOG_LEVEL, one_of(LOG_LEVELS), "info")
 
+    register_secrets(layers, secret_key, encryption.private_key)
     problems.extend(validator.problems)
     if problems:
         raise ConfigError([redactor.mask(problem) for problem in problems])
@@ -310,24 +338,36 @@ def load_config(
     assert bucket is not None
     return Config(
         postgres=PostgresConfig(
-            databases, host, port, user, password, pg_dump_path, exclude, dump_globals
+            databases=databases,
+            host=host,
+            port=port,
+            user=user,
+            password=password,
+            pg_dump_path=pg_dump_path,
+            exclude=exclude,
+            globals=dump_globals,
         ),
         s3=S3Config(
-            endpoint,
-            region,
-            bucket,
-            prefix,
-            access_key,
-            secret_key,
-            checksum,
-            max_attempts,
-            governance,
-            expires_in,
+            endpoint=endpoint,
+            region=region,
+            bucket=bucket,
+            prefix=prefix,
+            access_key=access_key,
+            secret_key=secret_key,
+            checksum=checksum,
+            max_attempts=max_attempts,
+            governance=governance,
+            expires_in=expires_in,
         ),
         backup=BackupConfig(
-            spool_dir, on_start, Compression(algorithm, level), jobs, dump_format, state_dir
+            spool_dir=spool_dir,
+            on_start=on_start,
+            compression=Compression(algorithm, level),
+            jobs=jobs,
+            format=dump_format,
+            state_dir=state_dir,
         ),
-        logging=LoggingConfig(log_format, log_level),
+        logging=LoggingConfig(format=log_format, level=log_level),
         encryption=encryption,
         schedule=schedule,
         webhooks=webhooks,

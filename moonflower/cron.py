@@ -10,18 +10,11 @@ from datetime import datetime, tzinfo
 
 from croniter import CroniterBadDateError, croniter
 
-MACROS = {
-    "@yearly": "0 0 1 1 *",
-    "@annually": "0 0 1 1 *",
-    "@monthly": "0 0 1 * *",
-    "@weekly": "0 0 * * 0",
-    "@daily": "0 0 * * *",
-    "@midnight": "0 0 * * *",
-    "@hourly": "0 * * * *",
-}
+MACRO_EXAMPLES = "@yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly"
 FIVE_FIELDS = ("minute", "hour", "day-of-month", "month", "day-of-week")
 SIX_FIELDS = ("second", *FIVE_FIELDS)
-EVERY_HOUR = ("*", "*/1")
+HOUR_FIELD = 1
+"""Index of the hour in croniter's expanded fields (seconds, if any, come last there)."""
 EXAMPLES = '"0 1 * * *" (01:00 daily), "*/20 * * * * *" (every 20 s), "@daily"'
 
 
@@ -32,19 +25,18 @@ class CronError(ValueError):
 @dataclass(frozen=True)
 class CronSchedule:
     expression: str
-    """As the user wrote it."""
-    normalized: str
-    """Macros expanded; 5 fields, or 6 with seconds first."""
+    """As the user wrote it (whitespace tidied); croniter reads macros such as @daily."""
     timezone: tzinfo
 
     @property
     def has_seconds(self) -> bool:
-        return len(self.normalized.split()) == len(SIX_FIELDS)
+        return len(self.expression.split()) == len(SIX_FIELDS)
 
     @property
     def pins_hours(self) -> bool:
-        hour = self.normalized.split()[2 if self.has_seconds else 1]
-        return hour not in EVERY_HOUR
+        """Fires only at some hours (so a repeated wall-clock hour must not fire twice)."""
+        fields = croniter(self.expression, second_at_beginning=self.has_seconds).expanded
+        return fields[HOUR_FIELD] != ["*"]
 
     def next_after(self, moment: datetime) -> datetime:
         """The first fire time strictly after `moment`, as an aware local datetime."""
@@ -57,7 +49,7 @@ class CronSchedule:
     def _following(self, moment: datetime) -> datetime:
         local = moment.astimezone(self.timezone)
         iterator = croniter(
-            self.normalized, local, second_at_beginning=self.has_seconds, day_or=True
+            self.expression, local, second_at_beginning=self.has_seconds, day_or=True
         )
         result: datetime = iterator.get_next(datetime)
         return result
@@ -77,12 +69,10 @@ def parse_cron(expression: str, timezone: tzinfo) -> CronSchedule:
     if not text:
         raise CronError(f"empty expression; expected a cron expression such as {EXAMPLES}")
     if text.startswith("@"):
-        normalized = MACROS.get(text.lower())
-        if normalized is None:
-            raise CronError(f'unknown macro "{text}"; use one of {", ".join(MACROS)}')
-    else:
-        normalized = text
-    fields = normalized.split()
+        if not croniter.is_valid(text):
+            raise CronError(f'unknown macro "{text}"; use one of {MACRO_EXAMPLES}')
+        return checked(CronSchedule(text, timezone))
+    fields = text.split()
     if len(fields) not in (len(FIVE_FIELDS), len(SIX_FIELDS)):
         raise CronError(
             f'"{text}" has {len(fields)} fields; expected 5 (minute hour day-of-month month '
@@ -95,9 +85,13 @@ def parse_cron(expression: str, timezone: tzinfo) -> CronSchedule:
         probe[index] = value
         if not croniter.is_valid(" ".join(probe), second_at_beginning=with_seconds):
             raise CronError(f'invalid {names[index]} field "{value}" in "{text}"')
-    schedule = CronSchedule(text, normalized, timezone)
+    return checked(CronSchedule(text, timezone))
+
+
+def checked(schedule: CronSchedule) -> CronSchedule:
+    """The schedule, if it ever fires."""
     try:
-        schedule.next_after(datetime.now(timezone))
+        schedule.next_after(datetime.now(schedule.timezone))
     except CroniterBadDateError:
-        raise CronError(f'"{text}" never matches a date') from None
+        raise CronError(f'"{schedule.expression}" never matches a date') from None
     return schedule

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from moonflower.config import PostgresConfig
 from moonflower.pgdump import (
+    MAINTENANCE_DATABASE,
     ServerVersion,
     any_psql,
     libpq_environment,
@@ -11,7 +12,6 @@ from moonflower.pgdump import (
     server_version,
 )
 
-MAINTENANCE_DATABASE = "postgres"
 DROP_WITH_FORCE_SINCE = 13
 USER_TABLES = """
 SELECT count(*) FROM pg_catalog.pg_class c

@@ -22,10 +22,8 @@ UNITS = {
 UNIT_OF_WORD = {word: unit for unit, words in UNITS.items() for word in words}
 TERM = re.compile(r"(\d+|an?)\s*([a-z]+)")
 SEPARATORS = re.compile(r"\s*(?:,|\band\b)\s*|\s+")
-ISO_8601 = re.compile(
-    r"P(?:(?P<years>\d+)Y)?(?:(?P<months>\d+)M)?(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
-    r"(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+)S)?)?"
-)
+ISO_8601_WHOLE_NUMBERS = re.compile(r"P[0-9YMWDTHS]*[YMWDHS]")
+"""Whole numbers only, and no dangling "T": pendulum's parser also takes "P1.5D" and "P1DT"."""
 
 
 @dataclass(frozen=True)
@@ -46,19 +44,27 @@ class Period:
 def parse_period(text: str) -> Period:
     """Parse a duration; raise ValueError with accepted examples when it is not one."""
     cleaned = " ".join(text.strip().split())
-    amounts = _iso(cleaned) if cleaned[:1] in ("P", "p") else _words(cleaned.lower())
-    if amounts is None:
+    if cleaned[:1] in ("P", "p"):
+        duration = _iso(cleaned.upper())
+    else:
+        amounts = _words(cleaned.lower())
+        duration = None if amounts is None else pendulum.duration(**amounts)
+    if duration is None:
         raise ValueError(f'"{text}" is not a duration; use for example {EXAMPLES}')
-    if not any(amounts.values()):
+    if not any((duration.years, duration.months, duration.total_seconds())):
         raise ValueError(f'"{text}" is zero; use a positive duration, for example {EXAMPLES}')
-    return Period(cleaned, pendulum.duration(**amounts))
+    return Period(cleaned, duration)
 
 
-def _iso(text: str) -> dict[str, int] | None:
-    match = ISO_8601.fullmatch(text.upper())
-    if not match or text.upper() in ("P", "PT") or text.upper().endswith("T"):
+def _iso(text: str) -> pendulum.Duration | None:
+    """An ISO 8601 duration (P1Y2M3DT4H5M6S, P2W), parsed by pendulum."""
+    if not ISO_8601_WHOLE_NUMBERS.fullmatch(text):
         return None
-    return {unit: int(value or 0) for unit, value in match.groupdict().items()}
+    try:
+        parsed = pendulum.parse(text)
+    except ValueError:  # pendulum's ParserError included
+        return None
+    return parsed if isinstance(parsed, pendulum.Duration) else None
 
 
 def _words(text: str) -> dict[str, int] | None:

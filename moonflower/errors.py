@@ -55,6 +55,14 @@ class StorageError(MoonflowerError):
     """S3 refused or could not be reached."""
 
 
+class RestoreError(MoonflowerError):
+    """A restore (or a verification) stopped at `step`."""
+
+    def __init__(self, step: str, message: str) -> None:
+        self.step = step
+        super().__init__(f"{step}: {message}")
+
+
 def describe_exit(exit_code: int) -> str:
     if exit_code < 0:
         return f"killed by signal {-exit_code}"

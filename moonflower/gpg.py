@@ -18,16 +18,14 @@ import gnupg
 import pendulum
 
 from moonflower.config import EncryptionConfig
-from moonflower.errors import ConfigError
+from moonflower.errors import ConfigError, RestoreError
 from moonflower.logs import log
 from moonflower.shell import Stage, child_environment
 from moonflower.stale import owned_prefix, stop_gpg_agent
 from moonflower.values import KeyBlock
 
 GPG_PROGRAM = "gpg"
-GPGCONF_PROGRAM = "gpgconf"
 EXPIRY_WARNING_DAYS = 30
-AGENT_STOP_TIMEOUT_SECONDS = 10
 ENCRYPTED_EXTENSION = ".gpg"
 # --openpgp first: it resets earlier algorithm options and keeps gpg 2.3+ from choosing
 # AEAD (OCB) packets, which gpg 2.2 and many other OpenPGP tools cannot read.
@@ -250,11 +248,12 @@ class Decryption:
         if symmetric:
             secret = self.config.passphrase
             if secret is None:
-                raise ConfigError([f"ENCRYPTION_PASSPHRASE: required to decrypt {what}"])
+                raise RestoreError("decrypt", f"ENCRYPTION_PASSPHRASE: required to decrypt {what}")
         else:
             if not self.has_private_key:
-                raise ConfigError(
-                    [f"ENCRYPTION_PRIVATE_KEY: required to decrypt {what} (public-key encrypted)"]
+                raise RestoreError(
+                    "decrypt",
+                    f"ENCRYPTION_PRIVATE_KEY: required to decrypt {what} (public-key encrypted)",
                 )
             secret = self.config.private_key_passphrase
         if secret is None:

@@ -15,7 +15,6 @@ class Shutdown:
 
     def __init__(self) -> None:
         self.requested = threading.Event()
-        self.signal_number: int | None = None
         self._interrupt_work = False
         self._deferring = False
         self._pending: int | None = None
@@ -26,8 +25,7 @@ class Shutdown:
         signal.signal(signal.SIGTERM, self._handle)
         signal.signal(signal.SIGINT, self._handle)
 
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        self.signal_number = signum
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
         self.requested.set()
         if self._interrupt_work:
             # Only once: a second signal must not break the clean-up the first one started.

@@ -20,9 +20,11 @@ log = logging.getLogger(LOGGER_NAME)
 current_database: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "current_database", default=None
 )
-current_stage: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "current_stage", default=None
+current_step: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "current_step", default=None
 )
+"""The step of the run a log line belongs to (connect, dump, upload, ...): not to be
+confused with a pipeline's stages, the processes joined by pipes."""
 
 
 @contextlib.contextmanager
@@ -35,21 +37,21 @@ def database_context(name: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def stage(name: str) -> Iterator[None]:
-    token = current_stage.set(name)
+def step(name: str) -> Iterator[None]:
+    token = current_step.set(name)
     try:
         yield
     finally:
-        current_stage.reset(token)
+        current_step.reset(token)
 
 
 class ContextAndRedaction(logging.Filter):
-    """Adds database and stage to each record and masks every known secret in its text."""
+    """Adds database and step to each record and masks every known secret in its text."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         database = current_database.get()
         record.database = redactor.mask(database) if database else None
-        record.stage = current_stage.get()
+        record.step = current_step.get()
         message = redactor.mask(record.getMessage())
         if record.exc_info and record.exc_info[1] is not None:
             message = f"{message}: {redactor.mask(str(record.exc_info[1]))}"
@@ -62,7 +64,7 @@ class ContextAndRedaction(logging.Filter):
 
 def prefix_of(record: logging.LogRecord) -> str:
     parts = [
-        part for part in (getattr(record, "database", None), getattr(record, "stage", None)) if part
+        part for part in (getattr(record, "database", None), getattr(record, "step", None)) if part
     ]
     return f"[{' / '.join(parts)}] " if parts else ""
 
@@ -85,7 +87,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "message": record.getMessage(),
         }
-        for key in ("database", "stage"):
+        for key in ("database", "step"):
             value = getattr(record, key, None)
             if value:
                 entry[key] = value

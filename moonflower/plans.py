@@ -4,15 +4,14 @@ cluster's globals (roles, tablespaces, role settings: pg_dumpall --globals-only)
 from dataclasses import dataclass
 from pathlib import Path
 
-from moonflower.compression import Compression
-from moonflower.config import Config
+from moonflower.compression import Algorithm, Compression
+from moonflower.config import Config, DumpFormat
 from moonflower.errors import DumpError
 from moonflower.naming import GLOBALS_NAME, encode_name
-from moonflower.pgdump import ClientTool
+from moonflower.pgdump import MAINTENANCE_DATABASE, ClientTool
 
 CUSTOM_MAGIC = b"PGDMP"
 CUSTOM_EXTENSION = ".dump"
-MAINTENANCE_DATABASE = "postgres"
 COMPRESS_METHODS_SINCE = 16
 """pg_dump 16 added --compress=method:level (zstd and lz4 next to gzip)."""
 CONTENT_TYPES = {
@@ -24,13 +23,12 @@ CONTENT_TYPES = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DumpPlan:
     name: str
     """The database, or GLOBALS_NAME."""
     key_name: str
     program: str
-    connect_database: str
     arguments: tuple[str, ...]
     compression: Compression | None
     """The pipeline stage's compression; None when the dump compresses itself."""
@@ -58,46 +56,47 @@ def plan(name: str, tool: ClientTool, config: Config) -> DumpPlan:
     compression = config.backup.compression
     if name == GLOBALS_NAME:
         return DumpPlan(
-            name,
-            GLOBALS_NAME,
-            "pg_dumpall",
-            MAINTENANCE_DATABASE,
-            ("--globals-only", "--no-password"),
-            compression,
-            compression.extension,
-            CONTENT_TYPES[compression.algorithm],
+            name=name,
+            key_name=GLOBALS_NAME,
+            program="pg_dumpall",
+            arguments=("--globals-only", "--no-password"),
+            compression=compression,
+            extension=compression.extension,
+            content_type=CONTENT_TYPES[compression.algorithm],
         )
-    if config.backup.format == "custom":
+    if config.backup.format == DumpFormat.CUSTOM:
         return DumpPlan(
-            name,
-            encode_name(name),
-            "pg_dump",
-            name,
-            ("--no-password", "--format=custom", *custom_compression(compression, tool)),
-            None,
-            CUSTOM_EXTENSION,
-            CONTENT_TYPES["custom"],
+            name=name,
+            key_name=encode_name(name),
+            program="pg_dump",
+            arguments=(
+                "--no-password",
+                "--format=custom",
+                *custom_compression(compression, tool),
+            ),
+            compression=None,
+            extension=CUSTOM_EXTENSION,
+            content_type=CONTENT_TYPES["custom"],
         )
     return DumpPlan(
-        name,
-        encode_name(name),
-        "pg_dump",
-        name,
-        ("--no-password", "--format=plain"),
-        compression,
-        compression.extension,
-        CONTENT_TYPES[compression.algorithm],
+        name=name,
+        key_name=encode_name(name),
+        program="pg_dump",
+        arguments=("--no-password", "--format=plain"),
+        compression=compression,
+        extension=compression.extension,
+        content_type=CONTENT_TYPES[compression.algorithm],
     )
 
 
 def custom_compression(compression: Compression, tool: ClientTool) -> tuple[str, ...]:
     """pg_dump's own compression for the custom format (no second compressor on top)."""
     level = compression.effective_level
-    if compression.algorithm == "none":
+    if compression.algorithm == Algorithm.NONE:
         return ("--compress=0",)
     if tool.major >= COMPRESS_METHODS_SINCE:
         return (f"--compress={compression.algorithm}:{level}",)
-    if compression.algorithm == "gzip":
+    if compression.algorithm == Algorithm.GZIP:
         return (f"--compress={level}",)
     raise DumpError(
         f"BACKUP_COMPRESSION={compression.algorithm} with BACKUP_FORMAT=custom needs pg_dump "

@@ -1,4 +1,5 @@
-"""The end-of-run summary table."""
+"""What the commands print for operators: the backup summary, and the tables of list, prune,
+verify, check and status."""
 
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,10 @@ def summary_table(report: RunReport) -> Table:
 def print_summary(report: RunReport, console: Console) -> None:
     if report.results:
         console.print(summary_table(report))
+    if report.prune_error:
+        console.print(
+            Text(f"pruning expired backups failed: {redactor.mask(report.prune_error)}", "red")
+        )
 
 
 def local_time(moment: pendulum.DateTime) -> str:
@@ -73,10 +78,8 @@ def print_prune_table(report: PruneReport, dry_run: bool, console: Console) -> N
     console.print(table)
 
 
-def when(moment: object) -> str:
-    if moment is None:
-        return "-"
-    return local_time(pendulum.instance(moment))  # type: ignore[arg-type]
+def when(moment: pendulum.DateTime | None) -> str:
+    return "-" if moment is None else local_time(moment)
 
 
 def print_backup_list(backups: list[BackupInfo], console: Console) -> None:

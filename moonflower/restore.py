@@ -14,12 +14,12 @@ from moonflower.checksums import file_composite_sha256, file_sha256, same_compos
 from moonflower.compression import decompress_stage, sniff
 from moonflower.config import Config
 from moonflower.databases import Server
-from moonflower.errors import MoonflowerError
+from moonflower.errors import MoonflowerError, RestoreError
 from moonflower.gpg import Decryption
-from moonflower.logs import log, stage
+from moonflower.logs import log, step
 from moonflower.naming import GLOBALS_NAME
-from moonflower.pgdump import ClientTool, newest_client, passfile
-from moonflower.plans import CUSTOM_EXTENSION, CUSTOM_MAGIC, MAINTENANCE_DATABASE
+from moonflower.pgdump import MAINTENANCE_DATABASE, ClientTool, newest_client, passfile
+from moonflower.plans import CUSTOM_EXTENSION, CUSTOM_MAGIC
 from moonflower.progress import StepProgress, stdin_position
 from moonflower.shell import Pipeline, Stage
 from moonflower.storage import Storage
@@ -29,12 +29,6 @@ PUBLIC_KEY_SESSION_KEY_TAG = 1
 PLAIN_SQL_STARTS = (b"--", b"SET ", b"\n", b"\\")
 RESTORE_JOBS = max(1, min(4, os.cpu_count() or 1))
 MISSING_ROLE = re.compile(r'role "([^"]+)" does not exist')
-
-
-class RestoreError(MoonflowerError):
-    def __init__(self, step: str, message: str) -> None:
-        self.step = step
-        super().__init__(f"{step}: {message}")
 
 
 @dataclass(frozen=True)
@@ -87,12 +81,12 @@ def check_download(info: BackupInfo, path: Path) -> None:
 def fetched(storage: Storage, info: BackupInfo, spool_dir: Path) -> Iterator[Path]:
     """The backup downloaded to a spool file and checked against its recorded checksum."""
     with spool_file(spool_dir, info.backup.extension) as path:
-        with stage("download"), StepProgress("downloading", info.size) as progress:
+        with step("download"), StepProgress("downloading", info.size) as progress:
             try:
                 storage.download(info.key, path, progress.advance)
             except MoonflowerError as error:
                 raise RestoreError("download", str(error)) from None
-        with stage("checksum"):
+        with step("checksum"):
             check_download(info, path)
         yield path
 
@@ -215,9 +209,9 @@ class Restorer:
             if with_globals:
                 self._restore_globals(server, decryption)
             with fetched(self.storage, info, spool_dir) as path:
-                with stage("target"):
+                with step("target"):
                     self._prepare_target(server, target, drop_existing)
-                with stage("load"):
+                with step("load"):
                     try:
                         self.load_into(path, info, decryption, server, target, no_owner)
                     except MoonflowerError as error:
@@ -263,7 +257,7 @@ class Restorer:
 
     def _restore_globals(self, server: Server, decryption: Decryption) -> None:
         """Roles and tablespaces first; errors for roles that already exist are expected."""
-        with stage("globals"):
+        with step("globals"):
             try:
                 info = self.catalog.newest(GLOBALS_NAME, globals_=True)
             except MoonflowerError as error:

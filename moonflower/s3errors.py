@@ -1,9 +1,26 @@
-"""Classifying S3 failures: which to retry, and how to explain them in one line."""
+"""S3 failures: which to retry, how to explain them in one line, and the one place where
+boto3's exceptions become StorageError."""
+
+import contextlib
+from collections.abc import Iterator
 
 import botocore.exceptions
+from boto3.exceptions import S3UploadFailedError
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
 
 from moonflower.config import S3Config
+from moonflower.errors import StorageError
+from moonflower.logs import log
 from moonflower.redact import redactor
+
+RETRY_BUDGET_SECONDS = 15 * 60
 
 TRANSIENT_ERROR_CODES = frozenset(
     {
@@ -82,3 +99,47 @@ def describe(error: BaseException, config: S3Config, action: str) -> str:
             )
         return f"{action}: S3 answered {code or 'an error'} (HTTP {status})"
     return f"{action}: {redactor.mask(str(error)) or type(error).__name__}"
+
+
+S3_FAILURES = (
+    botocore.exceptions.BotoCoreError,
+    botocore.exceptions.ClientError,
+    S3UploadFailedError,
+)
+"""What boto3 raises when S3 refuses or cannot be reached."""
+
+
+@contextlib.contextmanager
+def translated(config: S3Config, action: str) -> Iterator[None]:
+    """Turn an S3 failure inside the block into a one-line StorageError."""
+    try:
+        yield
+    except S3_FAILURES as error:
+        raise StorageError(describe(error, config, action)) from None
+
+
+def error_code(error: botocore.exceptions.ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def retrying(config: S3Config, action: str) -> Retrying:
+    """Whole-request retries with backoff, for transient failures only."""
+
+    def before_sleep(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0
+        log.warning(
+            "%s (attempt %d of %d), retrying in %.1f s",
+            describe(error, config, action) if error else f"{action}: failed",
+            state.attempt_number,
+            config.max_attempts,
+            wait,
+        )
+
+    return Retrying(
+        stop=stop_after_attempt(config.max_attempts) | stop_after_delay(RETRY_BUDGET_SECONDS),
+        wait=wait_exponential_jitter(initial=1, max=30, jitter=1),
+        retry=retry_if_exception(is_transient),
+        before_sleep=before_sleep,
+        reraise=True,
+    )

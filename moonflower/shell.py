@@ -1,4 +1,5 @@
-"""The only module that starts external processes.
+"""The process runner: the only module that starts external processes (python-gnupg, which
+runs gpg for key import and inspection, is the one exception).
 
 Stages are joined by OS pipes (`sh` with `_piped`), so the data never passes through Python.
 Every stage is waited for and its exit status checked; failures become `StageFailed` errors
@@ -206,8 +207,9 @@ def run(
         return pipeline.tails
 
 
-def capture(stage: Stage) -> str:
-    """Run one short command and return its stdout (decoded, stripped)."""
+def capture(stage: Stage, timeout: float | None = None) -> str:
+    """Run one short command and return its stdout (decoded, stripped); a command still
+    running after `timeout` seconds is killed and fails."""
     tail = StderrTail()
     try:
         result = sh.Command(stage.argv[0])(
@@ -217,7 +219,10 @@ def capture(stage: Stage) -> str:
             _decode_errors="replace",
             _tty_out=False,
             _return_cmd=True,
+            _timeout=timeout,
         )
+    except sh.TimeoutException as error:
+        raise StageFailed(stage.name, error.exit_code, f"timed out after {timeout} s") from None
     except sh.ErrorReturnCode as error:
         raise StageFailed(stage.name, error.exit_code, tail.text()) from None
     except sh.CommandNotFound:

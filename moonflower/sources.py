@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from moonflower.redact import redactor
 from moonflower.settings import ALL_SETTINGS, Setting
 
 QUOTES = ("'", '"')
@@ -102,16 +101,18 @@ class Layers:
         self._document = document
         self._overrides = overrides
         self._problems = problems
+        self._found: dict[str, RawValue | None] = {}
 
     def get(self, setting: Setting) -> RawValue | None:
-        found = self._overrides.get(setting.env)
-        if found is None:
-            found = self._from_environment(setting)
-        if found is None:
-            found = self._from_toml(setting)
-        if found is not None and setting.secret and isinstance(found.value, str):
-            redactor.add(found.value)
-        return found
+        """The value with the highest precedence; each setting is looked up once."""
+        if setting.env not in self._found:
+            found = self._overrides.get(setting.env)
+            if found is None:
+                found = self._from_environment(setting)
+            if found is None:
+                found = self._from_toml(setting)
+            self._found[setting.env] = found
+        return self._found[setting.env]
 
     def env(self, name: str) -> str | None:
         value = self._environ.get(name)

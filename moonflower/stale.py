@@ -11,16 +11,18 @@ import fcntl
 import json
 import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from moonflower.errors import StageFailed
 from moonflower.logs import log
+from moonflower.shell import Stage, capture
 
 OWNED_PREFIX = "moonflower-"
 JOURNAL_NAME = "moonflower-uploads.journal"
 AGENT_STOP_SECONDS = 10
+GPGCONF_PROGRAM = "gpgconf"
 
 
 def owned_prefix(kind: str = "") -> str:
@@ -69,18 +71,11 @@ def remove_stale_files(directory: Path, kind: str = "") -> list[Path]:
 
 def stop_gpg_agent(home: Path) -> None:
     """Stop any gpg-agent (and other daemons) started for this GnuPG home."""
-    gpgconf = shutil.which("gpgconf")
-    if gpgconf is None:
+    if shutil.which(GPGCONF_PROGRAM) is None:
         return
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        subprocess.run(
-            [gpgconf, "--homedir", str(home), "--kill", "all"],
-            env={"PATH": os.environ.get("PATH", os.defpath)},
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=AGENT_STOP_SECONDS,
-            check=False,
-        )
+    argv = [GPGCONF_PROGRAM, "--homedir", str(home), "--kill", "all"]
+    with contextlib.suppress(StageFailed):
+        capture(Stage("gpgconf", argv), timeout=AGENT_STOP_SECONDS)
 
 
 class UploadJournal:

@@ -1,35 +1,31 @@
-"""S3 access: the client, bucket checks, uploads with checksums and retries."""
+"""The S3 gateway: every call Moonflower makes to S3 goes through `Storage`.
+
+Each method retries transient failures and turns what boto3 raises into a one-line
+StorageError, so callers never see botocore's exceptions.
+"""
 
 import contextlib
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import boto3
 import botocore.exceptions
 import pendulum
-from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config as BotoConfig
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception,
-    stop_after_attempt,
-    stop_after_delay,
-    wait_exponential_jitter,
-)
 
 from moonflower import __version__
 from moonflower.checksums import file_sha256, same_composite
-from moonflower.config import S3Config
+from moonflower.config import ChecksumMode, S3Config
 from moonflower.errors import Abandoned, StorageError
 from moonflower.lifecycle import shutdown
 from moonflower.logs import log
-from moonflower.s3errors import describe, is_transient
+from moonflower.s3errors import error_code, retrying, translated
+from moonflower.slices import FileSlice
 
 MIB = 1024 * 1024
 # https://docs.aws.amazon.com/AmazonS3/latest/userguide/qfacts.html
@@ -40,7 +36,6 @@ DEFAULT_PART_SIZE = 16 * MIB
 UPLOAD_CONCURRENCY = 4
 CONNECT_TIMEOUT_SECONDS = 10
 READ_TIMEOUT_SECONDS = 60
-UPLOAD_RETRY_BUDGET_SECONDS = 15 * 60
 REQUEST_ATTEMPTS = 2
 """botocore's own per-request attempts; whole uploads are retried around it with tenacity."""
 
@@ -48,6 +43,7 @@ SHA256_METADATA_KEY = "sha256"
 EXPIRES_METADATA_KEY = "expires-at"
 PART_SIZE_METADATA_KEY = "part-size"
 DELETE_BATCH_SIZE = 1000
+NOT_FOUND_CODES = ("404", "NoSuchKey", "NotFound")
 
 
 @dataclass(frozen=True)
@@ -55,7 +51,7 @@ class Uploaded:
     key: str
     size: int
     sha256: str
-    locked_until: datetime | None = None
+    locked_until: pendulum.DateTime | None = None
     expires: pendulum.DateTime | None = None
 
 
@@ -63,7 +59,6 @@ class Uploaded:
 class StoredObject:
     key: str
     size: int
-    last_modified: datetime
 
 
 @dataclass
@@ -72,12 +67,8 @@ class Deletion:
 
     key: str
     deleted: int = 0
-    locked_until: datetime | None = None
+    locked_until: pendulum.DateTime | None = None
     error: str | None = None
-
-    @property
-    def complete(self) -> bool:
-        return self.locked_until is None and self.error is None
 
 
 def stop_if_abandoned(_transferred: int) -> None:
@@ -92,16 +83,17 @@ def part_size_for(size: int) -> int:
     return max(DEFAULT_PART_SIZE, S3_MIN_PART_SIZE, math.ceil(needed / MIB) * MIB)
 
 
-def payload_signing(checksum: str) -> dict[str, bool]:
+def payload_signing(checksum: ChecksumMode) -> dict[str, bool]:
     """With checksums on, every body we send carries a signed checksum header that S3 checks,
     so SigV4 need not hash it again (botocore would, on plain-HTTP endpoints: one more pass
     over every part, and more memory)."""
-    return {"payload_signing_enabled": False} if checksum == "when_supported" else {}
+    return {"payload_signing_enabled": False} if checksum == ChecksumMode.WHEN_SUPPORTED else {}
 
 
 class Storage:
     def __init__(self, config: S3Config) -> None:
         self.config = config
+        self.bucket = config.bucket
         addressing = "virtual" if _is_aws(config.endpoint) else "path"
         boto_config = BotoConfig(
             region_name=config.region,
@@ -119,19 +111,20 @@ class Storage:
             aws_secret_access_key=config.secret_key,
             region_name=config.region,
         )
-        self.client: Any = session.client("s3", endpoint_url=config.endpoint, config=boto_config)
+        self._client: Any = session.client("s3", endpoint_url=config.endpoint, config=boto_config)
+
+    def _call(self, action: str, method: str, **arguments: Any) -> Any:
+        """One S3 request: retried when transient, failures as StorageError."""
+        with translated(self.config, action):
+            return retrying(self.config, action)(
+                getattr(self._client, method), Bucket=self.bucket, **arguments
+            )
 
     def check_bucket(self) -> None:
         """Fail early, before any dump, when the bucket cannot be used."""
-        action = "checking the bucket"
-        try:
-            self._retrying(action)(self.client.head_bucket, Bucket=self.config.bucket)
-            if self.config.governance is not None:
-                self._retrying(action)(
-                    self.client.get_object_lock_configuration, Bucket=self.config.bucket
-                )
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
-            raise StorageError(describe(error, self.config, action)) from None
+        self._call("checking the bucket", "head_bucket")
+        if self.config.governance is not None:
+            self._call("checking the bucket", "get_object_lock_configuration")
 
     def object_arguments(
         self, content_type: str, metadata: dict[str, str], force_checksum: bool = False
@@ -140,7 +133,7 @@ class Storage:
         lock and expiry, so an object is protected from its first moment. Returns the expiry."""
         extra: dict[str, Any] = {"ContentType": content_type, "Metadata": metadata}
         metadata["moonflower-version"] = __version__
-        if self.config.checksum == "when_supported" or force_checksum:
+        if self.config.checksum == ChecksumMode.WHEN_SUPPORTED or force_checksum:
             extra["ChecksumAlgorithm"] = "SHA256"
         now = pendulum.now("UTC")
         if self.config.governance is not None:
@@ -166,55 +159,95 @@ class Storage:
             max_concurrency=UPLOAD_CONCURRENCY,
         )
         action = f"uploading {key}"
-        try:
-            self._retrying(action)(
-                self.client.upload_file,
+        with translated(self.config, action):
+            retrying(self.config, action)(
+                self._client.upload_file,
                 str(path),
-                self.config.bucket,
+                self.bucket,
                 key,
                 ExtraArgs=extra,
                 Config=transfer,
                 Callback=stop_if_abandoned,
             )
             head = self._verify(key, size, digest)
-        except (
-            botocore.exceptions.BotoCoreError,
-            botocore.exceptions.ClientError,
-            S3UploadFailedError,
-        ) as error:
-            raise StorageError(describe(error, self.config, action)) from None
         return Uploaded(key, size, digest, self._lock_of(key, head), expires)
+
+    def start_multipart(self, key: str, arguments: dict[str, Any]) -> str:
+        """Start a multipart upload; its upload id."""
+        response = self._call(
+            f"starting the upload of {key}", "create_multipart_upload", Key=key, **arguments
+        )
+        return str(response["UploadId"])
+
+    def upload_part(
+        self, key: str, upload_id: str, number: int, part: tuple[Path, int, int], checksum: str
+    ) -> str:
+        """Send bytes `part` = (file, start, length) as part `number`; its ETag. The part is
+        read from the file on every attempt, never held in memory."""
+        path, start, length = part
+        action = f"uploading part {number} of {key}"
+
+        def send() -> str:
+            with FileSlice(path, start, length) as body:
+                response = self._client.upload_part(
+                    Bucket=self.bucket,
+                    Key=key,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    Body=body,
+                    ChecksumSHA256=checksum,
+                )
+            return str(response["ETag"])
+
+        with translated(self.config, action):
+            return retrying(self.config, action)(send)
+
+    def complete_multipart(self, key: str, upload_id: str, parts: list[dict[str, Any]]) -> None:
+        self._call(
+            f"completing the upload of {key}",
+            "complete_multipart_upload",
+            Key=key,
+            UploadId=upload_id,
+            MultipartUpload={"Parts": parts},
+        )
+
+    def abort_multipart(self, key: str, upload_id: str) -> None:
+        action = f"aborting the upload of {key}"
+        with translated(self.config, action):
+            self._client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
 
     def verify_streamed(
         self, key: str, size: int, composite: str, expires: pendulum.DateTime | None
     ) -> Uploaded:
         """Check a multipart upload made while dumping: its size, and S3's composite SHA-256."""
-        action = f"checking {key}"
-        try:
-            head: dict[str, Any] = self.client.head_object(
-                Bucket=self.config.bucket, Key=key, ChecksumMode="ENABLED"
+        with translated(self.config, f"checking {key}"):
+            head: dict[str, Any] = self._client.head_object(
+                Bucket=self.bucket, Key=key, ChecksumMode="ENABLED"
             )
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
-            raise StorageError(describe(error, self.config, action)) from None
         reported = str(head.get("ChecksumSHA256") or "")
         if int(head.get("ContentLength", -1)) != size or not same_composite(reported, composite):
             with contextlib.suppress(botocore.exceptions.ClientError):
-                self.client.delete_object(Bucket=self.config.bucket, Key=key)
+                self._client.delete_object(Bucket=self.bucket, Key=key)
             raise StorageError(f"uploaded object {key} does not match the spool file")
         return Uploaded(key, size, composite, self._lock_of(key, head), expires)
 
-    def _lock_of(self, key: str, head: dict[str, Any]) -> datetime | None:
+    def put_probe(self, key: str, body: bytes) -> None:
+        """Write a small object (the preflight's proof that the bucket is writable)."""
+        with translated(self.config, f"writing {key}"):
+            self._client.put_object(Bucket=self.bucket, Key=key, Body=body)
+
+    def _lock_of(self, key: str, head: dict[str, Any]) -> pendulum.DateTime | None:
         locked_until = head.get("ObjectLockRetainUntilDate")
         if self.config.governance is not None and locked_until is None:
             log.warning("S3 reports no Object Lock on %s although S3_GOVERNANCE is set", key)
-        return locked_until if isinstance(locked_until, datetime) else None
+        return pendulum.instance(locked_until) if isinstance(locked_until, datetime) else None
 
     def _verify(self, key: str, size: int, digest: str) -> dict[str, Any]:
-        head: dict[str, Any] = self.client.head_object(Bucket=self.config.bucket, Key=key)
+        head: dict[str, Any] = self._client.head_object(Bucket=self.bucket, Key=key)
         stored_size = int(head.get("ContentLength", -1))
         stored_digest = head.get("Metadata", {}).get(SHA256_METADATA_KEY)
         if stored_size != size or stored_digest != digest:
-            self.client.delete_object(Bucket=self.config.bucket, Key=key)
+            self._client.delete_object(Bucket=self.bucket, Key=key)
             raise StorageError(
                 f"uploaded object {key} does not match the spool file "
                 f"({stored_size} bytes stored, {size} expected); it was removed"
@@ -223,62 +256,53 @@ class Storage:
 
     def head(self, key: str) -> dict[str, Any] | None:
         """The object's headers (with S3's checksum), or None when there is no such object."""
-        try:
-            head: dict[str, Any] = self._retrying(f"reading {key}")(
-                self.client.head_object,
-                Bucket=self.config.bucket,
-                Key=key,
-                ChecksumMode="ENABLED",
-            )
-        except botocore.exceptions.ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return None
-            raise StorageError(describe(error, self.config, f"reading {key}")) from None
-        except botocore.exceptions.BotoCoreError as error:
-            raise StorageError(describe(error, self.config, f"reading {key}")) from None
+        action = f"reading {key}"
+        with translated(self.config, action):
+            try:
+                head: dict[str, Any] = retrying(self.config, action)(
+                    self._client.head_object, Bucket=self.bucket, Key=key, ChecksumMode="ENABLED"
+                )
+            except botocore.exceptions.ClientError as error:
+                if error_code(error) in NOT_FOUND_CODES:
+                    return None
+                raise
         return head
 
     def download(self, key: str, target: Path, on_bytes: Callable[[int], None]) -> None:
         """Download into `target` (retried whole on transient failures)."""
         action = f"downloading {key}"
-        try:
-            self._retrying(action)(
-                self.client.download_file,
-                self.config.bucket,
+        with translated(self.config, action):
+            retrying(self.config, action)(
+                self._client.download_file,
+                self.bucket,
                 key,
                 str(target),
                 Callback=on_bytes,
                 Config=TransferConfig(max_concurrency=UPLOAD_CONCURRENCY),
             )
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
-            raise StorageError(describe(error, self.config, action)) from None
 
     def abort_uploads_for(self, key: str) -> int:
         """Abort every unfinished multipart upload of exactly this key; how many there were."""
         action = f"cleaning up unfinished uploads of {key}"
         aborted = 0
-        try:
-            listing = self.client.list_multipart_uploads(Bucket=self.config.bucket, Prefix=key)
+        with translated(self.config, action):
+            listing = self._client.list_multipart_uploads(Bucket=self.bucket, Prefix=key)
             for upload in listing.get("Uploads", []):
                 if upload["Key"] == key:
-                    self.client.abort_multipart_upload(
-                        Bucket=self.config.bucket, Key=key, UploadId=upload["UploadId"]
+                    self._client.abort_multipart_upload(
+                        Bucket=self.bucket, Key=key, UploadId=upload["UploadId"]
                     )
                     aborted += 1
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
-            raise StorageError(describe(error, self.config, action)) from None
         return aborted
 
     def list_objects(self, prefix: str) -> Iterator[StoredObject]:
         """Objects directly under `prefix` (no deeper "folders"), every page."""
-        paginator = self.client.get_paginator("list_objects_v2")
-        pages = paginator.paginate(Bucket=self.config.bucket, Prefix=prefix, Delimiter="/")
-        try:
+        paginator = self._client.get_paginator("list_objects_v2")
+        pages = paginator.paginate(Bucket=self.bucket, Prefix=prefix, Delimiter="/")
+        with translated(self.config, "listing backups"):
             for page in pages:
                 for item in page.get("Contents", []):
-                    yield StoredObject(item["Key"], int(item["Size"]), item["LastModified"])
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
-            raise StorageError(describe(error, self.config, "listing backups")) from None
+                    yield StoredObject(item["Key"], int(item["Size"]))
 
     def delete_everywhere(self, keys: list[str]) -> list[Deletion]:
         """Delete every version and delete marker of each key, so the space is really freed.
@@ -292,22 +316,20 @@ class Storage:
         return list(deletions.values())
 
     def _versions_of(self, key: str) -> list[str]:
-        paginator = self.client.get_paginator("list_object_versions")
+        paginator = self._client.get_paginator("list_object_versions")
         found: list[str] = []
-        try:
-            for page in paginator.paginate(Bucket=self.config.bucket, Prefix=key):
+        with translated(self.config, f"listing versions of {key}"):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=key):
                 for entry in page.get("Versions", []) + page.get("DeleteMarkers", []):
                     if entry["Key"] == key:
                         found.append(str(entry["VersionId"]))
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
-            raise StorageError(describe(error, self.config, f"listing versions of {key}")) from None
         return found
 
     def _delete_batch(self, batch: list[tuple[str, str]], deletions: dict[str, Deletion]) -> None:
         objects = [{"Key": key, "VersionId": version} for key, version in batch]
         try:
-            response = self.client.delete_objects(
-                Bucket=self.config.bucket, Delete={"Objects": objects, "Quiet": False}
+            response = self._client.delete_objects(
+                Bucket=self.bucket, Delete={"Objects": objects, "Quiet": False}
             )
         except botocore.exceptions.ClientError as error:
             log.info("batch delete refused (%s); deleting one version at a time", error)
@@ -324,11 +346,10 @@ class Storage:
 
     def _delete_one(self, key: str, version: str, deletion: Deletion) -> None:
         try:
-            self.client.delete_object(Bucket=self.config.bucket, Key=key, VersionId=version)
+            self._client.delete_object(Bucket=self.bucket, Key=key, VersionId=version)
             deletion.deleted += 1
         except botocore.exceptions.ClientError as error:
-            code = str(error.response.get("Error", {}).get("Code", ""))
-            self._record_failure(key, version, code, {key: deletion})
+            self._record_failure(key, version, error_code(error), {key: deletion})
 
     def _record_failure(
         self, key: str, version: str | None, code: str, deletions: dict[str, Deletion]
@@ -341,37 +362,16 @@ class Storage:
                 return
         deletion.error = f"S3 refused to delete a version of {key} ({code or 'error'})"
 
-    def _retention_of(self, key: str, version: str) -> datetime | None:
+    def _retention_of(self, key: str, version: str) -> pendulum.DateTime | None:
         try:
-            head = self.client.head_object(Bucket=self.config.bucket, Key=key, VersionId=version)
+            head = self._client.head_object(Bucket=self.bucket, Key=key, VersionId=version)
         except botocore.exceptions.ClientError:
             return None
         until = head.get("ObjectLockRetainUntilDate")
-        return until if isinstance(until, datetime) and until > datetime.now(UTC) else None
-
-    def retrying(self, action: str) -> Retrying:
-        return self._retrying(action)
-
-    def _retrying(self, action: str) -> Retrying:
-        def before_sleep(state: RetryCallState) -> None:
-            error = state.outcome.exception() if state.outcome else None
-            wait = state.next_action.sleep if state.next_action else 0
-            log.warning(
-                "%s (attempt %d of %d), retrying in %.1f s",
-                describe(error, self.config, action) if error else f"{action}: failed",
-                state.attempt_number,
-                self.config.max_attempts,
-                wait,
-            )
-
-        return Retrying(
-            stop=stop_after_attempt(self.config.max_attempts)
-            | stop_after_delay(UPLOAD_RETRY_BUDGET_SECONDS),
-            wait=wait_exponential_jitter(initial=1, max=30, jitter=1),
-            retry=retry_if_exception(is_transient),
-            before_sleep=before_sleep,
-            reraise=True,
-        )
+        if not isinstance(until, datetime):
+            return None
+        locked_until = pendulum.instance(until)
+        return locked_until if locked_until > pendulum.now("UTC") else None
 
 
 def _is_aws(endpoint: str) -> bool:

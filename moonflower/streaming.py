@@ -11,14 +11,13 @@ together) and their part size in metadata, so a download can be checked later.
 
 import base64
 import contextlib
-import io
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import botocore.exceptions
+import pendulum
 
 from moonflower.checksums import composite_of, part_sha256
 from moonflower.errors import Abandoned, MoonflowerError
@@ -28,47 +27,7 @@ from moonflower.storage import PART_SIZE_METADATA_KEY, Storage, Uploaded
 
 POLL_SECONDS = 0.2
 PART_WORKERS = 2
-PART_ERRORS = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError, OSError)
-
-
-class FileSlice(io.RawIOBase):
-    """A read-only, seekable window on part of a file, so a part is streamed, not buffered."""
-
-    def __init__(self, path: Path, start: int, length: int) -> None:
-        super().__init__()
-        self._handle = path.open("rb", buffering=0)
-        self._start = start
-        self._length = length
-        self._position = 0
-        self._handle.seek(start)
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        wanted = min(len(buffer), self._length - self._position)
-        if wanted <= 0:
-            return 0
-        with memoryview(buffer) as view:
-            count = self._handle.readinto(view.cast("B")[:wanted]) or 0
-        self._position += count
-        return count
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._length}[whence]
-        self._position = max(0, min(self._length, base + offset))
-        self._handle.seek(self._start + self._position)
-        return self._position
-
-    def tell(self) -> int:
-        return self._position
-
-    def close(self) -> None:
-        self._handle.close()
-        super().close()
+PART_ERRORS = (MoonflowerError, OSError)
 
 
 class StreamingUpload:
@@ -87,7 +46,7 @@ class StreamingUpload:
         self.digests: dict[int, bytes] = {}
         self.offset = 0
         self.failure: str | None = None
-        self.expires = None
+        self.expires: pendulum.DateTime | None = None
         self._writer_done = threading.Event()
         self._thread = threading.Thread(target=self._follow, name="stream-upload", daemon=True)
         self._pool = ThreadPoolExecutor(max_workers=PART_WORKERS, thread_name_prefix="part")
@@ -105,7 +64,7 @@ class StreamingUpload:
                     self._submit(self.part_size)
                 else:
                     self._writer_done.wait(POLL_SECONDS)
-        except (MoonflowerError, *PART_ERRORS) as error:
+        except PART_ERRORS as error:
             self._failed(error)
 
     def _failed(self, error: BaseException) -> None:
@@ -131,27 +90,13 @@ class StreamingUpload:
         try:
             if shutdown.abandoned.is_set():
                 raise Abandoned()
+            assert self.upload_id is not None
             digest = part_sha256(self.path, start, length)
             checksum = base64.b64encode(digest).decode()
-
-            def send() -> dict[str, Any]:
-                with FileSlice(self.path, start, length) as body:
-                    response: dict[str, Any] = self.storage.client.upload_part(
-                        Bucket=self.storage.config.bucket,
-                        Key=self.key,
-                        UploadId=self.upload_id,
-                        PartNumber=number,
-                        Body=body,
-                        ChecksumSHA256=checksum,
-                    )
-                    return response
-
-            response = self.storage.retrying(f"uploading part {number} of {self.key}")(send)
-            self.parts[number] = {
-                "PartNumber": number,
-                "ETag": response["ETag"],
-                "ChecksumSHA256": checksum,
-            }
+            etag = self.storage.upload_part(
+                self.key, self.upload_id, number, (self.path, start, length), checksum
+            )
+            self.parts[number] = {"PartNumber": number, "ETag": etag, "ChecksumSHA256": checksum}
             self.digests[number] = digest
         except Exception as error:
             self._failed(error)
@@ -161,13 +106,7 @@ class StreamingUpload:
         arguments, self.expires = self.storage.object_arguments(
             self.content_type, metadata, force_checksum=True
         )
-        response = self.storage.retrying(f"starting the upload of {self.key}")(
-            self.storage.client.create_multipart_upload,
-            Bucket=self.storage.config.bucket,
-            Key=self.key,
-            **arguments,
-        )
-        self.upload_id = response["UploadId"]
+        self.upload_id = self.storage.start_multipart(self.key, arguments)
         log.info("uploading while dumping: multipart upload started")
 
     def _wait_for_parts(self) -> None:
@@ -200,7 +139,7 @@ class StreamingUpload:
                 self.abort()
                 return None
             return self._complete(size)
-        except (MoonflowerError, *PART_ERRORS) as error:
+        except PART_ERRORS as error:
             log.warning("finishing the early upload failed (%s); uploading the file again", error)
             self.abort()
             return None
@@ -208,14 +147,10 @@ class StreamingUpload:
             self._pool.shutdown(wait=True)
 
     def _complete(self, size: int) -> Uploaded:
+        assert self.upload_id is not None
         numbers = sorted(self.parts)
-        self.storage.retrying(f"completing the upload of {self.key}")(
-            self.storage.client.complete_multipart_upload,
-            Bucket=self.storage.config.bucket,
-            Key=self.key,
-            UploadId=self.upload_id,
-            MultipartUpload={"Parts": [self.parts[number] for number in numbers]},
-        )
+        parts = [self.parts[number] for number in numbers]
+        self.storage.complete_multipart(self.key, self.upload_id, parts)
         self.upload_id = None
         composite = composite_of(self.digests[number] for number in numbers)
         return self.storage.verify_streamed(self.key, size, composite, self.expires)
@@ -225,10 +160,8 @@ class StreamingUpload:
         if self.upload_id is None:
             return
         upload_id, self.upload_id = self.upload_id, None
-        with contextlib.suppress(*PART_ERRORS):
-            self.storage.client.abort_multipart_upload(
-                Bucket=self.storage.config.bucket, Key=self.key, UploadId=upload_id
-            )
+        with contextlib.suppress(MoonflowerError):
+            self.storage.abort_multipart(self.key, upload_id)
             log.info("aborted the multipart upload of %s", self.key)
 
 

@@ -6,16 +6,18 @@ import binascii
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 import pendulum
 
 from moonflower.cron import CronError, CronSchedule, parse_cron
 from moonflower.durations import Period, parse_period
-from moonflower.redact import redactor
 from moonflower.sources import RawValue
 
+E = TypeVar("E", bound=StrEnum)
 POSTGRES_MAX_NAME_BYTES = 63
 MIN_PASSPHRASE_LENGTH = 8
 ALL_DATABASES = "*"
@@ -77,6 +79,12 @@ def one_of(choices: Sequence[str]) -> Callable[[RawValue], str]:
         return value
 
     return parse
+
+
+def member_of(kind: type[E]) -> Callable[[RawValue], E]:
+    """One of an enumeration's values, case-insensitive."""
+    choices = one_of([member.value for member in kind])
+    return lambda raw: kind(choices(raw))
 
 
 def database_names(raw: RawValue) -> tuple[str, ...]:
@@ -214,7 +222,6 @@ def public_key_block(raw: RawValue) -> KeyBlock:
 
 def private_key_block(raw: RawValue) -> KeyBlock:
     data = key_bytes(raw, "encode the armored private key with `base64 -w 0 private.asc`")
-    redactor.add(data.decode("utf-8", "replace"))
     if b"PRIVATE KEY BLOCK" not in data[:200]:
         raise ValueError("not an ASCII-armored private key (gpg --export-secret-keys --armor)")
     return KeyBlock(data, raw.origin)

@@ -14,7 +14,7 @@ from moonflower.config import Config
 from moonflower.databases import Server
 from moonflower.errors import MoonflowerError
 from moonflower.gpg import Decryption
-from moonflower.logs import database_context, log, stage
+from moonflower.logs import database_context, log, step
 from moonflower.pgdump import ServerVersion, newest_client, passfile
 from moonflower.restore import (
     Restorer,
@@ -96,7 +96,7 @@ class Verifier:
             self._list_custom(path, decryption, info)
             return
         with (
-            stage("read"),
+            step("read"),
             decoding_stages(path, decryption, info) as stages,
             tempfile.NamedTemporaryFile(dir=self.config.backup.spool_dir) as tail,
         ):
@@ -110,7 +110,7 @@ class Verifier:
     def _list_custom(self, path: Path, decryption: Decryption, info: BackupInfo) -> None:
         """pg_restore --list reads the whole table of contents of a custom-format dump."""
         spool_dir = self.config.backup.spool_dir
-        with stage("read"), plain_dump_file(path, info, decryption, spool_dir) as dump:
+        with step("read"), plain_dump_file(path, info, decryption, spool_dir) as dump:
             tool = newest_client("pg_restore", ANY_SERVER, self.config.postgres.pg_dump_path)
             listing = Stage("pg_restore", [str(tool.path), "--list", str(dump)])
             with tempfile.NamedTemporaryFile(dir=spool_dir) as output:
@@ -122,7 +122,7 @@ class Verifier:
         self, path: Path, decryption: Decryption, info: BackupInfo, server: Server
     ) -> None:
         scratch = f"{SCRATCH_PREFIX}{secrets.token_hex(6)}"
-        with stage("restore"):
+        with step("restore"):
             server.create(scratch)
             try:
                 Restorer(self.config, self.storage).load_into(

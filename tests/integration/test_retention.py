@@ -213,3 +213,37 @@ def test_a_later_run_deletes_a_backup_that_expired_seconds_ago(
     keys = s3.keys(bucket)
     assert first not in keys
     assert len(keys) == 1
+
+
+def test_a_failed_prune_is_reported_in_the_summary_and_the_webhook_body(
+    s3: S3Server, bucket: str, backup_env: dict[str, str]
+) -> None:
+    from tests.support.faultproxy import FaultProxy, s3_error
+    from tests.support.webhookserver import WebhookReceiver
+
+    def refuse_deletes(request):
+        is_batch = request.method == "POST" and "delete" in request.path.split("?", 1)[-1]
+        if is_batch or request.method == "DELETE":
+            return s3_error(403, "AccessDenied", "deletes refused by the test proxy")
+        return None
+
+    put(s3, bucket, f"nightly/second_{OLD}.sql.gz")
+    with (
+        FaultProxy(s3.endpoint, [refuse_deletes]) as proxy,
+        WebhookReceiver() as receiver,
+    ):
+        backup_env.update(
+            S3_ENDPOINT=proxy.endpoint,
+            S3_EXPIRES_IN="1 day",
+            PG_DATABASES="second",
+            WEBHOOK_SUCCESS=receiver.url("/ok"),
+            WEBHOOK_POST_LOGS="true",
+        )
+        result = run_moonflower(env=backup_env)
+
+    assert result.returncode == 0, result.stderr  # the backup itself succeeded
+    assert "pruning expired backups failed: S3 refused to delete" in result.stdout
+    [success] = receiver.received
+    last_line = success.body.decode().rstrip("\n").splitlines()[-1]
+    assert last_line.startswith("result: ok; pruning expired backups failed: S3 refused")
+    assert f"nightly/second_{OLD}.sql.gz" in s3.keys(bucket)

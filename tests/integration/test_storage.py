@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from moonflower.config import S3Config
+from moonflower.config import ChecksumMode, S3Config
 from moonflower.errors import StorageError
 from moonflower.storage import MULTIPART_THRESHOLD, Storage
 from tests.support.s3server import ACCESS_KEY, REGION, SECRET_KEY, S3Server
@@ -20,7 +20,7 @@ def storage_for(s3: S3Server, bucket: str, checksum: str = "when_supported") -> 
         prefix="",
         access_key=ACCESS_KEY,
         secret_key=SECRET_KEY,
-        checksum=checksum,
+        checksum=ChecksumMode(checksum),
         max_attempts=2,
     )
     return Storage(config)
@@ -87,7 +87,16 @@ from moonflower.storage import Storage
 endpoint, region, bucket, access, secret, source = sys.argv[1:]
 shutdown = Shutdown()
 shutdown.install()
-storage = Storage(S3Config(endpoint, region, bucket, "", access, secret))
+storage = Storage(
+    S3Config(
+        endpoint=endpoint,
+        region=region,
+        bucket=bucket,
+        prefix="",
+        access_key=access,
+        secret_key=secret,
+    )
+)
 try:
     with shutdown.working():
         storage.upload(Path(source), "interrupted", "application/gzip")

@@ -22,7 +22,8 @@ def test_old_pg_dump_first_on_path_is_passed_over(
     old_bin.mkdir()
     (old_bin / "pg_dump").symlink_to(DEBIAN_PG_DUMP_15)
     (old_bin / "psql").symlink_to(DEBIAN_PG_DUMP_15.parent / "psql")
-    backup_env["PATH"] = f"{old_bin}:/usr/bin:/bin"
+    new_bin = Path(backup_env.pop("PG_DUMP_PATH")).parent
+    backup_env["PATH"] = f"{old_bin}:{new_bin}:/usr/bin:/bin"
     backup_env["PG_DATABASES"] = "second"
 
     result = run_moonflower(env=backup_env)

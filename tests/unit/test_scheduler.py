@@ -102,3 +102,24 @@ def test_failed_runs_do_not_stop_the_scheduler() -> None:
     Runner(parse_cron("* * * * *", UTC), failing_run, time.wait, time.clock).run_forever()
 
     assert len(time.starts) == 3
+
+
+def test_schedule_still_calls_the_private_hook_the_cron_job_overrides() -> None:
+    """CronJob relies on schedule.Job._schedule_next_run (pinned in pyproject.toml): when a
+    new release stops calling it, this fails instead of the scheduler silently never firing."""
+    import schedule
+
+    from moonflower.scheduler import CronJob
+
+    now = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
+    scheduler = schedule.Scheduler()
+    job = CronJob(parse_cron("0 13 * * *", UTC), lambda: now, scheduler)
+    fired: list[int] = []
+
+    job.do(lambda: fired.append(1))
+
+    assert job.fire_at == datetime(2026, 11, 26, 13, 0, 0, tzinfo=UTC)
+    now = datetime(2026, 11, 26, 13, 0, 1, tzinfo=UTC)
+    scheduler.run_pending()
+    assert fired == [1]
+    assert job.fire_at == datetime(2026, 11, 27, 13, 0, 0, tzinfo=UTC)
