@@ -19,12 +19,12 @@ from moonflower.commands import (
     run_scheduler,
     verify_backups,
 )
-from moonflower.config import load_config
+from moonflower.config.model import load_config
 from moonflower.errors import ConfigError, MoonflowerError, RestoreError, Terminated
-from moonflower.lifecycle import Shutdown, shutdown
-from moonflower.logs import log, setup_logging
-from moonflower.redact import redactor
-from moonflower.status import ExitStatus
+from moonflower.exit_status import ExitStatus
+from moonflower.output.logs import log, setup_logging
+from moonflower.output.redact import redactor
+from moonflower.runtime.lifecycle import Shutdown, shutdown
 
 DESCRIPTION = """\
 Back up PostgreSQL databases to S3-compatible storage.

@@ -7,17 +7,17 @@ import sys
 
 from rich.console import Console
 
-from moonflower.backup import BackupRun, RunReport
-from moonflower.catalog import Catalog
-from moonflower.check import Preflight
-from moonflower.config import Config
-from moonflower.cron import EXAMPLES
+from moonflower.actions.backup import BackupRun, RunReport
+from moonflower.actions.check import Preflight
+from moonflower.actions.prune import Pruner
+from moonflower.actions.restore import Restorer
+from moonflower.actions.verify import Verifier
+from moonflower.config.cron import EXAMPLES
+from moonflower.config.model import Config
 from moonflower.errors import ConfigError
-from moonflower.gpg import Encryption
-from moonflower.lifecycle import Shutdown, reap_orphans
-from moonflower.logs import log
-from moonflower.prune import Pruner
-from moonflower.report import (
+from moonflower.exit_status import ExitStatus
+from moonflower.output.logs import log
+from moonflower.output.report import (
     print_backup_list,
     print_checks,
     print_prune_table,
@@ -25,14 +25,14 @@ from moonflower.report import (
     print_summary,
     print_verify_table,
 )
-from moonflower.restore import Restorer
-from moonflower.scheduler import Runner
-from moonflower.state import StateFile, health
-from moonflower.state import now as state_now
-from moonflower.status import ExitStatus
-from moonflower.storage import Storage
-from moonflower.verify import Verifier
-from moonflower.webhooks import Webhooks
+from moonflower.output.webhooks import Webhooks
+from moonflower.pipeline.gpg import Encryption
+from moonflower.runtime.lifecycle import Shutdown, reap_orphans
+from moonflower.runtime.scheduler import Runner
+from moonflower.runtime.status_file import StateFile, health
+from moonflower.runtime.status_file import now as state_now
+from moonflower.s3.catalog import Catalog
+from moonflower.s3.gateway import Storage
 
 SUMMARY_WIDTH = 160
 

@@ -8,7 +8,7 @@ then removed from `os.environ` before anything else is imported, so no child can
 import os
 import sys
 
-from moonflower.settings import ALL_SETTINGS, S3_KEY_ID_LEGACY
+from moonflower.config.settings import ALL_SETTINGS, S3_KEY_ID_LEGACY
 
 OWN_NAMES = frozenset(
     [setting.env for setting in ALL_SETTINGS]

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from moonflower.cli import build_parser
-from moonflower.settings import ALL_SETTINGS
+from moonflower.config.settings import ALL_SETTINGS
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 CONFIG = CHECKOUT / "config"

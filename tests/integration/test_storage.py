@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from moonflower.config import ChecksumMode, S3Config
+from moonflower.config.model import ChecksumMode, S3Config
 from moonflower.errors import StorageError
-from moonflower.storage import MULTIPART_THRESHOLD, Storage
+from moonflower.s3.gateway import MULTIPART_THRESHOLD, Storage
 from tests.support.s3server import ACCESS_KEY, REGION, SECRET_KEY, S3Server
 
 
@@ -81,9 +81,9 @@ def test_missing_bucket_is_not_retried_and_is_named(s3: S3Server, tmp_path: Path
 UPLOAD_IN_A_CHILD = """
 import sys
 from pathlib import Path
-from moonflower.config import S3Config
-from moonflower.lifecycle import Shutdown
-from moonflower.storage import Storage
+from moonflower.config.model import S3Config
+from moonflower.runtime.lifecycle import Shutdown
+from moonflower.s3.gateway import Storage
 endpoint, region, bucket, access, secret, source = sys.argv[1:]
 shutdown = Shutdown()
 shutdown.install()

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from moonflower.errors import DumpError
-from moonflower.pgdump import ServerVersion, candidate_paths, client_version, find_client
+from moonflower.postgres.clients import ServerVersion, candidate_paths, client_version, find_client
 from tests.support.runner import run_moonflower
 
 DEBIAN_PG_DUMP_15 = Path("/usr/lib/postgresql/15/bin/pg_dump")

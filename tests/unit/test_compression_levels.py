@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from moonflower.compression import Compression
+from moonflower.pipeline.compression import Compression
 
 
 @pytest.mark.skipif(shutil.which("pigz") is None, reason="pigz is not installed")

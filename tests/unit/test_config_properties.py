@@ -7,9 +7,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from moonflower.config import load_config
+from moonflower.config.model import load_config
+from moonflower.config.settings import ALL_SETTINGS
 from moonflower.errors import ConfigError
-from moonflower.settings import ALL_SETTINGS
 
 NAMES = (
     [setting.env for setting in ALL_SETTINGS]

@@ -1,7 +1,7 @@
 import pendulum
 import pytest
 
-from moonflower.durations import parse_period
+from moonflower.config.durations import parse_period
 
 START = pendulum.datetime(2026, 1, 31, 12, 0, 0, tz="UTC")
 

@@ -8,8 +8,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from moonflower.checksums import HASH_BUFFER_BYTES, composite_of, file_composite_sha256, part_sha256
-from moonflower.slices import FileSlice
+from moonflower.s3.checksums import (
+    HASH_BUFFER_BYTES,
+    composite_of,
+    file_composite_sha256,
+    part_sha256,
+)
+from moonflower.s3.slices import FileSlice
 
 CONTENT = bytes(range(256)) * ((3 * HASH_BUFFER_BYTES) // 256 + 7)
 

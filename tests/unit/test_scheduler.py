@@ -4,10 +4,10 @@ import logging
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from moonflower.cron import parse_cron
+from moonflower.config.cron import parse_cron
 from moonflower.errors import MoonflowerError
-from moonflower.scheduler import Runner
-from moonflower.status import ExitStatus
+from moonflower.exit_status import ExitStatus
+from moonflower.runtime.scheduler import Runner
 
 UTC = ZoneInfo("UTC")
 
@@ -109,7 +109,7 @@ def test_schedule_still_calls_the_private_hook_the_cron_job_overrides() -> None:
     new release stops calling it, this fails instead of the scheduler silently never firing."""
     import schedule
 
-    from moonflower.scheduler import CronJob
+    from moonflower.runtime.scheduler import CronJob
 
     now = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
     scheduler = schedule.Scheduler()

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from moonflower.errors import StageFailed
-from moonflower.redact import redactor
-from moonflower.shell import Stage, capture, child_environment, run
+from moonflower.output.redact import redactor
+from moonflower.pipeline.runner import Stage, capture, child_environment, run
 
 
 def sh_stage(name: str, script: str) -> Stage:

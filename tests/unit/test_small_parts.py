@@ -2,11 +2,11 @@ import pendulum
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from moonflower.naming import backup_key
-from moonflower.pgdump import VERSION_PATTERN, escape_passfile_field
-from moonflower.redact import MASK, Redactor
-from moonflower.s3errors import is_transient
-from moonflower.storage import MIB, S3_MAX_PARTS, part_size_for
+from moonflower.output.redact import MASK, Redactor
+from moonflower.postgres.clients import VERSION_PATTERN, escape_passfile_field
+from moonflower.s3.errors import is_transient
+from moonflower.s3.gateway import MIB, S3_MAX_PARTS, part_size_for
+from moonflower.s3.keys import backup_key
 
 
 def test_key_format_matches_the_old_tool() -> None:
@@ -88,7 +88,7 @@ def test_redactor_masks_every_known_secret() -> None:
     [(0x8C, 3), (0x84, 1), (0x85, 1), (0xC3, 3), (0xC1, 1), (0x1F, None), (0xD2, 18)],
 )
 def test_openpgp_packet_tags(first_byte: int, tag: int | None) -> None:
-    from moonflower.backup import openpgp_packet_tag
+    from moonflower.actions.backup import openpgp_packet_tag
 
     assert openpgp_packet_tag(first_byte) == tag
 
@@ -104,7 +104,7 @@ def test_openpgp_packet_tags(first_byte: int, tag: int | None) -> None:
 def test_our_keys_and_the_old_tools_keys_are_recognised(
     key: str, database: str, extension: str
 ) -> None:
-    from moonflower.naming import parse_key
+    from moonflower.s3.keys import parse_key
 
     parsed = parse_key(key, "nightly")
 
@@ -127,6 +127,6 @@ def test_our_keys_and_the_old_tools_keys_are_recognised(
     ],
 )
 def test_other_keys_are_not_ours(key: str) -> None:
-    from moonflower.naming import parse_key
+    from moonflower.s3.keys import parse_key
 
     assert parse_key(key, "nightly") is None

@@ -1,7 +1,7 @@
 import pytest
 
-from moonflower.logs import RunLog
-from moonflower.webhooks import mask_url
+from moonflower.output.logs import RunLog
+from moonflower.output.webhooks import mask_url
 
 
 @pytest.mark.parametrize(

@@ -19,11 +19,11 @@ from typing import Any
 
 import pendulum
 
-from moonflower.checksums import composite_of, part_sha256
 from moonflower.errors import Abandoned, MoonflowerError
-from moonflower.lifecycle import shutdown
-from moonflower.logs import current_database, log
-from moonflower.storage import PART_SIZE_METADATA_KEY, Storage, Uploaded
+from moonflower.output.logs import current_database, log
+from moonflower.runtime.lifecycle import shutdown
+from moonflower.s3.checksums import composite_of, part_sha256
+from moonflower.s3.gateway import PART_SIZE_METADATA_KEY, Storage, Uploaded
 
 POLL_SECONDS = 0.2
 PART_WORKERS = 2

@@ -7,15 +7,15 @@ from typing import Any
 
 import pendulum
 
-from moonflower.config import S3Config
+from moonflower.config.model import S3Config
 from moonflower.errors import MoonflowerError
-from moonflower.naming import BackupKey, listing_prefix, parse_key
-from moonflower.storage import (
+from moonflower.s3.gateway import (
     EXPIRES_METADATA_KEY,
     PART_SIZE_METADATA_KEY,
     SHA256_METADATA_KEY,
     Storage,
 )
+from moonflower.s3.keys import BackupKey, listing_prefix, parse_key
 
 DETAIL_WORKERS = 8
 

@@ -7,7 +7,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from moonflower.errors import DumpError
-from moonflower.shell import Stage
+from moonflower.pipeline.runner import Stage
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"

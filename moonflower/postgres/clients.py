@@ -10,11 +10,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from moonflower.config import PostgresConfig
+from moonflower.config.model import PostgresConfig
 from moonflower.errors import DumpError, StageFailed
-from moonflower.logs import log
-from moonflower.shell import Stage, capture
-from moonflower.stale import owned_prefix
+from moonflower.output.logs import log
+from moonflower.pipeline.runner import Stage, capture
+from moonflower.pipeline.spool import owned_prefix
 
 CONNECT_TIMEOUT_SECONDS = 15
 MAINTENANCE_DATABASE = "postgres"

@@ -7,22 +7,22 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from moonflower import shell
-from moonflower.backup import openpgp_packet_tag, spool_file
-from moonflower.catalog import BackupInfo, Catalog
-from moonflower.checksums import file_composite_sha256, file_sha256, same_composite
-from moonflower.compression import decompress_stage, sniff
-from moonflower.config import Config
-from moonflower.databases import Server
+from moonflower.actions.backup import openpgp_packet_tag, spool_file
+from moonflower.config.model import Config
 from moonflower.errors import MoonflowerError, RestoreError
-from moonflower.gpg import Decryption
-from moonflower.logs import log, step
-from moonflower.naming import GLOBALS_NAME
-from moonflower.pgdump import MAINTENANCE_DATABASE, ClientTool, newest_client, passfile
-from moonflower.plans import CUSTOM_EXTENSION, CUSTOM_MAGIC
-from moonflower.progress import StepProgress, stdin_position
-from moonflower.shell import Pipeline, Stage
-from moonflower.storage import Storage
+from moonflower.output.logs import log, step
+from moonflower.output.progress import StepProgress, stdin_position
+from moonflower.pipeline import runner
+from moonflower.pipeline.compression import decompress_stage, sniff
+from moonflower.pipeline.gpg import Decryption
+from moonflower.pipeline.runner import Pipeline, Stage
+from moonflower.postgres.clients import MAINTENANCE_DATABASE, ClientTool, newest_client, passfile
+from moonflower.postgres.plans import CUSTOM_EXTENSION, CUSTOM_MAGIC
+from moonflower.postgres.server import Server
+from moonflower.s3.catalog import BackupInfo, Catalog
+from moonflower.s3.checksums import file_composite_sha256, file_sha256, same_composite
+from moonflower.s3.gateway import Storage
+from moonflower.s3.keys import GLOBALS_NAME
 
 SYMMETRIC_SESSION_KEY_TAG = 3
 PUBLIC_KEY_SESSION_KEY_TAG = 1
@@ -120,7 +120,7 @@ def run_with_progress(stages: list[Stage], source: Path, step: str, output_path:
             if position is not None:
                 progress.update(position)
 
-        shell.run(stages, output=output, source=reader, on_tick=tick)
+        runner.run(stages, output=output, source=reader, on_tick=tick)
         progress.update(total)
 
 
@@ -152,7 +152,7 @@ def plain_dump_file(
         path.open("rb") as source,
         plain.open("wb") as output,
     ):
-        shell.run([gpg], output=output, source=source)
+        runner.run([gpg], output=output, source=source)
         yield plain
 
 
@@ -247,7 +247,7 @@ class Restorer:
                     argv.append("--no-owner")
                 stage_ = Stage("pg_restore", [*argv, str(dump)], env=server.environment(target))
                 with open(os.devnull, "wb") as output:
-                    shell.run([stage_], output=output)
+                    runner.run([stage_], output=output)
             return
         psql = newest_client("psql", server.version(), self.config.postgres.pg_dump_path)
         with decoding_stages(path, decryption, info) as stages:

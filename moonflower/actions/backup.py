@@ -15,14 +15,15 @@ from pathlib import Path
 
 import pendulum
 
-from moonflower import shell
-from moonflower.config import ChecksumMode, Config, PostgresConfig
+from moonflower.actions.prune import Pruner
+from moonflower.config.model import ChecksumMode, Config, PostgresConfig
 from moonflower.errors import DumpError, MoonflowerError, StageFailed
-from moonflower.gpg import ENCRYPTED_EXTENSION, Encryption
-from moonflower.lifecycle import shutdown
-from moonflower.logs import database_context, log, step
-from moonflower.naming import GLOBALS_NAME, backup_key
-from moonflower.pgdump import (
+from moonflower.output.logs import database_context, log, step
+from moonflower.pipeline import runner
+from moonflower.pipeline.gpg import ENCRYPTED_EXTENSION, Encryption
+from moonflower.pipeline.runner import Stage, abandon_all
+from moonflower.pipeline.spool import UploadJournal, owned_prefix, remove_stale_files
+from moonflower.postgres.clients import (
     MAINTENANCE_DATABASE,
     ClientTool,
     ClusterFacts,
@@ -35,18 +36,17 @@ from moonflower.pgdump import (
     psql_query,
     server_version_and_size,
 )
-from moonflower.plans import (
+from moonflower.postgres.plans import (
     CONTENT_TYPES,
     DumpPlan,
     connect_database_for,
     plan,
     program_for,
 )
-from moonflower.prune import Pruner
-from moonflower.shell import Stage, abandon_all
-from moonflower.stale import UploadJournal, owned_prefix, remove_stale_files
-from moonflower.storage import Storage, Uploaded, part_size_for
-from moonflower.streaming import StreamingUpload, streaming_upload
+from moonflower.runtime.lifecycle import shutdown
+from moonflower.s3.gateway import Storage, Uploaded, part_size_for
+from moonflower.s3.keys import GLOBALS_NAME, backup_key
+from moonflower.s3.streaming import StreamingUpload, streaming_upload
 
 OPENPGP_SESSION_KEY_TAGS = (1, 3)
 """Public-key and symmetric-key encrypted session key packets."""
@@ -350,7 +350,7 @@ class BackupRun:
                 if self.encryption is not None:
                     stages.append(stack.enter_context(self.encryption.stage()))
                 output = stack.enter_context(spool.open("wb"))
-                tails = shell.run(stages, output=output)
+                tails = runner.run(stages, output=output)
         except OSError as error:
             raise self._spool_error(str(error.strerror or error)) from None
         except StageFailed as error:

@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 import pendulum
 import schedule
 
-from moonflower.cron import CronSchedule
+from moonflower.config.cron import CronSchedule
 from moonflower.errors import MoonflowerError
-from moonflower.logs import log
-from moonflower.status import ExitStatus
+from moonflower.exit_status import ExitStatus
+from moonflower.output.logs import log
 
 MAX_IDLE_SECONDS = 0.5
 """Upper bound of one wait: a changed system clock is noticed, and a signal that lands in

@@ -8,15 +8,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from moonflower import shell
-from moonflower.catalog import BackupInfo, Catalog
-from moonflower.config import Config
-from moonflower.databases import Server
-from moonflower.errors import MoonflowerError
-from moonflower.gpg import Decryption
-from moonflower.logs import database_context, log, step
-from moonflower.pgdump import ServerVersion, newest_client, passfile
-from moonflower.restore import (
+from moonflower.actions.restore import (
     Restorer,
     decoding_stages,
     fetched,
@@ -24,8 +16,16 @@ from moonflower.restore import (
     plain_dump_file,
     run_with_progress,
 )
-from moonflower.shell import Stage
-from moonflower.storage import Storage
+from moonflower.config.model import Config
+from moonflower.errors import MoonflowerError
+from moonflower.output.logs import database_context, log, step
+from moonflower.pipeline import runner
+from moonflower.pipeline.gpg import Decryption
+from moonflower.pipeline.runner import Stage
+from moonflower.postgres.clients import ServerVersion, newest_client, passfile
+from moonflower.postgres.server import Server
+from moonflower.s3.catalog import BackupInfo, Catalog
+from moonflower.s3.gateway import Storage
 
 DUMP_COMPLETE = b"PostgreSQL database dump complete"
 TAIL_BYTES = 65536
@@ -114,7 +114,7 @@ class Verifier:
             tool = newest_client("pg_restore", ANY_SERVER, self.config.postgres.pg_dump_path)
             listing = Stage("pg_restore", [str(tool.path), "--list", str(dump)])
             with tempfile.NamedTemporaryFile(dir=spool_dir) as output:
-                shell.run([listing], output=output)
+                runner.run([listing], output=output)
                 if Path(output.name).stat().st_size == 0:
                     raise MoonflowerError("pg_restore --list found nothing in the dump")
 

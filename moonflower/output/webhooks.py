@@ -22,10 +22,10 @@ from tenacity import (
 )
 
 from moonflower import __version__
-from moonflower.config import WebhookConfig
+from moonflower.config.model import WebhookConfig
 from moonflower.errors import MoonflowerError, Terminated
-from moonflower.logs import RunLog, log
-from moonflower.redact import MASK, redactor
+from moonflower.output.logs import RunLog, log
+from moonflower.output.redact import MASK, redactor
 
 BODY_LIMIT_BYTES = 100_000
 """Healthchecks.io keeps at most 100 kB of a ping's body."""

@@ -12,7 +12,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from moonflower.logs import log, stderr_console
+from moonflower.output.logs import log, stderr_console
 
 LOG_EVERY_SECONDS = 10.0
 

@@ -13,15 +13,12 @@ from typing import Any, TypeVar
 
 import pendulum
 
-from moonflower import settings as s
-from moonflower.compression import LEVELS, Algorithm, Compression
-from moonflower.cron import CronSchedule
-from moonflower.durations import Period
-from moonflower.errors import ConfigError
-from moonflower.redact import redactor
-from moonflower.settings import Setting
-from moonflower.sources import Layers, RawValue, load_toml
-from moonflower.values import (
+from moonflower.config import settings as s
+from moonflower.config.cron import CronSchedule
+from moonflower.config.durations import Period
+from moonflower.config.settings import Setting
+from moonflower.config.sources import Layers, RawValue, load_toml
+from moonflower.config.values import (
     ALL_DATABASES,
     KeyBlock,
     any_value_is_on,
@@ -45,6 +42,9 @@ from moonflower.values import (
     whole_number,
     writable_directory,
 )
+from moonflower.errors import ConfigError
+from moonflower.output.redact import redactor
+from moonflower.pipeline.compression import LEVELS, Algorithm, Compression
 
 CONFIG_PATH_ENV = "MOONFLOWER_CONFIG"
 DEFAULT_CONFIG_PATH = Path("/etc/moonflower/moonflower.toml")

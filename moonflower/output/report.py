@@ -9,13 +9,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from moonflower.backup import RunReport, human_size
-from moonflower.catalog import BackupInfo
-from moonflower.check import Check
-from moonflower.prune import PruneReport
-from moonflower.redact import redactor
-from moonflower.state import Health
-from moonflower.verify import Verified
+from moonflower.actions.backup import RunReport, human_size
+from moonflower.actions.check import Check
+from moonflower.actions.prune import PruneReport
+from moonflower.actions.verify import Verified
+from moonflower.output.redact import redactor
+from moonflower.runtime.status_file import Health
+from moonflower.s3.catalog import BackupInfo
 
 
 def summary_table(report: RunReport) -> Table:

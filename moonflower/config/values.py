@@ -13,9 +13,9 @@ from urllib.parse import urlsplit
 
 import pendulum
 
-from moonflower.cron import CronError, CronSchedule, parse_cron
-from moonflower.durations import Period, parse_period
-from moonflower.sources import RawValue
+from moonflower.config.cron import CronError, CronSchedule, parse_cron
+from moonflower.config.durations import Period, parse_period
+from moonflower.config.sources import RawValue
 
 E = TypeVar("E", bound=StrEnum)
 POSTGRES_MAX_NAME_BYTES = 63

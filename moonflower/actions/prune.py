@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 
 import pendulum
 
-from moonflower.catalog import our_backups
-from moonflower.config import S3Config
-from moonflower.durations import Period
-from moonflower.logs import log
-from moonflower.naming import BackupKey
-from moonflower.storage import Storage
+from moonflower.config.durations import Period
+from moonflower.config.model import S3Config
+from moonflower.output.logs import log
+from moonflower.s3.catalog import our_backups
+from moonflower.s3.gateway import Storage
+from moonflower.s3.keys import BackupKey
 
 
 @dataclass(frozen=True)

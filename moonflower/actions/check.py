@@ -6,18 +6,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from moonflower.config import Config
+from moonflower.config.model import Config
 from moonflower.errors import ConfigError, MoonflowerError
-from moonflower.gpg import Encryption
-from moonflower.naming import listing_prefix
-from moonflower.pgdump import (
+from moonflower.pipeline.gpg import Encryption
+from moonflower.postgres.clients import (
     any_psql,
     find_client,
     libpq_environment,
     passfile,
     server_version,
 )
-from moonflower.storage import Storage
+from moonflower.s3.gateway import Storage
+from moonflower.s3.keys import listing_prefix
 
 PROBE_NAME = ".moonflower-check-"
 

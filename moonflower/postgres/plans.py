@@ -4,11 +4,11 @@ cluster's globals (roles, tablespaces, role settings: pg_dumpall --globals-only)
 from dataclasses import dataclass
 from pathlib import Path
 
-from moonflower.compression import Algorithm, Compression
-from moonflower.config import Config, DumpFormat
+from moonflower.config.model import Config, DumpFormat
 from moonflower.errors import DumpError
-from moonflower.naming import GLOBALS_NAME, encode_name
-from moonflower.pgdump import MAINTENANCE_DATABASE, ClientTool
+from moonflower.pipeline.compression import Algorithm, Compression
+from moonflower.postgres.clients import MAINTENANCE_DATABASE, ClientTool
+from moonflower.s3.keys import GLOBALS_NAME, encode_name
 
 CUSTOM_MAGIC = b"PGDMP"
 CUSTOM_EXTENSION = ".dump"

@@ -19,13 +19,13 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config as BotoConfig
 
 from moonflower import __version__
-from moonflower.checksums import file_sha256, same_composite
-from moonflower.config import ChecksumMode, S3Config
+from moonflower.config.model import ChecksumMode, S3Config
 from moonflower.errors import Abandoned, StorageError
-from moonflower.lifecycle import shutdown
-from moonflower.logs import log
-from moonflower.s3errors import error_code, retrying, translated
-from moonflower.slices import FileSlice
+from moonflower.output.logs import log
+from moonflower.runtime.lifecycle import shutdown
+from moonflower.s3.checksums import file_sha256, same_composite
+from moonflower.s3.errors import error_code, retrying, translated
+from moonflower.s3.slices import FileSlice
 
 MIB = 1024 * 1024
 # https://docs.aws.amazon.com/AmazonS3/latest/userguide/qfacts.html

@@ -12,7 +12,7 @@ import pendulum
 from rich.console import Console
 from rich.logging import RichHandler
 
-from moonflower.redact import redactor
+from moonflower.output.redact import redactor
 
 LOGGER_NAME = "moonflower"
 log = logging.getLogger(LOGGER_NAME)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from moonflower.settings import ALL_SETTINGS, Setting
+from moonflower.config.settings import ALL_SETTINGS, Setting
 
 QUOTES = ("'", '"')
 

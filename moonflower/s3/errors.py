@@ -15,10 +15,10 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from moonflower.config import S3Config
+from moonflower.config.model import S3Config
 from moonflower.errors import StorageError
-from moonflower.logs import log
-from moonflower.redact import redactor
+from moonflower.output.logs import log
+from moonflower.output.redact import redactor
 
 RETRY_BUDGET_SECONDS = 15 * 60
 

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from moonflower.errors import StageFailed
-from moonflower.logs import log
-from moonflower.shell import Stage, capture
+from moonflower.output.logs import log
+from moonflower.pipeline.runner import Stage, capture
 
 OWNED_PREFIX = "moonflower-"
 JOURNAL_NAME = "moonflower-uploads.journal"

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from moonflower.config import PostgresConfig
-from moonflower.pgdump import (
+from moonflower.config.model import PostgresConfig
+from moonflower.postgres.clients import (
     MAINTENANCE_DATABASE,
     ServerVersion,
     any_psql,

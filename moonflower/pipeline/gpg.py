@@ -17,12 +17,12 @@ from typing import Any
 import gnupg
 import pendulum
 
-from moonflower.config import EncryptionConfig
+from moonflower.config.model import EncryptionConfig
+from moonflower.config.values import KeyBlock
 from moonflower.errors import ConfigError, RestoreError
-from moonflower.logs import log
-from moonflower.shell import Stage, child_environment
-from moonflower.stale import owned_prefix, stop_gpg_agent
-from moonflower.values import KeyBlock
+from moonflower.output.logs import log
+from moonflower.pipeline.runner import Stage, child_environment
+from moonflower.pipeline.spool import owned_prefix, stop_gpg_agent
 
 GPG_PROGRAM = "gpg"
 EXPIRY_WARNING_DAYS = 30

@@ -19,9 +19,9 @@ from typing import IO, Any
 import sh
 
 from moonflower.errors import Abandoned, StageFailed
-from moonflower.lifecycle import shutdown
-from moonflower.logs import log
-from moonflower.redact import redactor
+from moonflower.output.logs import log
+from moonflower.output.redact import redactor
+from moonflower.runtime.lifecycle import shutdown
 
 STDERR_TAIL_LINES = 20
 TICK_SECONDS = 1.0

@@ -1,0 +1,1 @@
+"""What Moonflower does to backups: make them, restore, verify, prune, and the preflight check."""
