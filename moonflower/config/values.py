@@ -139,17 +139,26 @@ def user_path(value: str) -> Path:
         raise ValueError(f'cannot expand "{value}": no such user') from None
 
 
+def looked_up(path: Path, question: Callable[[Path], bool]) -> bool:
+    """`question` (is_dir, is_file) about a path the system may refuse to look at at all
+    (a name too long, for example): such a path is an error for the operator, not a crash."""
+    try:
+        return question(path)
+    except OSError as error:
+        raise ValueError(f"cannot use this path ({error.strerror or error}): {path}") from None
+
+
 def executable_path(raw: RawValue) -> Path:
     path = user_path(text(raw))
-    candidate = path / "pg_dump" if path.is_dir() else path
-    if not (candidate.is_file() and os.access(candidate, os.X_OK)):
+    candidate = path / "pg_dump" if looked_up(path, Path.is_dir) else path
+    if not (looked_up(candidate, Path.is_file) and os.access(candidate, os.X_OK)):
         raise ValueError(f"{candidate} is not an executable pg_dump")
     return candidate
 
 
 def writable_directory(raw: RawValue) -> Path:
     path = user_path(text(raw))
-    if not path.is_dir():
+    if not looked_up(path, Path.is_dir):
         raise ValueError(f"{path} is not a directory")
     if not os.access(path, os.W_OK | os.X_OK):
         raise ValueError(f"{path} is not writable")

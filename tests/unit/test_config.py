@@ -270,3 +270,12 @@ def test_a_lock_longer_than_the_expiry_warns() -> None:
     config = load_config(REQUIRED | {"S3_EXPIRES_IN": "7 days", "S3_GOVERNANCE": "1 month"})
 
     assert any("S3_GOVERNANCE" in warning and "longer" in warning for warning in config.warnings)
+
+
+@pytest.mark.parametrize("name", ["BACKUP_SPOOL_DIR", "BACKUP_STATE_DIR", "PG_DUMP_PATH"])
+def test_a_path_the_system_refuses_to_look_at_is_a_problem_not_a_crash(name: str) -> None:
+    """Found by hypothesis: a name longer than NAME_MAX made stat() raise ENAMETOOLONG."""
+    problems = problems_of({**REQUIRED, name: "x" * 5000})
+
+    assert len(problems) == 1
+    assert problems[0].startswith(f"{name}: cannot use this path (File name too long): xxx")
