@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint bench faults image-smoke clean
+.PHONY: venv demo test unit lint bench faults image-smoke clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,12 @@ bench: venv
 
 lint: venv
 	$(BIN)/ruff check moonflower tests scripts
+	$(BIN)/ruff format --check --quiet moonflower tests scripts
+	$(BIN)/mypy
+	$(BIN)/vulture
+
+unit: venv
+	$(BIN)/python -m pytest tests/unit
 
 test: lint
 	$(BIN)/python -m pytest

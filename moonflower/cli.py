@@ -19,7 +19,7 @@ from moonflower.commands import (
     run_scheduler,
     verify_backups,
 )
-from moonflower.config.model import load_config
+from moonflower.config.loader import load_config
 from moonflower.errors import ConfigError, MoonflowerError, RestoreError, Terminated
 from moonflower.exit_status import ExitStatus
 from moonflower.output.logs import log, setup_logging

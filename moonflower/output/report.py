@@ -1,21 +1,34 @@
 """What the commands print for operators: the backup summary, and the tables of list, prune,
 verify, check and status."""
 
+from __future__ import annotations
+
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pendulum
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from moonflower.actions.backup import RunReport, human_size
-from moonflower.actions.check import Check
-from moonflower.actions.prune import PruneReport
-from moonflower.actions.verify import Verified
+from moonflower.output.logs import local_time
 from moonflower.output.redact import redactor
-from moonflower.runtime.status_file import Health
-from moonflower.s3.catalog import BackupInfo
+
+if TYPE_CHECKING:  # the reports of the actions; they import human_size from here
+    from moonflower.actions.backup import RunReport
+    from moonflower.actions.check import Check
+    from moonflower.actions.prune import PruneReport
+    from moonflower.actions.verify import Verified
+    from moonflower.runtime.status_file import Health
+    from moonflower.s3.catalog import BackupInfo
+
+
+def human_size(size: float) -> str:
+    for unit in ("B", "KiB", "MiB"):
+        if size < 1024:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
 
 
 def summary_table(report: RunReport) -> Table:
@@ -44,10 +57,6 @@ def print_summary(report: RunReport, console: Console) -> None:
         console.print(
             Text(f"pruning expired backups failed: {redactor.mask(report.prune_error)}", "red")
         )
-
-
-def local_time(moment: pendulum.DateTime) -> str:
-    return moment.in_timezone(pendulum.local_timezone()).format("YYYY-MM-DD HH:mm:ss zz")
 
 
 def print_prune_table(report: PruneReport, dry_run: bool, console: Console) -> None:

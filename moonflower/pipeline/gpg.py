@@ -19,14 +19,16 @@ import pendulum
 
 from moonflower.config.model import EncryptionConfig
 from moonflower.config.values import KeyBlock
-from moonflower.errors import ConfigError, RestoreError
+from moonflower.errors import ConfigError, RestoreError, StageFailed
 from moonflower.output.logs import log
-from moonflower.pipeline.runner import Stage, child_environment
-from moonflower.pipeline.spool import owned_prefix, stop_gpg_agent
+from moonflower.pipeline.runner import Stage, capture, child_environment
+from moonflower.pipeline.spool import owned_prefix, remove_stale_files
 
 GPG_PROGRAM = "gpg"
 EXPIRY_WARNING_DAYS = 30
-ENCRYPTED_EXTENSION = ".gpg"
+GPGCONF_PROGRAM = "gpgconf"
+AGENT_STOP_SECONDS = 10
+HOME_KIND = "gnupg-"
 # --openpgp first: it resets earlier algorithm options and keeps gpg 2.3+ from choosing
 # AEAD (OCB) packets, which gpg 2.2 and many other OpenPGP tools cannot read.
 COMMON_ARGUMENTS = (
@@ -67,13 +69,27 @@ class Recipient:
 @contextlib.contextmanager
 def temporary_home(directory: Path | None = None) -> Iterator[Path]:
     """A fresh 0700 GnuPG home; its agent is stopped and the directory removed on exit."""
-    home = Path(tempfile.mkdtemp(prefix=owned_prefix("gnupg-"), dir=directory))
+    home = Path(tempfile.mkdtemp(prefix=owned_prefix(HOME_KIND), dir=directory))
     home.chmod(0o700)
     try:
         yield home
     finally:
         stop_gpg_agent(home)
         shutil.rmtree(home, ignore_errors=True)
+
+
+def stop_gpg_agent(home: Path) -> None:
+    """Stop any gpg-agent (and other daemons) started for this GnuPG home."""
+    if shutil.which(GPGCONF_PROGRAM) is None:
+        return
+    argv = [GPGCONF_PROGRAM, "--homedir", str(home), "--kill", "all"]
+    with contextlib.suppress(StageFailed):
+        capture(Stage("gpgconf", argv), timeout=AGENT_STOP_SECONDS)
+
+
+def remove_stale_homes(directory: Path) -> None:
+    """GnuPG homes (and their agents) left in `directory` by Moonflower processes now gone."""
+    remove_stale_files(directory, HOME_KIND, before_removing=stop_gpg_agent)
 
 
 def _when(epoch: str) -> pendulum.DateTime | None:

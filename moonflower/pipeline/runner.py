@@ -222,7 +222,8 @@ def capture(stage: Stage, timeout: float | None = None) -> str:
             _timeout=timeout,
         )
     except sh.TimeoutException as error:
-        raise StageFailed(stage.name, error.exit_code, f"timed out after {timeout} s") from None
+        code = error.exit_code if error.exit_code is not None else -signal.SIGKILL
+        raise StageFailed(stage.name, code, f"timed out after {timeout} s") from None
     except sh.ErrorReturnCode as error:
         raise StageFailed(stage.name, error.exit_code, tail.text()) from None
     except sh.CommandNotFound:

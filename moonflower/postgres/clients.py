@@ -1,24 +1,18 @@
-"""PostgreSQL client side: connection environment, server version, a pg_dump new enough for it."""
+"""PostgreSQL client programs (pg_dump, pg_dumpall, psql, pg_restore): where they are, their
+versions, and which one is new enough for the server."""
 
-import contextlib
 import functools
 import glob
 import os
 import re
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from moonflower.config.model import PostgresConfig
 from moonflower.errors import DumpError, StageFailed
 from moonflower.output.logs import log
 from moonflower.pipeline.runner import Stage, capture
-from moonflower.pipeline.spool import owned_prefix
+from moonflower.postgres.queries import ServerVersion
 
-CONNECT_TIMEOUT_SECONDS = 15
-MAINTENANCE_DATABASE = "postgres"
-"""Where to connect when no particular database is meant (globals, CREATE/DROP DATABASE)."""
 VERSION_PATTERN = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
 DEBIAN_CLIENTS = "/usr/lib/postgresql/*/bin"
 
@@ -28,42 +22,6 @@ class ClientTool:
     path: Path
     major: int
     version: str
-
-
-@dataclass(frozen=True)
-class ServerVersion:
-    major: int
-    text: str
-
-
-def escape_passfile_field(value: str) -> str:
-    return value.replace("\\", "\\\\").replace(":", "\\:")
-
-
-@contextlib.contextmanager
-def passfile(password: str, directory: Path) -> Iterator[Path]:
-    """A 0600 libpq password file that matches any host, removed on exit."""
-    descriptor, name = tempfile.mkstemp(prefix=owned_prefix(), suffix=".pgpass", dir=directory)
-    path = Path(name)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(f"*:*:*:*:{escape_passfile_field(password)}\n")
-        yield path
-    finally:
-        path.unlink(missing_ok=True)
-
-
-def libpq_environment(pg: PostgresConfig, password_file: Path, database: str) -> dict[str, str]:
-    """Everything libpq needs, so no credential ever reaches a command line."""
-    return {
-        "PGHOST": pg.host,
-        "PGPORT": str(pg.port),
-        "PGUSER": pg.user,
-        "PGDATABASE": database,
-        "PGPASSFILE": str(password_file),
-        "PGCONNECT_TIMEOUT": str(CONNECT_TIMEOUT_SECONDS),
-        "PGAPPNAME": "moonflower",
-    }
 
 
 def client_version(path: Path) -> ClientTool | None:
@@ -138,62 +96,6 @@ def any_psql(configured: Path | None) -> Path:
     return paths[0]
 
 
-VERSION_QUERY = (
-    "SELECT current_setting('server_version_num') || '|' || current_setting('server_version')"
-)
-SIZE_QUERY = "pg_database_size(current_database())"
-
-
-def server_version(psql: Path, environment: dict[str, str]) -> ServerVersion:
-    return parse_version(psql_query(psql, environment, VERSION_QUERY))
-
-
-def server_version_and_size(psql: Path, environment: dict[str, str]) -> tuple[ServerVersion, int]:
-    """The server's version, and the database's size on disk (an upper bound for its
-    compressed dump), in one round trip."""
-    output = psql_query(psql, environment, f"{VERSION_QUERY} || '|' || {SIZE_QUERY}")
-    version, _, size = output.rpartition("|")
-    return parse_version(version), int(size) if size.isdigit() else 0
-
-
-SIZES_QUERY = (
-    "SELECT 'v|' || current_setting('server_version_num') || '|' "
-    "|| current_setting('server_version') UNION ALL "
-    "SELECT 'd|' || encode(convert_to(datname, 'UTF8'), 'hex') || '|' || pg_database_size(oid) "
-    "FROM pg_catalog.pg_database WHERE datallowconn AND has_database_privilege(oid, 'CONNECT')"
-)
-
-
-@dataclass(frozen=True)
-class ClusterFacts:
-    """What a run needs to know of the server before each dump, asked once for all databases."""
-
-    server: ServerVersion
-    sizes: dict[str, int]
-
-
-def cluster_facts(psql: Path, environment: dict[str, str]) -> ClusterFacts:
-    """The server's version, and the size on disk of every database this user may connect to
-    (names travel hex-encoded, so any name survives the text output)."""
-    version = ""
-    sizes: dict[str, int] = {}
-    for row in psql_query(psql, environment, SIZES_QUERY).splitlines():
-        kind, _, rest = row.partition("|")
-        if kind == "v":
-            version = rest
-        elif kind == "d":
-            name, _, size = rest.partition("|")
-            sizes[bytes.fromhex(name).decode("utf-8")] = int(size) if size.isdigit() else 0
-    return ClusterFacts(parse_version(version), sizes)
-
-
-def parse_version(output: str) -> ServerVersion:
-    number, _, text = output.partition("|")
-    if not number.isdigit():
-        raise DumpError(f"unexpected answer to the server version query: {output[:80]!r}")
-    return ServerVersion(int(number) // 10000, text.split()[0] if text else number)
-
-
 @functools.lru_cache(maxsize=16)
 def newest_client(program: str, server: ServerVersion, configured: Path | None) -> ClientTool:
     """The newest candidate, which must be at least as new as the server.
@@ -212,8 +114,3 @@ def newest_client(program: str, server: ServerVersion, configured: Path | None) 
             f"{server.major} or newer"
         )
     return newest
-
-
-def psql_query(psql: Path, environment: dict[str, str], query: str) -> str:
-    argv = [str(psql), "-X", "-A", "-t", "-w", "-v", "ON_ERROR_STOP=1", "-c", query]
-    return capture(Stage("psql", argv, env=environment))

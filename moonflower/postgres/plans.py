@@ -7,7 +7,8 @@ from pathlib import Path
 from moonflower.config.model import Config, DumpFormat
 from moonflower.errors import DumpError
 from moonflower.pipeline.compression import Algorithm, Compression
-from moonflower.postgres.clients import MAINTENANCE_DATABASE, ClientTool
+from moonflower.postgres.clients import ClientTool
+from moonflower.postgres.connection import MAINTENANCE_DATABASE
 from moonflower.s3.keys import GLOBALS_NAME, encode_name
 
 CUSTOM_MAGIC = b"PGDMP"

@@ -3,14 +3,9 @@
 from pathlib import Path
 
 from moonflower.config.model import PostgresConfig
-from moonflower.postgres.clients import (
-    MAINTENANCE_DATABASE,
-    ServerVersion,
-    any_psql,
-    libpq_environment,
-    psql_query,
-    server_version,
-)
+from moonflower.postgres.clients import any_psql
+from moonflower.postgres.connection import MAINTENANCE_DATABASE, libpq_environment
+from moonflower.postgres.queries import ServerVersion, psql_query, server_version
 
 DROP_WITH_FORCE_SINCE = 13
 USER_TABLES = """

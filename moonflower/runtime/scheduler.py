@@ -10,11 +10,12 @@ from datetime import UTC, datetime
 
 import pendulum
 import schedule
+from pendulum.tz import local_timezone
 
 from moonflower.config.cron import CronSchedule
 from moonflower.errors import MoonflowerError
 from moonflower.exit_status import ExitStatus
-from moonflower.output.logs import log
+from moonflower.output.logs import local_time, log
 
 MAX_IDLE_SECONDS = 0.5
 """Upper bound of one wait: a changed system clock is noticed, and a signal that lands in
@@ -30,9 +31,8 @@ def utc_now() -> datetime:
 
 
 def describe_time(moment: datetime, now: datetime) -> str:
-    local = pendulum.instance(moment).in_timezone(pendulum.local_timezone())
     wait = pendulum.instance(now).diff(pendulum.instance(moment))
-    return f"{local.format('YYYY-MM-DD HH:mm:ss zz')} (in {wait.in_words()})"
+    return f"{local_time(moment)} (in {wait.in_words()})"
 
 
 class CronJob(schedule.Job):
@@ -57,12 +57,10 @@ class CronJob(schedule.Job):
             upcoming = self.cron.next_after(now)
             log.warning(
                 "skipped the run(s) due from %s: the previous run was still going",
-                pendulum.instance(first_missed)
-                .in_timezone(pendulum.local_timezone())
-                .format("YYYY-MM-DD HH:mm:ss zz"),
+                local_time(first_missed),
             )
         self.fire_at = upcoming.astimezone(UTC)
-        self.next_run = upcoming.astimezone(pendulum.local_timezone()).replace(tzinfo=None)
+        self.next_run = upcoming.astimezone(local_timezone()).replace(tzinfo=None)
 
 
 class Runner:
@@ -86,7 +84,7 @@ class Runner:
 
     def run_forever(self, run_at_start: bool = False) -> ExitStatus:
         """Run until `wait` reports a stop request; a run in progress is never cut short here."""
-        log.info("scheduler started: %s (%s)", self.cron.expression, pendulum.local_timezone().name)
+        log.info("scheduler started: %s (%s)", self.cron.expression, local_timezone().name)
         if run_at_start:
             log.info("BACKUP_ON_START: running one backup now")
             self._fire()

@@ -14,7 +14,7 @@ from typing import Any
 
 import pendulum
 
-from moonflower.pipeline.spool import is_alive
+from moonflower.runtime.liveness import is_alive
 
 STATE_NAME = f"moonflower-state-{os.getuid()}.json"
 

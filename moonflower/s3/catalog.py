@@ -9,13 +9,9 @@ import pendulum
 
 from moonflower.config.model import S3Config
 from moonflower.errors import MoonflowerError
-from moonflower.s3.gateway import (
-    EXPIRES_METADATA_KEY,
-    PART_SIZE_METADATA_KEY,
-    SHA256_METADATA_KEY,
-    Storage,
-)
+from moonflower.s3.gateway import Storage
 from moonflower.s3.keys import BackupKey, listing_prefix, parse_key
+from moonflower.s3.objects import EXPIRES_METADATA_KEY, PART_SIZE_METADATA_KEY, SHA256_METADATA_KEY
 
 DETAIL_WORKERS = 8
 

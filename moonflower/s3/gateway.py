@@ -5,113 +5,44 @@ StorageError, so callers never see botocore's exceptions.
 """
 
 import contextlib
-import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import boto3
 import botocore.exceptions
 import pendulum
 from boto3.s3.transfer import TransferConfig
-from botocore.config import Config as BotoConfig
 
 from moonflower import __version__
 from moonflower.config.model import ChecksumMode, S3Config
-from moonflower.errors import Abandoned, StorageError
+from moonflower.errors import StorageError
 from moonflower.output.logs import log
-from moonflower.runtime.lifecycle import shutdown
 from moonflower.s3.checksums import file_sha256, same_composite
+from moonflower.s3.client import s3_client
 from moonflower.s3.errors import error_code, retrying, translated
+from moonflower.s3.objects import (
+    EXPIRES_METADATA_KEY,
+    MULTIPART_THRESHOLD,
+    SHA256_METADATA_KEY,
+    Deletion,
+    StoredObject,
+    Uploaded,
+    part_size_for,
+    stop_if_abandoned,
+)
 from moonflower.s3.slices import FileSlice
 
-MIB = 1024 * 1024
-# https://docs.aws.amazon.com/AmazonS3/latest/userguide/qfacts.html
-S3_MAX_PARTS = 10_000
-S3_MIN_PART_SIZE = 5 * MIB
-MULTIPART_THRESHOLD = 64 * MIB
-DEFAULT_PART_SIZE = 16 * MIB
 UPLOAD_CONCURRENCY = 4
-CONNECT_TIMEOUT_SECONDS = 10
-READ_TIMEOUT_SECONDS = 60
-REQUEST_ATTEMPTS = 2
-"""botocore's own per-request attempts; whole uploads are retried around it with tenacity."""
-
-SHA256_METADATA_KEY = "sha256"
-EXPIRES_METADATA_KEY = "expires-at"
-PART_SIZE_METADATA_KEY = "part-size"
 DELETE_BATCH_SIZE = 1000
 NOT_FOUND_CODES = ("404", "NoSuchKey", "NotFound")
-
-
-@dataclass(frozen=True)
-class Uploaded:
-    key: str
-    size: int
-    sha256: str
-    locked_until: pendulum.DateTime | None = None
-    expires: pendulum.DateTime | None = None
-
-
-@dataclass(frozen=True)
-class StoredObject:
-    key: str
-    size: int
-
-
-@dataclass
-class Deletion:
-    """What became of one backup's versions."""
-
-    key: str
-    deleted: int = 0
-    locked_until: pendulum.DateTime | None = None
-    error: str | None = None
-
-
-def stop_if_abandoned(_transferred: int) -> None:
-    """Upload progress callback: an abandoned run stops its uploads (multipart is aborted)."""
-    if shutdown.abandoned.is_set():
-        raise Abandoned()
-
-
-def part_size_for(size: int) -> int:
-    """A part size that keeps any file under S3's 10,000 part limit."""
-    needed = math.ceil(size / (S3_MAX_PARTS - 1)) if size else 0
-    return max(DEFAULT_PART_SIZE, S3_MIN_PART_SIZE, math.ceil(needed / MIB) * MIB)
-
-
-def payload_signing(checksum: ChecksumMode) -> dict[str, bool]:
-    """With checksums on, every body we send carries a signed checksum header that S3 checks,
-    so SigV4 need not hash it again (botocore would, on plain-HTTP endpoints: one more pass
-    over every part, and more memory)."""
-    return {"payload_signing_enabled": False} if checksum == ChecksumMode.WHEN_SUPPORTED else {}
 
 
 class Storage:
     def __init__(self, config: S3Config) -> None:
         self.config = config
         self.bucket = config.bucket
-        addressing = "virtual" if _is_aws(config.endpoint) else "path"
-        boto_config = BotoConfig(
-            region_name=config.region,
-            signature_version="s3v4",
-            s3={"addressing_style": addressing, **payload_signing(config.checksum)},
-            retries={"mode": "standard", "max_attempts": REQUEST_ATTEMPTS},
-            connect_timeout=CONNECT_TIMEOUT_SECONDS,
-            read_timeout=READ_TIMEOUT_SECONDS,
-            request_checksum_calculation=config.checksum,
-            response_checksum_validation=config.checksum,
-            user_agent_extra=f"moonflower/{__version__}",
-        )
-        session = boto3.session.Session(
-            aws_access_key_id=config.access_key,
-            aws_secret_access_key=config.secret_key,
-            region_name=config.region,
-        )
-        self._client: Any = session.client("s3", endpoint_url=config.endpoint, config=boto_config)
+        self._client: Any = s3_client(config)
 
     def _call(self, action: str, method: str, **arguments: Any) -> Any:
         """One S3 request: retried when transient, failures as StorageError."""
@@ -372,8 +303,3 @@ class Storage:
             return None
         locked_until = pendulum.instance(until)
         return locked_until if locked_until > pendulum.now("UTC") else None
-
-
-def _is_aws(endpoint: str) -> bool:
-    host = endpoint.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0]
-    return host.endswith(".amazonaws.com")

@@ -23,7 +23,8 @@ from moonflower.errors import Abandoned, MoonflowerError
 from moonflower.output.logs import current_database, log
 from moonflower.runtime.lifecycle import shutdown
 from moonflower.s3.checksums import composite_of, part_sha256
-from moonflower.s3.gateway import PART_SIZE_METADATA_KEY, Storage, Uploaded
+from moonflower.s3.gateway import Storage
+from moonflower.s3.objects import PART_SIZE_METADATA_KEY, Uploaded
 
 POLL_SECONDS = 0.2
 PART_WORKERS = 2

@@ -54,7 +54,7 @@ def env_for(
 
 
 def databases_in(s3: S3Server, bucket: str) -> list[str]:
-    return sorted({key.split("/")[-1].rsplit("_", 1)[0] for key in s3.keys(bucket)})
+    return s3.databases(bucket, "cluster")
 
 
 def test_every_database_with_exclusions_including_a_new_one(

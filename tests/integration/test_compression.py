@@ -63,26 +63,3 @@ def test_stock_decompressors_read_the_output(
     ).stdout
 
     assert b"PostgreSQL database dump complete" in sql
-
-
-@pytest.mark.parametrize(
-    ("settings", "message"),
-    [
-        ({"BACKUP_COMPRESSION": "lz4"}, "BACKUP_COMPRESSION: expected one of gzip, zstd, none"),
-        (
-            {"BACKUP_COMPRESSION_LEVEL": "10"},
-            "BACKUP_COMPRESSION_LEVEL: expected a whole number from 1 to 9",
-        ),
-        (
-            {"BACKUP_COMPRESSION": "zstd", "BACKUP_COMPRESSION_LEVEL": "22"},
-            "BACKUP_COMPRESSION_LEVEL: expected a whole number from 1 to 19",
-        ),
-    ],
-)
-def test_bad_compression_settings_exit_2(
-    backup_env: dict[str, str], settings: dict[str, str], message: str
-) -> None:
-    result = run_moonflower(env={**backup_env, **settings})
-
-    assert result.returncode == 2
-    assert message in result.stderr

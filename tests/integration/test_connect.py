@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from moonflower.postgres.clients import cluster_facts
+from moonflower.postgres.queries import cluster_facts
 from tests.conftest import NASTY_DATABASE, SECOND_DATABASE
 from tests.support.pgserver import PgServer
 from tests.support.runner import run_moonflower

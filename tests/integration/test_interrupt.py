@@ -2,9 +2,8 @@
 
 from pathlib import Path
 
-from tests.support.runner import clean_environment, moonflower_command
 from tests.support.s3server import S3Server
-from tests.support.slowdump import interrupt_while_dumping, processes_with, use_slow_pg_dump
+from tests.support.slowdump import interrupt_while_dumping, slow_dumps_running, use_slow_pg_dump
 
 
 def test_sigterm_during_a_dump_cleans_up(
@@ -12,10 +11,10 @@ def test_sigterm_during_a_dump_cleans_up(
 ) -> None:
     use_slow_pg_dump(backup_env, tmp_path)
     backup_env["PG_DATABASES"] = "second"
-    result = interrupt_while_dumping(moonflower_command(), clean_environment(backup_env), spool_dir)
+    result = interrupt_while_dumping(env=backup_env, spool_dir=spool_dir)
 
     assert result.returncode == 143, result.stderr
     assert "terminated" in result.stderr
     assert list(spool_dir.iterdir()) == []
     assert s3.keys(bucket) == []
-    assert processes_with() == []
+    assert slow_dumps_running() == []

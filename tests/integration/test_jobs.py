@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from moonflower.s3.keys import parse_key
 from tests.support.pgserver import PgServer
-from tests.support.runner import clean_environment, moonflower_command, run_moonflower
+from tests.support.runner import run_moonflower
 from tests.support.s3server import S3Server
-from tests.support.slowdump import interrupt_while_dumping, processes_with, use_slow_pg_dump
+from tests.support.slowdump import interrupt_while_dumping, slow_dumps_running, use_slow_pg_dump
 
 NAMES = [f"jobs_{number}" for number in range(6)]
 
@@ -33,7 +34,9 @@ def test_parallel_backups_keep_their_results_apart(
     keys = s3.keys(bucket)
     assert len(keys) == len(job_databases)
     for key in keys:
-        database = key.split("/")[-1].rsplit("_", 1)[0]
+        backup = parse_key(key, "nightly")
+        assert backup is not None, f"{key} is not named like a Moonflower backup"
+        database = backup.database
         body = gzip.decompress(s3.client().get_object(Bucket=bucket, Key=key)["Body"].read())
         assert f"\n{database}\n".encode() in body, f"{key} holds another database's data"
     summary_order = re.findall(r"│ (jobs_\d)", result.stdout)
@@ -64,9 +67,9 @@ def test_sigterm_stops_every_parallel_backup(
 ) -> None:
     use_slow_pg_dump(backup_env, tmp_path)
     backup_env.update(PG_DATABASES=" ".join(job_databases[:3]), BACKUP_JOBS="3")
-    result = interrupt_while_dumping(moonflower_command(), clean_environment(backup_env), spool_dir)
+    result = interrupt_while_dumping(env=backup_env, spool_dir=spool_dir)
 
     assert result.returncode == 143, result.stderr
     assert list(spool_dir.iterdir()) == []
     assert s3.keys(bucket) == []
-    assert processes_with() == []
+    assert slow_dumps_running() == []

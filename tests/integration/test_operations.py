@@ -1,11 +1,11 @@
 """`check`, `health` and `status`: what operators and container health checks call."""
 
 import signal
-import subprocess
 from pathlib import Path
 
-from tests.support.runner import clean_environment, moonflower_command, run_moonflower
+from tests.support.runner import run_moonflower, start_moonflower
 from tests.support.s3server import S3Server
+from tests.support.waiting import eventually
 from tests.support.webhookserver import WebhookReceiver
 
 
@@ -57,28 +57,24 @@ def test_health_and_status_follow_the_scheduler(backup_env: dict[str, str], tmp_
     fresh = tmp_path / "fresh-state"
     fresh.mkdir()
     backup_env.update(SCHEDULE="0 0 1 1 *", BACKUP_STATE_DIR=str(fresh))
-    scheduler = subprocess.Popen(
-        moonflower_command(),
-        env=clean_environment(backup_env),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    scheduler = start_moonflower(env=backup_env, quiet=True)
     try:
-        import time
+        statuses: list[str] = []
 
-        deadline = time.monotonic() + 30
-        status = run_moonflower("status", env=backup_env)
-        while "next run" not in status.stdout and time.monotonic() < deadline:
-            time.sleep(0.2)
-            status = run_moonflower("status", env=backup_env)
+        def status_shows_next_run() -> bool:
+            statuses.append(run_moonflower("status", env=backup_env).stdout)
+            return "next run" in statuses[-1]
+
+        eventually(status_shows_next_run, 30)
+        status = statuses[-1]
         running = run_moonflower("health", env=backup_env)
     finally:
         scheduler.send_signal(signal.SIGTERM)
         scheduler.wait(timeout=30)
     stopped = run_moonflower("health", env=backup_env)
 
-    assert "next run" in status.stdout
-    assert f"pid {scheduler.pid}" in status.stdout
+    assert "next run" in status
+    assert f"pid {scheduler.pid}" in status
     assert running.returncode == 0, running.stdout
     assert stopped.returncode == 1
     assert "not running" in stopped.stdout

@@ -11,6 +11,7 @@ import pytest
 from tests.conftest import NASTY_DATABASE
 from tests.support import gpgkeys
 from tests.support.gpgkeys import KeyPair
+from tests.support.names import unique_name
 from tests.support.pgserver import COMMAND_TIMEOUT_SECONDS, PgServer
 from tests.support.runner import run_moonflower
 from tests.support.s3server import S3Server
@@ -36,24 +37,24 @@ def restore(backup_env: dict[str, str], *args: str, **settings: str):
 def test_plain_backup_restores_through_moonflower(pg: PgServer, backup_env: dict[str, str]) -> None:
     backed_up(backup_env)
 
-    result = restore(backup_env, NASTY_DATABASE, "--into", "mf_restored_plain")
+    target = unique_name("mf_restored_plain")
+    result = restore(backup_env, NASTY_DATABASE, "--into", target)
 
     assert result.returncode == 0, result.stderr
-    assert pg.dump_text("mf_restored_plain") == pg.dump_text(NASTY_DATABASE)
+    assert pg.dump_text(target) == pg.dump_text(NASTY_DATABASE)
 
 
 def test_passphrase_backup_restores_through_moonflower(
     pg: PgServer, backup_env: dict[str, str]
 ) -> None:
     backed_up(backup_env, ENCRYPTION_PASSPHRASE=PASSPHRASE)
+    target = unique_name("mf_restored_sym")
 
-    result = restore(
-        backup_env, NASTY_DATABASE, "--into", "mf_restored_sym", ENCRYPTION_PASSPHRASE=PASSPHRASE
-    )
+    result = restore(backup_env, NASTY_DATABASE, "--into", target, ENCRYPTION_PASSPHRASE=PASSPHRASE)
 
     assert result.returncode == 0, result.stderr
     assert PASSPHRASE not in result.stderr
-    assert pg.dump_text("mf_restored_sym") == pg.dump_text(NASTY_DATABASE)
+    assert pg.dump_text(target) == pg.dump_text(NASTY_DATABASE)
 
 
 def test_public_key_backup_restores_with_the_private_key(
@@ -62,12 +63,13 @@ def test_public_key_backup_restores_with_the_private_key(
     backed_up(backup_env, ENCRYPTION_PUBLIC_KEY=key_pair.public_base64)
     import base64
 
-    without_key = restore(backup_env, NASTY_DATABASE, "--into", "mf_never")
+    target = unique_name("mf_restored_pubkey")
+    without_key = restore(backup_env, NASTY_DATABASE, "--into", unique_name("mf_never"))
     result = restore(
         backup_env,
         NASTY_DATABASE,
         "--into",
-        "mf_restored_pubkey",
+        target,
         ENCRYPTION_PRIVATE_KEY=base64.b64encode(key_pair.secret_armored).decode(),
         ENCRYPTION_PRIVATE_KEY_PASSPHRASE=key_pair.passphrase,
     )
@@ -76,7 +78,7 @@ def test_public_key_backup_restores_with_the_private_key(
     assert "ENCRYPTION_PRIVATE_KEY: required to decrypt" in without_key.stderr
     assert "Traceback" not in without_key.stderr
     assert result.returncode == 0, result.stderr
-    assert pg.dump_text("mf_restored_pubkey") == pg.dump_text(NASTY_DATABASE)
+    assert pg.dump_text(target) == pg.dump_text(NASTY_DATABASE)
 
 
 def old_tool_backup(pg: PgServer, database: str, target: Path, encrypted: bool) -> None:
@@ -109,7 +111,7 @@ def test_backups_made_by_the_original_image_restore(
     made = tmp_path / "old"
     old_tool_backup(pg, "second", made, encrypted)
     s3.client().upload_file(str(made), bucket, key)
-    target = f"mf_old_{'gpg' if encrypted else 'gz'}"
+    target = unique_name(f"mf_old_{'gpg' if encrypted else 'gz'}")
 
     result = restore(backup_env, "second", "--into", target, ENCRYPTION_PASSPHRASE=PASSPHRASE)
 
@@ -133,7 +135,7 @@ def test_a_tampered_backup_is_refused_before_the_target_is_touched(
         else body[:40] + bytes([body[40] ^ 1]) + body[41:]
     )
     client.put_object(Bucket=bucket, Key=key, Body=body, Metadata=original["Metadata"])
-    target = f"mf_tampered_{damage}"
+    target = unique_name(f"mf_tampered_{damage}")
 
     restored = restore(backup_env, "second", "--into", target)
     verified = run_moonflower("verify", env=backup_env)
@@ -147,18 +149,19 @@ def test_a_tampered_backup_is_refused_before_the_target_is_touched(
 
 def test_a_target_with_tables_needs_drop_existing(pg: PgServer, backup_env: dict[str, str]) -> None:
     backed_up(backup_env, PG_DATABASES="second")
-    pg.create_database("mf_busy")
-    pg.psql("CREATE TABLE precious (x int); INSERT INTO precious VALUES (42);", "mf_busy")
+    busy = unique_name("mf_busy")
+    pg.create_database(busy)
+    pg.psql("CREATE TABLE precious (x int); INSERT INTO precious VALUES (42);", busy)
 
-    refused = restore(backup_env, "second", "--into", "mf_busy")
-    still_there = pg.psql("SELECT x FROM precious", "mf_busy")
-    replaced = restore(backup_env, "second", "--into", "mf_busy", "--drop-existing")
+    refused = restore(backup_env, "second", "--into", busy)
+    still_there = pg.psql("SELECT x FROM precious", busy)
+    replaced = restore(backup_env, "second", "--into", busy, "--drop-existing")
 
     assert refused.returncode == 1
     assert "--drop-existing" in refused.stderr
     assert still_there == "42"
     assert replaced.returncode == 0, replaced.stderr
-    assert pg.dump_text("mf_busy") == pg.dump_text("second")
+    assert pg.dump_text(busy) == pg.dump_text("second")
 
 
 def test_verify_checks_newest_backups_and_can_restore_them(

@@ -148,20 +148,6 @@ def test_prune_skips_versions_still_locked(s3: S3Server, backup_env: dict[str, s
     assert len(all_versions(s3, bucket, locked)) == 1
 
 
-@pytest.mark.parametrize("setting", ["S3_EXPIRES_IN", "S3_GOVERNANCE"])
-@pytest.mark.parametrize("value", ["next monday", "soon", "0 days", "-3 days"])
-def test_bad_durations_exit_2_before_anything(
-    s3: S3Server, bucket: str, backup_env: dict[str, str], setting: str, value: str
-) -> None:
-    backup_env[setting] = value
-
-    result = run_moonflower(env=backup_env)
-
-    assert result.returncode == 2
-    assert f"moonflower: {setting}: " in result.stderr
-    assert s3.keys(bucket) == []
-
-
 def test_prune_needs_an_expiry(backup_env: dict[str, str]) -> None:
     result = run_moonflower("prune", env=backup_env)
 

@@ -48,8 +48,8 @@ def test_several_databases_and_the_summary(
     result = run_moonflower(env=backup_env)
 
     assert result.returncode == 0, result.stderr
-    databases = sorted(key.split("/")[1].rsplit("_", 1)[0] for key in s3.keys(bucket))
-    assert databases == sorted([NASTY_DATABASE, SECOND_DATABASE])
+    assert len(s3.keys(bucket)) == 2
+    assert s3.databases(bucket, "nightly") == sorted([NASTY_DATABASE, SECOND_DATABASE])
     assert "backup summary" in result.stdout
     assert SECOND_DATABASE in result.stdout
 

@@ -7,21 +7,14 @@ import threading
 import time
 from pathlib import Path
 
-from tests.support.runner import clean_environment, moonflower_command, run_moonflower
+from tests.support.runner import run_moonflower, start_moonflower
 from tests.support.s3server import S3Server
-from tests.support.slowdump import processes_with, use_slow_pg_dump, wait_until_dumping
+from tests.support.slowdump import slow_dumps_running, use_slow_pg_dump, wait_until_dumping
+from tests.support.waiting import eventually
 
 BOUND_SECONDS = 60
-
-
-def start(env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        moonflower_command(),
-        env=clean_environment(env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+STOP_PROMISE_SECONDS = 5
+"""docs/operations.md: SIGTERM while idle exits at once; allow a busy machine 5 s."""
 
 
 class StderrReader:
@@ -45,23 +38,14 @@ class StderrReader:
         return any(fragment in line for line in list(self.lines))
 
 
-def wait_for(condition, seconds: float = BOUND_SECONDS) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
-
-
 def test_a_seconds_schedule_makes_several_complete_backups_and_stops_when_idle(
     s3: S3Server, bucket: str, backup_env: dict[str, str], spool_dir: Path, tmp_path: Path
 ) -> None:
     backup_env["SCHEDULE"] = "*/2 * * * * *"
     backup_env["PG_DATABASES"] = "second"
-    process = start(backup_env)
+    process = start_moonflower(env=backup_env)
     try:
-        assert wait_for(lambda: len(s3.keys(bucket)) >= 3), "fewer than 3 backups in time"
+        assert eventually(lambda: len(s3.keys(bucket)) >= 3), "fewer than 3 backups in time"
     finally:
         process.send_signal(signal.SIGTERM)
         stopped_at = time.monotonic()
@@ -83,16 +67,16 @@ def test_sigterm_while_idle_exits_0_within_a_second(
     backup_env["SCHEDULE"] = "0 0 1 1 *"
     backup_env["BACKUP_ON_START"] = "true"
     backup_env["PG_DATABASES"] = "second"
-    process = start(backup_env)
+    process = start_moonflower(env=backup_env)
     reader = StderrReader(process)
-    assert wait_for(lambda: reader.saw("next backup at")), "never went idle"
+    assert eventually(lambda: reader.saw("next backup at")), "never went idle"
     assert len(s3.keys(bucket)) == 1, "the start-up backup did not happen"
 
     process.send_signal(signal.SIGTERM)
     sent = time.monotonic()
     process.wait(timeout=BOUND_SECONDS)
 
-    assert time.monotonic() - sent < 1.0
+    assert time.monotonic() - sent < STOP_PROMISE_SECONDS  # the documented promise
     assert process.returncode == 0, reader.text()
 
 
@@ -102,7 +86,7 @@ def test_sigterm_during_a_scheduled_run_exits_143_and_cleans_up(
     use_slow_pg_dump(backup_env, tmp_path)
     backup_env["SCHEDULE"] = "* * * * * *"
     backup_env["PG_DATABASES"] = "second"
-    process = start(backup_env)
+    process = start_moonflower(env=backup_env)
     assert wait_until_dumping(spool_dir)
 
     process.send_signal(signal.SIGTERM)
@@ -113,7 +97,7 @@ def test_sigterm_during_a_scheduled_run_exits_143_and_cleans_up(
     assert time.monotonic() - sent < 5
     assert list(spool_dir.iterdir()) == []
     assert s3.keys(bucket) == []
-    assert processes_with() == []
+    assert slow_dumps_running() == []
 
 
 def test_sigint_during_a_run_exits_130(
@@ -121,7 +105,7 @@ def test_sigint_during_a_run_exits_130(
 ) -> None:
     use_slow_pg_dump(backup_env, tmp_path)
     backup_env["PG_DATABASES"] = "second"
-    process = start(backup_env)
+    process = start_moonflower(env=backup_env)
     assert wait_until_dumping(spool_dir)
 
     process.send_signal(signal.SIGINT)
@@ -129,19 +113,7 @@ def test_sigint_during_a_run_exits_130(
 
     assert process.returncode == 130, stderr
     assert list(spool_dir.iterdir()) == []
-    assert processes_with() == []
-
-
-def test_invalid_schedule_exits_2_before_anything(
-    s3: S3Server, bucket: str, backup_env: dict[str, str]
-) -> None:
-    backup_env["SCHEDULE"] = "0 25 * * *"
-
-    result = run_moonflower(env=backup_env)
-
-    assert result.returncode == 2
-    assert 'moonflower: SCHEDULE: invalid hour field "25"' in result.stderr
-    assert s3.keys(bucket) == []
+    assert slow_dumps_running() == []
 
 
 def test_run_without_a_schedule_is_a_configuration_error(backup_env: dict[str, str]) -> None:

@@ -8,8 +8,10 @@ import pytest
 
 from moonflower.config.model import ChecksumMode, S3Config
 from moonflower.errors import StorageError
-from moonflower.s3.gateway import MULTIPART_THRESHOLD, Storage
+from moonflower.s3.gateway import Storage
+from moonflower.s3.objects import MULTIPART_THRESHOLD
 from tests.support.s3server import ACCESS_KEY, REGION, SECRET_KEY, S3Server
+from tests.support.waiting import eventually
 
 
 def storage_for(s3: S3Server, bucket: str, checksum: str = "when_supported") -> Storage:
@@ -113,7 +115,6 @@ def test_sigterm_during_a_multipart_upload_leaves_no_parts(
     import signal
     import subprocess
     import sys
-    import time
 
     source = tmp_path / "big"
     random_file(source, 200 * 1024 * 1024)
@@ -134,11 +135,14 @@ def test_sigterm_during_a_multipart_upload_leaves_no_parts(
         cwd=Path(__file__).resolve().parents[2],
     )
     client = s3.client()
-    deadline = time.monotonic() + 60
-    while not client.list_multipart_uploads(Bucket=bucket).get("Uploads"):
-        assert time.monotonic() < deadline, "the multipart upload never started"
-        assert child.poll() is None, "the upload finished before it could be interrupted"
-        time.sleep(0.02)
+
+    def started_or_done() -> bool:
+        uploads = client.list_multipart_uploads(Bucket=bucket).get("Uploads")
+        return child.poll() is not None or bool(uploads)
+
+    started = eventually(started_or_done)
+    assert started, "the multipart upload never started"
+    assert child.poll() is None, "the upload finished before it could be interrupted"
 
     child.send_signal(signal.SIGTERM)
     output, _ = child.communicate(timeout=60)

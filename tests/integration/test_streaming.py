@@ -1,22 +1,14 @@
 """Uploading while dumping: real multipart uploads that complete, abort, retry, fall back."""
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from tests.support.faultproxy import FaultProxy, Request, s3_error
+from tests.support.names import unique_name
 from tests.support.pgserver import PgServer
 from tests.support.runner import run_moonflower
 from tests.support.s3server import S3Server
 from tests.support.slowdump import fake_pg_dump
-
-
-@pytest.fixture
-def proxy(s3: S3Server) -> Iterator[FaultProxy]:
-    with FaultProxy(s3.endpoint) as running:
-        yield running
 
 
 def uncompressed(backup_env: dict[str, str], database: str, pg_dump: str = "") -> dict[str, str]:
@@ -33,10 +25,6 @@ def big_dump_through(
     return {**uncompressed(backup_env, database, pg_dump), "S3_ENDPOINT": proxy.endpoint}
 
 
-def no_uploads_left(s3: S3Server, bucket: str) -> bool:
-    return s3.client().list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
-
-
 def test_a_big_dump_is_uploaded_while_it_is_written_and_restores(
     pg: PgServer,
     s3: S3Server,
@@ -49,7 +37,8 @@ def test_a_big_dump_is_uploaded_while_it_is_written_and_restores(
 
     result = run_moonflower(env=env)
     verified = run_moonflower("verify", env=env)
-    restored = run_moonflower("restore", big_database, "--into", "streamed_copy", env=env)
+    copy = unique_name("streamed_copy")
+    restored = run_moonflower("restore", big_database, "--into", copy, env=env)
 
     assert result.returncode == 0, result.stderr
     assert "uploading while dumping: multipart upload started" in result.stderr
@@ -57,11 +46,11 @@ def test_a_big_dump_is_uploaded_while_it_is_written_and_restores(
     head = s3.client().head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
     assert head["Metadata"]["part-size"] == str(16 * 1024 * 1024)
     assert head.get("ChecksumSHA256")
-    assert no_uploads_left(s3, bucket)
+    assert s3.no_uploads_left(bucket)
     assert verified.returncode == 0, verified.stderr
     assert "composite SHA-256" in verified.stderr
     assert restored.returncode == 0, restored.stderr
-    assert pg.dump_text("streamed_copy") == pg.dump_text(big_database)
+    assert pg.dump_text(copy) == pg.dump_text(big_database)
 
 
 def test_a_dump_failing_after_parts_were_sent_leaves_nothing(
@@ -80,7 +69,7 @@ def test_a_dump_failing_after_parts_were_sent_leaves_nothing(
     assert "multipart upload started" in result.stderr
     assert "aborted the multipart upload" in result.stderr
     assert s3.keys(bucket) == []
-    assert no_uploads_left(s3, bucket)
+    assert s3.no_uploads_left(bucket)
     assert list(spool_dir.iterdir()) == []
 
 
@@ -136,7 +125,7 @@ def test_a_failing_part_is_retried(
     assert result.returncode == 0, result.stderr
     assert failures["left"] == 0
     assert len(s3.keys(bucket)) == 1
-    assert no_uploads_left(s3, bucket)
+    assert s3.no_uploads_left(bucket)
 
 
 def test_when_early_upload_is_refused_the_finished_file_is_uploaded(
@@ -166,7 +155,7 @@ def test_when_early_upload_is_refused_the_finished_file_is_uploaded(
     [key] = s3.keys(bucket)
     head = s3.client().head_object(Bucket=bucket, Key=key)
     assert "sha256" in head["Metadata"]
-    assert no_uploads_left(s3, bucket)
+    assert s3.no_uploads_left(bucket)
 
 
 def signed_headers(request: Request) -> dict[str, str]:

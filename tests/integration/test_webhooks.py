@@ -1,13 +1,12 @@
 """Webhooks against a real local HTTP receiver."""
 
 import signal
-import subprocess
 import time
 from pathlib import Path
 
 from moonflower import __version__
 from tests.support.pgserver import free_port
-from tests.support.runner import clean_environment, moonflower_command, run_moonflower
+from tests.support.runner import run_moonflower, start_moonflower
 from tests.support.s3server import SECRET_KEY, S3Server
 from tests.support.slowdump import WAIT_SECONDS, interrupt_while_dumping, use_slow_pg_dump
 from tests.support.webhookserver import HANG, WebhookReceiver
@@ -118,12 +117,7 @@ def test_every_scheduled_run_sends_its_own_pings(backup_env: dict[str, str]) -> 
     backup_env.update(PG_DATABASES="second", SCHEDULE="*/2 * * * * *")
     with WebhookReceiver() as receiver:
         backup_env.update(hook_env(receiver))
-        process = subprocess.Popen(
-            moonflower_command(),
-            env=clean_environment(backup_env),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        process = start_moonflower(env=backup_env, quiet=True)
         try:
             assert receiver.wait_for(4), "two runs did not ping in time"
         finally:
@@ -140,9 +134,7 @@ def test_sigterm_during_a_run_sends_the_failure_webhook(
     backup_env["PG_DATABASES"] = "second"
     with WebhookReceiver() as receiver:
         backup_env.update(hook_env(receiver, post_logs=True))
-        result = interrupt_while_dumping(
-            moonflower_command(), clean_environment(backup_env), spool_dir
-        )
+        result = interrupt_while_dumping(env=backup_env, spool_dir=spool_dir)
 
     assert result.returncode == 143, result.stderr
     assert receiver.paths() == ["/ping/start", "/ping/fail"]

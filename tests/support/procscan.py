@@ -1,29 +1,20 @@
 """Watching every process while a command runs, to prove secrets stay out of argv and env."""
 
-import os
-import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.support.runner import RUN_TIMEOUT_SECONDS, clean_environment, moonflower_command
-
-
-def read_proc(pid: str, name: str) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/{name}").read_bytes()
-    except OSError:
-        return b""
+from tests.support.procs import all_pids, read_proc
+from tests.support.runner import RUN_TIMEOUT_SECONDS, start_moonflower
 
 
 def descendants(root: int) -> set[str]:
     children: dict[str, list[str]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            fields = read_proc(entry, "stat").decode(errors="replace").rsplit(")", 1)[-1].split()
-            if len(fields) > 1:
-                children.setdefault(fields[1], []).append(entry)
+    for entry in all_pids():
+        fields = read_proc(entry, "stat").decode(errors="replace").rsplit(")", 1)[-1].split()
+        if len(fields) > 1:
+            children.setdefault(fields[1], []).append(entry)
     found: set[str] = set()
     pending = [str(root)]
     while pending:
@@ -46,12 +37,7 @@ class Watch:
 def watch_moonflower(env: Mapping[str, str], secrets: Sequence[str]) -> Watch:
     """Run bin/moonflower; scan all argv, and the environment of its children, until it ends."""
     needles = [secret.encode() for secret in secrets]
-    process = subprocess.Popen(
-        moonflower_command(),
-        env=clean_environment(env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    process = start_moonflower(env=env, text=False)
     leaks: list[str] = []
     seen: set[str] = set()
     deadline = time.monotonic() + RUN_TIMEOUT_SECONDS
@@ -60,9 +46,7 @@ def watch_moonflower(env: Mapping[str, str], secrets: Sequence[str]) -> Watch:
         own_environ = read_proc(str(process.pid), "environ")
         # A child between fork and exec still shows our own argv and environment: skip those.
         children = {p for p in descendants(process.pid) if read_proc(p, "cmdline") != own_cmdline}
-        for pid in os.listdir("/proc"):
-            if not pid.isdigit():
-                continue
+        for pid in all_pids():
             cmdline = read_proc(pid, "cmdline")
             if pid in children and cmdline:
                 seen.add(Path(cmdline.split(b"\0")[0].decode(errors="replace")).name)

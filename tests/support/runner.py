@@ -4,6 +4,7 @@ import os
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 MOONFLOWER = CHECKOUT / "bin" / "moonflower"
@@ -24,6 +25,21 @@ def clean_environment(extra: Mapping[str, str]) -> dict[str, str]:
 
 def moonflower_command(*args: str) -> list[str]:
     return [str(MOONFLOWER), *args]
+
+
+def start_moonflower(
+    *args: str, env: Mapping[str, str], text: bool = True, quiet: bool = False
+) -> subprocess.Popen[Any]:
+    """bin/moonflower in the background; its output collected through pipes, or dropped
+    when `quiet` (nobody reads it, so a full pipe must not stall it)."""
+    output = subprocess.DEVNULL if quiet else subprocess.PIPE
+    return subprocess.Popen(
+        moonflower_command(*args),
+        env=clean_environment(env),
+        stdout=output,
+        stderr=output,
+        text=text,
+    )
 
 
 def run_moonflower(

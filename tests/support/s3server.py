@@ -8,6 +8,8 @@ import boto3
 from botocore.config import Config
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
+from moonflower.s3.keys import parse_key
+
 ACCESS_KEY = "mf-test-access"
 SECRET_KEY = "mf-test-secret-Xy9/zz+q"
 REGION = "us-west-1"
@@ -62,6 +64,15 @@ class S3Server:
             for page in paginator.paginate(Bucket=bucket)
             for item in page.get("Contents", [])
         ]
+
+    def databases(self, bucket: str, prefix: str) -> list[str]:
+        """Whose backups lie directly under `prefix`, read by Moonflower's own key parser."""
+        found = [parse_key(key, prefix) for key in self.keys(bucket)]
+        return sorted({backup.database for backup in found if backup is not None})
+
+    def no_uploads_left(self, bucket: str) -> bool:
+        """No unfinished multipart upload (not even orphaned parts) in the bucket."""
+        return self.client().list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
 
     def moonflower_env(self, bucket: str, path: str = "") -> dict[str, str]:
         env = {

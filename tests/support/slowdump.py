@@ -1,10 +1,12 @@
 """A pg_dump that never finishes, to interrupt backups at a known point."""
 
-import os
 import signal
 import subprocess
-import time
 from pathlib import Path
+
+from tests.support.procs import processes_with
+from tests.support.runner import start_moonflower
+from tests.support.waiting import eventually
 
 MARKER = "moonflower-test-slow-dump"
 WAIT_SECONDS = 60
@@ -32,39 +34,24 @@ def use_slow_pg_dump(env: dict[str, str], scratch: Path) -> None:
     env["PG_DUMP_PATH"] = str(script)
 
 
-def processes_with(marker: str = MARKER) -> list[str]:
-    found = []
-    for pid in os.listdir("/proc"):
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if marker.encode() in cmdline:
-            found.append(pid)
-    return found
+def slow_dumps_running() -> list[str]:
+    return processes_with(MARKER)
 
 
 def wait_until_dumping(spool_dir: Path) -> bool:
     """True once the spool file exists and the slow pg_dump runs (bounded wait)."""
-    deadline = time.monotonic() + WAIT_SECONDS
-    while time.monotonic() < deadline:
-        if list(spool_dir.iterdir()) and processes_with():
-            return True
-        time.sleep(0.05)
-    return False
+    return eventually(lambda: list(spool_dir.iterdir()) and slow_dumps_running(), WAIT_SECONDS)
 
 
 def interrupt_while_dumping(
-    command: list[str], env: dict[str, str], spool_dir: Path, signum: int = signal.SIGTERM
+    *args: str, env: dict[str, str], spool_dir: Path, signum: int = signal.SIGTERM
 ) -> subprocess.CompletedProcess[str]:
-    """Start `command`, wait until the slow dump runs, send `signum`, collect the outcome."""
-    process = subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    """Start bin/moonflower, wait until the slow dump runs, send `signum`, collect the outcome."""
+    process = start_moonflower(*args, env=env)
     if not wait_until_dumping(spool_dir):
         process.kill()
         process.communicate(timeout=WAIT_SECONDS)
         raise AssertionError("the slow dump never started")
     process.send_signal(signum)
     stdout, stderr = process.communicate(timeout=WAIT_SECONDS)
-    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)

@@ -1,10 +1,11 @@
 """A real HTTP receiver for webhooks on 127.0.0.1 that records what it is sent."""
 
 import threading
-import time
 from collections import deque
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from tests.support.httpserver import LocalServer, QuietHandler
+from tests.support.waiting import eventually
 
 HANG = -1
 """A scripted status that means: read the request, then never answer."""
@@ -26,12 +27,7 @@ class WebhookReceiver:
         self._stopping = threading.Event()
         receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                return
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
@@ -47,28 +43,21 @@ class WebhookReceiver:
                 self.end_headers()
                 self.wfile.write(b"OK")
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._local = LocalServer(Handler)
 
     def url(self, path: str) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}{path}"
+        return f"{self._local.base_url}{path}"
 
     def paths(self) -> list[str]:
         return [request.path for request in self.received]
 
     def wait_for(self, count: int, seconds: float = 60) -> bool:
-        deadline = time.monotonic() + seconds
-        while len(self.received) < count and time.monotonic() < deadline:
-            time.sleep(0.02)
-        return len(self.received) >= count
+        return eventually(lambda: len(self.received) >= count, seconds)
 
     def __enter__(self) -> "WebhookReceiver":
-        self._thread.start()
+        self._local.start()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self._stopping.set()
-        self._server.shutdown()
-        self._server.server_close()
+        self._local.stop()

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from moonflower.config.model import load_config
+from moonflower.config.loader import load_config
 from moonflower.errors import ConfigError
 
 REQUIRED = {

@@ -7,7 +7,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from moonflower.config.model import load_config
+from moonflower.config.loader import load_config
 from moonflower.config.settings import ALL_SETTINGS
 from moonflower.errors import ConfigError
 

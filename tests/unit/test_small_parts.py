@@ -3,10 +3,11 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from moonflower.output.redact import MASK, Redactor
-from moonflower.postgres.clients import VERSION_PATTERN, escape_passfile_field
+from moonflower.postgres.clients import VERSION_PATTERN
+from moonflower.postgres.connection import escape_passfile_field
 from moonflower.s3.errors import is_transient
-from moonflower.s3.gateway import MIB, S3_MAX_PARTS, part_size_for
 from moonflower.s3.keys import backup_key
+from moonflower.s3.objects import MIB, S3_MAX_PARTS, part_size_for
 
 
 def test_key_format_matches_the_old_tool() -> None:
@@ -88,9 +89,9 @@ def test_redactor_masks_every_known_secret() -> None:
     [(0x8C, 3), (0x84, 1), (0x85, 1), (0xC3, 3), (0xC1, 1), (0x1F, None), (0xD2, 18)],
 )
 def test_openpgp_packet_tags(first_byte: int, tag: int | None) -> None:
-    from moonflower.actions.backup import openpgp_packet_tag
+    from moonflower.pipeline.openpgp import packet_tag
 
-    assert openpgp_packet_tag(first_byte) == tag
+    assert packet_tag(first_byte) == tag
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,274 @@
+"""Building the configuration: `load_config` reads every source, checks every value, and
+raises one `ConfigError` that lists all problems, so an operator fixes them in one go.
+"""
+
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pendulum
+
+from moonflower.config import settings as s
+from moonflower.config.durations import Period
+from moonflower.config.model import (
+    DEFAULT_S3_MAX_ATTEMPTS,
+    DEFAULT_WEBHOOK_TIMEOUT,
+    BackupConfig,
+    ChecksumMode,
+    Config,
+    DumpFormat,
+    EncryptionConfig,
+    LoggingConfig,
+    PostgresConfig,
+    S3Config,
+    WebhookConfig,
+)
+from moonflower.config.settings import Setting
+from moonflower.config.sources import Layers, RawValue, load_toml
+from moonflower.config.values import (
+    KeyBlock,
+    any_value_is_on,
+    boolean,
+    cron_schedule,
+    database_names,
+    endpoint_url,
+    executable_path,
+    member_of,
+    name_patterns,
+    one_of,
+    passphrase,
+    period,
+    port_number,
+    private_key_block,
+    public_key_block,
+    s3_prefix,
+    secret_text,
+    text,
+    webhook_url,
+    whole_number,
+    writable_directory,
+)
+from moonflower.errors import ConfigError
+from moonflower.output.redact import redactor
+from moonflower.pipeline.compression import LEVELS, Algorithm, Compression
+
+CONFIG_PATH_ENV = "MOONFLOWER_CONFIG"
+DEFAULT_CONFIG_PATH = Path("/etc/moonflower/moonflower.toml")
+"""Read when present and neither --config nor MOONFLOWER_CONFIG names a file (containers)."""
+DEFAULT_PG_PORT = 5432
+DEFAULT_S3_REGION = "us-west-1"
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+MAX_JOBS = 32
+
+T = TypeVar("T")
+NO_PATTERNS: tuple[str, ...] = ()
+
+
+class Validator:
+    """Turns raw values into typed ones, recording a problem for each bad value."""
+
+    def __init__(self, layers: Layers) -> None:
+        self.layers = layers
+        self.problems: list[str] = []
+
+    def optional(self, setting: Setting, parse: Callable[[RawValue], T], default: T) -> T:
+        raw = self.layers.get(setting)
+        if raw is None:
+            return default
+        try:
+            return parse(raw)
+        except ValueError as error:
+            self.problems.append(f"{raw.origin}: {error}")
+            return default
+
+    def required(self, setting: Setting, parse: Callable[[RawValue], T]) -> T | None:
+        raw = self.layers.get(setting)
+        if raw is None:
+            self.problems.append(f"{setting.env}: required, not set")
+            return None
+        try:
+            return parse(raw)
+        except ValueError as error:
+            self.problems.append(f"{raw.origin}: {error}")
+            return None
+
+
+def retention_warnings(governance: Period | None, expires_in: Period | None) -> list[str]:
+    if governance is None or expires_in is None:
+        return []
+    now = pendulum.now("UTC")
+    if governance.after(now) > expires_in.after(now):
+        return [
+            f'S3_GOVERNANCE ("{governance}") is longer than S3_EXPIRES_IN ("{expires_in}"): '
+            "backups outlive their expiry until their lock lapses, and prune deletes them then"
+        ]
+    return []
+
+
+def s3_credentials(validator: Validator) -> tuple[str | None, str | None, list[str]]:
+    """Access key id and secret, accepting the old quick start's S3_KEY_ID spelling."""
+    layers = validator.layers
+    access_key = validator.optional(s.S3_ACCESS_KEY, text, None)
+    secret_key = validator.optional(s.S3_SECRET_KEY, secret_text, None)
+    legacy_key_id = layers.env(s.S3_KEY_ID_LEGACY)
+    warnings: list[str] = []
+    if legacy_key_id is not None and secret_key is None:
+        warnings.append(
+            "S3_KEY_ID and S3_ACCESS_KEY are read as the old quick start meant them (key id "
+            "and secret). Please rename them: S3_ACCESS_KEY=<key id>, S3_SECRET_KEY=<secret>."
+        )
+        access_key, secret_key = legacy_key_id, access_key
+        if secret_key is None:
+            validator.problems.append("S3_KEY_ID: set, but S3_ACCESS_KEY (its secret) is not")
+    elif (access_key is None) != (secret_key is None):
+        missing = s.S3_SECRET_KEY.env if secret_key is None else s.S3_ACCESS_KEY.env
+        validator.problems.append(
+            f"{missing}: required when the other S3 key is set (or set neither to use "
+            "the default AWS credential chain)"
+        )
+    return access_key, secret_key, warnings
+
+
+def register_secrets(layers: Layers, s3_secret: str | None, private_key: KeyBlock | None) -> None:
+    """The one place secrets reach the redactor: every secret setting as given, and what was
+    derived from them (the old quick start's secret, the decoded private key)."""
+    for setting in s.ALL_SETTINGS:
+        raw = layers.get(setting) if setting.secret else None
+        if raw is not None and isinstance(raw.value, str):
+            redactor.add(raw.value)
+    redactor.add(s3_secret)
+    if private_key is not None:
+        redactor.add(private_key.data.decode("utf-8", "replace"))
+
+
+def load_config(
+    environ: Mapping[str, str],
+    config_path: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Read and validate everything; raise ConfigError listing every problem found."""
+    problems: list[str] = []
+    if config_path is not None:
+        document = load_toml(config_path, "--config", problems)
+    elif environ.get(CONFIG_PATH_ENV, "").strip():
+        document = load_toml(Path(environ[CONFIG_PATH_ENV].strip()), CONFIG_PATH_ENV, problems)
+    elif DEFAULT_CONFIG_PATH.is_file():
+        document = load_toml(DEFAULT_CONFIG_PATH, str(DEFAULT_CONFIG_PATH), problems)
+    else:
+        document = {}
+    flagged = {
+        name: RawValue(value, f"--{flag}") for name, (flag, value) in (overrides or {}).items()
+    }
+    layers = Layers(environ, document, flagged, problems)
+    validator = Validator(layers)
+
+    databases = validator.required(s.PG_DATABASES, database_names)
+    host = validator.required(s.PG_HOST, text)
+    port = validator.optional(s.PG_PORT, port_number, DEFAULT_PG_PORT)
+    user = validator.required(s.PG_USER, text)
+    password = validator.required(s.PG_PASSWORD, secret_text)
+    pg_dump_path = validator.optional(s.PG_DUMP_PATH, executable_path, None)
+    exclude = validator.optional(s.PG_EXCLUDE_DATABASES, name_patterns, NO_PATTERNS)
+    dump_globals = validator.optional(s.PG_GLOBALS, boolean, False)
+
+    endpoint = validator.required(s.S3_ENDPOINT, endpoint_url)
+    region = validator.optional(s.S3_REGION, text, DEFAULT_S3_REGION)
+    bucket = validator.required(s.S3_BUCKET, text)
+    prefix = validator.optional(s.S3_PATH, s3_prefix, "")
+    access_key, secret_key, warnings = s3_credentials(validator)
+    checksum = validator.optional(
+        s.S3_CHECKSUM, member_of(ChecksumMode), ChecksumMode.WHEN_SUPPORTED
+    )
+    max_attempts = validator.optional(
+        s.S3_MAX_ATTEMPTS, whole_number(1, 20), DEFAULT_S3_MAX_ATTEMPTS
+    )
+    governance = validator.optional(s.S3_GOVERNANCE, period, None)
+    expires_in = validator.optional(s.S3_EXPIRES_IN, period, None)
+    warnings.extend(retention_warnings(governance, expires_in))
+
+    spool_dir = validator.optional(
+        s.BACKUP_SPOOL_DIR, writable_directory, Path(tempfile.gettempdir())
+    )
+    encryption = EncryptionConfig(
+        passphrase=validator.optional(s.ENCRYPTION_PASSPHRASE, passphrase, None),
+        public_key=validator.optional(s.ENCRYPTION_PUBLIC_KEY, public_key_block, None),
+        private_key=validator.optional(s.ENCRYPTION_PRIVATE_KEY, private_key_block, None),
+        private_key_passphrase=validator.optional(
+            s.ENCRYPTION_PRIVATE_KEY_PASSPHRASE, secret_text, None
+        ),
+    )
+    if encryption.passphrase is not None and encryption.public_key is not None:
+        problems.append(
+            "ENCRYPTION_PASSPHRASE and ENCRYPTION_PUBLIC_KEY: set only one of them "
+            "(symmetric or public-key encryption)"
+        )
+    webhooks = WebhookConfig(
+        start=validator.optional(s.WEBHOOK_START, webhook_url, None),
+        success=validator.optional(s.WEBHOOK_SUCCESS, webhook_url, None),
+        failure=validator.optional(s.WEBHOOK_FAILURE, webhook_url, None),
+        post_logs=validator.optional(s.WEBHOOK_POST_LOGS, any_value_is_on, False),
+        timeout=validator.optional(s.WEBHOOK_TIMEOUT, whole_number(1, 60), DEFAULT_WEBHOOK_TIMEOUT),
+    )
+    on_start = validator.optional(s.BACKUP_ON_START, boolean, False)
+    algorithm = validator.optional(s.BACKUP_COMPRESSION, member_of(Algorithm), Algorithm.GZIP)
+    level = None
+    if algorithm in LEVELS:
+        low, high, _ = LEVELS[algorithm]
+        level = validator.optional(s.BACKUP_COMPRESSION_LEVEL, whole_number(low, high), None)
+    jobs = validator.optional(s.BACKUP_JOBS, whole_number(1, MAX_JOBS), 1)
+    state_dir = validator.optional(s.BACKUP_STATE_DIR, writable_directory, None)
+    dump_format = validator.optional(s.BACKUP_FORMAT, member_of(DumpFormat), DumpFormat.PLAIN)
+    schedule = validator.optional(s.SCHEDULE, cron_schedule, None)
+    log_format = validator.optional(s.LOG_FORMAT, one_of(LOG_FORMATS), "text")
+    log_level = validator.optional(s.LOG_LEVEL, one_of(LOG_LEVELS), "info")
+
+    register_secrets(layers, secret_key, encryption.private_key)
+    problems.extend(validator.problems)
+    if problems:
+        raise ConfigError([redactor.mask(problem) for problem in problems])
+    # Every required value is present once there are no problems; this narrows the types.
+    assert databases is not None
+    assert host is not None
+    assert user is not None
+    assert password is not None
+    assert endpoint is not None
+    assert bucket is not None
+    return Config(
+        postgres=PostgresConfig(
+            databases=databases,
+            host=host,
+            port=port,
+            user=user,
+            password=password,
+            pg_dump_path=pg_dump_path,
+            exclude=exclude,
+            globals=dump_globals,
+        ),
+        s3=S3Config(
+            endpoint=endpoint,
+            region=region,
+            bucket=bucket,
+            prefix=prefix,
+            access_key=access_key,
+            secret_key=secret_key,
+            checksum=checksum,
+            max_attempts=max_attempts,
+            governance=governance,
+            expires_in=expires_in,
+        ),
+        backup=BackupConfig(
+            spool_dir=spool_dir,
+            on_start=on_start,
+            compression=Compression(algorithm, level),
+            jobs=jobs,
+            format=dump_format,
+            state_dir=state_dir,
+        ),
+        logging=LoggingConfig(format=log_format, level=log_level),
+        encryption=encryption,
+        schedule=schedule,
+        webhooks=webhooks,
+        warnings=tuple(warnings),
+    )

@@ -1,0 +1,59 @@
+"""The upload journal: keys being uploaded, with the process uploading them, kept in the spool
+directory, so a run killed by SIGKILL (or a power cut) leaves a note of its unfinished
+multipart uploads, and a later start aborts them."""
+
+import contextlib
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from moonflower.runtime.liveness import is_alive
+
+JOURNAL_NAME = "moonflower-uploads.journal"
+
+
+class UploadJournal:
+    """Keys being uploaded, with their process, so a killed run's uploads can be aborted."""
+
+    def __init__(self, directory: Path, bucket: str, endpoint: str) -> None:
+        self.path = directory / JOURNAL_NAME
+        self.bucket = bucket
+        self.endpoint = endpoint
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[list[dict[str, Any]]]:
+        with open(self.path, "a+", encoding="utf-8") as handle:
+            os.chmod(self.path, 0o600)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            handle.seek(0)
+            entries = [json.loads(line) for line in handle.read().splitlines() if line.strip()]
+            yield entries
+            handle.seek(0)
+            handle.truncate()
+            handle.writelines(json.dumps(entry) + "\n" for entry in entries)
+            if not entries:
+                self.path.unlink(missing_ok=True)  # nothing in flight: leave no file behind
+
+    def _matches(self, entry: dict[str, Any]) -> bool:
+        return entry.get("bucket") == self.bucket and entry.get("endpoint") == self.endpoint
+
+    def started(self, key: str) -> None:
+        with self._locked() as entries:
+            entries.append(
+                {"key": key, "bucket": self.bucket, "endpoint": self.endpoint, "pid": os.getpid()}
+            )
+
+    def finished(self, key: str) -> None:
+        with self._locked() as entries:
+            entries[:] = [e for e in entries if not (self._matches(e) and e["key"] == key)]
+
+    def stale_keys(self) -> list[str]:
+        with self._locked() as entries:
+            return [
+                entry["key"]
+                for entry in entries
+                if self._matches(entry) and not is_alive(int(entry.get("pid", 0)))
+            ]

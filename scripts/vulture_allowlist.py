@@ -1,0 +1,19 @@
+"""Names vulture cannot see being used: they are called by libraries, not by Moonflower.
+
+`make lint` runs vulture over moonflower/ and this file.
+"""
+
+from moonflower.config.model import ChecksumMode
+from moonflower.output.logs import ContextAndRedaction
+from moonflower.runtime.scheduler import CronJob
+from moonflower.s3.slices import FileSlice
+
+ChecksumMode.WHEN_REQUIRED  # chosen by S3_CHECKSUM=when_required, passed on to botocore
+ContextAndRedaction.filter  # logging writes record.msg, .args and .exc_text back
+_record = ContextAndRedaction()
+_record.msg, _record.args, _record.exc_text  # type: ignore[attr-defined]
+CronJob.should_run  # read by schedule.Scheduler.run_pending
+CronJob._schedule_next_run  # called by schedule.Job.do and after each run
+FileSlice.readable  # io.RawIOBase protocol, used by botocore when it sends a part
+FileSlice.seekable
+FileSlice.tell

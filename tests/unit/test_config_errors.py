@@ -1,0 +1,78 @@
+"""Bad settings of every kind: one problem each, naming the setting (the loader's side of
+"exit 2, nothing runs"; tests/integration/test_cli.py proves the exit status end to end)."""
+
+import pytest
+
+from moonflower.config.loader import load_config
+from moonflower.errors import ConfigError
+from tests.unit.test_config import REQUIRED
+
+PASSPHRASE = "correct horse battery staple"
+
+
+def problems_with(**settings: str) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_config({**REQUIRED, **settings})
+    return caught.value.problems
+
+
+@pytest.mark.parametrize("setting", ["S3_EXPIRES_IN", "S3_GOVERNANCE"])
+@pytest.mark.parametrize("value", ["next monday", "soon", "0 days", "-3 days"])
+def test_bad_durations(setting: str, value: str) -> None:
+    [problem] = problems_with(**{setting: value})
+
+    assert problem.startswith(f"{setting}: ")
+    assert '"30 days"' in problem
+
+
+@pytest.mark.parametrize("path", ["../escape", "nightly/../../x", "a/./b"])
+def test_s3_paths_cannot_climb_out(path: str) -> None:
+    [problem] = problems_with(S3_PATH=path)
+
+    assert problem.startswith("S3_PATH: ")
+    assert '"." or ".."' in problem
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"BACKUP_COMPRESSION": "lz4"}, "BACKUP_COMPRESSION: expected one of gzip, zstd, none"),
+        (
+            {"BACKUP_COMPRESSION_LEVEL": "10"},
+            "BACKUP_COMPRESSION_LEVEL: expected a whole number from 1 to 9",
+        ),
+        (
+            {"BACKUP_COMPRESSION": "zstd", "BACKUP_COMPRESSION_LEVEL": "22"},
+            "BACKUP_COMPRESSION_LEVEL: expected a whole number from 1 to 19",
+        ),
+        ({"BACKUP_FORMAT": "tar"}, "BACKUP_FORMAT: expected one of plain, custom"),
+        ({"S3_CHECKSUM": "always"}, "S3_CHECKSUM: expected one of when_supported, when_required"),
+    ],
+)
+def test_bad_choices(settings: dict[str, str], message: str) -> None:
+    [problem] = problems_with(**settings)
+
+    assert problem.startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"ENCRYPTION_PASSPHRASE": "7 chars"}, "ENCRYPTION_PASSPHRASE: must be at least 8"),
+        (
+            {"ENCRYPTION_PASSPHRASE": PASSPHRASE, "ENCRYPTION_PUBLIC_KEY": "AAAA"},
+            "ENCRYPTION_PASSPHRASE and ENCRYPTION_PUBLIC_KEY: set only one",
+        ),
+    ],
+)
+def test_bad_encryption_settings(settings: dict[str, str], message: str) -> None:
+    problems = problems_with(**settings)
+
+    assert any(problem.startswith(message) for problem in problems), problems
+    assert all(PASSPHRASE not in problem for problem in problems)
+
+
+def test_an_invalid_schedule_names_the_field() -> None:
+    [problem] = problems_with(SCHEDULE="0 25 * * *")
+
+    assert problem.startswith('SCHEDULE: invalid hour field "25"')
