@@ -1,163 +1,35 @@
 """Bringing a backup back: download, check, then decrypt | decompress | psql as one pipeline."""
 
-import contextlib
 import os
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
+from moonflower.actions.readback import (
+    PlainSql,
+    decoding_stages,
+    fetched,
+    plain_dump_file,
+    read_plain_to_the_end,
+    read_to_the_end,
+    restricted_psql,
+    run_with_progress,
+)
 from moonflower.config.model import Config
 from moonflower.errors import MoonflowerError, RestoreError
 from moonflower.output.logs import log, step
-from moonflower.output.progress import StepProgress, stdin_position
 from moonflower.pipeline import runner
-from moonflower.pipeline.compression import decompress_stage, sniff
 from moonflower.pipeline.gpg import Decryption
-from moonflower.pipeline.openpgp import (
-    PUBLIC_KEY_SESSION_KEY_TAG,
-    SYMMETRIC_SESSION_KEY_TAG,
-    packet_tag,
-)
-from moonflower.pipeline.runner import Pipeline, Stage
-from moonflower.pipeline.spool import spool_file
-from moonflower.postgres.clients import ClientTool, newest_client
+from moonflower.pipeline.runner import Stage
+from moonflower.postgres.clients import newest_client
 from moonflower.postgres.connection import MAINTENANCE_DATABASE, passfile
-from moonflower.postgres.plans import CUSTOM_EXTENSION, CUSTOM_MAGIC
 from moonflower.postgres.server import Server
 from moonflower.s3.catalog import BackupInfo, Catalog
-from moonflower.s3.checksums import file_composite_sha256, file_sha256, same_composite
 from moonflower.s3.gateway import Storage
 from moonflower.s3.keys import GLOBALS_NAME
 
 PLAIN_SQL_STARTS = (b"--", b"SET ", b"\n", b"\\")
 RESTORE_JOBS = max(1, min(4, os.cpu_count() or 1))
 MISSING_ROLE = re.compile(r'role "([^"]+)" does not exist')
-
-
-@dataclass(frozen=True)
-class Format:
-    encrypted: bool
-    symmetric: bool = False
-    compression: str | None = None
-    """"gzip", "zstd" or "none" when known; None inside an OpenPGP message."""
-
-
-def detect_format(path: Path) -> Format:
-    """From the content, not the name: gzip, plain SQL, or OpenPGP (the original image's .sql.gpg
-    holds SQL compressed by gpg itself; ours holds gzip)."""
-    with path.open("rb") as handle:
-        head = handle.read(16)
-    if not head:
-        raise RestoreError("inspect", "the backup is empty")
-    compression = sniff(head)
-    if compression is not None:
-        return Format(encrypted=False, compression=compression)
-    if head.startswith(PLAIN_SQL_STARTS) or head.startswith(CUSTOM_MAGIC):
-        return Format(encrypted=False, compression="none")
-    tag = packet_tag(head[0])
-    if tag == SYMMETRIC_SESSION_KEY_TAG:
-        return Format(encrypted=True, symmetric=True)
-    if tag == PUBLIC_KEY_SESSION_KEY_TAG:
-        return Format(encrypted=True, symmetric=False)
-    raise RestoreError("inspect", "not a gzip stream, plain SQL or an OpenPGP message")
-
-
-def check_download(info: BackupInfo, path: Path) -> None:
-    """Refuse a download that differs from what was uploaded."""
-    mismatch = RestoreError(
-        "checksum",
-        f"{info.key} does not match the SHA-256 recorded at upload; it is damaged or was changed",
-    )
-    if info.sha256 is not None:
-        if file_sha256(path) != info.sha256:
-            raise mismatch
-        log.info("checksum ok (SHA-256 %s…)", info.sha256[:16])
-    elif info.part_size and info.s3_checksum:
-        if not same_composite(info.s3_checksum, file_composite_sha256(path, info.part_size)):
-            raise mismatch
-        log.info("checksum ok (composite SHA-256 of %d-byte parts)", info.part_size)
-    else:
-        log.warning("%s has no recorded SHA-256 (made by the original image?)", info.key)
-
-
-@contextlib.contextmanager
-def fetched(storage: Storage, info: BackupInfo, spool_dir: Path) -> Iterator[Path]:
-    """The backup downloaded to a spool file and checked against its recorded checksum."""
-    with spool_file(spool_dir, info.backup.extension) as path:
-        with step("download"), StepProgress("downloading", info.size) as progress:
-            try:
-                storage.download(info.key, path, progress.advance)
-            except MoonflowerError as error:
-                raise RestoreError("download", str(error)) from None
-        with step("checksum"):
-            check_download(info, path)
-        yield path
-
-
-@contextlib.contextmanager
-def decoding_stages(path: Path, decryption: Decryption, info: BackupInfo) -> Iterator[list[Stage]]:
-    """Stages turning the file into SQL: [gpg --decrypt] | [gzip -dc or zstd -dc]."""
-    found = detect_format(path)
-    with contextlib.ExitStack() as stack:
-        stages = []
-        if found.encrypted:
-            stages.append(stack.enter_context(decryption.stage(found.symmetric, info.key)))
-        decompress = decompress_stage(found.compression, info.backup.extension)
-        if decompress is not None:
-            stages.append(decompress)
-        if not stages:
-            stages.append(Stage("cat", ["cat"]))
-        yield stages
-
-
-def run_with_progress(stages: list[Stage], source: Path, step: str, output_path: str) -> None:
-    total = source.stat().st_size
-    with (
-        source.open("rb") as reader,
-        open(output_path, "wb") as output,
-        StepProgress(step, total) as progress,
-    ):
-
-        def tick(pipeline: Pipeline) -> None:
-            position = stdin_position(pipeline.first_pid)
-            if position is not None:
-                progress.update(position)
-
-        runner.run(stages, output=output, source=reader, on_tick=tick)
-        progress.update(total)
-
-
-def psql_stage(tool: ClientTool, server: Server, database: str) -> Stage:
-    argv = [str(tool.path), "-X", "-q", "-w", "-v", "ON_ERROR_STOP=1"]
-    return Stage("psql", argv, env=server.environment(database))
-
-
-def is_custom_format(path: Path, info: BackupInfo) -> bool:
-    with path.open("rb") as handle:
-        if handle.read(len(CUSTOM_MAGIC)) == CUSTOM_MAGIC:
-            return True
-    return info.backup.extension.startswith(CUSTOM_EXTENSION)
-
-
-@contextlib.contextmanager
-def plain_dump_file(
-    path: Path, info: BackupInfo, decryption: Decryption, spool_dir: Path
-) -> Iterator[Path]:
-    """The custom-format dump as a file pg_restore can seek in (decrypted to a second spool
-    file first when needed; gpg writes it, the bytes do not pass through Python)."""
-    found = detect_format(path)
-    if not found.encrypted:
-        yield path
-        return
-    with (
-        spool_file(spool_dir, CUSTOM_EXTENSION) as plain,
-        decryption.stage(found.symmetric, info.key) as gpg,
-        path.open("rb") as source,
-        plain.open("wb") as output,
-    ):
-        runner.run([gpg], output=output, source=source)
-        yield plain
 
 
 def conninfo_dbname(name: str) -> str:
@@ -213,11 +85,12 @@ class Restorer:
             if with_globals:
                 self._restore_globals(server, decryption)
             with fetched(self.storage, info, spool_dir) as path:
+                sql = self.read(path, info, decryption)
                 with step("target"):
                     self._prepare_target(server, target, drop_existing)
                 with step("load"):
                     try:
-                        self.load_into(path, info, decryption, server, target, no_owner)
+                        self.load_into(path, info, decryption, server, target, no_owner, sql)
                     except MoonflowerError as error:
                         raise RestoreError(
                             "load",
@@ -225,6 +98,11 @@ class Restorer:
                             "as it is for inspection",
                         ) from None
         log.info("restored %s into database %s", info.key, target)
+
+    def read(self, path: Path, info: BackupInfo, decryption: Decryption) -> PlainSql | None:
+        """The whole backup decoded and checked complete, before any database is touched."""
+        pg_dump_path = self.config.postgres.pg_dump_path
+        return read_to_the_end(path, decryption, info, self.config.backup.spool_dir, pg_dump_path)
 
     def load_into(
         self,
@@ -234,8 +112,11 @@ class Restorer:
         server: Server,
         target: str,
         no_owner: bool,
+        sql: PlainSql | None,
     ) -> None:
-        if is_custom_format(path, info):
+        """Load a backup already read to the end (`sql` is what that read found; None for
+        the custom format)."""
+        if sql is None:
             with plain_dump_file(path, info, decryption, self.config.backup.spool_dir) as dump:
                 tool = newest_client(
                     "pg_restore", server.version(), self.config.postgres.pg_dump_path
@@ -254,10 +135,9 @@ class Restorer:
                     runner.run([stage_], output=output)
             return
         psql = newest_client("psql", server.version(), self.config.postgres.pg_dump_path)
+        loading = restricted_psql(psql, server.environment(target), sql)
         with decoding_stages(path, decryption, info) as stages:
-            run_with_progress(
-                [*stages, psql_stage(psql, server, target)], path, "loading", os.devnull
-            )
+            run_with_progress([*stages, *loading], path, "loading", os.devnull)
 
     def _restore_globals(self, server: Server, decryption: Decryption) -> None:
         """Roles and tablespaces first; errors for roles that already exist are expected."""
@@ -268,13 +148,12 @@ class Restorer:
                 raise RestoreError("globals", str(error)) from None
             log.info("restoring the globals from %s", info.key)
             psql = newest_client("psql", server.version(), self.config.postgres.pg_dump_path)
-            argv = [str(psql.path), "-X", "-q", "-w"]
-            stage_ = Stage("psql", argv, env=server.environment(MAINTENANCE_DATABASE))
-            with (
-                fetched(self.storage, info, self.config.backup.spool_dir) as path,
-                decoding_stages(path, decryption, info) as stages,
-            ):
-                run_with_progress([*stages, stage_], path, "globals", os.devnull)
+            environment = server.environment(MAINTENANCE_DATABASE)
+            with fetched(self.storage, info, self.config.backup.spool_dir) as path:
+                sql = read_plain_to_the_end(path, decryption, info, self.config.backup.spool_dir)
+                loading = restricted_psql(psql, environment, sql, stop_on_error=False)
+                with decoding_stages(path, decryption, info) as stages:
+                    run_with_progress([*stages, *loading], path, "globals", os.devnull)
             log.info("globals restored (existing roles were kept; errors about them are normal)")
 
     def _prepare_target(self, server: Server, target: str, drop_existing: bool) -> None:

@@ -1,0 +1,144 @@
+"""A backup is untrusted input: whoever can write to the bucket can plant one. Restore and
+verify must never run what is in it, and must check it is complete before touching a
+database."""
+
+import gzip
+import hashlib
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.support.names import unique_name
+from tests.support.pgserver import COMMAND_TIMEOUT_SECONDS, PgServer
+from tests.support.runner import run_moonflower
+from tests.support.s3server import S3Server
+
+KEY = "nightly/second_2031-01-01T00:00:00.000Z"
+TRAILER = "--\n-- PostgreSQL database dump complete\n--\n\n"
+
+
+def planted_sql(marker: Path, shape: str) -> str:
+    """Complete-looking plain SQL that tries to run a shell command through psql."""
+    shell = f"\\! touch {marker}\n"
+    body = "CREATE TABLE planted (x int);\n"
+    if shape == "old tool (no \\restrict)":
+        return f"--\n-- PostgreSQL database dump\n--\n\n{body}{shell}{TRAILER}"
+    if shape == "after its own \\unrestrict":
+        key = "Abc123"
+        return (
+            f"--\n-- PostgreSQL database dump\n--\n\n\\restrict {key}\n\n{body}"
+            f"\\unrestrict {key}\n{shell}\\restrict {key}\n{TRAILER}\\unrestrict {key}\n"
+        )
+    if shape == "mid-line":
+        return f"--\n-- PostgreSQL database dump\n--\n\nSELECT 1; \\! touch {marker}\n{TRAILER}"
+    raise AssertionError(shape)
+
+
+def plant(s3: S3Server, bucket: str, key: str, body: bytes) -> None:
+    """An object with a correct checksum in Moonflower's metadata: integrity is no defence."""
+    s3.client().put_object(
+        Bucket=bucket, Key=key, Body=body, Metadata={"sha256": hashlib.sha256(body).hexdigest()}
+    )
+
+
+def database_exists(pg: PgServer, name: str) -> bool:
+    return pg.psql(f"SELECT count(*) FROM pg_database WHERE datname = '{name}'") == "1"
+
+
+@pytest.mark.parametrize(
+    "shape", ["old tool (no \\restrict)", "after its own \\unrestrict", "mid-line"]
+)
+@pytest.mark.parametrize("command", ["restore", "verify --restore"])
+def test_psql_meta_commands_in_a_backup_never_run(
+    pg: PgServer,
+    s3: S3Server,
+    bucket: str,
+    backup_env: dict[str, str],
+    tmp_path: Path,
+    shape: str,
+    command: str,
+) -> None:
+    marker = tmp_path / "pwned"
+    plant(s3, bucket, f"{KEY}.sql.gz", gzip.compress(planted_sql(marker, shape).encode()))
+    target = unique_name("mf_planted")
+    arguments = ["restore", "second", "--into", target] if command == "restore" else []
+    if command != "restore":
+        arguments = ["verify", "--restore", "second"]
+
+    result = run_moonflower(*arguments, env=backup_env)
+
+    assert result.returncode == 1, result.stderr
+    assert not marker.exists(), "a meta-command from the backup ran"
+    assert "restricted" in result.stderr
+
+
+def test_a_real_pg_dump_with_its_own_restrict_lines_still_restores(
+    pg: PgServer, backup_env: dict[str, str]
+) -> None:
+    """pg_dump 18 writes \\restrict/\\unrestrict itself: those are taken out, not refused."""
+    assert run_moonflower(env={**backup_env, "PG_DATABASES": "second"}).returncode == 0
+    target = unique_name("mf_own_restrict")
+
+    result = run_moonflower("restore", "second", "--into", target, env=backup_env)
+
+    assert result.returncode == 0, result.stderr
+    assert pg.dump_text(target) == pg.dump_text("second")
+
+
+@pytest.mark.parametrize("compressed", [True, False])
+def test_a_truncated_backup_without_checksum_is_refused_before_the_target_exists(
+    pg: PgServer, s3: S3Server, bucket: str, backup_env: dict[str, str], compressed: bool
+) -> None:
+    dump = subprocess.run(
+        [pg.tool("pg_dump"), "--no-password"],
+        env=pg.client_env("second"),
+        capture_output=True,
+        timeout=COMMAND_TIMEOUT_SECONDS,
+        check=True,
+    ).stdout
+    cut = dump[: len(dump) * 2 // 3]
+    body, extension = (gzip.compress(cut), ".sql.gz") if compressed else (cut, ".sql")
+    s3.client().put_object(Bucket=bucket, Key=f"{KEY}{extension}", Body=body)
+    target = unique_name("mf_cut")
+
+    result = run_moonflower("restore", "second", "--into", target, env=backup_env)
+
+    assert result.returncode == 1
+    assert "truncated" in result.stderr
+    assert not database_exists(pg, target)
+
+
+def test_drop_existing_keeps_the_live_database_when_the_backup_is_truncated(
+    pg: PgServer, s3: S3Server, bucket: str, backup_env: dict[str, str]
+) -> None:
+    live = unique_name("mf_live")
+    pg.create_database(live)
+    pg.psql("CREATE TABLE precious (x int); INSERT INTO precious VALUES (7);", live)
+    plant(s3, bucket, f"{KEY}.sql.gz", gzip.compress(b"--\n-- PostgreSQL database dump\n--\n"))
+
+    result = run_moonflower("restore", "second", "--into", live, "--drop-existing", env=backup_env)
+
+    assert result.returncode == 1
+    assert "truncated" in result.stderr
+    assert pg.psql("SELECT x FROM precious", live) == "7"
+
+
+def test_intact_globals_pass_verify_and_a_truncated_custom_dump_fails(
+    pg: PgServer, s3: S3Server, bucket: str, backup_env: dict[str, str]
+) -> None:
+    good = run_moonflower(env={**backup_env, "PG_DATABASES": "second", "PG_GLOBALS": "true"})
+    assert good.returncode == 0, good.stderr
+    custom = run_moonflower(env={**backup_env, "PG_DATABASES": "second", "BACKUP_FORMAT": "custom"})
+    assert custom.returncode == 0, custom.stderr
+
+    verified = run_moonflower("verify", "--all", env=backup_env)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+    [dump_key] = [key for key in s3.keys(bucket) if key.endswith(".dump")]
+    body = s3.client().get_object(Bucket=bucket, Key=dump_key)["Body"].read()
+    plant(s3, bucket, f"{KEY}.dump", body[: len(body) - 200])
+    cut = run_moonflower("verify", "second", env=backup_env)
+
+    assert cut.returncode == 1
+    assert KEY in cut.stdout + cut.stderr
