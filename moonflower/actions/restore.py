@@ -159,14 +159,16 @@ class Restorer:
     def _prepare_target(self, server: Server, target: str, drop_existing: bool) -> None:
         try:
             if server.exists(target):
-                tables = server.table_count(target)
-                if tables and not drop_existing:
+                contents = server.contents(target)
+                if contents and not drop_existing:
+                    held = ", ".join(f"{count} {kind}(s)" for kind, count in contents.items())
                     raise RestoreError(
                         "target",
-                        f"database {target} already holds {tables} table(s); restore into a "
-                        "new database, or add --drop-existing to drop and recreate it",
+                        f"database {target} is not empty (it holds {held}); a restore would "
+                        "merge into it, so restore into a new database, or add "
+                        "--drop-existing to drop and recreate it",
                     )
-                if tables:
+                if contents:
                     log.warning("dropping and recreating database %s (--drop-existing)", target)
                     server.drop(target)
                     server.create(target)

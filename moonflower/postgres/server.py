@@ -8,13 +8,27 @@ from moonflower.postgres.connection import MAINTENANCE_DATABASE, libpq_environme
 from moonflower.postgres.queries import ServerVersion, psql_query, server_version
 
 DROP_WITH_FORCE_SINCE = 13
-USER_TABLES = """
-SELECT count(*) FROM pg_catalog.pg_class c
-JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'p')
-  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-  AND n.nspname NOT LIKE 'pg\\_toast%'
+USER_NAMESPACE = (
+    "nspname NOT IN ('pg_catalog', 'information_schema') "
+    "AND nspname NOT LIKE 'pg\\_toast%' AND nspname NOT LIKE 'pg\\_temp%'"
+)
+CONTENTS = f"""
+WITH user_ns AS (SELECT oid, nspname FROM pg_catalog.pg_namespace WHERE {USER_NAMESPACE})
+SELECT 'table', count(*) FROM pg_catalog.pg_class
+  WHERE relnamespace IN (SELECT oid FROM user_ns) AND relkind IN ('r', 'p', 'f')
+UNION ALL SELECT 'sequence', count(*) FROM pg_catalog.pg_class
+  WHERE relnamespace IN (SELECT oid FROM user_ns) AND relkind = 'S'
+UNION ALL SELECT 'view', count(*) FROM pg_catalog.pg_class
+  WHERE relnamespace IN (SELECT oid FROM user_ns) AND relkind IN ('v', 'm')
+UNION ALL SELECT 'function', count(*) FROM pg_catalog.pg_proc
+  WHERE pronamespace IN (SELECT oid FROM user_ns)
+UNION ALL SELECT 'type', count(*) FROM pg_catalog.pg_type
+  WHERE typnamespace IN (SELECT oid FROM user_ns) AND typtype IN ('e', 'd', 'r', 'm')
+UNION ALL SELECT 'schema', count(*) FROM user_ns WHERE nspname <> 'public'
+UNION ALL SELECT 'large object', count(*) FROM pg_catalog.pg_largeobject_metadata
+UNION ALL SELECT 'extension', count(*) FROM pg_catalog.pg_extension WHERE extname <> 'plpgsql'
 """
+"""What makes a database non-empty: anything a restore would merge into."""
 
 
 def sql_literal(value: str) -> str:
@@ -44,8 +58,14 @@ class Server:
         found = self.query(f"SELECT count(*) FROM pg_database WHERE datname = {sql_literal(name)}")
         return found.strip() == "1"
 
-    def table_count(self, name: str) -> int:
-        return int(self.query(USER_TABLES, database=name).strip() or 0)
+    def contents(self, name: str) -> dict[str, int]:
+        """How many user objects of each kind the database holds (only kinds it has)."""
+        counts = {}
+        for row in self.query(CONTENTS, database=name).splitlines():
+            kind, _, number = row.partition("|")
+            if number.isdigit() and int(number):
+                counts[kind] = int(number)
+        return counts
 
     def create(self, name: str) -> None:
         self.query(f"CREATE DATABASE {sql_identifier(name)}")

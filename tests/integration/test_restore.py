@@ -226,3 +226,33 @@ def test_list_handles_more_than_a_thousand_backups(
     }
     assert as_table.returncode == 0, as_table.stderr
     assert "(350)" in as_table.stdout
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "CREATE SEQUENCE only_a_sequence",
+        "SELECT lo_from_bytea(0, 'only a large object')",
+        "CREATE MATERIALIZED VIEW only_a_view AS SELECT 1 AS x",
+        "CREATE FUNCTION only_a_function() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+        "CREATE SCHEMA only_a_schema",
+    ],
+)
+def test_any_non_empty_target_is_refused_and_dropped_only_on_request(
+    pg: PgServer, backup_env: dict[str, str], content: str
+) -> None:
+    backed_up(backup_env, PG_DATABASES="second")
+    target = unique_name("mf_not_empty")
+    pg.create_database(target)
+    pg.psql(content, target)
+
+    refused = restore(backup_env, "second", "--into", target)
+    untouched = pg.dump_text(target)
+    replaced = restore(backup_env, "second", "--into", target, "--drop-existing")
+
+    assert refused.returncode == 1
+    assert "is not empty" in refused.stderr
+    assert "--drop-existing" in refused.stderr
+    assert untouched != pg.dump_text("second")
+    assert replaced.returncode == 0, replaced.stderr
+    assert pg.dump_text(target) == pg.dump_text("second")
