@@ -35,6 +35,10 @@ Without a command, Moonflower behaves like the original image: with SCHEDULE set
 runs backups on that cron schedule (like `run`), otherwise one backup now (like `backup`).
 """
 
+ALLOW_UNVERIFIED_HELP = (
+    "also accept backups without Moonflower's recorded checksum (the original image's, "
+    "copies) and, with encryption configured, unencrypted ones; a warning says why"
+)
 EPILOG = """\
 exit status: 0 every database backed up, 1 a backup failed, 2 bad configuration,
 130 interrupted (SIGINT), 143 terminated (SIGTERM).
@@ -91,8 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
         "restore",
         help="restore a backup into a database on the configured server",
         description="Restore the newest backup of DATABASE (or the one named by --backup) "
-        "into TARGET on the configured server. The download is checked against the SHA-256 "
-        "recorded at upload before the server is touched; TARGET is created when missing.",
+        "into TARGET on the configured server. Before the server is touched, the download is "
+        "checked against the SHA-256 recorded at upload and read to the end to prove it is "
+        "complete; TARGET is created when missing. The SQL is loaded by psql in restricted "
+        "mode, so no psql meta-command in the backup can run.",
     )
     restore.add_argument("restore_database", metavar="DATABASE", help="whose backup to restore")
     restore.add_argument("--into", required=True, metavar="TARGET", help="database to load into")
@@ -107,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="first load the newest globals backup (roles, tablespaces; PG_GLOBALS)",
     )
+    restore.add_argument("--allow-unverified", action="store_true", help=ALLOW_UNVERIFIED_HELP)
     restore.add_argument(
         "--no-owner",
         action="store_true",
@@ -117,14 +124,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="check that backups are complete and restorable",
         description="For the newest backup of each database (or every backup with --all): "
         "download, check the recorded checksum, decrypt, decompress to the end and check that "
-        "the SQL is complete. With --restore, also load it into a scratch database that is "
-        "dropped afterwards. Exits 1 if any backup fails.",
+        "it is complete (pg_restore reads custom-format archives whole). With --restore, also "
+        "load it into a scratch database that is dropped afterwards. Exits 1 if any backup "
+        "fails.",
     )
     verify.add_argument("verify_databases", nargs="*", metavar="DATABASE", help="only these")
     verify.add_argument("--all", action="store_true", help="every backup, not just the newest")
     verify.add_argument(
         "--restore", action="store_true", help="also load each into a scratch database"
     )
+    verify.add_argument("--allow-unverified", action="store_true", help=ALLOW_UNVERIFIED_HELP)
     commands.add_parser(
         "check",
         help="check configuration, database, bucket, key and webhooks without backing up",

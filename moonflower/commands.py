@@ -130,7 +130,7 @@ def list_backups(config: Config, databases: list[str], as_json: bool) -> ExitSta
 
 
 def restore_backup(config: Config, arguments: argparse.Namespace) -> ExitStatus:
-    Restorer(config, storage_for(config)).restore(
+    Restorer(config, storage_for(config), arguments.allow_unverified).restore(
         arguments.restore_database,
         arguments.into,
         arguments.backup,
@@ -142,7 +142,7 @@ def restore_backup(config: Config, arguments: argparse.Namespace) -> ExitStatus:
 
 
 def verify_backups(config: Config, arguments: argparse.Namespace) -> ExitStatus:
-    verifier = Verifier(config, storage_for(config))
+    verifier = Verifier(config, storage_for(config), arguments.allow_unverified)
     backups = verifier.select(arguments.verify_databases, arguments.all)
     if not backups:
         log.error("no backups found to verify")

@@ -77,8 +77,26 @@ def detect_format(path: Path) -> Format:
     raise RestoreError("inspect", "not a gzip stream, plain SQL or an OpenPGP message")
 
 
-def check_download(info: BackupInfo, path: Path) -> None:
-    """Refuse a download that differs from what was uploaded."""
+@dataclass(frozen=True)
+class Trust:
+    """What a backup must show before it is read: Moonflower's checksum, and encryption when
+    encryption is configured. `allow_unverified` (the operator's explicit word) turns a
+    refusal into a warning."""
+
+    expect_encrypted: bool = False
+    allow_unverified: bool = False
+
+    def refuse(self, step_name: str, reason: str) -> None:
+        if not self.allow_unverified:
+            raise RestoreError(
+                step_name, f"{reason}; if you trust where it came from, add --allow-unverified"
+            )
+        log.warning("%s; going on because of --allow-unverified", reason)
+
+
+def check_download(info: BackupInfo, path: Path, trust: Trust) -> None:
+    """Refuse a download that differs from what was uploaded, or that carries no checksum
+    written by Moonflower."""
     mismatch = RestoreError(
         "checksum",
         f"{info.key} does not match the SHA-256 recorded at upload; it is damaged or was changed",
@@ -92,11 +110,21 @@ def check_download(info: BackupInfo, path: Path) -> None:
             raise mismatch
         log.info("checksum ok (composite SHA-256 of %d-byte parts)", info.part_size)
     else:
-        log.warning("%s has no recorded SHA-256 (made by the original image?)", info.key)
+        trust.refuse(
+            "checksum",
+            f"{info.key} has no recorded SHA-256 (made by the original image, or copied into "
+            "the bucket), so nothing shows it is a backup Moonflower wrote",
+        )
+    if trust.expect_encrypted and not detect_format(path).encrypted:
+        trust.refuse(
+            "checksum",
+            f"encryption is configured, but {info.key} is not encrypted: anyone who can write "
+            "to the bucket could have planted it",
+        )
 
 
 @contextlib.contextmanager
-def fetched(storage: Storage, info: BackupInfo, spool_dir: Path) -> Iterator[Path]:
+def fetched(storage: Storage, info: BackupInfo, spool_dir: Path, trust: Trust) -> Iterator[Path]:
     """The backup downloaded to a spool file and checked against its recorded checksum."""
     with spool_file(spool_dir, info.backup.extension) as path:
         with step("download"), StepProgress("downloading", info.size) as progress:
@@ -105,7 +133,7 @@ def fetched(storage: Storage, info: BackupInfo, spool_dir: Path) -> Iterator[Pat
             except MoonflowerError as error:
                 raise RestoreError("download", str(error)) from None
         with step("checksum"):
-            check_download(info, path)
+            check_download(info, path, trust)
         yield path
 
 

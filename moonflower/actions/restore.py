@@ -6,6 +6,7 @@ from pathlib import Path
 
 from moonflower.actions.readback import (
     PlainSql,
+    Trust,
     decoding_stages,
     fetched,
     plain_dump_file,
@@ -48,10 +49,15 @@ def owner_hint(message: str) -> str:
 
 
 class Restorer:
-    def __init__(self, config: Config, storage: Storage) -> None:
+    def __init__(self, config: Config, storage: Storage, allow_unverified: bool = False) -> None:
         self.config = config
         self.storage = storage
         self.catalog = Catalog(storage, config.s3)
+        encryption = config.encryption
+        self.trust = Trust(
+            expect_encrypted=encryption.enabled or encryption.private_key is not None,
+            allow_unverified=allow_unverified,
+        )
 
     def choose(self, database: str, key: str | None) -> BackupInfo:
         try:
@@ -84,7 +90,7 @@ class Restorer:
             server = Server(self.config.postgres, password)
             if with_globals:
                 self._restore_globals(server, decryption)
-            with fetched(self.storage, info, spool_dir) as path:
+            with fetched(self.storage, info, spool_dir, self.trust) as path:
                 sql = self.read(path, info, decryption)
                 with step("target"):
                     self._prepare_target(server, target, drop_existing)
@@ -149,7 +155,7 @@ class Restorer:
             log.info("restoring the globals from %s", info.key)
             psql = newest_client("psql", server.version(), self.config.postgres.pg_dump_path)
             environment = server.environment(MAINTENANCE_DATABASE)
-            with fetched(self.storage, info, self.config.backup.spool_dir) as path:
+            with fetched(self.storage, info, self.config.backup.spool_dir, self.trust) as path:
                 sql = read_plain_to_the_end(path, decryption, info, self.config.backup.spool_dir)
                 loading = restricted_psql(psql, environment, sql, stop_on_error=False)
                 with decoding_stages(path, decryption, info) as stages:

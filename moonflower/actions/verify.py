@@ -34,10 +34,11 @@ class Verified:
 
 
 class Verifier:
-    def __init__(self, config: Config, storage: Storage) -> None:
+    def __init__(self, config: Config, storage: Storage, allow_unverified: bool = False) -> None:
         self.config = config
         self.storage = storage
         self.catalog = Catalog(storage, config.s3)
+        self.restorer = Restorer(config, storage, allow_unverified)
 
     def select(self, databases: list[str] | None, every: bool) -> list[BackupInfo]:
         backups = self.catalog.backups(databases or None)
@@ -67,8 +68,10 @@ class Verifier:
         result = Verified(info)
         started = time.monotonic()
         try:
-            with fetched(self.storage, info, self.config.backup.spool_dir) as path:
-                restorer = Restorer(self.config, self.storage)
+            with fetched(
+                self.storage, info, self.config.backup.spool_dir, self.restorer.trust
+            ) as path:
+                restorer = self.restorer
                 sql = restorer.read(path, info, decryption)
                 if server is not None:
                     self._trial_restore(restorer, path, decryption, info, server, sql)

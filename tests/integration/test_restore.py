@@ -113,10 +113,23 @@ def test_backups_made_by_the_original_image_restore(
     s3.client().upload_file(str(made), bucket, key)
     target = unique_name(f"mf_old_{'gpg' if encrypted else 'gz'}")
 
-    result = restore(backup_env, "second", "--into", target, ENCRYPTION_PASSPHRASE=PASSPHRASE)
+    refused = restore(backup_env, "second", "--into", target, ENCRYPTION_PASSPHRASE=PASSPHRASE)
+    created_by_refused = pg.psql(f"SELECT count(*) FROM pg_database WHERE datname = '{target}'")
+    result = restore(
+        backup_env,
+        "second",
+        "--into",
+        target,
+        "--allow-unverified",
+        ENCRYPTION_PASSPHRASE=PASSPHRASE,
+    )
 
+    assert refused.returncode == 1
+    assert "no recorded SHA-256" in refused.stderr
+    assert "--allow-unverified" in refused.stderr
+    assert created_by_refused == "0"
     assert result.returncode == 0, result.stderr
-    assert "no recorded SHA-256" in result.stderr
+    assert "going on because of --allow-unverified" in result.stderr
     assert pg.dump_text(target) == pg.dump_text("second")
 
 

@@ -102,7 +102,9 @@ def test_a_truncated_backup_without_checksum_is_refused_before_the_target_exists
     s3.client().put_object(Bucket=bucket, Key=f"{KEY}{extension}", Body=body)
     target = unique_name("mf_cut")
 
-    result = run_moonflower("restore", "second", "--into", target, env=backup_env)
+    result = run_moonflower(
+        "restore", "second", "--into", target, "--allow-unverified", env=backup_env
+    )
 
     assert result.returncode == 1
     assert "truncated" in result.stderr
@@ -142,3 +144,22 @@ def test_intact_globals_pass_verify_and_a_truncated_custom_dump_fails(
 
     assert cut.returncode == 1
     assert KEY in cut.stdout + cut.stderr
+
+
+def test_with_encryption_configured_an_unencrypted_backup_is_refused(
+    pg: PgServer, s3: S3Server, bucket: str, backup_env: dict[str, str]
+) -> None:
+    """A planted plain backup, even with a valid checksum in its metadata."""
+    assert run_moonflower(env={**backup_env, "PG_DATABASES": "second"}).returncode == 0
+    target = unique_name("mf_plain_refused")
+    env = {**backup_env, "ENCRYPTION_PASSPHRASE": "a passphrase for this test"}
+
+    restored = run_moonflower("restore", "second", "--into", target, env=env)
+    verified = run_moonflower("verify", "second", env=env)
+    accepted = run_moonflower("verify", "second", "--allow-unverified", env=env)
+
+    assert restored.returncode == 1
+    assert "is not encrypted" in restored.stderr
+    assert not database_exists(pg, target)
+    assert verified.returncode == 1
+    assert accepted.returncode == 0, accepted.stderr
