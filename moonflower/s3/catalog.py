@@ -9,11 +9,14 @@ import pendulum
 
 from moonflower.config.model import S3Config
 from moonflower.errors import MoonflowerError
+from moonflower.output.logs import log
 from moonflower.s3.gateway import Storage
 from moonflower.s3.keys import BackupKey, listing_prefix, parse_key
 from moonflower.s3.objects import EXPIRES_METADATA_KEY, PART_SIZE_METADATA_KEY, SHA256_METADATA_KEY
 
 DETAIL_WORKERS = 8
+S3_CLOCK_SKEW = pendulum.duration(minutes=15)
+"""S3 refuses requests signed more than 15 minutes off its clock (RequestTimeTooSkewed)."""
 
 
 class NotFound(MoonflowerError):
@@ -53,12 +56,26 @@ def as_pendulum(moment: object) -> pendulum.DateTime | None:
 
 
 def our_backups(storage: Storage, prefix: str) -> list[tuple[BackupKey, int]]:
-    """Every backup directly under `prefix` that follows our naming, with its size."""
+    """Every backup directly under `prefix` that follows our naming, with its size.
+
+    A key names the moment its dump started, so S3 cannot have received it earlier. One whose
+    name is later than S3's own LastModified (beyond the clock skew S3 itself tolerates) was
+    not written by Moonflower: it is left out, so it can neither become "the newest" backup
+    nor make prune delete real ones."""
     found = []
     for item in storage.list_objects(listing_prefix(prefix)):
         backup = parse_key(item.key, prefix)
-        if backup is not None:
-            found.append((backup, item.size))
+        if backup is None:
+            continue
+        if backup.created > item.last_modified + S3_CLOCK_SKEW:
+            log.warning(
+                "ignoring %s: its name says %s, but S3 received it at %s (not made by Moonflower?)",
+                item.key,
+                backup.created.isoformat(),
+                item.last_modified.isoformat(),
+            )
+            continue
+        found.append((backup, item.size))
     return found
 
 

@@ -233,7 +233,9 @@ class Storage:
         with translated(self.config, "listing backups"):
             for page in pages:
                 for item in page.get("Contents", []):
-                    yield StoredObject(item["Key"], int(item["Size"]))
+                    yield StoredObject(
+                        item["Key"], int(item["Size"]), pendulum.instance(item["LastModified"])
+                    )
 
     def delete_everywhere(self, keys: list[str]) -> list[Deletion]:
         """Delete every version and delete marker of each key, so the space is really freed.

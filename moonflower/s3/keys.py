@@ -86,8 +86,12 @@ def parse_key(key: str, prefix: str) -> BackupKey | None:
     match = KEY_NAME.fullmatch(name)
     if not match:
         return None
-    created = pendulum.parse(match["time"], tz="UTC")
-    assert isinstance(created, pendulum.DateTime)
+    try:
+        created = pendulum.parse(match["time"], tz="UTC")
+    except ValueError:  # shaped like a time, but no such moment (30 February, hour 25)
+        return None
+    if not isinstance(created, pendulum.DateTime):
+        return None
     encoded = match["database"]
     database = GLOBALS_NAME if encoded == GLOBALS_NAME else decode_name(encoded)
     return BackupKey(key, database, created, match["extension"], encoded)

@@ -34,6 +34,8 @@ class Uploaded:
 class StoredObject:
     key: str
     size: int
+    last_modified: pendulum.DateTime
+    """When S3 received the object (its clock, not ours)."""
 
 
 @dataclass

@@ -7,14 +7,17 @@ import hashlib
 import subprocess
 from pathlib import Path
 
+import pendulum
 import pytest
 
+from moonflower.s3.keys import timestamp
 from tests.support.names import unique_name
 from tests.support.pgserver import COMMAND_TIMEOUT_SECONDS, PgServer
 from tests.support.runner import run_moonflower
 from tests.support.s3server import S3Server
 
-KEY = "nightly/second_2031-01-01T00:00:00.000Z"
+KEY = f"nightly/second_{timestamp(pendulum.now('UTC').add(minutes=5))}"
+"""Newer than any real backup a test makes, yet within the clock skew S3 tolerates."""
 TRAILER = "--\n-- PostgreSQL database dump complete\n--\n\n"
 
 
@@ -163,3 +166,34 @@ def test_with_encryption_configured_an_unencrypted_backup_is_refused(
     assert not database_exists(pg, target)
     assert verified.returncode == 1
     assert accepted.returncode == 0, accepted.stderr
+
+
+def test_objects_with_impossible_or_future_dates_change_nothing(
+    pg: PgServer, s3: S3Server, bucket: str, backup_env: dict[str, str]
+) -> None:
+    """Named like backups, but their names lie: S3 received them long before the moment the
+    name claims, or the moment does not exist. They must not become "the newest", stop
+    list/prune/restore, or make prune delete a real backup."""
+    env = {**backup_env, "PG_DATABASES": "second", "S3_EXPIRES_IN": "1 day"}
+    old_real = "nightly/second_2020-01-01T00:00:00.000Z.sql.gz"
+    future = "nightly/second_2099-01-01T00:00:00.000Z.sql.gz"
+    impossible = "nightly/second_2026-02-30T25:00:00.000Z.sql.gz"
+    for key in (old_real, future, impossible):
+        plant(s3, bucket, key, gzip.compress(b"-- not a real dump\n"))
+
+    backup = run_moonflower(env=env)
+    listed = run_moonflower("list", "--json", env=env)
+    target = unique_name("mf_not_the_future")
+    restored = run_moonflower("restore", "second", "--into", target, env=env)
+
+    assert backup.returncode == 0, backup.stderr
+    assert f"ignoring {future}" in backup.stderr
+    keys = s3.keys(bucket)
+    assert old_real not in keys, "the expired real backup should have been pruned"
+    assert future in keys, "prune deleted an object it does not own"
+    assert impossible in keys, "prune deleted an object it does not own"
+    assert listed.returncode == 0, listed.stderr
+    assert future not in listed.stdout
+    assert impossible not in listed.stdout
+    assert restored.returncode == 0, restored.stderr
+    assert pg.dump_text(target) == pg.dump_text("second")

@@ -131,3 +131,12 @@ def test_other_keys_are_not_ours(key: str) -> None:
     from moonflower.s3.keys import parse_key
 
     assert parse_key(key, "nightly") is None
+
+
+@pytest.mark.parametrize(
+    "time", ["2026-02-30T00:00:00.000Z", "2026-13-01T00:00:00.000Z", "2026-01-01T25:00:00.000Z"]
+)
+def test_a_key_with_an_impossible_time_is_not_a_backup(time: str) -> None:
+    from moonflower.s3.keys import parse_key
+
+    assert parse_key(f"nightly/app_{time}.sql.gz", "nightly") is None
