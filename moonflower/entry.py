@@ -8,19 +8,16 @@ then removed from `os.environ` before anything else is imported, so no child can
 import os
 import sys
 
-from moonflower.config.settings import ALL_SETTINGS, S3_KEY_ID_LEGACY
-
-OWN_NAMES = frozenset(
-    [setting.env for setting in ALL_SETTINGS]
-    + [setting.env_file for setting in ALL_SETTINGS if setting.has_file_twin]
-    + [S3_KEY_ID_LEGACY, "MOONFLOWER_CONFIG"]
-)
+from moonflower.config.settings import KNOWN_NAMES, OWNED_PREFIXES
 
 
 def take_settings() -> dict[str, str]:
-    """A copy of the whole environment; Moonflower's own variables leave os.environ."""
+    """A copy of the whole environment; Moonflower's own variables leave os.environ, and so
+    does anything named like one (a misspelt secret is still a secret)."""
     environment = dict(os.environ)
-    for name in OWN_NAMES & set(os.environ):
+    for name in [
+        name for name in os.environ if name in KNOWN_NAMES or name.startswith(OWNED_PREFIXES)
+    ]:
         del os.environ[name]
     return environment
 

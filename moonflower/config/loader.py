@@ -2,6 +2,7 @@
 raises one `ConfigError` that lists all problems, so an operator fixes them in one go.
 """
 
+import difflib
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -53,7 +54,6 @@ from moonflower.errors import ConfigError
 from moonflower.output.redact import redactor
 from moonflower.pipeline.compression import LEVELS, Algorithm, Compression
 
-CONFIG_PATH_ENV = "MOONFLOWER_CONFIG"
 DEFAULT_CONFIG_PATH = Path("/etc/moonflower/moonflower.toml")
 """Read when present and neither --config nor MOONFLOWER_CONFIG names a file (containers)."""
 DEFAULT_PG_PORT = 5432
@@ -143,17 +143,32 @@ def register_secrets(layers: Layers, s3_secret: str | None, private_key: KeyBloc
         redactor.add(private_key.data.decode("utf-8", "replace"))
 
 
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """Variables that look like Moonflower's but are not: typos that would silently turn a
+    feature off (ENCRYPTION_PASSPRASE leaves backups unencrypted)."""
+    problems = []
+    for name in sorted(environ):
+        if not name.startswith(s.OWNED_PREFIXES) or name in s.KNOWN_NAMES:
+            continue
+        if name in s.FOREIGN_NAMES:
+            continue
+        nearest = difflib.get_close_matches(name, s.KNOWN_NAMES, n=1, cutoff=0.6)
+        hint = f"did you mean {nearest[0]}?" if nearest else "see docs/configuration.md"
+        problems.append(f"{name}: not a Moonflower setting; {hint}")
+    return problems
+
+
 def load_config(
     environ: Mapping[str, str],
     config_path: Path | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> Config:
     """Read and validate everything; raise ConfigError listing every problem found."""
-    problems: list[str] = []
+    problems: list[str] = unknown_variables(environ)
     if config_path is not None:
         document = load_toml(config_path, "--config", problems)
-    elif environ.get(CONFIG_PATH_ENV, "").strip():
-        document = load_toml(Path(environ[CONFIG_PATH_ENV].strip()), CONFIG_PATH_ENV, problems)
+    elif environ.get(s.CONFIG_PATH_ENV, "").strip():
+        document = load_toml(Path(environ[s.CONFIG_PATH_ENV].strip()), s.CONFIG_PATH_ENV, problems)
     elif DEFAULT_CONFIG_PATH.is_file():
         document = load_toml(DEFAULT_CONFIG_PATH, str(DEFAULT_CONFIG_PATH), problems)
     else:

@@ -119,5 +119,19 @@ ALL_SETTINGS: tuple[Setting, ...] = (
     LOG_LEVEL,
 )
 
+OWNED_PREFIXES = ("PG_", "S3_", "BACKUP_", "ENCRYPTION_", "WEBHOOK_", "LOG_", "MOONFLOWER_")
+"""An environment variable starting with one of these is Moonflower's: an unknown one is a typo."""
+FOREIGN_NAMES = frozenset({"PG_MAJOR", "PG_VERSION", "PG_SHA256", "PG_CLIENT_VERSION"})
+"""Set in the same containers by others: the official postgres image (PG_MAJOR, PG_VERSION,
+PG_SHA256) and Moonflower's own image build (PG_CLIENT_VERSION)."""
+CONFIG_PATH_ENV = "MOONFLOWER_CONFIG"
+
 S3_KEY_ID_LEGACY = "S3_KEY_ID"
 """The old README's quick start named the key id S3_KEY_ID and the secret S3_ACCESS_KEY."""
+
+KNOWN_NAMES = frozenset(
+    [setting.env for setting in ALL_SETTINGS]
+    + [setting.env_file for setting in ALL_SETTINGS if setting.has_file_twin]
+    + [S3_KEY_ID_LEGACY, CONFIG_PATH_ENV]
+)
+"""Every environment variable Moonflower reads."""

@@ -76,3 +76,46 @@ def test_an_invalid_schedule_names_the_field() -> None:
     [problem] = problems_with(SCHEDULE="0 25 * * *")
 
     assert problem.startswith('SCHEDULE: invalid hour field "25"')
+
+
+@pytest.mark.parametrize(
+    ("typo", "meant"),
+    [
+        ("ENCRYPTION_PASSPRASE", "ENCRYPTION_PASSPHRASE"),
+        ("S3_EXPIRE_IN", "S3_EXPIRES_IN"),
+        ("PG_DATABASE", "PG_DATABASES"),
+        ("S3_BUKET", "S3_BUCKET"),
+        ("WEBHOOK_SUCESS", "WEBHOOK_SUCCESS"),
+        ("PG_PASSWORD_FIEL", "PG_PASSWORD_FILE"),
+    ],
+)
+def test_a_misspelt_setting_is_an_error_naming_the_nearest(typo: str, meant: str) -> None:
+    problems = problems_with(**{typo: "correct horse battery staple"})
+
+    assert f"{typo}: not a Moonflower setting; did you mean {meant}?" in problems
+    assert all("correct horse" not in problem for problem in problems)
+
+
+def test_names_other_software_sets_in_the_same_container_are_left_alone() -> None:
+    environ = {**REQUIRED, "PG_MAJOR": "18", "PG_VERSION": "18.1", "PGDATA": "/data", "PATH": "/b"}
+
+    assert load_config(environ).postgres.host == "db.internal"
+
+
+def test_entry_takes_misspelt_settings_out_of_the_environment_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A misspelt secret must not reach child processes either."""
+    from moonflower.entry import take_settings
+
+    monkeypatch.setenv("ENCRYPTION_PASSPRASE", "still a secret")
+    monkeypatch.setenv("SCHEDULE", "@daily")
+    monkeypatch.setenv("PG_MAJOR", "18")
+
+    taken = take_settings()
+
+    import os
+
+    assert taken["ENCRYPTION_PASSPRASE"] == "still a secret"
+    assert "ENCRYPTION_PASSPRASE" not in os.environ
+    assert "SCHEDULE" not in os.environ
