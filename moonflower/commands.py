@@ -2,6 +2,7 @@
 turns exceptions into exit statuses; the work is here."""
 
 import argparse
+import contextlib
 import json
 import sys
 
@@ -14,7 +15,7 @@ from moonflower.actions.restore import Restorer
 from moonflower.actions.verify import Verifier
 from moonflower.config.cron import EXAMPLES
 from moonflower.config.model import Config
-from moonflower.errors import ConfigError
+from moonflower.errors import ConfigError, Terminated
 from moonflower.exit_status import ExitStatus
 from moonflower.output.logs import log
 from moonflower.output.report import (
@@ -44,6 +45,12 @@ def backup_once(config: Config) -> ExitStatus:
     try:
         status = monitored_backup(config)
         return status
+    except Terminated:
+        status = ExitStatus.TERMINATED
+        raise
+    except KeyboardInterrupt:
+        status = ExitStatus.INTERRUPTED
+        raise
     finally:
         record_run(config, started, status)
 
@@ -175,4 +182,8 @@ def run_scheduler(config: Config, shutdown: Shutdown) -> ExitStatus:
         between_runs=reap_orphans,
         on_next=state.next_run,
     )
-    return runner.run_forever(run_at_start=config.backup.on_start)
+    try:
+        return runner.run_forever(run_at_start=config.backup.on_start)
+    finally:  # a signal stops it cleanly too; only a killed scheduler leaves its pid behind
+        with contextlib.suppress(OSError):
+            state.scheduler_stopped()

@@ -154,6 +154,8 @@ def print_state(
             f"pid {scheduler.get('pid')}, started {scheduler.get('started')}, "
             f"schedule {scheduler.get('schedule')}",
         )
+    if state.get("scheduler_stopped") and not scheduler:
+        table.add_row("scheduler", f"stopped cleanly at {state['scheduler_stopped']}")
     if last:
         table.add_row(
             "last run",

@@ -56,6 +56,9 @@ class StateFile:
             next_run=None,
         )
 
+    def scheduler_stopped(self) -> None:
+        self._update(scheduler=None, next_run=None, scheduler_stopped=now())
+
     def next_run(self, moment: datetime) -> None:
         self._update(next_run=pendulum.instance(moment).in_timezone("UTC").isoformat())
 
@@ -68,15 +71,18 @@ def now() -> str:
 
 
 def health(state: dict[str, Any] | None) -> Health:
-    """Healthy: the last run succeeded, or none ran yet and the scheduler is alive."""
+    """Healthy: the last run succeeded, or none ran yet and the scheduler is alive (or was
+    stopped cleanly). A scheduler that was killed leaves its pid behind: unhealthy."""
     if state is None:
         return Health(False, "no status file yet: no backup has run and no scheduler started")
     scheduler = state.get("scheduler") or {}
     last = state.get("last_run")
     if scheduler and not is_alive(int(scheduler.get("pid", 0))):
         return Health(False, f"the scheduler (pid {scheduler.get('pid')}) is not running")
-    if last is None:
+    if last is None and scheduler:
         return Health(True, "scheduler running; no run yet")
+    if last is None:
+        return Health(True, f"the scheduler stopped cleanly at {state.get('scheduler_stopped')}")
     if last.get("status") != 0:
         return Health(
             False,

@@ -76,5 +76,22 @@ def test_health_and_status_follow_the_scheduler(backup_env: dict[str, str], tmp_
     assert "next run" in status
     assert f"pid {scheduler.pid}" in status
     assert running.returncode == 0, running.stdout
-    assert stopped.returncode == 1
-    assert "not running" in stopped.stdout
+    assert stopped.returncode == 0, stopped.stdout  # stopped cleanly is not a failure
+    assert "stopped cleanly" in stopped.stdout
+
+
+def test_a_killed_scheduler_is_unhealthy(backup_env: dict[str, str], tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    backup_env.update(BACKUP_STATE_DIR=str(state), SCHEDULE="0 0 1 1 *", PG_DATABASES="second")
+    scheduler = start_moonflower(env=backup_env, quiet=True)
+    try:
+        assert eventually(lambda: "next run" in run_moonflower("status", env=backup_env).stdout, 30)
+    finally:
+        scheduler.send_signal(signal.SIGKILL)
+        scheduler.wait(timeout=30)
+
+    health = run_moonflower("health", env=backup_env)
+
+    assert health.returncode == 1
+    assert "not running" in health.stdout
