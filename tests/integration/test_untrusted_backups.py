@@ -16,8 +16,13 @@ from tests.support.pgserver import COMMAND_TIMEOUT_SECONDS, PgServer
 from tests.support.runner import run_moonflower
 from tests.support.s3server import S3Server
 
-KEY = f"nightly/second_{timestamp(pendulum.now('UTC').add(minutes=5))}"
-"""Newer than any real backup a test makes, yet within the clock skew S3 tolerates."""
+
+@pytest.fixture
+def key() -> str:
+    """Newer than any real backup the test makes, yet within the clock skew S3 tolerates."""
+    return f"nightly/second_{timestamp(pendulum.now('UTC').add(minutes=5))}"
+
+
 TRAILER = "--\n-- PostgreSQL database dump complete\n--\n\n"
 
 
@@ -61,9 +66,10 @@ def test_psql_meta_commands_in_a_backup_never_run(
     tmp_path: Path,
     shape: str,
     command: str,
+    key: str,
 ) -> None:
     marker = tmp_path / "pwned"
-    plant(s3, bucket, f"{KEY}.sql.gz", gzip.compress(planted_sql(marker, shape).encode()))
+    plant(s3, bucket, f"{key}.sql.gz", gzip.compress(planted_sql(marker, shape).encode()))
     target = unique_name("mf_planted")
     arguments = ["restore", "second", "--into", target] if command == "restore" else []
     if command != "restore":
@@ -91,7 +97,7 @@ def test_a_real_pg_dump_with_its_own_restrict_lines_still_restores(
 
 @pytest.mark.parametrize("compressed", [True, False])
 def test_a_truncated_backup_without_checksum_is_refused_before_the_target_exists(
-    pg: PgServer, s3: S3Server, bucket: str, backup_env: dict[str, str], compressed: bool
+    pg: PgServer, s3: S3Server, bucket: str, backup_env: dict[str, str], compressed: bool, key: str
 ) -> None:
     dump = subprocess.run(
         [pg.tool("pg_dump"), "--no-password"],
@@ -102,7 +108,7 @@ def test_a_truncated_backup_without_checksum_is_refused_before_the_target_exists
     ).stdout
     cut = dump[: len(dump) * 2 // 3]
     body, extension = (gzip.compress(cut), ".sql.gz") if compressed else (cut, ".sql")
-    s3.client().put_object(Bucket=bucket, Key=f"{KEY}{extension}", Body=body)
+    s3.client().put_object(Bucket=bucket, Key=f"{key}{extension}", Body=body)
     target = unique_name("mf_cut")
 
     result = run_moonflower(
@@ -115,12 +121,12 @@ def test_a_truncated_backup_without_checksum_is_refused_before_the_target_exists
 
 
 def test_drop_existing_keeps_the_live_database_when_the_backup_is_truncated(
-    pg: PgServer, s3: S3Server, bucket: str, backup_env: dict[str, str]
+    pg: PgServer, s3: S3Server, bucket: str, backup_env: dict[str, str], key: str
 ) -> None:
     live = unique_name("mf_live")
     pg.create_database(live)
     pg.psql("CREATE TABLE precious (x int); INSERT INTO precious VALUES (7);", live)
-    plant(s3, bucket, f"{KEY}.sql.gz", gzip.compress(b"--\n-- PostgreSQL database dump\n--\n"))
+    plant(s3, bucket, f"{key}.sql.gz", gzip.compress(b"--\n-- PostgreSQL database dump\n--\n"))
 
     result = run_moonflower("restore", "second", "--into", live, "--drop-existing", env=backup_env)
 
@@ -130,7 +136,7 @@ def test_drop_existing_keeps_the_live_database_when_the_backup_is_truncated(
 
 
 def test_intact_globals_pass_verify_and_a_truncated_custom_dump_fails(
-    pg: PgServer, s3: S3Server, bucket: str, backup_env: dict[str, str]
+    pg: PgServer, s3: S3Server, bucket: str, backup_env: dict[str, str], key: str
 ) -> None:
     good = run_moonflower(env={**backup_env, "PG_DATABASES": "second", "PG_GLOBALS": "true"})
     assert good.returncode == 0, good.stderr
@@ -142,11 +148,11 @@ def test_intact_globals_pass_verify_and_a_truncated_custom_dump_fails(
 
     [dump_key] = [key for key in s3.keys(bucket) if key.endswith(".dump")]
     body = s3.client().get_object(Bucket=bucket, Key=dump_key)["Body"].read()
-    plant(s3, bucket, f"{KEY}.dump", body[: len(body) - 200])
+    plant(s3, bucket, f"{key}.dump", body[: len(body) - 200])
     cut = run_moonflower("verify", "second", env=backup_env)
 
     assert cut.returncode == 1
-    assert KEY in cut.stdout + cut.stderr
+    assert key in cut.stdout + cut.stderr
 
 
 def test_with_encryption_configured_an_unencrypted_backup_is_refused(
