@@ -100,7 +100,7 @@ class WebhookConfig:
     failure: str | None = None
     post_logs: bool = False
     timeout: float = DEFAULT_WEBHOOK_TIMEOUT
-    """Seconds to connect and to wait for an answer, per attempt."""
+    """Seconds one attempt may take as a whole: connect, send, answer."""
 
 
 @dataclass(frozen=True)

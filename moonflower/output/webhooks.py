@@ -7,6 +7,7 @@ original error of a failed run is never hidden by a failing ping.
 import contextlib
 import http.client
 import re
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -34,6 +35,8 @@ RETRY_BUDGET_SECONDS = 20
 INTERRUPTED_ATTEMPTS = 1
 """After SIGTERM there are seconds left before SIGKILL: one quick try only."""
 USER_AGENT = f"moonflower/{__version__}"
+WHOLE_REQUEST_FACTOR = 1
+"""A whole request (connect, send, read the answer) may take this many WEBHOOK_TIMEOUTs."""
 TOKEN_LIKE = re.compile(r"[A-Za-z0-9_\-]{16,}")
 
 
@@ -61,6 +64,34 @@ def mask_url(url: str) -> str:
 
 
 def post(url: str, body: bytes, timeout: float) -> int:
+    """One attempt, bounded as a whole: `timeout` for the entire request (connect, send,
+    answer), not only for each read, so a receiver trickling a byte every few seconds cannot
+    hold a run (the abandoned request ends in its daemon thread at its next socket timeout)."""
+    outcome: list[int | WebhookFailed] = []
+    attempt = threading.Thread(
+        target=lambda: outcome.append(_post_once(url, body, timeout)),
+        name="webhook",
+        daemon=True,
+    )
+    attempt.start()
+    attempt.join(WHOLE_REQUEST_FACTOR * timeout)
+    if not outcome:
+        raise WebhookFailed(
+            f"no complete answer within {WHOLE_REQUEST_FACTOR * timeout:.0f} s", transient=True
+        )
+    if isinstance(outcome[0], WebhookFailed):
+        raise outcome[0]
+    return outcome[0]
+
+
+def _post_once(url: str, body: bytes, timeout: float) -> int | WebhookFailed:
+    try:
+        return _request(url, body, timeout)
+    except WebhookFailed as failure:
+        return failure
+
+
+def _request(url: str, body: bytes, timeout: float) -> int:
     request = urllib.request.Request(
         url,
         data=body,
@@ -135,6 +166,12 @@ class Webhooks:
                 raise
             except MoonflowerError as error:
                 outcome.fail(str(error))
+                self._finish(outcome, run_log, ATTEMPTS)
+                raise
+            except Exception as error:  # a bug or the machine: the failure is still reported
+                outcome.fail(
+                    f"unexpected error: {redactor.mask(str(error)) or type(error).__name__}"
+                )
                 self._finish(outcome, run_log, ATTEMPTS)
                 raise
             self._finish(outcome, run_log, ATTEMPTS)

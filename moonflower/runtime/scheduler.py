@@ -111,6 +111,14 @@ class Runner:
         except MoonflowerError as error:
             log.error("scheduled run %d could not run: %s", self.runs, error)
             status = ExitStatus.BACKUP_FAILED
+        except Exception as error:  # whatever broke one run, the next one still comes
+            log.error(
+                "scheduled run %d failed unexpectedly (%s: %s); the scheduler carries on",
+                self.runs,
+                type(error).__name__,
+                error,
+            )
+            status = ExitStatus.BACKUP_FAILED
         outcome = "ok" if status == ExitStatus.OK else "failed"
         log.info("scheduled run %d finished: exit status %d (%s)", self.runs, status, outcome)
 

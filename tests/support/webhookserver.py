@@ -9,6 +9,10 @@ from tests.support.waiting import eventually
 
 HANG = -1
 """A scripted status that means: read the request, then never answer."""
+TRICKLE = -2
+"""A scripted status that means: send the answer's first line one byte a second, so every
+read a client makes gets something before its timeout."""
+TRICKLE_LINE = b"HTTP/1.1 200 OK, eventually, after a long while\r\n"
 HANG_LIMIT_SECONDS = 120
 
 
@@ -37,6 +41,13 @@ class WebhookReceiver:
                 status = receiver.statuses.popleft() if receiver.statuses else 200
                 if status == HANG:
                     receiver._stopping.wait(HANG_LIMIT_SECONDS)
+                    return
+                if status == TRICKLE:
+                    for byte in TRICKLE_LINE:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        if receiver._stopping.wait(1):
+                            return
                     return
                 self.send_response(status)
                 self.send_header("Content-Length", "2")

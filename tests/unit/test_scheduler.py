@@ -123,3 +123,20 @@ def test_schedule_still_calls_the_private_hook_the_cron_job_overrides() -> None:
     scheduler.run_pending()
     assert fired == [1]
     assert job.fire_at == datetime(2026, 11, 27, 13, 0, 0, tzinfo=UTC)
+
+
+def test_an_unexpected_error_in_a_run_does_not_stop_the_scheduler() -> None:
+    start = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
+    time = SimulatedTime(start, stop_after_runs=3)
+    original = time.run_once
+
+    def first_run_breaks() -> ExitStatus:
+        status = original()
+        if len(time.starts) == 1:
+            raise OSError(28, "No space left on device")
+        return status
+
+    runner = Runner(parse_cron("*/2 * * * * *", UTC), first_run_breaks, time.wait, time.clock)
+
+    assert runner.run_forever() is ExitStatus.OK
+    assert len(time.starts) == 3

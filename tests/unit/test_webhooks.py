@@ -51,3 +51,42 @@ def test_one_enormous_line_is_cut_to_fit() -> None:
 
     assert len(body) <= 1000
     body.decode("utf-8")
+
+
+def test_a_receiver_trickling_its_answer_cannot_hold_a_run() -> None:
+    """One byte a second keeps every read alive; the whole request is still bounded."""
+    import time
+
+    from moonflower.config.model import WebhookConfig
+    from moonflower.output.webhooks import WHOLE_REQUEST_FACTOR, Webhooks
+    from tests.support.webhookserver import TRICKLE, TRICKLE_LINE, WebhookReceiver
+
+    timeout = 2
+    with WebhookReceiver([TRICKLE]) as receiver:
+        url = receiver.url("/ping")
+        started = time.monotonic()
+        Webhooks(WebhookConfig(success=url, timeout=timeout)).send("success", url, b"", 1)
+        elapsed = time.monotonic() - started
+
+    assert elapsed < WHOLE_REQUEST_FACTOR * timeout + 2
+    assert elapsed < len(TRICKLE_LINE) / 2
+
+
+def test_an_unexpected_error_still_sends_the_failure_webhook_with_its_reason() -> None:
+    from moonflower.config.model import WebhookConfig
+    from moonflower.output.webhooks import Webhooks
+    from tests.support.webhookserver import WebhookReceiver
+
+    with WebhookReceiver() as receiver:
+        config = WebhookConfig(
+            start=receiver.url("/start"), failure=receiver.url("/fail"), post_logs=True
+        )
+        with pytest.raises(RuntimeError), Webhooks(config).monitor():
+            raise RuntimeError("No space left on device")
+
+    assert receiver.paths() == ["/start", "/fail"]
+    assert (
+        receiver.received[1]
+        .body.rstrip()
+        .endswith(b"result: failed: unexpected error: No space left on device")
+    )
