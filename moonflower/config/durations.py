@@ -19,6 +19,8 @@ UNITS = {
     "minutes": ("min", "mins", "minute", "minutes"),
     "seconds": ("s", "sec", "secs", "second", "seconds"),
 }
+MAX_YEARS = 100
+"""Longer retention or locks than this are typos (8000 years), and dates past 9999 break."""
 UNIT_OF_WORD = {word: unit for unit, words in UNITS.items() for word in words}
 TERM = re.compile(r"(\d+|an?)\s*([a-z]+)")
 SEPARATORS = re.compile(r"\s*(?:,|\band\b)\s*|\s+")
@@ -44,16 +46,27 @@ class Period:
 def parse_period(text: str) -> Period:
     """Parse a duration; raise ValueError with accepted examples when it is not one."""
     cleaned = " ".join(text.strip().split())
-    if cleaned[:1] in ("P", "p"):
-        duration = _iso(cleaned.upper())
-    else:
-        amounts = _words(cleaned.lower())
-        duration = None if amounts is None else pendulum.duration(**amounts)
+    try:
+        if cleaned[:1] in ("P", "p"):
+            duration = _iso(cleaned.upper())
+        else:
+            amounts = _words(cleaned.lower())
+            duration = None if amounts is None else pendulum.duration(**amounts)
+    except OverflowError:
+        raise ValueError(f'"{text}" is too long: at most {MAX_YEARS} years') from None
     if duration is None:
         raise ValueError(f'"{text}" is not a duration; use for example {EXAMPLES}')
     if not any((duration.years, duration.months, duration.total_seconds())):
         raise ValueError(f'"{text}" is zero; use a positive duration, for example {EXAMPLES}')
-    return Period(cleaned, duration)
+    period = Period(cleaned, duration)
+    now = pendulum.now("UTC")
+    try:
+        too_long = period.after(now) > now.add(years=MAX_YEARS)
+    except (OverflowError, ValueError):  # past the year 9999
+        too_long = True
+    if too_long:
+        raise ValueError(f'"{text}" is too long: at most {MAX_YEARS} years')
+    return period
 
 
 def _iso(text: str) -> pendulum.Duration | None:

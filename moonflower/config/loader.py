@@ -43,6 +43,7 @@ from moonflower.config.values import (
     port_number,
     private_key_block,
     public_key_block,
+    region_name,
     s3_prefix,
     secret_text,
     text,
@@ -63,6 +64,14 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 MAX_JOBS = 32
 
 T = TypeVar("T")
+MAY_SPAN_LINES = frozenset(
+    {
+        s.PG_DATABASES.env,
+        s.PG_EXCLUDE_DATABASES.env,
+        s.ENCRYPTION_PUBLIC_KEY.env,
+        s.ENCRYPTION_PRIVATE_KEY.env,
+    }
+)
 NO_PATTERNS: tuple[str, ...] = ()
 
 
@@ -78,7 +87,7 @@ class Validator:
         if raw is None:
             return default
         try:
-            return parse(raw)
+            return parse(checked_characters(setting, raw))
         except ValueError as error:
             self.problems.append(f"{raw.origin}: {error}")
             return default
@@ -86,13 +95,27 @@ class Validator:
     def required(self, setting: Setting, parse: Callable[[RawValue], T]) -> T | None:
         raw = self.layers.get(setting)
         if raw is None:
-            self.problems.append(f"{setting.env}: required, not set")
+            if setting.env not in self.layers.reported:
+                self.problems.append(f"{setting.env}: required, not set")
             return None
         try:
-            return parse(raw)
+            return parse(checked_characters(setting, raw))
         except ValueError as error:
             self.problems.append(f"{raw.origin}: {error}")
             return None
+
+
+def checked_characters(setting: Setting, raw: RawValue) -> RawValue:
+    """No value may hide a line break or another control character (a pasted secret with a
+    newline, a name with a tab); lists and key blocks may span lines."""
+    allowed = "\n\r\t" if setting.env in MAY_SPAN_LINES else ""
+    texts = raw.value if isinstance(raw.value, list) else [raw.value]
+    for value in texts:
+        if isinstance(value, str) and any(
+            not char.isprintable() and char != " " and char not in allowed for char in value
+        ):
+            raise ValueError("contains a line break or another control character")
+    return raw
 
 
 def retention_warnings(governance: Period | None, expires_in: Period | None) -> list[str]:
@@ -165,14 +188,15 @@ def load_config(
 ) -> Config:
     """Read and validate everything; raise ConfigError listing every problem found."""
     problems: list[str] = unknown_variables(environ)
+    document: dict[str, Any] | None = {}
     if config_path is not None:
         document = load_toml(config_path, "--config", problems)
     elif environ.get(s.CONFIG_PATH_ENV, "").strip():
         document = load_toml(Path(environ[s.CONFIG_PATH_ENV].strip()), s.CONFIG_PATH_ENV, problems)
     elif DEFAULT_CONFIG_PATH.is_file():
         document = load_toml(DEFAULT_CONFIG_PATH, str(DEFAULT_CONFIG_PATH), problems)
-    else:
-        document = {}
+    if document is None:  # the file that was meant cannot be read: that is the one problem
+        raise ConfigError([redactor.mask(problem) for problem in problems])
     flagged = {
         name: RawValue(value, f"--{flag}") for name, (flag, value) in (overrides or {}).items()
     }
@@ -189,7 +213,7 @@ def load_config(
     dump_globals = validator.optional(s.PG_GLOBALS, boolean, False)
 
     endpoint = validator.required(s.S3_ENDPOINT, endpoint_url)
-    region = validator.optional(s.S3_REGION, text, DEFAULT_S3_REGION)
+    region = validator.optional(s.S3_REGION, region_name, DEFAULT_S3_REGION)
     bucket = validator.required(s.S3_BUCKET, text)
     prefix = validator.optional(s.S3_PATH, s3_prefix, "")
     access_key, secret_key, warnings = s3_credentials(validator)
@@ -218,6 +242,11 @@ def load_config(
         problems.append(
             "ENCRYPTION_PASSPHRASE and ENCRYPTION_PUBLIC_KEY: set only one of them "
             "(symmetric or public-key encryption)"
+        )
+    if dump_globals and not encryption.enabled:
+        warnings.append(
+            "PG_GLOBALS: the globals include the roles' password hashes, and backups are not "
+            "encrypted; set ENCRYPTION_PASSPHRASE or ENCRYPTION_PUBLIC_KEY"
         )
     webhooks = WebhookConfig(
         start=validator.optional(s.WEBHOOK_START, webhook_url, None),

@@ -46,22 +46,23 @@ def read_secret_file(path_text: str, origin: str, problems: list[str]) -> str | 
     return content.rstrip("\r\n")
 
 
-def load_toml(path: Path, origin: str, problems: list[str]) -> dict[str, Any]:
+def load_toml(path: Path, origin: str, problems: list[str]) -> dict[str, Any] | None:
+    """The document, or None when the file cannot be read at all (the problem says why)."""
     try:
         path = path.expanduser()
         with path.open("rb") as handle:
             document = tomllib.load(handle)
     except FileNotFoundError:
         problems.append(f"{origin}: file {path} does not exist")
-        return {}
+        return None
     except (OSError, RuntimeError) as error:
         problems.append(
             f"{origin}: cannot read {path}: {getattr(error, 'strerror', None) or error}"
         )
-        return {}
+        return None
     except tomllib.TOMLDecodeError as error:
         problems.append(f"{origin}: {path} is not valid TOML: {error}")
-        return {}
+        return None
     problems.extend(unknown_toml_keys(document, path))
     return document
 
@@ -102,16 +103,22 @@ class Layers:
         self._overrides = overrides
         self._problems = problems
         self._found: dict[str, RawValue | None] = {}
+        self.reported: set[str] = set()
+        """Settings whose sources already produced a problem (both a value and its file, an
+        unreadable file): no second message says they are missing."""
 
     def get(self, setting: Setting) -> RawValue | None:
         """The value with the highest precedence; each setting is looked up once."""
         if setting.env not in self._found:
+            before = len(self._problems)
             found = self._overrides.get(setting.env)
             if found is None:
                 found = self._from_environment(setting)
             if found is None:
                 found = self._from_toml(setting)
             self._found[setting.env] = found
+            if len(self._problems) > before:
+                self.reported.add(setting.env)
         return self._found[setting.env]
 
     def env(self, name: str) -> str | None:

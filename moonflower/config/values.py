@@ -4,12 +4,13 @@ raises ValueError with a message for the operator (the caller adds the setting's
 import base64
 import binascii
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from pendulum.tz import local_timezone
 
@@ -24,6 +25,9 @@ ALL_DATABASES = "*"
 TRUE_WORDS = ("true", "1", "yes", "on")
 FALSE_WORDS = ("false", "0", "no", "off")
 ARMOR_START = "-----BEGIN PGP"
+HIDDEN_URL = "the URL"
+"""How a URL that may hold a token is named in messages."""
+REGION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
 
 
 @dataclass(frozen=True)
@@ -114,12 +118,40 @@ def name_patterns(raw: RawValue) -> tuple[str, ...]:
     raise ValueError("expected a list of database names or patterns")
 
 
-def endpoint_url(raw: RawValue) -> str:
-    value = text(raw)
+def http_url(value: str, shown: str) -> SplitResult:
+    """An http(s) URL every part of which the HTTP clients can use; `shown` names it in
+    messages (a webhook URL may hold a token, so it is not repeated)."""
+    if any(char.isspace() or not char.isprintable() for char in value):
+        raise ValueError(f"{shown} contains spaces or control characters")
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f'expected an http:// or https:// URL, got "{value}"')
+        got = "" if shown == HIDDEN_URL else f", got {shown}"
+        raise ValueError(f"expected an http:// or https:// URL{got}")
+    try:
+        parts.port  # noqa: B018  (urlsplit checks the port only when it is read)
+    except ValueError:
+        raise ValueError(f"{shown} has an invalid port (1-65535)") from None
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(
+            f"{shown} holds credentials (user:password@), which cannot be used there; "
+            "put a token in the path or the query instead"
+        )
+    return parts
+
+
+def endpoint_url(raw: RawValue) -> str:
+    value = text(raw)
+    parts = http_url(value, HIDDEN_URL if "@" in value else f'"{value}"')
+    if parts.query or parts.fragment:
+        raise ValueError(f'"{value}" has a query or fragment; give scheme, host and port')
     return value.rstrip("/")
+
+
+def region_name(raw: RawValue) -> str:
+    value = text(raw)
+    if not REGION.fullmatch(value):
+        raise ValueError(f'"{value}" is not a region name such as eu-central-1 or us-west-1')
+    return value
 
 
 def s3_prefix(raw: RawValue) -> str:
@@ -128,6 +160,8 @@ def s3_prefix(raw: RawValue) -> str:
     parts = [part for part in raw.value.split("/") if part]
     if any(part in (".", "..") for part in parts):
         raise ValueError(f'"{raw.value}" holds "." or ".." segments; give a plain folder path')
+    if any(part != part.strip() for part in parts):
+        raise ValueError(f'"{raw.value}" has spaces around a folder name')
     return "/".join(parts)
 
 
@@ -171,9 +205,7 @@ def period(raw: RawValue) -> Period:
 
 def webhook_url(raw: RawValue) -> str:
     value = text(raw)
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("expected an http:// or https:// URL")
+    http_url(value, HIDDEN_URL)
     return value
 
 

@@ -119,3 +119,80 @@ def test_entry_takes_misspelt_settings_out_of_the_environment_too(
     assert taken["ENCRYPTION_PASSPRASE"] == "still a secret"
     assert "ENCRYPTION_PASSPRASE" not in os.environ
     assert "SCHEDULE" not in os.environ
+
+
+@pytest.mark.parametrize("value", ["8000 years", "99999999999999999999 days", "P9999Y"])
+@pytest.mark.parametrize("setting", ["S3_EXPIRES_IN", "S3_GOVERNANCE"])
+def test_durations_that_overflow_are_refused_up_front(setting: str, value: str) -> None:
+    [problem] = problems_with(**{setting: value})
+
+    assert problem.startswith(f"{setting}: ")
+    assert "too long" in problem
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("https://hc-ping.com:99999/uuid", "invalid port"),
+        ("https://hc-ping.com/uu id", "spaces or control characters"),
+        ("https://user:token-123@hooks.example/x", "holds credentials"),
+        ("hc-ping.com/uuid", "expected an http:// or https:// URL"),
+    ],
+)
+def test_webhook_urls_are_checked_without_repeating_them(url: str, message: str) -> None:
+    [problem] = problems_with(WEBHOOK_FAILURE=url)
+
+    assert problem.startswith("WEBHOOK_FAILURE: ")
+    assert message in problem
+    assert "token-123" not in problem
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"S3_ENDPOINT": "https://s3.example.test:70000"}, "S3_ENDPOINT: "),
+        ({"S3_ENDPOINT": "https://s3.example.test/?x=1"}, "S3_ENDPOINT: "),
+        ({"S3_REGION": "eu central 1"}, "S3_REGION: "),
+        ({"S3_REGION": "eu/central"}, "S3_REGION: "),
+        ({"S3_PATH": " nightly /x"}, "S3_PATH: "),
+        ({"PG_HOST": "db.internal\n"}, "PG_HOST: contains a line break"),
+        ({"S3_BUCKET": "back\tups"}, "S3_BUCKET: contains a line break"),
+        ({"PG_PASSWORD": "pass\x00word"}, "PG_PASSWORD: contains a line break"),
+    ],
+)
+def test_every_value_is_checked_up_front(settings: dict[str, str], message: str) -> None:
+    [problem] = problems_with(**settings)
+
+    assert problem.startswith(message)
+
+
+def test_lists_may_span_lines() -> None:
+    config = load_config({**REQUIRED, "PG_DATABASES": "app\nbilling\n\treports"})
+
+    assert config.postgres.databases == ("app", "billing", "reports")
+
+
+def test_a_value_and_its_file_both_set_is_one_problem(tmp_path) -> None:
+    secret = tmp_path / "password"
+    secret.write_text("from-file\n")
+
+    problems = problems_with(PG_PASSWORD_FILE=str(secret))
+
+    assert problems == ["PG_PASSWORD and PG_PASSWORD_FILE: set only one of them"]
+
+
+def test_an_unreadable_config_file_is_the_only_problem(tmp_path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config({}, tmp_path / "missing.toml")
+
+    assert caught.value.problems == [f"--config: file {tmp_path / 'missing.toml'} does not exist"]
+
+
+def test_globals_without_encryption_warn_about_password_hashes() -> None:
+    plain = load_config({**REQUIRED, "PG_GLOBALS": "true"})
+    encrypted = load_config(
+        {**REQUIRED, "PG_GLOBALS": "true", "ENCRYPTION_PASSPHRASE": "long enough passphrase"}
+    )
+
+    assert any(warning.startswith("PG_GLOBALS: ") for warning in plain.warnings)
+    assert not any(warning.startswith("PG_GLOBALS: ") for warning in encrypted.warnings)
