@@ -1,11 +1,13 @@
 """Command line: the single place where exceptions become exit statuses and one-line messages."""
 
 import argparse
+import functools
 import os
 import sys
 import traceback
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from moonflower import __version__
 from moonflower.commands import (
@@ -45,6 +47,29 @@ exit status: 0 every database backed up, 1 a backup failed, 2 bad configuration,
 """
 
 
+def add_global_options(parser: argparse.ArgumentParser, default: Any = None) -> None:
+    """Options every command takes; `default` SUPPRESS keeps a value given before it."""
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="PATH",
+        default=default,
+        help="TOML configuration file (MOONFLOWER_CONFIG)",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default=default,
+        help="log line format (LOG_FORMAT)",
+    )
+    parser.add_argument(
+        "--traceback",
+        action="store_true",
+        default=False if default is None else default,
+        help="show the full traceback of unexpected errors",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="moonflower",
@@ -53,17 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"moonflower {__version__}")
-    parser.add_argument(
-        "--config", type=Path, metavar="PATH", help="TOML configuration file (MOONFLOWER_CONFIG)"
-    )
-    parser.add_argument(
-        "--log-format", choices=("text", "json"), help="log line format (LOG_FORMAT)"
-    )
-    parser.add_argument(
-        "--traceback", action="store_true", help="show the full traceback of unexpected errors"
-    )
+    add_global_options(parser)
+    after_command = argparse.ArgumentParser(add_help=False)
+    add_global_options(after_command, default=argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    backup = commands.add_parser(
+    # Global options work after the command too (`moonflower backup --config x.toml`).
+    add_command = functools.partial(commands.add_parser, parents=[after_command])
+    backup = add_command(
         "backup",
         help="back up every configured database once, now",
         description="Back up every configured database once, now.",
@@ -71,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     backup.add_argument(
         "databases", nargs="*", metavar="DATABASE", help="databases to back up (PG_DATABASES)"
     )
-    prune = commands.add_parser(
+    prune = add_command(
         "prune",
         help="delete backups older than S3_EXPIRES_IN (never the newest of a database)",
         description="Delete backups older than S3_EXPIRES_IN, every version of them. The "
@@ -83,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
         "prune_databases", nargs="*", metavar="DATABASE", help="only these databases"
     )
     prune.add_argument("--dry-run", action="store_true", help="show what would be deleted")
-    listing = commands.add_parser(
+    listing = add_command(
         "list",
         help="list the backups under S3_PATH, newest first",
         description="List Moonflower's backups under S3_PATH, newest first, including the "
@@ -91,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     listing.add_argument("list_databases", nargs="*", metavar="DATABASE", help="only these")
     listing.add_argument("--json", action="store_true", help="print a JSON array for scripts")
-    restore = commands.add_parser(
+    restore = add_command(
         "restore",
         help="restore a backup into a database on the configured server",
         description="Restore the newest backup of DATABASE (or the one named by --backup) "
@@ -119,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="custom-format backups: do not restore ownership (objects belong to PG_USER)",
     )
-    verify = commands.add_parser(
+    verify = add_command(
         "verify",
         help="check that backups are complete and restorable",
         description="For the newest backup of each database (or every backup with --all): "
@@ -134,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--restore", action="store_true", help="also load each into a scratch database"
     )
     verify.add_argument("--allow-unverified", action="store_true", help=ALLOW_UNVERIFIED_HELP)
-    commands.add_parser(
+    add_command(
         "check",
         help="check configuration, database, bucket, key and webhooks without backing up",
         description="Preflight: validate the configuration, connect to each database (and pick "
@@ -142,13 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
         "encryption key, resolve webhook hosts. Exit 0 only if every check passes. Makes no "
         "backup and calls no webhook.",
     )
-    commands.add_parser(
+    add_command(
         "health",
         help="exit 0 if the last run succeeded (or none yet and the scheduler runs)",
         description="For a container HEALTHCHECK: reads the status file in BACKUP_STATE_DIR.",
     )
-    commands.add_parser("status", help="show the scheduler's state, the last and the next run")
-    commands.add_parser(
+    add_command("status", help="show the scheduler's state, the last and the next run")
+    add_command(
         "run",
         help="run backups on the cron schedule in SCHEDULE until stopped",
         description="Run backups on the cron schedule in SCHEDULE (local time) until SIGTERM "

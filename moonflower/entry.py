@@ -10,6 +10,9 @@ import sys
 
 from moonflower.config.settings import KNOWN_NAMES, OWNED_PREFIXES
 
+NOT_INSTALLED = 2
+"""Nothing ran: like a bad configuration, the installation must be fixed first."""
+
 
 def take_settings() -> dict[str, str]:
     """A copy of the whole environment; Moonflower's own variables leave os.environ, and so
@@ -24,6 +27,14 @@ def take_settings() -> dict[str, str]:
 
 def run() -> None:
     environment = take_settings()
-    from moonflower.cli import main
-
+    try:
+        from moonflower.cli import main
+    except ModuleNotFoundError as missing:
+        print(
+            f"moonflower: the Python package {missing.name!r} is not installed for "
+            f"{sys.executable}; run `make venv` in the checkout (bin/moonflower then uses "
+            "its .venv), or `pip install .`",
+            file=sys.stderr,
+        )
+        sys.exit(NOT_INSTALLED)
     sys.exit(main(environ=environment))

@@ -1,10 +1,14 @@
 """`moonflower check`: a preflight of everything a backup needs, without making one."""
 
+import contextlib
 import functools
 import secrets
+import shutil
 import socket
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from moonflower.config.model import Config
@@ -39,6 +43,9 @@ class Preflight:
 
     def run(self) -> list[Check]:
         checks = [Check("configuration", True, "valid")]
+        backup = self.config.backup
+        checks.append(run_check("spool directory", lambda: writable(backup.spool_dir)))
+        checks.append(run_check("state directory", lambda: writable(backup.state_directory)))
         checks += self._databases()
         storage: Storage | None = None
         try:
@@ -58,7 +65,11 @@ class Preflight:
     def _databases(self) -> list[Check]:
         pg = self.config.postgres
         results = []
-        with passfile(pg.password, self.config.backup.spool_dir) as password:
+        with contextlib.ExitStack() as stack:
+            try:
+                password = stack.enter_context(passfile(pg.password, self.config.backup.spool_dir))
+            except MoonflowerError as error:
+                return [Check("databases", False, str(error))]
             for database in pg.databases:
 
                 def probe(database: str = database) -> str:
@@ -96,6 +107,18 @@ class Preflight:
         hooks = self.config.webhooks
         pairs = [("start", hooks.start), ("success", hooks.success), ("failure", hooks.failure)]
         return [(event, url) for event, url in pairs if url]
+
+
+def writable(directory: Path) -> str:
+    """A file can be created (0600) in `directory`, written and removed."""
+    try:
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".moonflower-check-") as probe:
+            probe.write(b"moonflower check\n")
+            probe.flush()
+    except OSError as error:
+        raise MoonflowerError(f"cannot write in {directory}: {error.strerror or error}") from None
+    usage = shutil.disk_usage(directory)
+    return f"{directory} writable, {usage.free // (1024 * 1024)} MiB free"
 
 
 def resolve(url: str) -> str:

@@ -59,7 +59,9 @@ def mask_url(url: str) -> str:
     path = "/".join(
         MASK if TOKEN_LIKE.fullmatch(segment) else segment for segment in parts.path.split("/")
     )
-    query = urlencode([(name, MASK) for name, _ in parse_qsl(parts.query, keep_blank_values=True)])
+    query = urlencode(
+        [(name, MASK) for name, _ in parse_qsl(parts.query, keep_blank_values=True)], safe="*"
+    )
     return urlunsplit((parts.scheme, host, path, query, ""))
 
 

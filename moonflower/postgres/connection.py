@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from moonflower.config.model import PostgresConfig
+from moonflower.errors import DumpError
 from moonflower.pipeline.spool import owned_prefix
 
 CONNECT_TIMEOUT_SECONDS = 15
@@ -22,7 +23,13 @@ def escape_passfile_field(value: str) -> str:
 @contextlib.contextmanager
 def passfile(password: str, directory: Path) -> Iterator[Path]:
     """A 0600 libpq password file that matches any host, removed on exit."""
-    descriptor, name = tempfile.mkstemp(prefix=owned_prefix(), suffix=".pgpass", dir=directory)
+    try:
+        descriptor, name = tempfile.mkstemp(prefix=owned_prefix(), suffix=".pgpass", dir=directory)
+    except OSError as error:
+        raise DumpError(
+            f"cannot create the password file in the spool directory {directory} "
+            f"(BACKUP_SPOOL_DIR): {error.strerror or error}"
+        ) from None
     path = Path(name)
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:

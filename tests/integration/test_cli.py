@@ -66,3 +66,44 @@ def test_quick_start_spelling_warns_and_works(
     assert result.returncode == 0, result.stderr
     assert "S3_SECRET_KEY=<secret>" in result.stderr
     assert len(s3.keys(bucket)) == 1
+
+
+def test_global_options_work_after_the_command_too(
+    s3: S3Server, bucket: str, backup_env: dict[str, str], tmp_path: Path
+) -> None:
+    config = tmp_path / "moonflower.toml"
+    config.write_text('[s3]\npath = "after-the-command"\n')
+    del backup_env["S3_PATH"]
+    backup_env["PG_DATABASES"] = "second"
+
+    result = run_moonflower(
+        "backup", "--config", str(config), "--log-format", "json", env=backup_env
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert [key.split("/")[0] for key in s3.keys(bucket)] == ["after-the-command"]
+    assert result.stderr.lstrip().startswith("{")
+
+
+def test_without_its_packages_it_says_how_to_install_not_a_traceback() -> None:
+    """`python -S` leaves site-packages out, as a fresh clone without a virtualenv would."""
+    import subprocess
+    import sys
+
+    from tests.support.runner import CHECKOUT
+
+    program = (
+        f"import sys; sys.path.insert(0, {str(CHECKOUT)!r}); "
+        "from moonflower.entry import run; run()"
+    )
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", program, "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "make venv" in result.stderr

@@ -1,5 +1,6 @@
 """`check`, `health` and `status`: what operators and container health checks call."""
 
+import os
 import signal
 from pathlib import Path
 
@@ -95,3 +96,23 @@ def test_a_killed_scheduler_is_unhealthy(backup_env: dict[str, str], tmp_path: P
 
     assert health.returncode == 1
     assert "not running" in health.stdout
+
+
+def test_check_finds_an_unusable_spool_directory(
+    backup_env: dict[str, str], tmp_path: Path
+) -> None:
+    """As root, /proc passes the permission test but takes no file; as a user, a read-only
+    directory is refused while the configuration is read. Either way check says so."""
+    if os.geteuid() == 0:
+        unusable = "/proc"
+    else:
+        read_only = tmp_path / "read-only"
+        read_only.mkdir(mode=0o500)
+        unusable = str(read_only)
+
+    result = run_moonflower("check", env={**backup_env, "BACKUP_SPOOL_DIR": unusable})
+
+    assert result.returncode != 0
+    flat = " ".join((result.stdout + result.stderr).split())
+    assert unusable in flat
+    assert "spool" in flat.lower() or "BACKUP_SPOOL_DIR" in flat

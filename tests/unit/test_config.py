@@ -257,6 +257,7 @@ def test_the_example_config_file_is_valid() -> None:
     config = load_config({}, example)
 
     assert config.postgres.databases
+    assert config.schedule is None, "copying the example must not switch a schedule on"
 
 
 def test_bad_durations_name_the_setting() -> None:

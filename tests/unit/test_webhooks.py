@@ -13,7 +13,7 @@ from moonflower.output.webhooks import mask_url
         ),
         (
             "https://user:pass@hooks.example/x?token=abc&n=1",
-            "https://********@hooks.example/x?token=%2A%2A%2A%2A%2A%2A%2A%2A&n=%2A%2A%2A%2A%2A%2A%2A%2A",
+            "https://********@hooks.example/x?token=********&n=********",
         ),
         ("http://127.0.0.1:8080/ping", "http://127.0.0.1:8080/ping"),
     ],
