@@ -65,7 +65,7 @@ def record_run(config: Config, started: str, status: ExitStatus) -> None:
 def monitored_backup(config: Config) -> ExitStatus:
     """One run with its webhooks: start, then success or failure with the run's log."""
     with Webhooks(config.webhooks).monitor() as outcome:
-        with Encryption.open(config.encryption) as encryption:
+        with Encryption.open(config.encryption, config.backup.spool_dir) as encryption:
             report = BackupRun(config, encryption).run()
         if report.prune_error:
             outcome.warn(f"pruning expired backups failed: {report.prune_error}")
@@ -166,7 +166,7 @@ def verify_backups(config: Config, arguments: argparse.Namespace) -> ExitStatus:
 def run_scheduler(config: Config, shutdown: Shutdown) -> ExitStatus:
     if config.schedule is None:
         raise ConfigError([f"SCHEDULE: required by `moonflower run`, e.g. {EXAMPLES}"])
-    with Encryption.open(config.encryption):
+    with Encryption.open(config.encryption, config.backup.spool_dir):
         pass  # an unusable key stops us now (exit 2), not at the first fire
 
     def guarded_run() -> ExitStatus:

@@ -2,7 +2,6 @@
 its pipeline, checked, uploaded; then expired backups are pruned."""
 
 import contextlib
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ from moonflower.errors import MoonflowerError
 from moonflower.output.logs import database_context, log, step
 from moonflower.output.report import human_size
 from moonflower.pipeline.dump import DumpJob
-from moonflower.pipeline.gpg import Encryption, remove_stale_homes
+from moonflower.pipeline.gpg import Encryption, home_parent, remove_stale_homes
 from moonflower.pipeline.openpgp import check_encrypted_artifact
 from moonflower.pipeline.runner import abandon_all
 from moonflower.pipeline.spool import remove_stale_files, spool_file
@@ -84,7 +83,10 @@ class BackupRun:
         wanted = "every database" if pg.all_databases else ", ".join(pg.databases)
         log.info("backup started: %s%s", wanted, " and the globals" if pg.globals else "")
         remove_stale_files(self.config.backup.spool_dir)
-        remove_stale_homes(Path(tempfile.gettempdir()))
+        spool_dir = self.config.backup.spool_dir
+        remove_stale_homes(home_parent(spool_dir))
+        if home_parent(spool_dir) != spool_dir:
+            remove_stale_homes(spool_dir)
         try:
             with step("s3"):
                 self.storage.check_bucket()

@@ -94,7 +94,9 @@ class Preflight:
 
     def _encryption(self) -> str:
         try:
-            with Encryption.open(self.config.encryption) as encryption:
+            with Encryption.open(
+                self.config.encryption, self.config.backup.spool_dir
+            ) as encryption:
                 if encryption is None:
                     return "off (backups are not encrypted)"
                 if encryption.recipient is not None:

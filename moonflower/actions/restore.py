@@ -85,7 +85,7 @@ class Restorer:
         spool_dir = self.config.backup.spool_dir
         with (
             passfile(self.config.postgres.password, spool_dir) as password,
-            Decryption.open(self.config.encryption) as decryption,
+            Decryption.open(self.config.encryption, spool_dir) as decryption,
         ):
             server = Server(self.config.postgres, password)
             if with_globals:

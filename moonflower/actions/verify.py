@@ -54,7 +54,7 @@ class Verifier:
         results = []
         with (
             passfile(self.config.postgres.password, spool_dir) as password,
-            Decryption.open(self.config.encryption) as decryption,
+            Decryption.open(self.config.encryption, spool_dir) as decryption,
         ):
             server = Server(self.config.postgres, password) if trial_restore else None
             for info in backups:

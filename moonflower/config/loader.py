@@ -166,6 +166,18 @@ def register_secrets(layers: Layers, s3_secret: str | None, private_key: KeyBloc
         redactor.add(private_key.data.decode("utf-8", "replace"))
 
 
+def system_temp_directory(validator: Validator) -> Path | None:
+    """The default spool directory, looked up only when BACKUP_SPOOL_DIR is not set."""
+    try:
+        return Path(tempfile.gettempdir())
+    except OSError:
+        validator.problems.append(
+            f"{s.BACKUP_SPOOL_DIR.env}: not set, and there is no writable temporary directory; "
+            "set it to a directory with room for the compressed dumps"
+        )
+        return None
+
+
 def unknown_variables(environ: Mapping[str, str]) -> list[str]:
     """Variables that look like Moonflower's but are not: typos that would silently turn a
     feature off (ENCRYPTION_PASSPRASE leaves backups unencrypted)."""
@@ -227,9 +239,9 @@ def load_config(
     expires_in = validator.optional(s.S3_EXPIRES_IN, period, None)
     warnings.extend(retention_warnings(governance, expires_in))
 
-    spool_dir = validator.optional(
-        s.BACKUP_SPOOL_DIR, writable_directory, Path(tempfile.gettempdir())
-    )
+    spool_dir = validator.optional(s.BACKUP_SPOOL_DIR, writable_directory, None)
+    if spool_dir is None and s.BACKUP_SPOOL_DIR.env not in layers.reported:
+        spool_dir = system_temp_directory(validator)
     encryption = EncryptionConfig(
         passphrase=validator.optional(s.ENCRYPTION_PASSPHRASE, passphrase, None),
         public_key=validator.optional(s.ENCRYPTION_PUBLIC_KEY, public_key_block, None),
@@ -278,6 +290,7 @@ def load_config(
     assert user is not None
     assert password is not None
     assert endpoint is not None
+    assert spool_dir is not None
     assert bucket is not None
     return Config(
         postgres=PostgresConfig(

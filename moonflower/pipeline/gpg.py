@@ -66,10 +66,23 @@ class Recipient:
     expires: pendulum.DateTime | None
 
 
+def home_parent(spool_dir: Path) -> Path:
+    """Where GnuPG homes go: the system temp directory, whose short path keeps gpg-agent's
+    socket names within their length limit; the spool directory when there is no usable
+    temp directory (a read-only /tmp)."""
+    try:
+        return Path(tempfile.gettempdir())
+    except OSError:
+        return spool_dir
+
+
 @contextlib.contextmanager
-def temporary_home(directory: Path | None = None) -> Iterator[Path]:
+def temporary_home(spool_dir: Path) -> Iterator[Path]:
     """A fresh 0700 GnuPG home; its agent is stopped and the directory removed on exit."""
-    home = Path(tempfile.mkdtemp(prefix=owned_prefix(HOME_KIND), dir=directory))
+    try:
+        home = Path(tempfile.mkdtemp(prefix=owned_prefix(HOME_KIND), dir=home_parent(spool_dir)))
+    except OSError:  # the temp directory went read-only since it was chosen
+        home = Path(tempfile.mkdtemp(prefix=owned_prefix(HOME_KIND), dir=spool_dir))
     home.chmod(0o700)
     try:
         yield home
@@ -170,9 +183,7 @@ class Encryption:
 
     @classmethod
     @contextlib.contextmanager
-    def open(
-        cls, config: EncryptionConfig, spool_dir: Path | None = None
-    ) -> Iterator["Encryption | None"]:
+    def open(cls, config: EncryptionConfig, spool_dir: Path) -> Iterator["Encryption | None"]:
         """Check the key before any backup; ConfigError if it is unusable."""
         if not config.enabled:
             yield None
@@ -229,8 +240,8 @@ class Decryption:
 
     @classmethod
     @contextlib.contextmanager
-    def open(cls, config: EncryptionConfig) -> Iterator["Decryption"]:
-        with temporary_home() as home:
+    def open(cls, config: EncryptionConfig, spool_dir: Path) -> Iterator["Decryption"]:
+        with temporary_home(spool_dir) as home:
             decryption = cls(config, home)
             if config.private_key is not None:
                 decryption._import_private_key(config.private_key)

@@ -183,7 +183,8 @@ def test_unusable_public_keys_are_refused_before_anything_runs(
     backup_env["ENCRYPTION_PUBLIC_KEY"] = bad_keys[case]
 
     def load_and_open_encryption() -> None:
-        with Encryption.open(load_config(backup_env).encryption):
+        config = load_config(backup_env)
+        with Encryption.open(config.encryption, config.backup.spool_dir):
             pass
 
     with pytest.raises(ConfigError) as caught:

@@ -1,0 +1,84 @@
+"""Files on a machine Moonflower shares: it must work where the system temp directory is
+read-only, as long as BACKUP_SPOOL_DIR and BACKUP_STATE_DIR point somewhere writable."""
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.runner import RUN_TIMEOUT_SECONDS, clean_environment, moonflower_command
+from tests.support.s3server import S3Server
+
+READ_ONLY_TEMP = (
+    "mount --bind -o ro /tmp /tmp && "
+    "if [ -d /var/tmp ]; then mount --bind -o ro /var/tmp /var/tmp; fi && "
+    'cd /tmp && exec "$@"'
+)
+
+
+def can_make_temp_read_only() -> bool:
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        return False
+    probe = subprocess.run(
+        ["unshare", "-m", "sh", "-c", READ_ONLY_TEMP, "sh", "true"],
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    return probe.returncode == 0
+
+
+needs_mount_namespace = pytest.mark.skipif(
+    not can_make_temp_read_only(), reason="needs root and unshare to make /tmp read-only"
+)
+
+
+@pytest.fixture
+def writable_elsewhere() -> Iterator[Path]:
+    """A writable directory outside /tmp and /var/tmp (shared memory)."""
+    directory = Path(tempfile.mkdtemp(prefix="mf-not-tmp-", dir="/dev/shm"))
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@needs_mount_namespace
+def test_a_read_only_temp_directory_is_fine_with_spool_and_state_set(
+    s3: S3Server, bucket: str, backup_env: dict[str, str], writable_elsewhere: Path
+) -> None:
+    spool = writable_elsewhere / "spool"
+    state = writable_elsewhere / "state"
+    spool.mkdir()
+    state.mkdir()
+    env = {
+        **backup_env,
+        "PG_DATABASES": "second",
+        "BACKUP_SPOOL_DIR": str(spool),
+        "BACKUP_STATE_DIR": str(state),
+        "ENCRYPTION_PASSPHRASE": "read-only tmp passphrase",
+    }
+
+    def in_read_only_temp(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["unshare", "-m", "sh", "-c", READ_ONLY_TEMP, "sh", *moonflower_command(*args)],
+            env=clean_environment(env),
+            capture_output=True,
+            text=True,
+            timeout=RUN_TIMEOUT_SECONDS,
+            check=False,
+        )
+
+    backup = in_read_only_temp("backup")
+    verify = in_read_only_temp("verify")
+    health = in_read_only_temp("health")
+
+    assert backup.returncode == 0, backup.stderr
+    assert verify.returncode == 0, verify.stderr
+    assert health.returncode == 0, health.stdout
+    assert len(s3.keys(bucket)) == 1
+    assert sorted(path.name for path in spool.iterdir()) == []
