@@ -25,6 +25,7 @@ from moonflower.output.report import (
     print_state,
     print_summary,
     print_verify_table,
+    summary_document,
 )
 from moonflower.output.webhooks import Webhooks
 from moonflower.pipeline.gpg import Encryption
@@ -71,6 +72,8 @@ def monitored_backup(config: Config) -> ExitStatus:
             outcome.warn(f"pruning expired backups failed: {report.prune_error}")
         if config.logging.format == "text":
             print_summary(report, output_console())
+        else:
+            print(json.dumps(summary_document(report), ensure_ascii=False), flush=True)
         if report.ok:
             log.info("backup finished: %d database(s) backed up", len(report.results))
             return ExitStatus.OK

@@ -50,6 +50,27 @@ def summary_table(report: RunReport) -> Table:
     return table
 
 
+def summary_document(report: RunReport) -> dict[str, Any]:
+    """The summary for LOG_FORMAT=json: one object on stdout, secrets masked."""
+    return {
+        "summary": "backup",
+        "ok": report.ok,
+        "error": redactor.mask(report.error) if report.error else None,
+        "prune_error": redactor.mask(report.prune_error) if report.prune_error else None,
+        "databases": [
+            {
+                "database": redactor.mask(result.database),
+                "ok": result.ok,
+                "key": redactor.mask(result.key) if result.key else None,
+                "size": result.size if result.ok else None,
+                "seconds": round(result.seconds, 3),
+                "error": redactor.mask(result.error) if result.error else None,
+            }
+            for result in report.results
+        ],
+    }
+
+
 def print_summary(report: RunReport, console: Console) -> None:
     if report.results:
         console.print(summary_table(report))

@@ -2,6 +2,8 @@
 boto3's exceptions become StorageError."""
 
 import contextlib
+import socket
+import ssl
 from collections.abc import Iterator
 
 import botocore.exceptions
@@ -70,6 +72,36 @@ def is_transient(error: BaseException) -> bool:
     return code in TRANSIENT_ERROR_CODES or status >= 500 or status in (408, 429)
 
 
+def causes(error: BaseException) -> Iterator[BaseException]:
+    """The error, what botocore wrapped in it, and their causes."""
+    pending: list[BaseException] = [error]
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        wrapped = getattr(current, "kwargs", {}).get("error")
+        for inner in (wrapped, current.__cause__, current.__context__):
+            if isinstance(inner, BaseException):
+                pending.append(inner)
+
+
+def connection_failure(error: BaseException) -> str:
+    """Why a connection failed, in an operator's words: DNS, refused, TLS or no answer."""
+    for cause in causes(error):
+        if isinstance(cause, socket.gaierror):
+            return "its host name does not resolve (DNS)"
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused (nothing listens on that host and port)"
+        if isinstance(cause, ssl.SSLError | botocore.exceptions.SSLError):
+            return f"the TLS handshake failed ({redactor.mask(str(cause))[:200]})"
+        if isinstance(cause, botocore.exceptions.ConnectTimeoutError | TimeoutError):
+            return "no answer in time (a firewall, or a wrong address?)"
+    return ""
+
+
 def describe(error: BaseException, config: S3Config, action: str) -> str:
     """A one-line, secret-free explanation of an S3 failure."""
     parts = client_error_parts(error)
@@ -78,6 +110,9 @@ def describe(error: BaseException, config: S3Config, action: str) -> str:
             f"{action}: no S3 credentials found; set S3_ACCESS_KEY and S3_SECRET_KEY "
             "(or provide AWS credentials through the environment, a profile or an instance role)"
         )
+    why = connection_failure(error)
+    if why:
+        return f"{action}: cannot reach the S3 endpoint {config.endpoint}: {why}"
     if isinstance(
         error, botocore.exceptions.EndpointConnectionError | botocore.exceptions.ConnectTimeoutError
     ):

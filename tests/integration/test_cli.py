@@ -1,5 +1,6 @@
 """bin/moonflower as a user meets it: help, version, configuration errors."""
 
+import json
 from pathlib import Path
 
 from moonflower import __version__
@@ -83,6 +84,11 @@ def test_global_options_work_after_the_command_too(
     assert result.returncode == 0, result.stderr
     assert [key.split("/")[0] for key in s3.keys(bucket)] == ["after-the-command"]
     assert result.stderr.lstrip().startswith("{")
+    [summary_line] = result.stdout.splitlines()
+    summary = json.loads(summary_line)
+    assert summary["ok"] is True
+    assert [entry["database"] for entry in summary["databases"]] == ["second"]
+    assert summary["databases"][0]["key"].startswith("after-the-command/second_")
 
 
 def test_without_its_packages_it_says_how_to_install_not_a_traceback() -> None:

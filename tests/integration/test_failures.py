@@ -83,3 +83,15 @@ def test_failed_gzip_stage_fails_the_backup(
     assert_clean_failure(result, spool_dir)
     assert re.search(r"(gzip|pigz) failed \(exit status 7\): \1: disk on fire", result.stderr)
     assert s3.keys(bucket) == []
+
+
+def test_tls_to_a_plain_http_endpoint_says_the_handshake_failed(
+    s3: S3Server, backup_env: dict[str, str]
+) -> None:
+    endpoint = s3.endpoint.replace("http://", "https://")
+
+    result = run_moonflower(env={**backup_env, "S3_ENDPOINT": endpoint, "S3_MAX_ATTEMPTS": "1"})
+
+    assert result.returncode == 1
+    assert "TLS handshake failed" in result.stderr
+    assert "Traceback" not in result.stderr
