@@ -43,6 +43,8 @@ def backup_once(config: Config) -> ExitStatus:
     """One run with its webhooks and its line in the status file."""
     started = state_now()
     status = ExitStatus.BACKUP_FAILED
+    with contextlib.suppress(OSError):
+        StateFile(config.backup.state_directory).run_started(started)
     try:
         status = monitored_backup(config)
         return status
@@ -113,15 +115,22 @@ def preflight(config: Config) -> ExitStatus:
 
 
 def report_health(config: Config) -> ExitStatus:
-    verdict = health(StateFile(config.backup.state_directory).read())
+    verdict = health(StateFile(config.backup.state_directory).read(), overdue_after(config))
     print(("healthy: " if verdict.ok else "unhealthy: ") + verdict.reason)
     return ExitStatus.OK if verdict.ok else ExitStatus.BACKUP_FAILED
 
 
 def print_status(config: Config) -> ExitStatus:
     state = StateFile(config.backup.state_directory)
-    print_state(state.read(), health(state.read()), state.path, output_console())
+    verdict = health(state.read(), overdue_after(config))
+    print_state(state.read(), verdict, state.path, output_console())
     return ExitStatus.OK
+
+
+def overdue_after(config: Config) -> float | None:
+    """A run going on longer than BACKUP_TIMEOUT is reported as a problem."""
+    timeout = config.backup.timeout
+    return None if timeout is None else timeout.seconds
 
 
 def storage_for(config: Config) -> Storage:

@@ -40,6 +40,14 @@ class StageFailed(MoonflowerError):
         super().__init__(f"{stage} failed ({describe_exit(exit_code)}){detail}")
 
 
+class TimedOut(MoonflowerError):
+    """A pipeline ran past its time limit and was stopped."""
+
+    def __init__(self, stage: str, seconds: float) -> None:
+        self.stage = stage
+        super().__init__(f"{stage} was still running after {seconds:.0f} s and was stopped")
+
+
 class DumpError(MoonflowerError):
     """The dump could not be made or its artifact is not sound."""
 

@@ -76,6 +76,8 @@ class BackupRun:
         self.journal = UploadJournal(config.backup.spool_dir, config.s3.bucket, config.s3.endpoint)
         self.storage = Storage(config.s3)
         self.facts: ClusterFacts | None = None
+        timeout = config.backup.timeout
+        self.time_limit = None if timeout is None else timeout.seconds
 
     def run(self) -> RunReport:
         report = RunReport()
@@ -223,7 +225,7 @@ class BackupRun:
                     self._early_upload(key, spool, size_hint, content_type) as stream,
                 ):
                     sql_bytes = DumpJob(
-                        dump, tool, environment, spool, self.encryption
+                        dump, tool, environment, spool, self.encryption, self.time_limit
                     ).run_with_fallback()
                     if self.encryption:
                         check_encrypted_artifact(spool)

@@ -39,6 +39,12 @@ class Period:
         """`moment` plus this period, computed in UTC (31 January + 1 month = 28 February)."""
         return moment.in_timezone("UTC") + self.duration
 
+    @property
+    def seconds(self) -> float:
+        """Its length from now (months and years vary with the calendar)."""
+        now = pendulum.now("UTC")
+        return (self.after(now) - now).total_seconds()
+
     def __str__(self) -> str:
         return self.text
 

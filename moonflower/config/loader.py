@@ -64,6 +64,11 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 MAX_JOBS = 32
 
 T = TypeVar("T")
+DEFAULT_LOCK_WAIT = Period("10 minutes", pendulum.duration(minutes=10))
+"""Long enough for a migration's lock to pass; a dump stuck behind one fails instead of
+waiting forever."""
+DEFAULT_DUMP_TIMEOUT = Period("24 hours", pendulum.duration(hours=24))
+"""A nightly dump still running after a day is stuck, not slow."""
 MAY_SPAN_LINES = frozenset(
     {
         s.PG_DATABASES.env,
@@ -223,6 +228,7 @@ def load_config(
     pg_dump_path = validator.optional(s.PG_DUMP_PATH, executable_path, None)
     exclude = validator.optional(s.PG_EXCLUDE_DATABASES, name_patterns, NO_PATTERNS)
     dump_globals = validator.optional(s.PG_GLOBALS, boolean, False)
+    lock_wait = validator.optional(s.PG_LOCK_WAIT_TIMEOUT, period, DEFAULT_LOCK_WAIT)
 
     endpoint = validator.required(s.S3_ENDPOINT, endpoint_url)
     region = validator.optional(s.S3_REGION, region_name, DEFAULT_S3_REGION)
@@ -275,6 +281,7 @@ def load_config(
         level = validator.optional(s.BACKUP_COMPRESSION_LEVEL, whole_number(low, high), None)
     jobs = validator.optional(s.BACKUP_JOBS, whole_number(1, MAX_JOBS), 1)
     state_dir = validator.optional(s.BACKUP_STATE_DIR, writable_directory, None)
+    dump_timeout = validator.optional(s.BACKUP_TIMEOUT, period, DEFAULT_DUMP_TIMEOUT)
     dump_format = validator.optional(s.BACKUP_FORMAT, member_of(DumpFormat), DumpFormat.PLAIN)
     schedule = validator.optional(s.SCHEDULE, cron_schedule, None)
     log_format = validator.optional(s.LOG_FORMAT, one_of(LOG_FORMATS), "text")
@@ -302,6 +309,7 @@ def load_config(
             pg_dump_path=pg_dump_path,
             exclude=exclude,
             globals=dump_globals,
+            lock_wait_timeout=lock_wait,
         ),
         s3=S3Config(
             endpoint=endpoint,
@@ -322,6 +330,7 @@ def load_config(
             jobs=jobs,
             format=dump_format,
             state_dir=state_dir,
+            timeout=dump_timeout,
         ),
         logging=LoggingConfig(format=log_format, level=log_level),
         encryption=encryption,

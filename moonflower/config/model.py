@@ -41,6 +41,8 @@ class PostgresConfig:
     """Shell-style patterns of databases to leave out when `databases` is ("*",)."""
     globals: bool = False
     """Also back up roles and tablespaces (pg_dumpall --globals-only)."""
+    lock_wait_timeout: Period | None = None
+    """How long pg_dump may wait for a table lock before it gives up (PG_LOCK_WAIT_TIMEOUT)."""
 
     @property
     def all_databases(self) -> bool:
@@ -74,6 +76,8 @@ class BackupConfig:
     format: DumpFormat = DumpFormat.PLAIN
     state_dir: Path | None = None
     """Where the status file lives (BACKUP_STATE_DIR); the system temp directory when unset."""
+    timeout: Period | None = None
+    """How long one database's dump may take before it is stopped (BACKUP_TIMEOUT)."""
 
     @property
     def state_directory(self) -> Path:

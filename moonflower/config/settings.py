@@ -41,6 +41,7 @@ PG_PASSWORD = Setting("PG_PASSWORD", "postgres", "password", secret=True)
 PG_DUMP_PATH = Setting("PG_DUMP_PATH", "postgres", "pg_dump_path")
 PG_EXCLUDE_DATABASES = Setting("PG_EXCLUDE_DATABASES", "postgres", "exclude_databases")
 PG_GLOBALS = Setting("PG_GLOBALS", "postgres", "globals")
+PG_LOCK_WAIT_TIMEOUT = Setting("PG_LOCK_WAIT_TIMEOUT", "postgres", "lock_wait_timeout")
 
 S3_ENDPOINT = Setting("S3_ENDPOINT", "s3", "endpoint")
 S3_REGION = Setting("S3_REGION", "s3", "region")
@@ -75,6 +76,7 @@ BACKUP_COMPRESSION_LEVEL = Setting("BACKUP_COMPRESSION_LEVEL", "backup", "compre
 BACKUP_JOBS = Setting("BACKUP_JOBS", "backup", "jobs")
 BACKUP_STATE_DIR = Setting("BACKUP_STATE_DIR", "backup", "state_dir")
 BACKUP_FORMAT = Setting("BACKUP_FORMAT", "backup", "format")
+BACKUP_TIMEOUT = Setting("BACKUP_TIMEOUT", "backup", "timeout")
 
 LOG_FORMAT = Setting("LOG_FORMAT", "logging", "format")
 LOG_LEVEL = Setting("LOG_LEVEL", "logging", "level")
@@ -88,6 +90,7 @@ ALL_SETTINGS: tuple[Setting, ...] = (
     PG_DUMP_PATH,
     PG_EXCLUDE_DATABASES,
     PG_GLOBALS,
+    PG_LOCK_WAIT_TIMEOUT,
     S3_ENDPOINT,
     S3_REGION,
     S3_BUCKET,
@@ -105,6 +108,7 @@ ALL_SETTINGS: tuple[Setting, ...] = (
     BACKUP_JOBS,
     BACKUP_STATE_DIR,
     BACKUP_FORMAT,
+    BACKUP_TIMEOUT,
     SCHEDULE,
     WEBHOOK_START,
     WEBHOOK_SUCCESS,

@@ -182,6 +182,9 @@ def print_state(
             "last run",
             f"{last.get('started')} to {last.get('finished')}, exit status {last.get('status')}",
         )
+    current = state.get("current_run") or {}
+    if current:
+        table.add_row("running", f"since {current.get('started')} (pid {current.get('pid')})")
     if state.get("next_run"):
         table.add_row("next run", str(state["next_run"]))
     console.print(table)

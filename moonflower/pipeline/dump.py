@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from moonflower.errors import DumpError, StageFailed
+from moonflower.errors import DumpError, StageFailed, TimedOut
 from moonflower.output.logs import log
 from moonflower.pipeline import runner
 from moonflower.pipeline.gpg import Encryption
@@ -25,6 +25,8 @@ from moonflower.s3.keys import GLOBALS_NAME
 COUNTING_STAGE = Stage("dd", ["dd", "bs=1M"], {"LC_ALL": "C"})
 DD_BYTES = re.compile(r"^(\d+) bytes")
 LOW_SPACE_BYTES = 16 * 1024 * 1024
+LOCK_TIMED_OUT = re.compile(r"statement timeout.*LOCK TABLE|could not obtain lock", re.DOTALL)
+"""How pg_dump reports --lock-wait-timeout running out (PostgreSQL 18 and older)."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,8 @@ class DumpJob:
     environment: dict[str, str]
     spool: Path
     encryption: Encryption | None
+    time_limit: float | None = None
+    """Seconds the whole pipeline may run (BACKUP_TIMEOUT)."""
 
     def run_with_fallback(self) -> int | None:
         """Dump into the spool file; for the globals, retry without role passwords when the
@@ -66,12 +70,19 @@ class DumpJob:
                 if self.encryption is not None:
                     stages.append(stack.enter_context(self.encryption.stage()))
                 output = stack.enter_context(spool.open("wb"))
-                tails = runner.run(stages, output=output)
+                tails = runner.run(stages, output=output, time_limit=self.time_limit)
         except OSError as error:
             raise spool_error(spool.parent, str(error.strerror or error)) from None
+        except TimedOut as error:
+            raise DumpError(f"{error} (BACKUP_TIMEOUT)") from None
         except StageFailed as error:
             if error.stage == stages[-1].name and spool_looks_full(error, spool.parent):
                 raise spool_error(spool.parent, str(error)) from None
+            if error.stage == plan.program and LOCK_TIMED_OUT.search(error.stderr_tail):
+                raise DumpError(
+                    f"{plan.program} could not lock a table within PG_LOCK_WAIT_TIMEOUT (another "
+                    f"session holds a conflicting lock): {error.stderr_tail}"
+                ) from None
             raise
         written = counted_bytes(tails[1].lines)
         if written == 0:

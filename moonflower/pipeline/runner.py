@@ -18,7 +18,7 @@ from typing import IO, Any
 
 import sh
 
-from moonflower.errors import Abandoned, StageFailed
+from moonflower.errors import Abandoned, StageFailed, TimedOut
 from moonflower.output.logs import log
 from moonflower.output.redact import redactor
 from moonflower.runtime.lifecycle import shutdown
@@ -131,17 +131,24 @@ class Pipeline:
             if shutdown.abandoned.is_set():
                 raise Abandoned()
 
-    def wait(self, on_tick: Callable[[], None] | None = None) -> None:
+    def wait(
+        self, on_tick: Callable[[], None] | None = None, time_limit: float | None = None
+    ) -> None:
         """Wait for every stage; raise StageFailed for the stage that caused a failure.
 
         `on_tick`, if given, is called about once a second while stages run (progress).
+        After `time_limit` seconds the stages are stopped and the first one is named.
         """
         last_tick = 0.0
+        deadline = None if time_limit is None else time.monotonic() + time_limit
         # Poll rather than block: a blocked main thread would delay signal handlers.
         while any(process.is_alive() for process in self.processes):
             if on_tick is not None and time.monotonic() - last_tick >= TICK_SECONDS:
                 on_tick()
                 last_tick = time.monotonic()
+            if deadline is not None and time.monotonic() > deadline:
+                self.terminate()
+                raise TimedOut(self.stages[0].name, time_limit or 0.0)
             time.sleep(POLL_SECONDS)
         codes = [self._exit_code(process) for process in reversed(self.processes)]
         codes.reverse()
@@ -200,10 +207,11 @@ def run(
     output: IO[bytes] | None = None,
     source: IO[bytes] | None = None,
     on_tick: Callable[["Pipeline"], None] | None = None,
+    time_limit: float | None = None,
 ) -> list[StderrTail]:
     """Run the stages joined by pipes; return each stage's stderr tail (for summaries)."""
     with Pipeline(stages, output=output, source=source) as pipeline:
-        pipeline.wait(None if on_tick is None else lambda: on_tick(pipeline))
+        pipeline.wait(None if on_tick is None else lambda: on_tick(pipeline), time_limit)
         return pipeline.tails
 
 

@@ -60,7 +60,7 @@ def plan(name: str, tool: ClientTool, config: Config) -> DumpPlan:
             name=name,
             key_name=GLOBALS_NAME,
             program="pg_dumpall",
-            arguments=("--globals-only", "--no-password"),
+            arguments=("--globals-only", "--no-password", *lock_wait(config)),
             compression=compression,
             extension=compression.extension,
             content_type=CONTENT_TYPES[compression.algorithm],
@@ -74,6 +74,7 @@ def plan(name: str, tool: ClientTool, config: Config) -> DumpPlan:
                 "--no-password",
                 "--format=custom",
                 *custom_compression(compression, tool),
+                *lock_wait(config),
             ),
             compression=None,
             extension=CUSTOM_EXTENSION,
@@ -83,11 +84,17 @@ def plan(name: str, tool: ClientTool, config: Config) -> DumpPlan:
         name=name,
         key_name=encode_name(name),
         program="pg_dump",
-        arguments=("--no-password", "--format=plain"),
+        arguments=("--no-password", "--format=plain", *lock_wait(config)),
         compression=compression,
         extension=compression.extension,
         content_type=CONTENT_TYPES[compression.algorithm],
     )
+
+
+def lock_wait(config: Config) -> tuple[str, ...]:
+    """pg_dump and pg_dumpall give up on a table lock after PG_LOCK_WAIT_TIMEOUT."""
+    limit = config.postgres.lock_wait_timeout
+    return () if limit is None else (f"--lock-wait-timeout={round(limit.seconds * 1000)}",)
 
 
 def custom_compression(compression: Compression, tool: ClientTool) -> tuple[str, ...]:

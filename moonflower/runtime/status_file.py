@@ -62,15 +62,35 @@ class StateFile:
     def next_run(self, moment: datetime) -> None:
         self._update(next_run=pendulum.instance(moment).in_timezone("UTC").isoformat())
 
+    def run_started(self, started: str) -> None:
+        self._update(current_run={"started": started, "pid": os.getpid()})
+
     def run_finished(self, started: str, status: int) -> None:
-        self._update(last_run={"started": started, "finished": now(), "status": status})
+        self._update(
+            last_run={"started": started, "finished": now(), "status": status}, current_run=None
+        )
 
 
 def now() -> str:
     return pendulum.now("UTC").isoformat()
 
 
-def health(state: dict[str, Any] | None) -> Health:
+def overdue_run(state: dict[str, Any], too_long: float | None) -> str | None:
+    """The start of a run that is still going after `too_long` seconds, if there is one."""
+    current = state.get("current_run") or {}
+    if too_long is None or not current or not is_alive(int(current.get("pid", 0))):
+        return None
+    started = pendulum.parse(str(current.get("started")))
+    if not isinstance(started, pendulum.DateTime):
+        return None
+    return (
+        str(current["started"])
+        if pendulum.now("UTC").diff(started).in_seconds() > too_long
+        else None
+    )
+
+
+def health(state: dict[str, Any] | None, too_long: float | None = None) -> Health:
     """Healthy: the last run succeeded, or none ran yet and the scheduler is alive (or was
     stopped cleanly). A scheduler that was killed leaves its pid behind: unhealthy."""
     if state is None:
@@ -79,8 +99,15 @@ def health(state: dict[str, Any] | None) -> Health:
     last = state.get("last_run")
     if scheduler and not is_alive(int(scheduler.get("pid", 0))):
         return Health(False, f"the scheduler (pid {scheduler.get('pid')}) is not running")
+    overdue = overdue_run(state, too_long)
+    if overdue is not None:
+        return Health(
+            False, f"the run started {overdue} is still going, longer than BACKUP_TIMEOUT"
+        )
     if last is None and scheduler:
         return Health(True, "scheduler running; no run yet")
+    if last is None and state.get("current_run"):
+        return Health(True, f"the first run is going since {state['current_run'].get('started')}")
     if last is None:
         return Health(True, f"the scheduler stopped cleanly at {state.get('scheduler_stopped')}")
     if last.get("status") != 0:

@@ -140,3 +140,29 @@ def test_a_key_with_an_impossible_time_is_not_a_backup(time: str) -> None:
     from moonflower.s3.keys import parse_key
 
     assert parse_key(f"nightly/app_{time}.sql.gz", "nightly") is None
+
+
+def test_health_reports_a_run_that_has_gone_on_too_long() -> None:
+    import subprocess
+
+    import pendulum
+
+    from moonflower.runtime.status_file import health
+
+    # A live process whose command line names Moonflower, as a running backup's does.
+    running = subprocess.Popen(["sh", "-c", "sleep 60", "moonflower"])
+    try:
+        started = pendulum.now("UTC").subtract(hours=30).isoformat()
+        state = {"current_run": {"started": started, "pid": running.pid}}
+
+        overdue = health(state, too_long=24 * 3600)
+        in_time = health(state, too_long=48 * 3600)
+        finished = health({**state, "current_run": None, "last_run": {"status": 0}}, 24 * 3600)
+    finally:
+        running.kill()
+        running.wait(timeout=10)
+
+    assert not overdue.ok
+    assert "still going" in overdue.reason
+    assert in_time.ok
+    assert finished.ok
