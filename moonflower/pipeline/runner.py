@@ -8,6 +8,8 @@ that carry the stage name, its exit status and the last lines of its stderr, mas
 
 import collections
 import contextlib
+import ctypes
+import ctypes.util
 import os
 import signal
 import threading
@@ -24,10 +26,20 @@ from moonflower.output.redact import redactor
 from moonflower.runtime.lifecycle import shutdown
 
 STDERR_TAIL_LINES = 20
+PR_SET_PDEATHSIG = 1
+"""prctl(2) option: the signal a child gets when the thread that started it dies."""
+_LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 TICK_SECONDS = 1.0
 POLL_SECONDS = 0.05
 PASSED_ENVIRONMENT = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR")
 """Children get a clean environment: never Moonflower's own, which may hold secrets."""
+
+
+def die_with_parent() -> None:
+    """Runs in each child between fork and exec: when Moonflower dies, even by SIGKILL, the
+    kernel sends the child SIGTERM, so a pg_dump does not hold its transaction open (and its
+    output has nowhere to go) until it finishes on its own."""
+    _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 def child_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -113,6 +125,7 @@ class Pipeline:
                 "_err": tail,
                 "_decode_errors": "replace",
                 "_pass_fds": set(stage.pass_fds),
+                "_preexec_fn": die_with_parent,
             }
             if previous is not None:
                 options["_in"] = previous
@@ -228,6 +241,7 @@ def capture(stage: Stage, timeout: float | None = None) -> str:
             _tty_out=False,
             _return_cmd=True,
             _timeout=timeout,
+            _preexec_fn=die_with_parent,
         )
     except sh.TimeoutException as error:
         code = error.exit_code if error.exit_code is not None else -signal.SIGKILL
