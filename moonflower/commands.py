@@ -15,7 +15,7 @@ from moonflower.actions.restore import Restorer
 from moonflower.actions.verify import Verifier
 from moonflower.config.cron import EXAMPLES
 from moonflower.config.model import Config
-from moonflower.errors import ConfigError, Terminated
+from moonflower.errors import ConfigError, MoonflowerError, Terminated
 from moonflower.exit_status import ExitStatus
 from moonflower.output.logs import log
 from moonflower.output.report import (
@@ -31,6 +31,7 @@ from moonflower.output.webhooks import Webhooks
 from moonflower.pipeline.gpg import Encryption
 from moonflower.runtime.lifecycle import Shutdown, reap_orphans
 from moonflower.runtime.scheduler import Runner
+from moonflower.runtime.state_dir import state_directory
 from moonflower.runtime.status_file import StateFile, health
 from moonflower.runtime.status_file import now as state_now
 from moonflower.s3.catalog import Catalog
@@ -43,8 +44,8 @@ def backup_once(config: Config) -> ExitStatus:
     """One run with its webhooks and its line in the status file."""
     started = state_now()
     status = ExitStatus.BACKUP_FAILED
-    with contextlib.suppress(OSError):
-        StateFile(config.backup.state_directory).run_started(started)
+    with contextlib.suppress(OSError, MoonflowerError):  # reported by record_run at the end
+        StateFile(state_directory(config.backup)).run_started(started)
     try:
         status = monitored_backup(config)
         return status
@@ -60,8 +61,8 @@ def backup_once(config: Config) -> ExitStatus:
 
 def record_run(config: Config, started: str, status: ExitStatus) -> None:
     try:
-        StateFile(config.backup.state_directory).run_finished(started, int(status))
-    except OSError as error:
+        StateFile(state_directory(config.backup)).run_finished(started, int(status))
+    except (OSError, MoonflowerError) as error:
         log.warning("could not write the status file: %s", error)
 
 
@@ -115,13 +116,13 @@ def preflight(config: Config) -> ExitStatus:
 
 
 def report_health(config: Config) -> ExitStatus:
-    verdict = health(StateFile(config.backup.state_directory).read(), overdue_after(config))
+    verdict = health(StateFile(state_directory(config.backup)).read(), overdue_after(config))
     print(("healthy: " if verdict.ok else "unhealthy: ") + verdict.reason)
     return ExitStatus.OK if verdict.ok else ExitStatus.BACKUP_FAILED
 
 
 def print_status(config: Config) -> ExitStatus:
-    state = StateFile(config.backup.state_directory)
+    state = StateFile(state_directory(config.backup))
     verdict = health(state.read(), overdue_after(config))
     print_state(state.read(), verdict, state.path, output_console())
     return ExitStatus.OK
@@ -185,7 +186,7 @@ def run_scheduler(config: Config, shutdown: Shutdown) -> ExitStatus:
         with shutdown.working():
             return backup_once(config)
 
-    state = StateFile(config.backup.state_directory)
+    state = StateFile(state_directory(config.backup))
     state.scheduler_started(config.schedule.expression)
     runner = Runner(
         config.schedule,

@@ -68,6 +68,9 @@ def backup_env(pg: PgServer, s3: S3Server, bucket: str, spool_dir: Path) -> dict
     env = dict(pg.moonflower_env(NASTY_DATABASE))
     env.update(s3.moonflower_env(bucket, "nightly"))
     env["BACKUP_SPOOL_DIR"] = str(spool_dir)
+    state = spool_dir.parent / "moonflower-state"
+    state.mkdir(exist_ok=True)
+    env["BACKUP_STATE_DIR"] = str(state)
     return env
 
 

@@ -31,6 +31,7 @@ from moonflower.postgres.queries import (
     server_version_and_size,
 )
 from moonflower.runtime.lifecycle import shutdown
+from moonflower.runtime.state_dir import state_directory
 from moonflower.s3.gateway import Storage
 from moonflower.s3.journal import UploadJournal
 from moonflower.s3.keys import ENCRYPTED_SUFFIX, GLOBALS_NAME, backup_key
@@ -73,7 +74,9 @@ class BackupRun:
     def __init__(self, config: Config, encryption: Encryption | None = None) -> None:
         self.config = config
         self.encryption = encryption
-        self.journal = UploadJournal(config.backup.spool_dir, config.s3.bucket, config.s3.endpoint)
+        self.journal = UploadJournal(
+            state_directory(config.backup), config.s3.bucket, config.s3.endpoint
+        )
         self.storage = Storage(config.s3)
         self.facts: ClusterFacts | None = None
         timeout = config.backup.timeout

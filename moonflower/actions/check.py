@@ -17,6 +17,7 @@ from moonflower.pipeline.gpg import Encryption
 from moonflower.postgres.clients import any_psql, find_client
 from moonflower.postgres.connection import libpq_environment, passfile
 from moonflower.postgres.queries import server_version
+from moonflower.runtime.state_dir import state_directory
 from moonflower.s3.gateway import Storage
 from moonflower.s3.keys import listing_prefix
 
@@ -45,7 +46,7 @@ class Preflight:
         checks = [Check("configuration", True, "valid")]
         backup = self.config.backup
         checks.append(run_check("spool directory", lambda: writable(backup.spool_dir)))
-        checks.append(run_check("state directory", lambda: writable(backup.state_directory)))
+        checks.append(run_check("state directory", lambda: writable(state_directory(backup))))
         checks += self._databases()
         storage: Storage | None = None
         try:

@@ -1,7 +1,6 @@
 """The validated, frozen configuration of one Moonflower process: what every other package
 receives, built once by `config.loader.load_config`."""
 
-import tempfile
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -75,13 +74,10 @@ class BackupConfig:
     """How many databases are backed up at once (BACKUP_JOBS)."""
     format: DumpFormat = DumpFormat.PLAIN
     state_dir: Path | None = None
-    """Where the status file lives (BACKUP_STATE_DIR); the system temp directory when unset."""
+    """Where the status file and the upload journal live (BACKUP_STATE_DIR); a private
+    per-user directory in the system temp directory when unset (runtime.state_dir)."""
     timeout: Period | None = None
     """How long one database's dump may take before it is stopped (BACKUP_TIMEOUT)."""
-
-    @property
-    def state_directory(self) -> Path:
-        return self.state_dir or Path(tempfile.gettempdir())
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,19 @@ from moonflower.runtime.liveness import is_alive
 JOURNAL_NAME = "moonflower-uploads.journal"
 
 
+def readable_entries(text: str) -> list[dict[str, Any]]:
+    """The journal's entries; a line torn by a crash (or a full disk) is skipped, not fatal."""
+    entries = []
+    for line in text.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and isinstance(entry.get("key"), str):
+            entries.append(entry)
+    return entries
+
+
 class UploadJournal:
     """Keys being uploaded, with their process, so a killed run's uploads can be aborted."""
 
@@ -25,11 +38,12 @@ class UploadJournal:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[list[dict[str, Any]]]:
-        with open(self.path, "a+", encoding="utf-8") as handle:
-            os.chmod(self.path, 0o600)
+        # O_NOFOLLOW: a symlink planted under our name is refused, never followed.
+        descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(descriptor, "r+", encoding="utf-8") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             handle.seek(0)
-            entries = [json.loads(line) for line in handle.read().splitlines() if line.strip()]
+            entries = readable_entries(handle.read())
             yield entries
             handle.seek(0)
             handle.truncate()

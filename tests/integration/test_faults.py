@@ -137,7 +137,9 @@ def test_s3_going_down_mid_upload_fails_cleanly_and_the_next_run_tidies_up(
     secrets = (SECRET_KEY, backup_env["PG_PASSWORD"])
     assert_no_secrets(result.stderr + receiver.received[0].body.decode(), *secrets)
     assert s3.keys(bucket) == []
-    assert [p.name for p in spool_dir.iterdir()] == ["moonflower-uploads.journal"]
+    assert list(spool_dir.iterdir()) == []
+    journal = Path(backup_env["BACKUP_STATE_DIR"]) / "moonflower-uploads.journal"
+    assert journal.exists(), "the unfinished upload was not written to the journal"
 
     proxy.rules.clear()  # S3 is back
     again = run_moonflower(env={**env, "PG_DATABASES": "second", "WEBHOOK_FAILURE": ""})

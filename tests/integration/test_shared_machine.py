@@ -10,7 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.runner import RUN_TIMEOUT_SECONDS, clean_environment, moonflower_command
+from tests.support.runner import (
+    RUN_TIMEOUT_SECONDS,
+    clean_environment,
+    moonflower_command,
+    run_moonflower,
+)
 from tests.support.s3server import S3Server
 
 READ_ONLY_TEMP = (
@@ -82,3 +87,48 @@ def test_a_read_only_temp_directory_is_fine_with_spool_and_state_set(
     assert health.returncode == 0, health.stdout
     assert len(s3.keys(bucket)) == 1
     assert sorted(path.name for path in spool.iterdir()) == []
+
+
+@pytest.mark.parametrize("planted", ["symlink", "open to others"])
+def test_a_planted_state_directory_is_refused_not_followed(
+    s3: S3Server, bucket: str, backup_env: dict[str, str], tmp_path: Path, planted: str
+) -> None:
+    """Without BACKUP_STATE_DIR the state lives in <temp>/moonflower-<uid>: another user may
+    have made that name first, as a symlink to somewhere of theirs or as a shared directory."""
+    temp = tmp_path / "shared-temp"
+    temp.mkdir()
+    elsewhere = tmp_path / "attackers-directory"
+    elsewhere.mkdir()
+    name = temp / f"moonflower-{os.getuid()}"
+    if planted == "symlink":
+        name.symlink_to(elsewhere)
+    else:
+        name.mkdir()
+        name.chmod(0o777)
+    env = {**backup_env, "PG_DATABASES": "second", "TMPDIR": str(temp)}
+    del env["BACKUP_STATE_DIR"]
+
+    result = run_moonflower(env=env)
+
+    assert result.returncode == 1
+    assert f"the state directory {name}" in result.stderr
+    assert list(elsewhere.iterdir()) == []
+    assert s3.keys(bucket) == []
+
+
+def test_without_a_state_directory_setting_a_private_one_is_made(
+    backup_env: dict[str, str], tmp_path: Path
+) -> None:
+    temp = tmp_path / "shared-temp"
+    temp.mkdir()
+    env = {**backup_env, "PG_DATABASES": "second", "TMPDIR": str(temp)}
+    del env["BACKUP_STATE_DIR"]
+
+    result = run_moonflower(env=env)
+    health = run_moonflower("health", env=env)
+
+    assert result.returncode == 0, result.stderr
+    private = temp / f"moonflower-{os.getuid()}"
+    assert private.is_dir()
+    assert private.stat().st_mode & 0o777 == 0o700
+    assert health.returncode == 0, health.stdout
