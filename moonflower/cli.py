@@ -136,6 +136,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     restore.add_argument("--allow-unverified", action="store_true", help=ALLOW_UNVERIFIED_HELP)
     restore.add_argument(
+        "--overwrite-roles",
+        action="store_true",
+        help="with --globals: also apply the backup's attributes, passwords and memberships to "
+        "roles the server already has (by default only missing roles are created)",
+    )
+    restore.add_argument(
         "--no-owner",
         action="store_true",
         help="custom-format backups: do not restore ownership (objects belong to PG_USER)",

@@ -150,7 +150,10 @@ def list_backups(config: Config, databases: list[str], as_json: bool) -> ExitSta
 
 
 def restore_backup(config: Config, arguments: argparse.Namespace) -> ExitStatus:
-    Restorer(config, storage_for(config), arguments.allow_unverified).restore(
+    restorer = Restorer(
+        config, storage_for(config), arguments.allow_unverified, arguments.overwrite_roles
+    )
+    restorer.restore(
         arguments.restore_database,
         arguments.into,
         arguments.backup,

@@ -21,8 +21,10 @@ from moonflower.output.logs import log, step
 from moonflower.pipeline import runner
 from moonflower.pipeline.gpg import Decryption
 from moonflower.pipeline.runner import Stage
+from moonflower.pipeline.spool import spool_file
 from moonflower.postgres.clients import newest_client
 from moonflower.postgres.connection import MAINTENANCE_DATABASE, passfile
+from moonflower.postgres.roles import RoleFilter
 from moonflower.postgres.server import Server
 from moonflower.s3.catalog import BackupInfo, Catalog
 from moonflower.s3.gateway import Storage
@@ -49,10 +51,17 @@ def owner_hint(message: str) -> str:
 
 
 class Restorer:
-    def __init__(self, config: Config, storage: Storage, allow_unverified: bool = False) -> None:
+    def __init__(
+        self,
+        config: Config,
+        storage: Storage,
+        allow_unverified: bool = False,
+        overwrite_roles: bool = False,
+    ) -> None:
         self.config = config
         self.storage = storage
         self.catalog = Catalog(storage, config.s3)
+        self.overwrite_roles = overwrite_roles
         encryption = config.encryption
         self.trust = Trust(
             expect_encrypted=encryption.enabled or encryption.private_key is not None,
@@ -146,7 +155,8 @@ class Restorer:
             run_with_progress([*stages, *loading], path, "loading", os.devnull)
 
     def _restore_globals(self, server: Server, decryption: Decryption) -> None:
-        """Roles and tablespaces first; errors for roles that already exist are expected."""
+        """Roles and tablespaces first. Roles the server already has are left as they are
+        (their passwords, attributes and memberships), unless `overwrite_roles`."""
         with step("globals"):
             try:
                 info = self.catalog.newest(GLOBALS_NAME, globals_=True)
@@ -155,12 +165,36 @@ class Restorer:
             log.info("restoring the globals from %s", info.key)
             psql = newest_client("psql", server.version(), self.config.postgres.pg_dump_path)
             environment = server.environment(MAINTENANCE_DATABASE)
-            with fetched(self.storage, info, self.config.backup.spool_dir, self.trust) as path:
-                sql = read_plain_to_the_end(path, decryption, info, self.config.backup.spool_dir)
+            spool_dir = self.config.backup.spool_dir
+            existing = frozenset() if self.overwrite_roles else server.roles()
+            roles = RoleFilter(existing)
+            with (
+                fetched(self.storage, info, spool_dir, self.trust) as path,
+                spool_file(spool_dir, ".sql") as sql_file,
+                spool_file(spool_dir, ".filtered.sql") as filtered,
+            ):
+                sql = read_plain_to_the_end(path, decryption, info, spool_dir)
+                with (
+                    decoding_stages(path, decryption, info) as stages,
+                    path.open("rb") as encoded,
+                    sql_file.open("wb") as decoded,
+                ):
+                    runner.run(stages, output=decoded, source=encoded)
+                with (
+                    sql_file.open(encoding="utf-8", errors="surrogateescape") as source,
+                    filtered.open("w", encoding="utf-8", errors="surrogateescape") as out,
+                ):
+                    out.writelines(roles.lines(source))
                 loading = restricted_psql(psql, environment, sql, stop_on_error=False)
-                with decoding_stages(path, decryption, info) as stages:
-                    run_with_progress([*stages, *loading], path, "globals", os.devnull)
-            log.info("globals restored (existing roles were kept; errors about them are normal)")
+                with filtered.open("rb") as source, open(os.devnull, "wb") as devnull:
+                    runner.run(loading, output=devnull, source=source)
+            log.info("globals restored; created role(s): %s", ", ".join(roles.created) or "none")
+            if roles.kept:
+                log.info(
+                    "roles the server already had were left as they are: %s "
+                    "(--overwrite-roles applies the backup's attributes and memberships)",
+                    ", ".join(roles.kept),
+                )
 
     def _prepare_target(self, server: Server, target: str, drop_existing: bool) -> None:
         try:

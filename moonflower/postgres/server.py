@@ -58,6 +58,11 @@ class Server:
         found = self.query(f"SELECT count(*) FROM pg_database WHERE datname = {sql_literal(name)}")
         return found.strip() == "1"
 
+    def roles(self) -> frozenset[str]:
+        """Every role on the server (names travel hex-encoded: any character survives)."""
+        output = self.query("SELECT encode(convert_to(rolname, 'UTF8'), 'hex') FROM pg_roles")
+        return frozenset(bytes.fromhex(row).decode("utf-8") for row in output.split() if row)
+
     def contents(self, name: str) -> dict[str, int]:
         """How many user objects of each kind the database holds (only kinds it has)."""
         counts = {}

@@ -122,3 +122,45 @@ def test_custom_format_round_trip_with_parallel_restore(
     assert restored.returncode == 0, restored.stderr
     assert cluster.dump_text(target) == cluster.dump_text("owned")
     assert listed[0]["encrypted"] is encrypted
+
+
+def test_restoring_the_globals_creates_missing_roles_and_leaves_existing_ones_alone(
+    cluster: PgServer, s3: S3Server, bucket: str, spool_dir
+) -> None:
+    env = env_for(cluster, s3, bucket, str(spool_dir), PG_DATABASES="owned", PG_GLOBALS="true")
+    assert run_moonflower(env=env).returncode == 0
+    password_hash = "SELECT rolpassword FROM pg_authid WHERE rolname = 'app_owner'"
+    members = (
+        "SELECT count(*) FROM pg_auth_members a JOIN pg_roles r ON r.oid = a.member "
+        "WHERE r.rolname = 'app_owner'"
+    )
+
+    with PgServer() as fresh:
+        fresh.psql("CREATE ROLE app_owner LOGIN PASSWORD 'the target''s own password'")
+        before = fresh.psql(password_hash)
+        target_env = {**env, **fresh.moonflower_env("owned")}
+        kept = run_moonflower(
+            "restore", "owned", "--into", "owned_kept", "--globals", env=target_env
+        )
+        kept_hash = fresh.psql(password_hash)
+        kept_members = fresh.psql(members)
+        overwritten = run_moonflower(
+            "restore",
+            "owned",
+            "--into",
+            "owned_over",
+            "--globals",
+            "--overwrite-roles",
+            env=target_env,
+        )
+        overwritten_hash = fresh.psql(password_hash)
+        reader_exists = fresh.psql("SELECT count(*) FROM pg_roles WHERE rolname = 'app_reader'")
+
+    assert kept.returncode == 0, kept.stderr
+    assert "created role(s): app_reader" in kept.stderr
+    assert "left as they are: app_owner" in kept.stderr
+    assert kept_hash == before
+    assert kept_members == "0"
+    assert reader_exists == "1"
+    assert overwritten.returncode == 0, overwritten.stderr
+    assert overwritten_hash != before
