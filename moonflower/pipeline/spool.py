@@ -40,11 +40,22 @@ def spool_file(directory: Path, extension: str) -> Iterator[Path]:
 
 
 def owner_pid(name: str, kind: str = "") -> int | None:
+    """The pid in `moonflower-[kind]<pid>-<random>`; None for any other name."""
     rest = name.removeprefix(OWNED_PREFIX + kind)
     if rest == name:
         return None
-    number = rest.split("-", 1)[0]
-    return int(number) if number.isdigit() else None
+    number, dash, random_part = rest.partition("-")
+    if not (number.isdigit() and dash and random_part):
+        return None
+    return int(number)
+
+
+def ours(entry: Path) -> bool:
+    """Made by this user: another user's leftovers are theirs to clean."""
+    try:
+        return entry.lstat().st_uid == os.getuid()
+    except OSError:
+        return False
 
 
 def remove_stale_files(
@@ -59,7 +70,7 @@ def remove_stale_files(
         return removed
     for entry in entries:
         pid = owner_pid(entry.name, kind)
-        if pid is None or pid == os.getpid() or is_alive(pid):
+        if pid is None or pid == os.getpid() or is_alive(pid) or not ours(entry):
             continue
         if entry.is_dir() and not entry.is_symlink():
             if before_removing is not None:

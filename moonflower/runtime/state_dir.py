@@ -16,7 +16,7 @@ PRIVATE_MODE = 0o700
 def state_directory(backup: BackupConfig) -> Path:
     if backup.state_dir is not None:
         return backup.state_dir
-    return private_directory(Path(tempfile.gettempdir()) / f"moonflower-{os.getuid()}")
+    return private_directory(Path(tempfile.gettempdir()) / f"moonflower-user-{os.getuid()}")
 
 
 def private_directory(path: Path) -> Path:

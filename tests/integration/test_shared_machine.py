@@ -93,13 +93,13 @@ def test_a_read_only_temp_directory_is_fine_with_spool_and_state_set(
 def test_a_planted_state_directory_is_refused_not_followed(
     s3: S3Server, bucket: str, backup_env: dict[str, str], tmp_path: Path, planted: str
 ) -> None:
-    """Without BACKUP_STATE_DIR the state lives in <temp>/moonflower-<uid>: another user may
+    """Without BACKUP_STATE_DIR the state lives in <temp>/moonflower-user-<uid>: another user may
     have made that name first, as a symlink to somewhere of theirs or as a shared directory."""
     temp = tmp_path / "shared-temp"
     temp.mkdir()
     elsewhere = tmp_path / "attackers-directory"
     elsewhere.mkdir()
-    name = temp / f"moonflower-{os.getuid()}"
+    name = temp / f"moonflower-user-{os.getuid()}"
     if planted == "symlink":
         name.symlink_to(elsewhere)
     else:
@@ -123,12 +123,16 @@ def test_without_a_state_directory_setting_a_private_one_is_made(
     temp.mkdir()
     env = {**backup_env, "PG_DATABASES": "second", "TMPDIR": str(temp)}
     del env["BACKUP_STATE_DIR"]
+    del env["BACKUP_SPOOL_DIR"]  # the spool is the temp directory too, as by default
 
     result = run_moonflower(env=env)
+    again = run_moonflower(env=env)  # its cleanup of killed runs' leftovers must spare it
     health = run_moonflower("health", env=env)
 
     assert result.returncode == 0, result.stderr
-    private = temp / f"moonflower-{os.getuid()}"
+    assert again.returncode == 0, again.stderr
+    assert "removed" not in again.stderr
+    private = temp / f"moonflower-user-{os.getuid()}"
     assert private.is_dir()
     assert private.stat().st_mode & 0o777 == 0o700
     assert health.returncode == 0, health.stdout

@@ -166,3 +166,22 @@ def test_health_reports_a_run_that_has_gone_on_too_long() -> None:
     assert "still going" in overdue.reason
     assert in_time.ok
     assert finished.ok
+
+
+@pytest.mark.parametrize(
+    ("name", "pid"),
+    [
+        ("moonflower-1234-abcd.sql.gz.part", 1234),
+        ("moonflower-0", None),
+        ("moonflower-1001", None),
+        ("moonflower-user-1001", None),
+        ("moonflower-state-0.json", None),
+        ("moonflower-1234-", None),
+    ],
+)
+def test_only_names_made_by_a_process_carry_its_pid(name: str, pid: int | None) -> None:
+    """A private state directory (or anything else named moonflower-<number>) is never
+    taken for a killed run's leftovers."""
+    from moonflower.pipeline.spool import owner_pid
+
+    assert owner_pid(name) == pid
