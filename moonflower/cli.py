@@ -127,12 +127,14 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument(
         "--drop-existing",
         action="store_true",
-        help="drop and recreate TARGET when it already holds tables",
+        help="drop and recreate TARGET when it is not empty (without it, a non-empty TARGET "
+        "is refused, never merged into)",
     )
     restore.add_argument(
         "--globals",
         action="store_true",
-        help="first load the newest globals backup (roles, tablespaces; PG_GLOBALS)",
+        help="first load the newest globals backup (PG_GLOBALS): tablespaces, and the roles "
+        "the server lacks; existing roles are left as they are",
     )
     restore.add_argument("--allow-unverified", action="store_true", help=ALLOW_UNVERIFIED_HELP)
     restore.add_argument(
