@@ -48,6 +48,18 @@ class WebhookFailed(Exception):
         self.transient = transient
 
 
+def url_secrets(url: str) -> list[str]:
+    """What in a webhook URL is a credential: its token-like path parts and query values, and
+    user:password, so the redactor masks them wherever they show up, not only in URLs.
+    (Short query values such as `verbose=true` are masked in URLs only: masking `true` in
+    every log line would hide more than it protects.)"""
+    parts = urlsplit(url)
+    query = [value for _, value in parse_qsl(parts.query, keep_blank_values=True)]
+    found = [part for part in [*parts.path.split("/"), *query] if TOKEN_LIKE.fullmatch(part)]
+    found += [part for part in (parts.username, parts.password) if part]
+    return found
+
+
 def mask_url(url: str) -> str:
     """The URL fit for a log line: credentials, token-like path parts and query values masked."""
     parts = urlsplit(url)

@@ -90,3 +90,22 @@ def test_an_unexpected_error_still_sends_the_failure_webhook_with_its_reason() -
         .body.rstrip()
         .endswith(b"result: failed: unexpected error: No space left on device")
     )
+
+
+def test_webhook_url_tokens_are_masked_wherever_they_appear() -> None:
+    """Not only in the URL as a whole: an error message may quote just the path."""
+    from moonflower.config.loader import load_config
+    from moonflower.output.redact import MASK, redactor
+    from tests.unit.test_config import REQUIRED
+
+    token = "5bf66975-d4c7-4bf5-bcc8-b8d8a82ea278"
+    load_config(
+        {
+            **REQUIRED,
+            "WEBHOOK_FAILURE": f"https://hc-ping.com/{token}/fail",
+            "WEBHOOK_SUCCESS": "https://hooks.example/ping?key=query-secret-value",
+        }
+    )
+
+    assert redactor.mask(f"POST /{token}/fail refused") == f"POST /{MASK}/fail refused"
+    assert redactor.mask("key=query-secret-value") == f"key={MASK}"
