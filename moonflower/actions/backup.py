@@ -21,7 +21,14 @@ from moonflower.pipeline.runner import abandon_all
 from moonflower.pipeline.spool import remove_stale_files, spool_file
 from moonflower.postgres.clients import any_psql, find_client
 from moonflower.postgres.connection import libpq_environment, passfile
-from moonflower.postgres.plans import CONTENT_TYPES, connect_database_for, plan, program_for
+from moonflower.postgres.plans import (
+    CONTENT_TYPES,
+    GLOBALS_ITEM,
+    connect_database_for,
+    plan,
+    program_for,
+    shown_name,
+)
 from moonflower.postgres.queries import (
     ClusterFacts,
     ServerVersion,
@@ -34,7 +41,7 @@ from moonflower.runtime.lifecycle import shutdown
 from moonflower.runtime.state_dir import state_directory
 from moonflower.s3.gateway import Storage
 from moonflower.s3.journal import UploadJournal
-from moonflower.s3.keys import ENCRYPTED_SUFFIX, GLOBALS_NAME, backup_key
+from moonflower.s3.keys import ENCRYPTED_SUFFIX, backup_key
 from moonflower.s3.objects import Uploaded, part_size_for
 from moonflower.s3.streaming import StreamingUpload, streaming_upload
 
@@ -137,7 +144,7 @@ class BackupRun:
                 ", ".join(names) or "none",
                 f" (excluded: {', '.join(left_out)})" if left_out else "",
             )
-        return tuple(([GLOBALS_NAME] if pg.globals else []) + names)
+        return tuple(([GLOBALS_ITEM] if pg.globals else []) + names)
 
     def _cluster_facts(self, items: tuple[str, ...], password_file: Path) -> ClusterFacts | None:
         """Server version and database sizes in one query for the whole run, instead of one
@@ -156,7 +163,7 @@ class BackupRun:
         self, database: str, psql: Path, environment: dict[str, str]
     ) -> tuple[ServerVersion, int]:
         if self.facts is not None:
-            if database == GLOBALS_NAME:
+            if database == GLOBALS_ITEM:
                 return self.facts.server, 0
             if database in self.facts.sizes:
                 return self.facts.server, self.facts.sizes[database]
@@ -194,9 +201,9 @@ class BackupRun:
 
     def back_up_one(self, database: str, password_file: Path) -> DatabaseResult:
         """One database (or the globals), its failure recorded in the result, not raised."""
-        result = DatabaseResult(database)
+        result = DatabaseResult(shown_name(database))
         started = time.monotonic()
-        with database_context(database):
+        with database_context(shown_name(database)):
             try:
                 self._dump_and_upload(database, password_file, result)
             except MoonflowerError as error:

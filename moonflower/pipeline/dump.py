@@ -48,7 +48,7 @@ class DumpJob:
         try:
             return self.run()
         except StageFailed as error:
-            if self.plan.name != GLOBALS_NAME or "permission denied" not in error.stderr_tail:
+            if self.plan.key_name != GLOBALS_NAME or "permission denied" not in error.stderr_tail:
                 raise
         log.warning(
             "not allowed to read role passwords (a managed PostgreSQL?): backing up the "

@@ -203,3 +203,25 @@ def test_objects_with_impossible_or_future_dates_change_nothing(
     assert impossible not in listed.stdout
     assert restored.returncode == 0, restored.stderr
     assert pg.dump_text(target) == pg.dump_text("second")
+
+
+def test_a_database_named_like_the_globals_is_backed_up_as_a_database(
+    pg: PgServer, s3: S3Server, bucket: str, backup_env: dict[str, str]
+) -> None:
+    """`_globals` is the name of the globals dump; a database may have it too, and neither
+    replaces the other."""
+    name = "_globals"
+    if pg.psql(f"SELECT count(*) FROM pg_database WHERE datname = '{name}'") == "0":
+        pg.create_database(name)
+        pg.psql("CREATE TABLE only_in_the_database AS SELECT 5 AS x", name)
+    env = {**backup_env, "PG_DATABASES": name, "PG_GLOBALS": "true"}
+
+    backup = run_moonflower(env=env)
+    target = unique_name("mf_named_globals")
+    restored = run_moonflower("restore", name, "--into", target, env=env)
+
+    assert backup.returncode == 0, backup.stderr
+    names = sorted(key.split("/")[-1].split("_2")[0] for key in s3.keys(bucket))
+    assert names == ["%5Fglobals", "_globals"]
+    assert restored.returncode == 0, restored.stderr
+    assert pg.psql("SELECT x FROM only_in_the_database", target) == "5"
