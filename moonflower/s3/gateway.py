@@ -20,7 +20,7 @@ from moonflower.errors import StorageError
 from moonflower.output.logs import log
 from moonflower.s3.checksums import file_sha256, same_composite
 from moonflower.s3.client import s3_client
-from moonflower.s3.errors import error_code, retrying, translated
+from moonflower.s3.errors import S3_FAILURES, error_code, retrying, translated
 from moonflower.s3.objects import (
     EXPIRES_METADATA_KEY,
     MULTIPART_THRESHOLD,
@@ -168,9 +168,16 @@ class Storage:
             self._client.put_object(Bucket=self.bucket, Key=key, Body=body)
 
     def _lock_of(self, key: str, head: dict[str, Any]) -> pendulum.DateTime | None:
+        """The retention S3 reports; with S3_GOVERNANCE set, an object it did not lock is
+        removed and the backup fails (a backup that could be deleted is not what was asked)."""
         locked_until = head.get("ObjectLockRetainUntilDate")
         if self.config.governance is not None and locked_until is None:
-            log.warning("S3 reports no Object Lock on %s although S3_GOVERNANCE is set", key)
+            with contextlib.suppress(*S3_FAILURES):
+                self._client.delete_object(Bucket=self.bucket, Key=key)
+            raise StorageError(
+                f"S3 did not lock {key} although S3_GOVERNANCE is set (does the store apply "
+                "Object Lock to this kind of upload?); the object was removed"
+            )
         return pendulum.instance(locked_until) if isinstance(locked_until, datetime) else None
 
     def _verify(self, key: str, size: int, digest: str) -> dict[str, Any]:

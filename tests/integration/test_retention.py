@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 import botocore.exceptions
 import pytest
 
+from tests.support.faultproxy import FaultProxy
 from tests.support.runner import run_moonflower
 from tests.support.s3server import S3Server
 
@@ -233,3 +234,37 @@ def test_a_failed_prune_is_reported_in_the_summary_and_the_webhook_body(
     last_line = success.body.decode().rstrip("\n").splitlines()[-1]
     assert last_line.startswith("result: ok; pruning expired backups failed: S3 refused")
     assert f"nightly/second_{OLD}.sql.gz" in s3.keys(bucket)
+
+
+@pytest.mark.parametrize("size", ["small", "streamed"])
+def test_an_object_the_store_did_not_lock_fails_the_backup_and_is_removed(
+    s3,
+    proxy: FaultProxy,
+    backup_env: dict[str, str],
+    big_database: str,
+    pausing_pg_dump: str,
+    size: str,
+) -> None:
+    """A store that takes the upload but not its lock (here: the proxy drops the lock headers
+    on their way to moto) would leave a deletable backup while the operator thinks it is
+    locked."""
+    proxy.drop_headers |= {"x-amz-object-lock-mode", "x-amz-object-lock-retain-until-date"}
+    bucket = s3.new_bucket(object_lock=True)
+    env = {
+        **backup_env,
+        "S3_BUCKET": bucket,
+        "S3_ENDPOINT": proxy.endpoint,
+        "S3_GOVERNANCE": "1 day",
+    }
+    if size == "streamed":
+        env.update(
+            PG_DATABASES=big_database, PG_DUMP_PATH=pausing_pg_dump, BACKUP_COMPRESSION="none"
+        )
+    else:
+        env["PG_DATABASES"] = "second"
+
+    result = run_moonflower(env=env)
+
+    assert result.returncode == 1
+    assert "S3 did not lock" in result.stderr
+    assert s3.keys(bucket) == []

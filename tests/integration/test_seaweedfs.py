@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import NASTY_DATABASE
+from tests.support.faultproxy import FaultProxy
 from tests.support.names import unique_name
 from tests.support.pgserver import PgServer
 from tests.support.runner import run_moonflower
@@ -136,3 +137,33 @@ def test_a_changed_object_is_refused_before_the_target_is_touched(
     assert result.returncode == 1
     assert "does not match the SHA-256" in result.stderr
     assert pg.psql(f"SELECT count(*) FROM pg_database WHERE datname = '{target}'") == "0"
+
+
+def test_lock_headers_and_part_checksums_travel_with_the_streamed_upload(
+    seaweed: SeaweedServer, weed_env: dict[str, str], big_database: str, pausing_pg_dump: str
+) -> None:
+    """Seen on the wire through a proxy in front of SeaweedFS (which, unlike moto, also
+    applies the lock): the lock is in the request that creates the upload, every part carries
+    its checksum."""
+    bucket = seaweed.new_bucket(object_lock=True)
+    with FaultProxy(seaweed.endpoint) as proxy:
+        env = {
+            **weed_env,
+            "S3_BUCKET": bucket,
+            "S3_ENDPOINT": proxy.endpoint,
+            "PG_DATABASES": big_database,
+            "PG_DUMP_PATH": pausing_pg_dump,
+            "BACKUP_COMPRESSION": "none",
+            "S3_GOVERNANCE": "1 day",
+        }
+        result = run_moonflower(env=env)
+
+    assert result.returncode == 0, result.stderr
+    creates = [r for r in proxy.seen if r.method == "POST" and "uploads" in r.path]
+    parts = [r for r in proxy.seen if r.method == "PUT" and "partNumber=" in r.path]
+    assert len(creates) == 1
+    lowered = {name.lower(): value for name, value in creates[0].headers.items()}
+    assert lowered["x-amz-object-lock-mode"] == "GOVERNANCE"
+    assert "x-amz-object-lock-retain-until-date" in lowered
+    assert len(parts) >= 2
+    assert all("x-amz-checksum-sha256" in {k.lower() for k in part.headers} for part in parts)

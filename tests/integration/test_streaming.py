@@ -73,34 +73,6 @@ def test_a_dump_failing_after_parts_were_sent_leaves_nothing(
     assert list(spool_dir.iterdir()) == []
 
 
-def test_lock_headers_and_part_checksums_travel_with_the_streamed_upload(
-    s3: S3Server,
-    backup_env: dict[str, str],
-    big_database: str,
-    proxy: FaultProxy,
-    pausing_pg_dump: str,
-) -> None:
-    bucket = s3.new_bucket(object_lock=True)
-    env = {
-        **uncompressed(backup_env, big_database, pausing_pg_dump),
-        "S3_BUCKET": bucket,
-        "S3_ENDPOINT": proxy.endpoint,
-        "S3_GOVERNANCE": "1 day",
-    }
-
-    result = run_moonflower(env=env)
-
-    assert result.returncode == 0, result.stderr
-    creates = [r for r in proxy.seen if r.method == "POST" and "uploads" in r.path]
-    parts = [r for r in proxy.seen if r.method == "PUT" and "partNumber=" in r.path]
-    assert len(creates) == 1
-    lowered = {name.lower(): value for name, value in creates[0].headers.items()}
-    assert lowered["x-amz-object-lock-mode"] == "GOVERNANCE"
-    assert "x-amz-object-lock-retain-until-date" in lowered
-    assert len(parts) >= 2
-    assert all("x-amz-checksum-sha256" in {k.lower() for k in part.headers} for part in parts)
-
-
 def test_a_failing_part_is_retried(
     s3: S3Server,
     bucket: str,

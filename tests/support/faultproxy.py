@@ -47,6 +47,9 @@ class FaultProxy:
     upstream: str
     rules: list[Rule] = field(default_factory=list)
     seen: list[Request] = field(default_factory=list)
+    drop_headers: set[str] = field(default_factory=set)
+    """Request headers (lower case) not passed on: a store that ignores them (moto does not
+    check the signature that covers them)."""
 
     def __post_init__(self) -> None:
         proxy = self
@@ -70,7 +73,8 @@ class FaultProxy:
                     target.hostname, target.port, timeout=UPSTREAM_TIMEOUT_SECONDS
                 )
                 try:
-                    headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+                    dropped = HOP_BY_HOP | proxy.drop_headers
+                    headers = {k: v for k, v in self.headers.items() if k.lower() not in dropped}
                     connection.request(self.command, self.path, body=body, headers=headers)
                     response = connection.getresponse()
                     payload = response.read()
