@@ -27,6 +27,21 @@ def weed_env(pg: PgServer, seaweed: SeaweedServer, spool_dir: Path) -> dict[str,
     return env
 
 
+def streamed_and_locked(
+    env: dict[str, str], bucket: str, database: str, pg_dump: str
+) -> dict[str, str]:
+    """The big database, uncompressed and slowed so it is uploaded while dumping, into a
+    bucket with Object Lock, locked for a day."""
+    return {
+        **env,
+        "S3_BUCKET": bucket,
+        "PG_DATABASES": database,
+        "PG_DUMP_PATH": pg_dump,
+        "BACKUP_COMPRESSION": "none",
+        "S3_GOVERNANCE": "1 day",
+    }
+
+
 def test_round_trip_restores_with_stock_tools(
     pg: PgServer, seaweed: SeaweedServer, weed_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -63,14 +78,7 @@ def test_streamed_multipart_upload_is_locked_and_verified(
     pausing_pg_dump: str,
 ) -> None:
     bucket = seaweed.new_bucket(object_lock=True)
-    env = {
-        **weed_env,
-        "S3_BUCKET": bucket,
-        "PG_DATABASES": big_database,
-        "PG_DUMP_PATH": pausing_pg_dump,
-        "BACKUP_COMPRESSION": "none",
-        "S3_GOVERNANCE": "1 day",
-    }
+    env = streamed_and_locked(weed_env, bucket, big_database, pausing_pg_dump)
 
     result = run_moonflower(env=env)
 
@@ -147,16 +155,8 @@ def test_lock_headers_and_part_checksums_travel_with_the_streamed_upload(
     its checksum."""
     bucket = seaweed.new_bucket(object_lock=True)
     with FaultProxy(seaweed.endpoint) as proxy:
-        env = {
-            **weed_env,
-            "S3_BUCKET": bucket,
-            "S3_ENDPOINT": proxy.endpoint,
-            "PG_DATABASES": big_database,
-            "PG_DUMP_PATH": pausing_pg_dump,
-            "BACKUP_COMPRESSION": "none",
-            "S3_GOVERNANCE": "1 day",
-        }
-        result = run_moonflower(env=env)
+        env = streamed_and_locked(weed_env, bucket, big_database, pausing_pg_dump)
+        result = run_moonflower(env={**env, "S3_ENDPOINT": proxy.endpoint})
 
     assert result.returncode == 0, result.stderr
     creates = [r for r in proxy.seen if r.method == "POST" and "uploads" in r.path]
