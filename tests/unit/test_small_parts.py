@@ -144,14 +144,18 @@ def test_a_key_with_an_impossible_time_is_not_a_backup(time: str) -> None:
 
 def test_health_reports_a_run_that_has_gone_on_too_long() -> None:
     import subprocess
+    import sys
 
     import pendulum
 
     from moonflower.runtime.status_file import health
+    from tests.support.procs import read_proc
+    from tests.support.waiting import eventually
 
     # A live process whose command line names Moonflower, as a running backup's does.
-    running = subprocess.Popen(["sh", "-c", "sleep 60", "moonflower"])
+    running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "moonflower"])
     try:
+        assert eventually(lambda: b"moonflower" in read_proc(running.pid, "cmdline"), 30)
         started = pendulum.now("UTC").subtract(hours=30).isoformat()
         state = {"current_run": {"started": started, "pid": running.pid}}
 
