@@ -80,9 +80,10 @@ def home_parent(spool_dir: Path) -> Path:
 def temporary_home(spool_dir: Path) -> Iterator[Path]:
     """A fresh 0700 GnuPG home; its agent is stopped and the directory removed on exit."""
     try:
-        home = Path(tempfile.mkdtemp(prefix=owned_prefix(HOME_KIND), dir=home_parent(spool_dir)))
+        parent = home_parent(spool_dir)
+        home = Path(tempfile.mkdtemp(prefix=owned_prefix(parent, HOME_KIND), dir=parent))
     except OSError:  # the temp directory went read-only since it was chosen
-        home = Path(tempfile.mkdtemp(prefix=owned_prefix(HOME_KIND), dir=spool_dir))
+        home = Path(tempfile.mkdtemp(prefix=owned_prefix(spool_dir, HOME_KIND), dir=spool_dir))
     home.chmod(0o700)
     try:
         yield home

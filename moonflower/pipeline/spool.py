@@ -2,8 +2,9 @@
 leftovers of a killed Moonflower are recognised and removed.
 
 SIGTERM and SIGINT are cleaned up on the spot. SIGKILL (or a power cut) leaves spool files,
-password files and GnuPG homes; each is named with the pid of the process that made it
-(`moonflower-<pid>-…`), so a later start can tell what is stale (its process is gone).
+password files and GnuPG homes; each is named with the token of the run that made it
+(`moonflower-<token>-…`), and that run holds a lock on `moonflower-<token>.lock` while it
+lives (see `runtime.ownership`), so a later start can tell what is stale.
 """
 
 import contextlib
@@ -14,22 +15,29 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from moonflower.output.logs import log
-from moonflower.runtime.liveness import is_alive
+from moonflower.runtime.ownership import (
+    OWNED_PREFIX,
+    is_token,
+    lease,
+    owner_is_live,
+    remove_dead_locks,
+)
 
-OWNED_PREFIX = "moonflower-"
 SPOOL_SUFFIX = ".part"
 
 
-def owned_prefix(kind: str = "") -> str:
-    """The name prefix of files this process owns, e.g. `moonflower-1234-`."""
-    return f"{OWNED_PREFIX}{kind}{os.getpid()}-"
+def owned_prefix(directory: Path, kind: str = "") -> str:
+    """The name prefix of files this run makes in `directory`, e.g. `moonflower-run3f…-`;
+    the run's lock there is taken first."""
+    lease.claim(directory)
+    return f"{OWNED_PREFIX}{kind}{lease.token}-"
 
 
 @contextlib.contextmanager
 def spool_file(directory: Path, extension: str) -> Iterator[Path]:
     """A 0600 file for one artifact, removed on every path out of the block."""
     descriptor, name = tempfile.mkstemp(
-        prefix=owned_prefix(), suffix=f"{extension}{SPOOL_SUFFIX}", dir=directory
+        prefix=owned_prefix(directory), suffix=f"{extension}{SPOOL_SUFFIX}", dir=directory
     )
     os.close(descriptor)
     path = Path(name)
@@ -39,15 +47,16 @@ def spool_file(directory: Path, extension: str) -> Iterator[Path]:
         path.unlink(missing_ok=True)
 
 
-def owner_pid(name: str, kind: str = "") -> int | None:
-    """The pid in `moonflower-[kind]<pid>-<random>`; None for any other name."""
+def owner_of(name: str, kind: str = "") -> str | None:
+    """The run token in `moonflower-[kind]<token>-<random>` (a pid in names made before
+    locks); None for any other name."""
     rest = name.removeprefix(OWNED_PREFIX + kind)
     if rest == name:
         return None
-    number, dash, random_part = rest.partition("-")
-    if not (number.isdigit() and dash and random_part):
+    owner, dash, random_part = rest.partition("-")
+    if not (dash and random_part and (owner.isdigit() or is_token(owner))):
         return None
-    return int(number)
+    return owner
 
 
 def ours(entry: Path) -> bool:
@@ -61,16 +70,16 @@ def ours(entry: Path) -> bool:
 def remove_stale_files(
     directory: Path, kind: str = "", before_removing: Callable[[Path], None] | None = None
 ) -> list[Path]:
-    """Remove `moonflower-[kind]<pid>-*` entries of processes that are gone; directories are
-    first handed to `before_removing` (a GnuPG home's agent is stopped)."""
+    """Remove `moonflower-[kind]<token>-*` entries of runs that are gone, and their lock files;
+    directories are first handed to `before_removing` (a GnuPG home's agent is stopped)."""
     removed: list[Path] = []
     try:
         entries = list(directory.iterdir())
     except OSError:
         return removed
     for entry in entries:
-        pid = owner_pid(entry.name, kind)
-        if pid is None or pid == os.getpid() or is_alive(pid) or not ours(entry):
+        owner = owner_of(entry.name, kind)
+        if owner is None or not ours(entry) or owner_is_live(directory, owner):
             continue
         if entry.is_dir() and not entry.is_symlink():
             if before_removing is not None:
@@ -79,6 +88,7 @@ def remove_stale_files(
         else:
             entry.unlink(missing_ok=True)
         removed.append(entry)
+    remove_dead_locks(directory)
     for entry in removed:
         log.warning("removed %s, left behind by a Moonflower process that was killed", entry)
     return removed

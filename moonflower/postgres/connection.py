@@ -24,7 +24,8 @@ def escape_passfile_field(value: str) -> str:
 def passfile(password: str, directory: Path) -> Iterator[Path]:
     """A 0600 libpq password file that matches any host, removed on exit."""
     try:
-        descriptor, name = tempfile.mkstemp(prefix=owned_prefix(), suffix=".pgpass", dir=directory)
+        prefix = owned_prefix(directory)
+        descriptor, name = tempfile.mkstemp(prefix=prefix, suffix=".pgpass", dir=directory)
     except OSError as error:
         raise DumpError(
             f"cannot create the password file in the spool directory {directory} "

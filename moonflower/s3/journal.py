@@ -1,6 +1,7 @@
-"""The upload journal: keys being uploaded, with the process uploading them, kept in the spool
+"""The upload journal: keys being uploaded, with the run uploading them, kept in the state
 directory, so a run killed by SIGKILL (or a power cut) leaves a note of its unfinished
-multipart uploads, and a later start aborts them."""
+multipart uploads, and a later start aborts them. A run is live while it holds its lock in
+the same directory (`runtime.ownership`)."""
 
 import contextlib
 import fcntl
@@ -10,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from moonflower.runtime.liveness import is_alive
+from moonflower.runtime.ownership import lease, owner_is_live, remove_dead_locks
 
 JOURNAL_NAME = "moonflower-uploads.journal"
 
@@ -29,7 +30,7 @@ def readable_entries(text: str) -> list[dict[str, Any]]:
 
 
 class UploadJournal:
-    """Keys being uploaded, with their process, so a killed run's uploads can be aborted."""
+    """Keys being uploaded, with their run, so a killed run's uploads can be aborted."""
 
     def __init__(self, directory: Path, bucket: str, endpoint: str) -> None:
         self.path = directory / JOURNAL_NAME
@@ -55,9 +56,10 @@ class UploadJournal:
         return entry.get("bucket") == self.bucket and entry.get("endpoint") == self.endpoint
 
     def started(self, key: str) -> None:
+        lease.claim(self.path.parent)
         with self._locked() as entries:
             entries.append(
-                {"key": key, "bucket": self.bucket, "endpoint": self.endpoint, "pid": os.getpid()}
+                {"key": key, "bucket": self.bucket, "endpoint": self.endpoint, "run": lease.token}
             )
 
     def finished(self, key: str) -> None:
@@ -65,9 +67,15 @@ class UploadJournal:
             entries[:] = [e for e in entries if not (self._matches(e) and e["key"] == key)]
 
     def stale_keys(self) -> list[str]:
+        remove_dead_locks(self.path.parent)  # a killed run's entries stay: it is still dead
         with self._locked() as entries:
             return [
                 entry["key"]
                 for entry in entries
-                if self._matches(entry) and not is_alive(int(entry.get("pid", 0)))
+                if self._matches(entry) and not owner_is_live(self.path.parent, _owner(entry))
             ]
+
+
+def _owner(entry: dict[str, Any]) -> str:
+    """The run of an entry; entries written before locks name their process id."""
+    return str(entry.get("run") or entry.get("pid") or "0")

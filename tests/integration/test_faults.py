@@ -27,6 +27,7 @@ from tests.support.runner import (
 from tests.support.s3server import SECRET_KEY, S3Server
 from tests.support.slowdump import (
     fake_pg_dump,
+    kill_mid_upload,
     slow_dumps_running,
     use_slow_pg_dump,
     wait_until_dumping,
@@ -241,13 +242,7 @@ def test_after_sigkill_the_next_start_removes_what_was_left(
         "PG_DUMP_PATH": pausing_pg_dump,
         "BACKUP_COMPRESSION": "none",
     }
-    victim = start_moonflower(env=env, quiet=True)
-    started = eventually(
-        lambda: s3.client().list_multipart_uploads(Bucket=bucket).get("Uploads"), BOUND_SECONDS
-    )
-    assert started, "the multipart upload never started"
-    victim.send_signal(signal.SIGKILL)
-    victim.wait(timeout=BOUND_SECONDS)
+    kill_mid_upload(s3, bucket, env)
     subprocess.run(["pkill", "-f", pausing_pg_dump], check=False)
     left = sorted(path.name for path in spool_dir.iterdir())
     assert any(name.endswith(".part") for name in left)

@@ -2,7 +2,7 @@
 
 import os
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,18 +23,23 @@ def clean_environment(extra: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
-def moonflower_command(*args: str) -> list[str]:
-    return [str(MOONFLOWER), *args]
+def moonflower_command(*args: str, wrapper: Sequence[str] = ()) -> list[str]:
+    """bin/moonflower with `args`, run by `wrapper` when given (e.g. `unshare ...`)."""
+    return [*wrapper, str(MOONFLOWER), *args]
 
 
 def start_moonflower(
-    *args: str, env: Mapping[str, str], text: bool = True, quiet: bool = False
+    *args: str,
+    env: Mapping[str, str],
+    text: bool = True,
+    quiet: bool = False,
+    wrapper: Sequence[str] = (),
 ) -> subprocess.Popen[Any]:
     """bin/moonflower in the background; its output collected through pipes, or dropped
     when `quiet` (nobody reads it, so a full pipe must not stall it)."""
     output = subprocess.DEVNULL if quiet else subprocess.PIPE
     return subprocess.Popen(
-        moonflower_command(*args),
+        moonflower_command(*args, wrapper=wrapper),
         env=clean_environment(env),
         stdout=output,
         stderr=output,
@@ -43,10 +48,13 @@ def start_moonflower(
 
 
 def run_moonflower(
-    *args: str, env: Mapping[str, str], timeout: float = RUN_TIMEOUT_SECONDS
+    *args: str,
+    env: Mapping[str, str],
+    timeout: float = RUN_TIMEOUT_SECONDS,
+    wrapper: Sequence[str] = (),
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        moonflower_command(*args),
+        moonflower_command(*args, wrapper=wrapper),
         env=clean_environment(env),
         capture_output=True,
         text=True,

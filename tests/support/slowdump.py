@@ -2,10 +2,12 @@
 
 import signal
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 from tests.support.procs import processes_with
 from tests.support.runner import start_moonflower
+from tests.support.s3server import S3Server
 from tests.support.waiting import eventually
 
 MARKER = "moonflower-test-slow-dump"
@@ -55,3 +57,17 @@ def interrupt_while_dumping(
     process.send_signal(signum)
     stdout, stderr = process.communicate(timeout=WAIT_SECONDS)
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def kill_mid_upload(
+    s3: S3Server, bucket: str, env: dict[str, str], wrapper: Sequence[str] = ()
+) -> None:
+    """Start bin/moonflower (run by `wrapper`), SIGKILL it once its multipart upload has begun,
+    and wait until it is gone. `env` should hold the dump back (the pausing pg_dump)."""
+    victim = start_moonflower(env=env, quiet=True, wrapper=wrapper)
+    started = eventually(
+        lambda: s3.client().list_multipart_uploads(Bucket=bucket).get("Uploads"), WAIT_SECONDS
+    )
+    assert started, "the multipart upload never started"
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=WAIT_SECONDS)

@@ -173,19 +173,23 @@ def test_health_reports_a_run_that_has_gone_on_too_long() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "pid"),
+    ("name", "owner"),
     [
-        ("moonflower-1234-abcd.sql.gz.part", 1234),
+        ("moonflower-run0123456789ab-abcd.sql.gz.part", "run0123456789ab"),
+        ("moonflower-1234-abcd.sql.gz.part", "1234"),
+        ("moonflower-run0123456789ab.lock", None),
+        ("moonflower-runner-abcd", None),
         ("moonflower-0", None),
         ("moonflower-1001", None),
         ("moonflower-user-1001", None),
         ("moonflower-state-0.json", None),
         ("moonflower-1234-", None),
+        ("moonflower-uploads.journal", None),
     ],
 )
-def test_only_names_made_by_a_process_carry_its_pid(name: str, pid: int | None) -> None:
-    """A private state directory (or anything else named moonflower-<number>) is never
+def test_only_names_made_by_a_run_carry_its_owner(name: str, owner: str | None) -> None:
+    """A private state directory (or anything else named moonflower-<something>) is never
     taken for a killed run's leftovers."""
-    from moonflower.pipeline.spool import owner_pid
+    from moonflower.pipeline.spool import owner_of
 
-    assert owner_pid(name) == pid
+    assert owner_of(name) == owner
