@@ -63,6 +63,10 @@ class StorageError(MoonflowerError):
     """S3 refused or could not be reached."""
 
 
+class KeyTaken(StorageError):
+    """S3 already holds an object under the key, not written by this run; it is left alone."""
+
+
 class RestoreError(MoonflowerError):
     """A restore (or a verification) stopped at `step`."""
 

@@ -18,7 +18,7 @@ from tenacity import (
 )
 
 from moonflower.config.model import S3Config
-from moonflower.errors import StorageError
+from moonflower.errors import KeyTaken, StorageError
 from moonflower.output.logs import log
 from moonflower.output.redact import redactor
 
@@ -37,6 +37,7 @@ TRANSIENT_ERROR_CODES = frozenset(
         "BadDigest",
         "IncompleteBody",
         "XAmzContentSHA256Mismatch",
+        "ConditionalRequestConflict",
     }
 )
 NETWORK_ERRORS = (botocore.exceptions.HTTPClientError, botocore.exceptions.ConnectionError)
@@ -60,6 +61,12 @@ def client_error_parts(error: BaseException) -> tuple[str, int] | None:
             status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
             return code, status
     return None
+
+
+def is_key_taken(error: BaseException) -> bool:
+    """S3 refused a create-only write (If-None-Match: *): the key already holds an object."""
+    parts = client_error_parts(error)
+    return parts is not None and (parts[0] == "PreconditionFailed" or parts[1] == 412)
 
 
 def is_transient(error: BaseException) -> bool:
@@ -127,6 +134,8 @@ def describe(error: BaseException, config: S3Config, action: str) -> str:
             return f"{action}: {NO_OBJECT_LOCK.format(bucket=config.bucket)}"
         if code in ("NoSuchBucket", "404") or (status == 404 and "bucket" in action):
             return f'{action}: bucket "{config.bucket}" does not exist at {config.endpoint}'
+        if is_key_taken(error):
+            return f"{action}: S3 already holds an object under this key and kept it"
         if code in CREDENTIAL_ERROR_CODES or status == 403:
             return (
                 f"{action}: S3 refused the request ({code or status}); check S3_ACCESS_KEY, "
@@ -150,7 +159,8 @@ def translated(config: S3Config, action: str) -> Iterator[None]:
     try:
         yield
     except S3_FAILURES as error:
-        raise StorageError(describe(error, config, action)) from None
+        failure = KeyTaken if is_key_taken(error) else StorageError
+        raise failure(describe(error, config, action)) from None
 
 
 def error_code(error: botocore.exceptions.ClientError) -> str:

@@ -16,10 +16,10 @@ from boto3.s3.transfer import TransferConfig
 
 from moonflower import __version__
 from moonflower.config.model import ChecksumMode, S3Config
-from moonflower.errors import StorageError
-from moonflower.output.logs import log
+from moonflower.errors import KeyTaken, StorageError
 from moonflower.s3.checksums import file_sha256, same_composite
 from moonflower.s3.client import s3_client
+from moonflower.s3.deletion import VersionDeleter
 from moonflower.s3.errors import S3_FAILURES, error_code, retrying, translated
 from moonflower.s3.objects import (
     EXPIRES_METADATA_KEY,
@@ -32,9 +32,9 @@ from moonflower.s3.objects import (
     stop_if_abandoned,
 )
 from moonflower.s3.slices import FileSlice
+from moonflower.s3.writes import WriteLog, Written
 
 UPLOAD_CONCURRENCY = 4
-DELETE_BATCH_SIZE = 1000
 NOT_FOUND_CODES = ("404", "NoSuchKey", "NotFound")
 
 
@@ -43,6 +43,7 @@ class Storage:
         self.config = config
         self.bucket = config.bucket
         self._client: Any = s3_client(config)
+        self._writes = WriteLog(self._client)
 
     def _call(self, action: str, method: str, **arguments: Any) -> Any:
         """One S3 request: retried when transient, failures as StorageError."""
@@ -90,7 +91,7 @@ class Storage:
             max_concurrency=UPLOAD_CONCURRENCY,
         )
         action = f"uploading {key}"
-        with translated(self.config, action):
+        with contextlib.suppress(KeyTaken), translated(self.config, action):
             retrying(self.config, action)(
                 self._client.upload_file,
                 str(path),
@@ -100,8 +101,9 @@ class Storage:
                 Config=transfer,
                 Callback=stop_if_abandoned,
             )
-            head = self._verify(key, size, digest)
-        return Uploaded(key, size, digest, self._lock_of(key, head), expires)
+        # Refused as taken, the key may hold this run's own earlier attempt: checked here.
+        head, written = self._stored(key, size, lambda head: same_whole(head, size, digest))
+        return Uploaded(key, size, digest, self._lock_of(key, head, written), expires)
 
     def start_multipart(self, key: str, arguments: dict[str, Any]) -> str:
         """Start a multipart upload; its upload id."""
@@ -134,13 +136,16 @@ class Storage:
             return retrying(self.config, action)(send)
 
     def complete_multipart(self, key: str, upload_id: str, parts: list[dict[str, Any]]) -> None:
-        self._call(
-            f"completing the upload of {key}",
-            "complete_multipart_upload",
-            Key=key,
-            UploadId=upload_id,
-            MultipartUpload={"Parts": parts},
-        )
+        """Complete, create-only; when S3 says the key is taken, `verify_streamed` tells this
+        run's own earlier attempt from another writer's object."""
+        with contextlib.suppress(KeyTaken):
+            self._call(
+                f"completing the upload of {key}",
+                "complete_multipart_upload",
+                Key=key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
+            )
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
         action = f"aborting the upload of {key}"
@@ -151,46 +156,63 @@ class Storage:
         self, key: str, size: int, composite: str, expires: pendulum.DateTime | None
     ) -> Uploaded:
         """Check a multipart upload made while dumping: its size, and S3's composite SHA-256."""
-        with translated(self.config, f"checking {key}"):
-            head: dict[str, Any] = self._client.head_object(
-                Bucket=self.bucket, Key=key, ChecksumMode="ENABLED"
-            )
-        reported = str(head.get("ChecksumSHA256") or "")
-        if int(head.get("ContentLength", -1)) != size or not same_composite(reported, composite):
-            with contextlib.suppress(botocore.exceptions.ClientError):
-                self._client.delete_object(Bucket=self.bucket, Key=key)
-            raise StorageError(f"uploaded object {key} does not match the spool file")
-        return Uploaded(key, size, composite, self._lock_of(key, head), expires)
+        head, written = self._stored(key, size, lambda head: same_parts(head, size, composite))
+        return Uploaded(key, size, composite, self._lock_of(key, head, written), expires)
 
     def put_probe(self, key: str, body: bytes) -> None:
         """Write a small object (the preflight's proof that the bucket is writable)."""
         with translated(self.config, f"writing {key}"):
             self._client.put_object(Bucket=self.bucket, Key=key, Body=body)
 
-    def _lock_of(self, key: str, head: dict[str, Any]) -> pendulum.DateTime | None:
+    def _stored(
+        self, key: str, size: int, matches: Callable[[dict[str, Any]], bool]
+    ) -> tuple[dict[str, Any], Written | None]:
+        """The HEAD of what this run stored under `key`, checked with `matches`. A mismatch is
+        removed only when it is provably this run's write (its version id, or its ETag);
+        anything else under the key belongs to another writer and is left alone."""
+        written = self._writes.take(key)
+        version = {"VersionId": written.version_id} if written and written.version_id else {}
+        with translated(self.config, f"checking {key}"):
+            head: dict[str, Any] = self._client.head_object(
+                Bucket=self.bucket, Key=key, ChecksumMode="ENABLED", **version
+            )
+        if matches(head):
+            return head, written
+        if written is None or not written.is_this(head):
+            raise KeyTaken(
+                f"S3 already holds a different object under {key}, not written by this run "
+                "(two runs backing up the same database at the same moment?); it was left "
+                "alone and this backup was not stored"
+            )
+        self._remove(key, written)
+        raise StorageError(
+            f"uploaded object {key} does not match the spool file "
+            f"({head.get('ContentLength')} bytes stored, {size} expected); "
+            "it was removed"
+        )
+
+    def _remove(self, key: str, written: Written) -> None:
+        """Remove this run's write: its own version when the bucket keeps versions."""
+        version = {"VersionId": written.version_id} if written.version_id else {}
+        with contextlib.suppress(*S3_FAILURES):
+            self._client.delete_object(Bucket=self.bucket, Key=key, **version)
+
+    def _lock_of(
+        self, key: str, head: dict[str, Any], written: Written | None
+    ) -> pendulum.DateTime | None:
         """The retention S3 reports; with S3_GOVERNANCE set, an object it did not lock is
-        removed and the backup fails (a backup that could be deleted is not what was asked)."""
+        removed (when it is this run's) and the backup fails (a backup that could be deleted
+        is not what was asked)."""
         locked_until = head.get("ObjectLockRetainUntilDate")
         if self.config.governance is not None and locked_until is None:
-            with contextlib.suppress(*S3_FAILURES):
-                self._client.delete_object(Bucket=self.bucket, Key=key)
+            if written is not None:
+                self._remove(key, written)
             raise StorageError(
                 f"S3 did not lock {key} although S3_GOVERNANCE is set (does the store apply "
-                "Object Lock to this kind of upload?); the object was removed"
+                "Object Lock to this kind of upload?); "
+                + ("the object was removed" if written else "it was not written by this run")
             )
         return pendulum.instance(locked_until) if isinstance(locked_until, datetime) else None
-
-    def _verify(self, key: str, size: int, digest: str) -> dict[str, Any]:
-        head: dict[str, Any] = self._client.head_object(Bucket=self.bucket, Key=key)
-        stored_size = int(head.get("ContentLength", -1))
-        stored_digest = head.get("Metadata", {}).get(SHA256_METADATA_KEY)
-        if stored_size != size or stored_digest != digest:
-            self._client.delete_object(Bucket=self.bucket, Key=key)
-            raise StorageError(
-                f"uploaded object {key} does not match the spool file "
-                f"({stored_size} bytes stored, {size} expected); it was removed"
-            )
-        return head
 
     def head(self, key: str) -> dict[str, Any] | None:
         """The object's headers (with S3's checksum), or None when there is no such object."""
@@ -249,66 +271,16 @@ class Storage:
 
         Versions still under Object Lock are left alone (governance is never bypassed).
         """
-        deletions = {key: Deletion(key) for key in keys}
-        versions = [(key, version) for key in keys for version in self._versions_of(key)]
-        for start in range(0, len(versions), DELETE_BATCH_SIZE):
-            self._delete_batch(versions[start : start + DELETE_BATCH_SIZE], deletions)
-        return list(deletions.values())
+        return VersionDeleter(self._client, self.config).delete(keys)
 
-    def _versions_of(self, key: str) -> list[str]:
-        paginator = self._client.get_paginator("list_object_versions")
-        found: list[str] = []
-        with translated(self.config, f"listing versions of {key}"):
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=key):
-                for entry in page.get("Versions", []) + page.get("DeleteMarkers", []):
-                    if entry["Key"] == key:
-                        found.append(str(entry["VersionId"]))
-        return found
 
-    def _delete_batch(self, batch: list[tuple[str, str]], deletions: dict[str, Deletion]) -> None:
-        objects = [{"Key": key, "VersionId": version} for key, version in batch]
-        try:
-            response = self._client.delete_objects(
-                Bucket=self.bucket, Delete={"Objects": objects, "Quiet": False}
-            )
-        except botocore.exceptions.ClientError as error:
-            log.info("batch delete refused (%s); deleting one version at a time", error)
-            for key, version in batch:
-                self._delete_one(key, version, deletions[key])
-            return
-        for deleted in response.get("Deleted", []):
-            deletions[deleted["Key"]].deleted += 1
-        for failure in response.get("Errors", []):
-            key = failure["Key"]
-            # Some stores leave VersionId out of the error; any version we sent will do.
-            version = failure.get("VersionId") or next(v for k, v in batch if k == key)
-            self._record_failure(key, version, failure.get("Code", ""), deletions)
+def same_whole(head: dict[str, Any], size: int, digest: str) -> bool:
+    """A single-request upload: its size and the SHA-256 Moonflower put in its metadata."""
+    stored_digest = head.get("Metadata", {}).get(SHA256_METADATA_KEY)
+    return int(head.get("ContentLength", -1)) == size and stored_digest == digest
 
-    def _delete_one(self, key: str, version: str, deletion: Deletion) -> None:
-        try:
-            self._client.delete_object(Bucket=self.bucket, Key=key, VersionId=version)
-            deletion.deleted += 1
-        except botocore.exceptions.ClientError as error:
-            self._record_failure(key, version, error_code(error), {key: deletion})
 
-    def _record_failure(
-        self, key: str, version: str | None, code: str, deletions: dict[str, Deletion]
-    ) -> None:
-        deletion = deletions[key]
-        if code == "AccessDenied" and version:
-            locked_until = self._retention_of(key, version)
-            if locked_until is not None:
-                deletion.locked_until = locked_until
-                return
-        deletion.error = f"S3 refused to delete a version of {key} ({code or 'error'})"
-
-    def _retention_of(self, key: str, version: str) -> pendulum.DateTime | None:
-        try:
-            head = self._client.head_object(Bucket=self.bucket, Key=key, VersionId=version)
-        except botocore.exceptions.ClientError:
-            return None
-        until = head.get("ObjectLockRetainUntilDate")
-        if not isinstance(until, datetime):
-            return None
-        locked_until = pendulum.instance(until)
-        return locked_until if locked_until > pendulum.now("UTC") else None
+def same_parts(head: dict[str, Any], size: int, composite: str) -> bool:
+    """A multipart upload: its size and S3's own composite SHA-256 of the parts."""
+    reported = str(head.get("ChecksumSHA256") or "")
+    return int(head.get("ContentLength", -1)) == size and same_composite(reported, composite)

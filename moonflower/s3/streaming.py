@@ -19,7 +19,7 @@ from typing import Any
 
 import pendulum
 
-from moonflower.errors import Abandoned, MoonflowerError
+from moonflower.errors import Abandoned, KeyTaken, MoonflowerError
 from moonflower.output.logs import current_database, log
 from moonflower.runtime.lifecycle import shutdown
 from moonflower.s3.checksums import composite_of, part_sha256
@@ -140,6 +140,9 @@ class StreamingUpload:
                 self.abort()
                 return None
             return self._complete(size)
+        except KeyTaken:  # another writer's object holds the key: uploading again cannot help
+            self.abort()
+            raise
         except PART_ERRORS as error:
             log.warning("finishing the early upload failed (%s); uploading the file again", error)
             self.abort()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import NASTY_DATABASE
-from tests.support.faultproxy import FaultProxy
+from tests.support.faultproxy import FaultProxy, Reply, Request, backup_write
 from tests.support.names import unique_name
 from tests.support.pgserver import PgServer
 from tests.support.runner import run_moonflower
@@ -167,3 +167,36 @@ def test_lock_headers_and_part_checksums_travel_with_the_streamed_upload(
     assert "x-amz-object-lock-retain-until-date" in lowered
     assert len(parts) >= 2
     assert all("x-amz-checksum-sha256" in {k.lower() for k in part.headers} for part in parts)
+
+
+def test_a_streamed_upload_never_replaces_a_key_another_writer_took(
+    seaweed: SeaweedServer, weed_env: dict[str, str], big_database: str, pausing_pg_dump: str
+) -> None:
+    """SeaweedFS honours If-None-Match on CompleteMultipartUpload: the rival that stored its
+    object under the key first keeps it, even in a locked, versioned bucket."""
+    bucket = seaweed.new_bucket(object_lock=True)
+    rival = b"the other instance's backup"
+    taken: list[str] = []
+
+    def rival_first(request: Request) -> Reply | None:
+        key = backup_write(request, bucket)
+        if key is not None and not taken:
+            seaweed.client().put_object(
+                Bucket=bucket, Key=key, Body=rival, ChecksumAlgorithm="SHA256"
+            )
+            taken.append(key)
+        return None
+
+    with FaultProxy(seaweed.endpoint) as proxy:
+        proxy.rules.append(rival_first)
+        env = streamed_and_locked(weed_env, bucket, big_database, pausing_pg_dump)
+        result = run_moonflower(env={**env, "S3_ENDPOINT": proxy.endpoint})
+
+    assert taken, "the run never completed its upload"
+    assert result.returncode == 1, result.stderr
+    assert "not written by this run" in result.stderr
+    client = seaweed.client()
+    assert client.get_object(Bucket=bucket, Key=taken[0])["Body"].read() == rival
+    versions = client.list_object_versions(Bucket=bucket, Prefix=taken[0]).get("Versions", [])
+    assert len(versions) == 1
+    assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []

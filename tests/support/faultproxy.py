@@ -8,7 +8,7 @@ import http.client
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from tests.support.httpserver import LocalServer, QuietHandler
 
@@ -32,6 +32,9 @@ class Reply:
 
 RESET = Reply(-1)
 """A rule's answer meaning: start a reply, then drop the connection half-way through it."""
+FORWARD_THEN_RESET = Reply(-2)
+"""A rule's answer meaning: pass the request on, then drop the connection instead of
+answering (the request took effect; the client never learns it did)."""
 
 Rule = Callable[[Request], Reply | None]
 
@@ -61,11 +64,15 @@ class FaultProxy:
                 body = self.rfile.read(length) if length else b""
                 request = Request(self.command, self.path, dict(self.headers.items()))
                 proxy.seen.append(request)
+                lose_the_answer = False
                 for rule in list(proxy.rules):
                     reply = rule(request)
                     if reply is RESET:
                         self._reset()
                         return
+                    if reply is FORWARD_THEN_RESET:
+                        lose_the_answer = True
+                        break
                     if reply is not None:
                         self._send(reply.status, {"Content-Type": reply.content_type}, reply.body)
                         return
@@ -78,6 +85,9 @@ class FaultProxy:
                     connection.request(self.command, self.path, body=body, headers=headers)
                     response = connection.getresponse()
                     payload = response.read()
+                    if lose_the_answer:
+                        self._reset()
+                        return
                     forwarded = {
                         k: v for k, v in response.getheaders() if k.lower() not in HOP_BY_HOP
                     }
@@ -120,3 +130,15 @@ class FaultProxy:
 
     def __exit__(self, *exc_info: object) -> None:
         self._local.stop()
+
+
+def backup_write(request: Request, bucket: str) -> str | None:
+    """The key, when `request` is the write that makes a backup object appear: a single PUT
+    or the completion of a multipart upload."""
+    parts = urlsplit(request.path)
+    prefix = f"/{bucket}/nightly/"
+    if not parts.path.startswith(prefix):
+        return None
+    single = request.method == "PUT" and "uploadId" not in parts.query
+    complete = request.method == "POST" and "uploadId" in parts.query
+    return unquote(parts.path.removeprefix(f"/{bucket}/")) if single or complete else None
