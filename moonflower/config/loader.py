@@ -12,6 +12,7 @@ import pendulum
 
 from moonflower.config import settings as s
 from moonflower.config.durations import Period
+from moonflower.config.masking import register_secrets
 from moonflower.config.model import (
     DEFAULT_S3_MAX_ATTEMPTS,
     DEFAULT_WEBHOOK_TIMEOUT,
@@ -28,7 +29,6 @@ from moonflower.config.model import (
 from moonflower.config.settings import Setting
 from moonflower.config.sources import Layers, RawValue, load_toml
 from moonflower.config.values import (
-    KeyBlock,
     any_value_is_on,
     boolean,
     cron_schedule,
@@ -53,7 +53,6 @@ from moonflower.config.values import (
 )
 from moonflower.errors import ConfigError
 from moonflower.output.redact import redactor
-from moonflower.output.webhooks import url_secrets
 from moonflower.pipeline.compression import LEVELS, Algorithm, Compression
 
 DEFAULT_CONFIG_PATH = Path("/etc/moonflower/moonflower.toml")
@@ -158,23 +157,6 @@ def s3_credentials(validator: Validator) -> tuple[str | None, str | None, list[s
             "the default AWS credential chain)"
         )
     return access_key, secret_key, warnings
-
-
-def register_secrets(layers: Layers, s3_secret: str | None, private_key: KeyBlock | None) -> None:
-    """The one place secrets reach the redactor: every secret setting as given, what was
-    derived from them (the old quick start's secret, the decoded private key), and the
-    tokens in webhook URLs."""
-    for setting in s.ALL_SETTINGS:
-        raw = layers.get(setting) if setting.secret else None
-        if raw is not None and isinstance(raw.value, str):
-            redactor.add(raw.value)
-    redactor.add(s3_secret)
-    for setting in (s.WEBHOOK_START, s.WEBHOOK_SUCCESS, s.WEBHOOK_FAILURE):
-        raw = layers.get(setting)
-        for secret in url_secrets(raw.value) if raw and isinstance(raw.value, str) else []:
-            redactor.add(secret)
-    if private_key is not None:
-        redactor.add(private_key.data.decode("utf-8", "replace"))
 
 
 def system_temp_directory(validator: Validator) -> Path | None:

@@ -38,6 +38,7 @@ USER_AGENT = f"moonflower/{__version__}"
 WHOLE_REQUEST_FACTOR = 1
 """A whole request (connect, send, read the answer) may take this many WEBHOOK_TIMEOUTs."""
 TOKEN_LIKE = re.compile(r"[A-Za-z0-9_\-]{16,}")
+FLAG_WORDS = frozenset({"true", "false", "yes", "no", "on", "off"})
 
 
 class WebhookFailed(Exception):
@@ -49,15 +50,20 @@ class WebhookFailed(Exception):
 
 
 def url_secrets(url: str) -> list[str]:
-    """What in a webhook URL is a credential: its token-like path parts and query values, and
+    """What in a webhook URL is a credential: its token-like path parts, its query values and
     user:password, so the redactor masks them wherever they show up, not only in URLs.
-    (Short query values such as `verbose=true` are masked in URLs only: masking `true` in
-    every log line would hide more than it protects.)"""
+    (Flags such as `verbose=true` or `v=2` are left out: masking `true` in every log line
+    would hide more than it protects.)"""
     parts = urlsplit(url)
     query = [value for _, value in parse_qsl(parts.query, keep_blank_values=True)]
-    found = [part for part in [*parts.path.split("/"), *query] if TOKEN_LIKE.fullmatch(part)]
+    found = [part for part in parts.path.split("/") if TOKEN_LIKE.fullmatch(part)]
+    found += [value for value in query if value and not is_flag(value)]
     found += [part for part in (parts.username, parts.password) if part]
     return found
+
+
+def is_flag(value: str) -> bool:
+    return value.isdigit() or value.lower() in FLAG_WORDS
 
 
 def mask_url(url: str) -> str:

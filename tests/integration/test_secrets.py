@@ -1,11 +1,18 @@
 """Secrets never reach process arguments, child environments or output."""
 
 import subprocess
+from pathlib import Path
 
 from tests.support.pgserver import PgServer
 from tests.support.procscan import watch_moonflower
-from tests.support.runner import RUN_TIMEOUT_SECONDS, clean_environment, moonflower_command
+from tests.support.runner import (
+    RUN_TIMEOUT_SECONDS,
+    clean_environment,
+    moonflower_command,
+    run_moonflower,
+)
 from tests.support.s3server import SECRET_KEY
+from tests.support.slowdump import fake_pg_dump
 
 PG_PASSWORD = "pg s3cr3t 'quoted' $HOME \"x\""
 
@@ -48,3 +55,31 @@ def test_secrets_in_error_messages_are_masked(backup_env: dict[str, str]) -> Non
     assert result.returncode == 1
     assert "wrong-but-secret-value" not in result.stderr + result.stdout
     assert "********" in result.stderr
+
+
+def test_a_short_password_is_masked_as_a_value_and_never_cut_out_of_words(
+    pg: PgServer, backup_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The password `the`: masked where it is a value (the password file a broken pg_dump
+    prints), while the words around it stay as they are, so no mask points at it."""
+    talkative = fake_pg_dump(
+        tmp_path,
+        'cat "$PGPASSFILE" >&2\necho "pg_dump: the server is older than the other" >&2\nexit 1\n',
+    )
+    pg.psql(
+        "DROP ROLE IF EXISTS short_password; "
+        "CREATE ROLE short_password LOGIN SUPERUSER PASSWORD 'the'"
+    )
+    env = {
+        **backup_env,
+        "PG_USER": "short_password",
+        "PG_PASSWORD": "the",
+        "PG_DUMP_PATH": str(talkative),
+    }
+
+    result = run_moonflower(env=env)
+
+    assert result.returncode == 1
+    assert "*:*:*:*:********" in result.stderr
+    assert "*:*:*:*:the" not in result.stderr
+    assert "the server is older than the other" in result.stderr
