@@ -50,6 +50,13 @@ def test_a_dump_blocked_by_a_lock_gives_up_after_the_lock_wait_timeout(
     finally:
         holder.kill()
         holder.wait(timeout=30)
+        # The server does not notice a vanished client during pg_sleep: end the backend, or
+        # the lock stays for HOLD_SECONDS and holds up every later test that dumps "second".
+        pg.psql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE query LIKE '%pg_sleep(%' AND pid <> pg_backend_pid()",
+            "second",
+        )
 
     assert result.returncode == 1
     assert "could not lock a table within PG_LOCK_WAIT_TIMEOUT" in result.stderr
