@@ -1,5 +1,5 @@
 #!/bin/sh
-# Installs Moonflower and what it runs (PostgreSQL client, GnuPG, pigz, zstd) into a Debian
+# Installs Moonflower and what it runs (PostgreSQL client, GnuPG, igzip, pigz, zstd) into a Debian
 # system: the Dockerfile's one RUN step, and what `make image-smoke` runs in a chroot, so
 # the two cannot drift apart.
 #
@@ -16,7 +16,7 @@ export DEBIAN_FRONTEND=noninteractive
 
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
-    ca-certificates gnupg gzip pigz zstd python3 python3-venv coreutils
+    ca-certificates gnupg gzip isal pigz zstd python3 python3-venv coreutils
 if [ "$PG_CLIENT_SOURCE" = pgdg ]; then
     apt-get install -y -qq --no-install-recommends curl
     install -d /usr/share/postgresql-common/pgdg

@@ -10,7 +10,7 @@ from pathlib import Path
 import pendulum
 
 from moonflower.actions.prune import Pruner
-from moonflower.config.model import ChecksumMode, Config
+from moonflower.config.model import ChecksumMode, Config, DumpFormat
 from moonflower.errors import MoonflowerError
 from moonflower.output.logs import database_context, log, step
 from moonflower.output.report import human_size
@@ -94,6 +94,8 @@ class BackupRun:
         pg = self.config.postgres
         wanted = "every database" if pg.all_databases else ", ".join(pg.databases)
         log.info("backup started: %s%s", wanted, " and the globals" if pg.globals else "")
+        if self.config.backup.format == DumpFormat.PLAIN:
+            log.info("compression: %s", self.config.backup.compression.describe())
         remove_stale_files(self.config.backup.spool_dir)
         spool_dir = self.config.backup.spool_dir
         remove_stale_homes(home_parent(spool_dir))

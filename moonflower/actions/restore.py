@@ -1,7 +1,9 @@
 """Bringing a backup back: download, check, then decrypt | decompress | psql as one pipeline."""
 
+import itertools
 import os
 import re
+import time
 from pathlib import Path
 
 from moonflower.actions.readback import (
@@ -18,6 +20,7 @@ from moonflower.actions.readback import (
 from moonflower.config.model import Config
 from moonflower.errors import MoonflowerError, RestoreError
 from moonflower.output.logs import log, step
+from moonflower.output.report import human_size
 from moonflower.pipeline import runner
 from moonflower.pipeline.gpg import Decryption
 from moonflower.pipeline.runner import Stage
@@ -99,8 +102,11 @@ class Restorer:
             server = Server(self.config.postgres, password)
             if with_globals:
                 self._restore_globals(server, decryption)
+            clock = [time.monotonic()]
             with fetched(self.storage, info, spool_dir, self.trust) as path:
+                clock.append(time.monotonic())
                 sql = self.read(path, info, decryption)
+                clock.append(time.monotonic())
                 with step("target"):
                     self._prepare_target(server, target, drop_existing)
                 with step("load"):
@@ -112,7 +118,20 @@ class Restorer:
                             f"{error}{owner_hint(str(error))}; the database {target} was left "
                             "as it is for inspection",
                         ) from None
-        log.info("restored %s into database %s", info.key, target)
+                clock.append(time.monotonic())
+        download, check, load = (later - earlier for earlier, later in itertools.pairwise(clock))
+        log.info(
+            "restored %s into database %s: %s in %.1f s (download %.1f s, check %.1f s, "
+            "load %.1f s at %s/s of backup)",
+            info.key,
+            target,
+            human_size(info.size),
+            download + check + load,
+            download,
+            check,
+            load,
+            human_size(info.size / load) if load > 0 else "-",
+        )
 
     def read(self, path: Path, info: BackupInfo, decryption: Decryption) -> PlainSql | None:
         """The whole backup decoded and checked complete, before any database is touched."""

@@ -1,19 +1,67 @@
 """Which compressor runs, and at which level."""
 
 import shutil
+from pathlib import Path
 
 import pytest
 
-from moonflower.pipeline.compression import Compression
+from moonflower.pipeline.compression import Compression, decompress_stage, igzip_level
+from tests.support.toolpath import path_without
+
+needs = {
+    engine: pytest.mark.skipif(shutil.which(engine) is None, reason=f"{engine} is not installed")
+    for engine in ("igzip", "pigz")
+}
 
 
-@pytest.mark.skipif(shutil.which("pigz") is None, reason="pigz is not installed")
-def test_gzip_defaults_to_the_original_images_level_and_uses_pigz() -> None:
+@needs["igzip"]
+def test_gzip_prefers_igzip_at_the_level_that_matches_gzip_5() -> None:
+    stage = Compression("gzip", None).stage()
+
+    assert stage is not None
+    assert list(stage.argv) == ["igzip", "-c", "-1"]
+    assert Compression("gzip", None).describe() == "gzip level 5 (igzip -1)"
+
+
+@needs["pigz"]
+def test_without_igzip_gzip_runs_pigz_at_the_original_images_level(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", path_without(tmp_path, "igzip"))
+
     stage = Compression("gzip", None).stage()
 
     assert stage is not None
     assert stage.argv[0] == "pigz"
     assert "-5" in stage.argv
+
+
+def test_with_neither_gzip_runs_gzip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", path_without(tmp_path, "igzip", "pigz"))
+
+    stage = Compression("gzip", 7).stage()
+    unzip = decompress_stage("gzip", ".sql.gz")
+
+    assert stage is not None
+    assert list(stage.argv) == ["gzip", "-c", "-7"]
+    assert unzip is not None
+    assert list(unzip.argv) == ["gzip", "-dc"]
+
+
+@pytest.mark.parametrize(
+    ("gzip_level", "expected"), [(1, 1), (4, 1), (5, 1), (6, 2), (7, 2), (8, 3), (9, 3)]
+)
+def test_gzip_levels_map_onto_igzips_four(gzip_level: int, expected: int) -> None:
+    assert igzip_level(gzip_level) == expected
+
+
+@needs["igzip"]
+@pytest.mark.parametrize(("algorithm", "extension"), [("gzip", ".sql.gz"), (None, ".sql.gz.gpg")])
+def test_gzip_is_read_back_by_igzip(algorithm: str | None, extension: str) -> None:
+    stage = decompress_stage(algorithm, extension)
+
+    assert stage is not None
+    assert list(stage.argv) == ["igzip", "-dc"]
 
 
 def test_zstd_defaults_to_level_3_on_every_core() -> None:
@@ -24,8 +72,8 @@ def test_zstd_defaults_to_level_3_on_every_core() -> None:
     assert {"-3", "-T0"} <= set(stage.argv)
 
 
-@pytest.mark.parametrize(("algorithm", "level"), [("gzip", 9), ("zstd", 19), ("gzip", 1)])
-def test_a_configured_level_is_passed_on(algorithm: str, level: int) -> None:
+@pytest.mark.parametrize(("algorithm", "level"), [("zstd", 19), ("zstd", 1)])
+def test_a_configured_zstd_level_is_passed_on(algorithm: str, level: int) -> None:
     stage = Compression(algorithm, level).stage()
 
     assert stage is not None
