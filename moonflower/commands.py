@@ -5,37 +5,25 @@ import argparse
 import contextlib
 import json
 import sys
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-
-from moonflower.actions.backup import BackupRun, RunReport
-from moonflower.actions.check import Preflight
-from moonflower.actions.prune import Pruner
-from moonflower.actions.restore import Restorer
-from moonflower.actions.verify import Verifier
-from moonflower.config.cron import EXAMPLES
 from moonflower.config.model import Config
 from moonflower.errors import ConfigError, MoonflowerError, Terminated
 from moonflower.exit_status import ExitStatus
 from moonflower.output.logs import log
-from moonflower.output.report import (
-    print_backup_list,
-    print_checks,
-    print_prune_table,
-    print_state,
-    print_summary,
-    print_verify_table,
-    summary_document,
-)
-from moonflower.output.webhooks import Webhooks
-from moonflower.pipeline.gpg import Encryption
-from moonflower.runtime.lifecycle import Shutdown, reap_orphans
-from moonflower.runtime.scheduler import Runner
+from moonflower.runtime.lifecycle import Shutdown
 from moonflower.runtime.state_dir import state_directory
 from moonflower.runtime.status_file import StateFile, health
 from moonflower.runtime.status_file import now as state_now
-from moonflower.s3.catalog import Catalog
-from moonflower.s3.gateway import Storage
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from moonflower.actions.backup import RunReport
+    from moonflower.s3.gateway import Storage
+
+# Each command imports what only it needs inside its function: a backup must reach pg_dump
+# without first loading boto3, rich's tables or croniter (together about half a second).
 
 SUMMARY_WIDTH = 160
 
@@ -68,6 +56,11 @@ def record_run(config: Config, started: str, status: ExitStatus) -> None:
 
 def monitored_backup(config: Config) -> ExitStatus:
     """One run with its webhooks: start, then success or failure with the run's log."""
+    from moonflower.actions.backup import BackupRun
+    from moonflower.output.report import print_summary, summary_document
+    from moonflower.output.webhooks import Webhooks
+    from moonflower.pipeline.gpg import Encryption
+
     with Webhooks(config.webhooks).monitor() as outcome:
         with Encryption.open(config.encryption, config.backup.spool_dir) as encryption:
             report = BackupRun(config, encryption).run()
@@ -89,17 +82,23 @@ def monitored_backup(config: Config) -> ExitStatus:
         return ExitStatus.BACKUP_FAILED
 
 
-def failure_reason(report: RunReport) -> str:
+def failure_reason(report: "RunReport") -> str:
     reasons = [report.error] if report.error else []
     reasons += [f"{result.database}: {result.error}" for result in report.failures]
     return "; ".join(reason for reason in reasons if reason)
 
 
-def output_console() -> Console:
+def output_console() -> "Console":
+    from rich.console import Console
+
     return Console(width=None if sys.stdout.isatty() else SUMMARY_WIDTH)
 
 
 def prune_now(config: Config, databases: list[str] | None, dry_run: bool) -> ExitStatus:
+    from moonflower.actions.prune import Pruner
+    from moonflower.output.report import print_prune_table
+    from moonflower.s3.gateway import Storage
+
     if config.s3.expires_in is None:
         raise ConfigError(['S3_EXPIRES_IN: required by `moonflower prune`, e.g. "30 days"'])
     storage = Storage(config.s3)
@@ -110,6 +109,9 @@ def prune_now(config: Config, databases: list[str] | None, dry_run: bool) -> Exi
 
 
 def preflight(config: Config) -> ExitStatus:
+    from moonflower.actions.check import Preflight
+    from moonflower.output.report import print_checks
+
     checks = Preflight(config).run()
     print_checks(checks, output_console())
     return ExitStatus.OK if all(check.ok for check in checks) else ExitStatus.BACKUP_FAILED
@@ -122,6 +124,8 @@ def report_health(config: Config) -> ExitStatus:
 
 
 def print_status(config: Config) -> ExitStatus:
+    from moonflower.output.report import print_state
+
     state = StateFile(state_directory(config.backup))
     verdict = health(state.read(), overdue_after(config))
     print_state(state.read(), verdict, state.path, output_console())
@@ -134,13 +138,18 @@ def overdue_after(config: Config) -> float | None:
     return None if timeout is None else timeout.seconds
 
 
-def storage_for(config: Config) -> Storage:
+def storage_for(config: Config) -> "Storage":
+    from moonflower.s3.gateway import Storage
+
     storage = Storage(config.s3)
     storage.check_bucket()
     return storage
 
 
 def list_backups(config: Config, databases: list[str], as_json: bool) -> ExitStatus:
+    from moonflower.output.report import print_backup_list
+    from moonflower.s3.catalog import Catalog
+
     backups = Catalog(storage_for(config), config.s3).backups(databases or None)
     if as_json:
         print(json.dumps([info.as_json() for info in backups], indent=2, ensure_ascii=False))
@@ -150,6 +159,8 @@ def list_backups(config: Config, databases: list[str], as_json: bool) -> ExitSta
 
 
 def restore_backup(config: Config, arguments: argparse.Namespace) -> ExitStatus:
+    from moonflower.actions.restore import Restorer
+
     restorer = Restorer(
         config, storage_for(config), arguments.allow_unverified, arguments.overwrite_roles
     )
@@ -165,6 +176,9 @@ def restore_backup(config: Config, arguments: argparse.Namespace) -> ExitStatus:
 
 
 def verify_backups(config: Config, arguments: argparse.Namespace) -> ExitStatus:
+    from moonflower.actions.verify import Verifier
+    from moonflower.output.report import print_verify_table
+
     verifier = Verifier(config, storage_for(config), arguments.allow_unverified)
     backups = verifier.select(arguments.verify_databases, arguments.all)
     if not backups:
@@ -180,6 +194,11 @@ def verify_backups(config: Config, arguments: argparse.Namespace) -> ExitStatus:
 
 
 def run_scheduler(config: Config, shutdown: Shutdown) -> ExitStatus:
+    from moonflower.config.cron import EXAMPLES
+    from moonflower.pipeline.gpg import Encryption
+    from moonflower.runtime.lifecycle import reap_orphans
+    from moonflower.runtime.scheduler import Runner
+
     if config.schedule is None:
         raise ConfigError([f"SCHEDULE: required by `moonflower run`, e.g. {EXAMPLES}"])
     with Encryption.open(config.encryption, config.backup.spool_dir):

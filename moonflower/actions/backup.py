@@ -1,15 +1,19 @@
 """One backup run: every configured database (BACKUP_JOBS at a time), each dumped through
-its pipeline, checked, uploaded; then expired backups are pruned."""
+its pipeline, checked, uploaded; then expired backups are pruned. S3 is opened beside the
+first dump (`s3.opening`), so pg_dump starts without waiting for boto3 or the network."""
 
 import contextlib
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pendulum
 
-from moonflower.actions.prune import Pruner
+if TYPE_CHECKING:
+    from moonflower.s3.gateway import Storage
+
 from moonflower.config.model import ChecksumMode, Config, DumpFormat
 from moonflower.errors import MoonflowerError
 from moonflower.output.logs import database_context, log, step
@@ -39,10 +43,10 @@ from moonflower.postgres.queries import (
 )
 from moonflower.runtime.lifecycle import shutdown
 from moonflower.runtime.state_dir import state_directory
-from moonflower.s3.gateway import Storage
 from moonflower.s3.journal import UploadJournal
 from moonflower.s3.keys import ENCRYPTED_SUFFIX, backup_key
-from moonflower.s3.objects import Uploaded, part_size_for
+from moonflower.s3.objects import MULTIPART_THRESHOLD, Uploaded, part_size_for
+from moonflower.s3.opening import OpeningStorage
 from moonflower.s3.streaming import StreamingUpload, streaming_upload
 
 SIGNAL_LATENCY_SECONDS = 0.2
@@ -84,7 +88,7 @@ class BackupRun:
         self.journal = UploadJournal(
             state_directory(config.backup), config.s3.bucket, config.s3.endpoint
         )
-        self.storage = Storage(config.s3)
+        self.s3: OpeningStorage | None = None
         self.facts: ClusterFacts | None = None
         timeout = config.backup.timeout
         self.time_limit = None if timeout is None else timeout.seconds
@@ -101,22 +105,19 @@ class BackupRun:
         remove_stale_homes(home_parent(spool_dir))
         if home_parent(spool_dir) != spool_dir:
             remove_stale_homes(spool_dir)
-        try:
-            with step("s3"):
-                self.storage.check_bucket()
-                self._abort_stale_uploads()
-        except MoonflowerError as error:
-            report.error = str(error)
-            return report
+        self.s3 = OpeningStorage(self.config.s3, self._abort_stale_uploads)
         with passfile(self.config.postgres.password, self.config.backup.spool_dir) as password:
             try:
                 with step("discover"):
                     items = self._items(password)
             except MoonflowerError as error:
-                report.error = str(error)
+                report.error = str(self.s3.error() or error)  # S3's problem, as if asked first
                 return report
             self.facts = self._cluster_facts(items, password)
             report.results = self.back_up_all(items, password)
+        s3_error = self.s3.error()
+        if s3_error is not None:  # the dumps were stopped; none of them is the news
+            return RunReport(error=str(s3_error))
         succeeded = [result.database for result in report.results if result.ok]
         if self.config.s3.expires_in is not None and succeeded:
             with step("prune"):
@@ -125,8 +126,10 @@ class BackupRun:
 
     def prune(self, databases: list[str]) -> str | None:
         """Expire old backups of the databases just backed up; a failure is reported, not fatal."""
+        from moonflower.actions.prune import Pruner
+
         try:
-            pruned = Pruner(self.storage, self.config.s3).prune(databases)
+            pruned = Pruner(self.storage(), self.config.s3).prune(databases)
         except MoonflowerError as error:
             log.error("pruning expired backups failed: %s", error)
             return str(error)
@@ -171,9 +174,14 @@ class BackupRun:
                 return self.facts.server, self.facts.sizes[database]
         return server_version_and_size(psql, environment)
 
-    def _abort_stale_uploads(self) -> None:
+    def storage(self) -> "Storage":
+        """S3, once open (waiting for it); raises what made it unusable."""
+        assert self.s3 is not None
+        return self.s3.get()
+
+    def _abort_stale_uploads(self, storage: "Storage") -> None:
         for key in self.journal.stale_keys():
-            aborted = self.storage.abort_uploads_for(key)
+            aborted = storage.abort_uploads_for(key)
             self.journal.finished(key)
             if aborted:
                 log.warning(
@@ -210,7 +218,10 @@ class BackupRun:
                 self._dump_and_upload(database, password_file, result)
             except MoonflowerError as error:
                 result.error = str(error)
-                log.error("backup failed: %s", error)
+                if self.s3 is not None and error is self.s3.failure():
+                    log.debug("stopped: S3 cannot be used (%s)", error)  # the run reports it
+                else:
+                    log.error("backup failed: %s", error)
         result.seconds = time.monotonic() - started
         return result
 
@@ -230,6 +241,8 @@ class BackupRun:
         with shutdown.critical():  # a signal now must not leave the journal half-kept
             self.journal.started(key)
         streamed = False
+        parts_possible = False  # could an unfinished multipart upload of the key exist?
+        stream: StreamingUpload | None = None
         try:
             with spool_file(self.config.backup.spool_dir, extension) as spool:
                 with (
@@ -237,7 +250,13 @@ class BackupRun:
                     self._early_upload(key, spool, size_hint, content_type) as stream,
                 ):
                     sql_bytes = DumpJob(
-                        dump, tool, environment, spool, self.encryption, self.time_limit
+                        dump,
+                        tool,
+                        environment,
+                        spool,
+                        self.encryption,
+                        self.time_limit,
+                        cancel=self.s3.failure if self.s3 is not None else None,
                     ).run_with_fallback()
                     if self.encryption:
                         check_encrypted_artifact(spool)
@@ -253,12 +272,14 @@ class BackupRun:
                     streamed = uploaded is not None
                 with step("upload"):
                     if uploaded is None:
-                        uploaded = self.storage.upload(spool, key, content_type)
+                        parts_possible = spool.stat().st_size >= MULTIPART_THRESHOLD
+                        uploaded = self.storage().upload(spool, key, content_type)
                     log.info("uploaded s3://%s/%s", self.config.s3.bucket, uploaded.key)
                     log_retention(uploaded)
         finally:
+            parts_possible = parts_possible or (stream is not None and stream.started)
             with shutdown.critical():
-                if streamed:  # completed, so no unfinished upload of the key is left
+                if streamed or not parts_possible:  # no unfinished upload of the key is left
                     self.journal.finished(key)
                 else:
                     self._forget_upload(key)
@@ -268,8 +289,11 @@ class BackupRun:
     def _forget_upload(self, key: str) -> None:
         """Make sure no unfinished upload of `key` stays behind; if S3 cannot be asked now,
         the journal keeps the key and a later run cleans up."""
+        if self.s3 is not None and self.s3.failure() is not None:
+            self.journal.finished(key)  # S3 never opened, so no upload of it ever started
+            return
         try:
-            self.storage.abort_uploads_for(key)
+            self.storage().abort_uploads_for(key)
         except MoonflowerError as error:
             log.warning("could not check for unfinished uploads of %s: %s", key, error)
             return

@@ -7,8 +7,7 @@ to an hour that falls in the repeated hour of a daylight-saving change runs once
 
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
-
-from croniter import CroniterBadDateError, croniter
+from typing import Any
 
 MACRO_EXAMPLES = "@yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly"
 FIVE_FIELDS = ("minute", "hour", "day-of-month", "month", "day-of-week")
@@ -16,6 +15,14 @@ SIX_FIELDS = ("second", *FIVE_FIELDS)
 HOUR_FIELD = 1
 """Index of the hour in croniter's expanded fields (seconds, if any, come last there)."""
 EXAMPLES = '"0 1 * * *" (01:00 daily), "*/20 * * * * *" (every 20 s), "@daily"'
+
+
+def croniter_class() -> Any:
+    """croniter, imported only once a schedule is used: a one-shot backup does not pay for it
+    (on import it even runs `file` through Python's platform module)."""
+    from croniter import croniter
+
+    return croniter
 
 
 class CronError(ValueError):
@@ -35,7 +42,7 @@ class CronSchedule:
     @property
     def pins_hours(self) -> bool:
         """Fires only at some hours (so a repeated wall-clock hour must not fire twice)."""
-        fields = croniter(self.expression, second_at_beginning=self.has_seconds).expanded
+        fields = croniter_class()(self.expression, second_at_beginning=self.has_seconds).expanded
         return fields[HOUR_FIELD] != ["*"]
 
     def next_after(self, moment: datetime) -> datetime:
@@ -48,7 +55,7 @@ class CronSchedule:
 
     def _following(self, moment: datetime) -> datetime:
         local = moment.astimezone(self.timezone)
-        iterator = croniter(
+        iterator = croniter_class()(
             self.expression, local, second_at_beginning=self.has_seconds, day_or=True
         )
         result: datetime = iterator.get_next(datetime)
@@ -69,7 +76,7 @@ def parse_cron(expression: str, timezone: tzinfo) -> CronSchedule:
     if not text:
         raise CronError(f"empty expression; expected a cron expression such as {EXAMPLES}")
     if text.startswith("@"):
-        if not croniter.is_valid(text):
+        if not croniter_class().is_valid(text):
             raise CronError(f'unknown macro "{text}"; use one of {MACRO_EXAMPLES}')
         return checked(CronSchedule(text, timezone))
     fields = text.split()
@@ -83,13 +90,15 @@ def parse_cron(expression: str, timezone: tzinfo) -> CronSchedule:
     for index, value in enumerate(fields):
         probe = ["*"] * len(fields)
         probe[index] = value
-        if not croniter.is_valid(" ".join(probe), second_at_beginning=with_seconds):
+        if not croniter_class().is_valid(" ".join(probe), second_at_beginning=with_seconds):
             raise CronError(f'invalid {names[index]} field "{value}" in "{text}"')
     return checked(CronSchedule(text, timezone))
 
 
 def checked(schedule: CronSchedule) -> CronSchedule:
     """The schedule, if it ever fires."""
+    from croniter import CroniterBadDateError
+
     try:
         schedule.next_after(datetime.now(schedule.timezone))
     except CroniterBadDateError:

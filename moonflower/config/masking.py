@@ -5,7 +5,7 @@ from moonflower.config import settings as s
 from moonflower.config.sources import Layers
 from moonflower.config.values import KeyBlock
 from moonflower.output.redact import redactor
-from moonflower.output.webhooks import url_secrets
+from moonflower.output.urls import url_secrets
 
 
 def register_secrets(layers: Layers, s3_secret: str | None, private_key: KeyBlock | None) -> None:

@@ -6,13 +6,11 @@ original error of a failed run is never hidden by a failing ping.
 
 import contextlib
 import http.client
-import re
 import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from tenacity import (
     Retrying,
@@ -26,7 +24,8 @@ from moonflower import __version__
 from moonflower.config.model import WebhookConfig
 from moonflower.errors import MoonflowerError, Terminated
 from moonflower.output.logs import RunLog, log
-from moonflower.output.redact import MASK, redactor
+from moonflower.output.redact import redactor
+from moonflower.output.urls import mask_url
 
 BODY_LIMIT_BYTES = 100_000
 """Healthchecks.io keeps at most 100 kB of a ping's body."""
@@ -37,8 +36,6 @@ INTERRUPTED_ATTEMPTS = 1
 USER_AGENT = f"moonflower/{__version__}"
 WHOLE_REQUEST_FACTOR = 1
 """A whole request (connect, send, read the answer) may take this many WEBHOOK_TIMEOUTs."""
-TOKEN_LIKE = re.compile(r"[A-Za-z0-9_\-]{16,}")
-FLAG_WORDS = frozenset({"true", "false", "yes", "no", "on", "off"})
 
 
 class WebhookFailed(Exception):
@@ -47,40 +44,6 @@ class WebhookFailed(Exception):
     def __init__(self, message: str, transient: bool) -> None:
         super().__init__(message)
         self.transient = transient
-
-
-def url_secrets(url: str) -> list[str]:
-    """What in a webhook URL is a credential: its token-like path parts, its query values and
-    user:password, so the redactor masks them wherever they show up, not only in URLs.
-    (Flags such as `verbose=true` or `v=2` are left out: masking `true` in every log line
-    would hide more than it protects.)"""
-    parts = urlsplit(url)
-    query = [value for _, value in parse_qsl(parts.query, keep_blank_values=True)]
-    found = [part for part in parts.path.split("/") if TOKEN_LIKE.fullmatch(part)]
-    found += [value for value in query if value and not is_flag(value)]
-    found += [part for part in (parts.username, parts.password) if part]
-    return found
-
-
-def is_flag(value: str) -> bool:
-    return value.isdigit() or value.lower() in FLAG_WORDS
-
-
-def mask_url(url: str) -> str:
-    """The URL fit for a log line: credentials, token-like path parts and query values masked."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    if parts.username or parts.password:
-        host = f"{MASK}@{host}"
-    path = "/".join(
-        MASK if TOKEN_LIKE.fullmatch(segment) else segment for segment in parts.path.split("/")
-    )
-    query = urlencode(
-        [(name, MASK) for name, _ in parse_qsl(parts.query, keep_blank_values=True)], safe="*"
-    )
-    return urlunsplit((parts.scheme, host, path, query, ""))
 
 
 def post(url: str, body: bytes, timeout: float) -> int:
@@ -152,6 +115,7 @@ class Outcome:
 class Webhooks:
     def __init__(self, config: WebhookConfig) -> None:
         self.config = config
+        self._start_ping = threading.Thread()
 
     def send(self, event: str, url: str | None, body: bytes, attempts: int = ATTEMPTS) -> None:
         if url is None:
@@ -172,11 +136,16 @@ class Webhooks:
 
     @contextlib.contextmanager
     def monitor(self) -> Iterator[Outcome]:
-        """Ping start; on leaving, ping success or failure with this run's log."""
+        """Ping start; on leaving, ping success or failure with this run's log. The start ping
+        goes out beside the run (the dump need not wait for a slow receiver) and always
+        before the run's last ping."""
         run_log = RunLog(BODY_LIMIT_BYTES)
         outcome = Outcome()
         with run_log.attached():
-            self.send("start", self.config.start, b"")
+            self._start_ping = threading.Thread(
+                target=self.send, args=("start", self.config.start, b""), daemon=True
+            )
+            self._start_ping.start()
             try:
                 yield outcome
             except (Terminated, KeyboardInterrupt) as error:
@@ -197,6 +166,8 @@ class Webhooks:
             self._finish(outcome, run_log, ATTEMPTS)
 
     def _finish(self, outcome: Outcome, run_log: RunLog, attempts: int) -> None:
+        interrupted = attempts == INTERRUPTED_ATTEMPTS  # seconds left before SIGKILL
+        self._start_ping.join(self.config.timeout if interrupted else None)
         run_log.append(outcome.result_line())
         body = run_log.text() if self.config.post_logs else b""
         if outcome.ok:

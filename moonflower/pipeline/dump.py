@@ -41,6 +41,8 @@ class DumpJob:
     encryption: Encryption | None
     time_limit: float | None = None
     """Seconds the whole pipeline may run (BACKUP_TIMEOUT)."""
+    cancel: runner.Cancel | None = None
+    """Stops the dump when it returns an exception (S3 turned out to be unusable)."""
 
     def run_with_fallback(self) -> int | None:
         """Dump into the spool file; for the globals, retry without role passwords when the
@@ -70,7 +72,9 @@ class DumpJob:
                 if self.encryption is not None:
                     stages.append(stack.enter_context(self.encryption.stage()))
                 output = stack.enter_context(spool.open("wb"))
-                tails = runner.run(stages, output=output, time_limit=self.time_limit)
+                tails = runner.run(
+                    stages, output=output, time_limit=self.time_limit, cancel=self.cancel
+                )
         except OSError as error:
             raise spool_error(spool.parent, str(error.strerror or error)) from None
         except TimedOut as error:

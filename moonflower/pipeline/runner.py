@@ -9,7 +9,6 @@ that carry the stage name, its exit status and the last lines of its stderr, mas
 import collections
 import contextlib
 import ctypes
-import ctypes.util
 import os
 import signal
 import threading
@@ -28,7 +27,8 @@ from moonflower.runtime.lifecycle import shutdown
 STDERR_TAIL_LINES = 20
 PR_SET_PDEATHSIG = 1
 """prctl(2) option: the signal a child gets when the thread that started it dies."""
-_LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+_LIBC = ctypes.CDLL(None, use_errno=True)
+"""The C library already loaded into this process: find_library("c") would run ldconfig."""
 TICK_SECONDS = 1.0
 POLL_SECONDS = 0.05
 PASSED_ENVIRONMENT = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR")
@@ -56,6 +56,10 @@ class Stage:
     """argv[0] is the executable (a path or a name found on PATH)."""
     env: Mapping[str, str] = field(default_factory=dict)
     pass_fds: frozenset[int] = frozenset()
+
+
+Cancel = Callable[[], BaseException | None]
+"""Asked while a pipeline runs: an exception means stop the stages and raise it."""
 
 
 class StderrTail:
@@ -92,6 +96,17 @@ class Pipeline:
         self.processes: list[Any] = []
         self._output = output
         self._source = source
+        self._running = len(self.stages)
+        self._all_ended = threading.Event()
+        self._count_lock = threading.Lock()
+
+    def _one_ended(self, *_: object) -> None:
+        """sh's done callback (from its waiting thread): wakes `wait` as soon as the last
+        stage ends, instead of at its next poll."""
+        with self._count_lock:
+            self._running -= 1
+            if self._running <= 0:
+                self._all_ended.set()
 
     def __enter__(self) -> "Pipeline":
         with _active_lock:
@@ -126,6 +141,7 @@ class Pipeline:
                 "_decode_errors": "replace",
                 "_pass_fds": set(stage.pass_fds),
                 "_preexec_fn": die_with_parent,
+                "_done": self._one_ended,
             }
             if previous is not None:
                 options["_in"] = previous
@@ -145,16 +161,21 @@ class Pipeline:
                 raise Abandoned()
 
     def wait(
-        self, on_tick: Callable[[], None] | None = None, time_limit: float | None = None
+        self,
+        on_tick: Callable[[], None] | None = None,
+        time_limit: float | None = None,
+        cancel: Cancel | None = None,
     ) -> None:
         """Wait for every stage; raise StageFailed for the stage that caused a failure.
 
         `on_tick`, if given, is called about once a second while stages run (progress).
         After `time_limit` seconds the stages are stopped and the first one is named.
+        When `cancel` returns an exception, the stages are stopped and it is raised.
         """
         last_tick = 0.0
         deadline = None if time_limit is None else time.monotonic() + time_limit
-        # Poll rather than block: a blocked main thread would delay signal handlers.
+        # Wait in short slices: a blocked main thread would delay signal handlers, time limits
+        # and cancellation; the last stage's end wakes the wait at once.
         while any(process.is_alive() for process in self.processes):
             if on_tick is not None and time.monotonic() - last_tick >= TICK_SECONDS:
                 on_tick()
@@ -162,7 +183,11 @@ class Pipeline:
             if deadline is not None and time.monotonic() > deadline:
                 self.terminate()
                 raise TimedOut(self.stages[0].name, time_limit or 0.0)
-            time.sleep(POLL_SECONDS)
+            reason = cancel() if cancel is not None else None
+            if reason is not None:
+                self.terminate()
+                raise reason
+            self._all_ended.wait(POLL_SECONDS)
         codes = [self._exit_code(process) for process in reversed(self.processes)]
         codes.reverse()
         failed = [index for index, code in enumerate(codes) if code != 0]
@@ -221,10 +246,12 @@ def run(
     source: IO[bytes] | None = None,
     on_tick: Callable[["Pipeline"], None] | None = None,
     time_limit: float | None = None,
+    cancel: Cancel | None = None,
 ) -> list[StderrTail]:
     """Run the stages joined by pipes; return each stage's stderr tail (for summaries)."""
     with Pipeline(stages, output=output, source=source) as pipeline:
-        pipeline.wait(None if on_tick is None else lambda: on_tick(pipeline), time_limit)
+        tick = None if on_tick is None else lambda: on_tick(pipeline)
+        pipeline.wait(tick, time_limit, cancel)
         return pipeline.tails
 
 

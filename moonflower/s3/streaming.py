@@ -12,10 +12,10 @@ together) and their part size in metadata, so a download can be checked later.
 import base64
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pendulum
 
@@ -23,8 +23,10 @@ from moonflower.errors import Abandoned, KeyTaken, MoonflowerError
 from moonflower.output.logs import current_database, log
 from moonflower.runtime.lifecycle import shutdown
 from moonflower.s3.checksums import composite_of, part_sha256
-from moonflower.s3.gateway import Storage
 from moonflower.s3.objects import PART_SIZE_METADATA_KEY, Uploaded
+
+if TYPE_CHECKING:
+    from moonflower.s3.gateway import Storage
 
 POLL_SECONDS = 0.2
 PART_WORKERS = 2
@@ -35,14 +37,22 @@ class StreamingUpload:
     """Follows a growing file and uploads its complete parts from background threads."""
 
     def __init__(
-        self, storage: Storage, key: str, path: Path, part_size: int, content_type: str
+        self,
+        storage: Callable[[], "Storage"],
+        key: str,
+        path: Path,
+        part_size: int,
+        content_type: str,
     ) -> None:
         self.storage = storage
+        """S3 once it is open: asked when the first part is ready, not before."""
         self.key = key
         self.path = path
         self.part_size = part_size
         self.content_type = content_type
         self.upload_id: str | None = None
+        self.started = False
+        """A multipart upload was created (parts of it may be left if aborting fails)."""
         self.parts: dict[int, dict[str, Any]] = {}
         self.digests: dict[int, bytes] = {}
         self.offset = 0
@@ -94,7 +104,7 @@ class StreamingUpload:
             assert self.upload_id is not None
             digest = part_sha256(self.path, start, length)
             checksum = base64.b64encode(digest).decode()
-            etag = self.storage.upload_part(
+            etag = self.storage().upload_part(
                 self.key, self.upload_id, number, (self.path, start, length), checksum
             )
             self.parts[number] = {"PartNumber": number, "ETag": etag, "ChecksumSHA256": checksum}
@@ -104,10 +114,11 @@ class StreamingUpload:
 
     def _create(self) -> None:
         metadata = {PART_SIZE_METADATA_KEY: str(self.part_size)}
-        arguments, self.expires = self.storage.object_arguments(
+        arguments, self.expires = self.storage().object_arguments(
             self.content_type, metadata, force_checksum=True
         )
-        self.upload_id = self.storage.start_multipart(self.key, arguments)
+        self.upload_id = self.storage().start_multipart(self.key, arguments)
+        self.started = True
         log.info("uploading while dumping: multipart upload started")
 
     def _wait_for_parts(self) -> None:
@@ -154,10 +165,10 @@ class StreamingUpload:
         assert self.upload_id is not None
         numbers = sorted(self.parts)
         parts = [self.parts[number] for number in numbers]
-        self.storage.complete_multipart(self.key, self.upload_id, parts)
+        self.storage().complete_multipart(self.key, self.upload_id, parts)
         self.upload_id = None
         composite = composite_of(self.digests[number] for number in numbers)
-        return self.storage.verify_streamed(self.key, size, composite, self.expires)
+        return self.storage().verify_streamed(self.key, size, composite, self.expires)
 
     def abort(self) -> None:
         self._pool.shutdown(wait=True)
@@ -165,13 +176,13 @@ class StreamingUpload:
             return
         upload_id, self.upload_id = self.upload_id, None
         with contextlib.suppress(MoonflowerError):
-            self.storage.abort_multipart(self.key, upload_id)
+            self.storage().abort_multipart(self.key, upload_id)
             log.info("aborted the multipart upload of %s", self.key)
 
 
 @contextlib.contextmanager
 def streaming_upload(
-    storage: Storage, key: str, path: Path, part_size: int, content_type: str
+    storage: Callable[[], "Storage"], key: str, path: Path, part_size: int, content_type: str
 ) -> Iterator[StreamingUpload]:
     """Start following `path`; on any exception in the block, abort so nothing is left."""
     stream = StreamingUpload(storage, key, path, part_size, content_type)

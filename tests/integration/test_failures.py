@@ -8,6 +8,7 @@ from tests.conftest import NASTY_DATABASE, SECOND_DATABASE
 from tests.support.pgserver import free_port
 from tests.support.runner import run_moonflower
 from tests.support.s3server import S3Server
+from tests.support.slowdump import slow_dumps_running, use_slow_pg_dump
 
 
 def assert_clean_failure(result, spool_dir: Path) -> None:
@@ -43,15 +44,33 @@ def test_missing_database_fails_alone(
     assert keys[0].startswith(f"nightly/{SECOND_DATABASE}_")
 
 
-def test_unreachable_s3_fails_before_dumping(backup_env: dict[str, str], spool_dir: Path) -> None:
+def test_unreachable_s3_fails_the_run_with_its_own_error(
+    backup_env: dict[str, str], spool_dir: Path
+) -> None:
+    """S3 is opened beside the first dump; when it cannot be reached the run fails with that
+    error alone, as if S3 had been checked first."""
     backup_env["S3_ENDPOINT"] = f"http://127.0.0.1:{free_port()}"
     backup_env["S3_MAX_ATTEMPTS"] = "2"
 
     result = run_moonflower(env=backup_env, timeout=90)
 
     assert_clean_failure(result, spool_dir)
-    assert "cannot reach the S3 endpoint http://127.0.0.1:" in result.stderr
-    assert "dump complete" not in result.stderr
+    assert "backup run failed: checking the bucket: cannot reach the S3 endpoint" in result.stderr
+    assert "backup failed for" not in result.stderr  # not blamed on a database
+
+
+def test_a_dump_in_flight_is_stopped_when_s3_turns_out_unusable(
+    backup_env: dict[str, str], spool_dir: Path, tmp_path: Path
+) -> None:
+    use_slow_pg_dump(backup_env, tmp_path)
+    backup_env["S3_ENDPOINT"] = f"http://127.0.0.1:{free_port()}"
+    backup_env["S3_MAX_ATTEMPTS"] = "2"
+
+    result = run_moonflower(env=backup_env, timeout=90)
+
+    assert_clean_failure(result, spool_dir)
+    assert "cannot reach the S3 endpoint" in result.stderr
+    assert slow_dumps_running() == []
 
 
 def test_missing_bucket_is_named(s3: S3Server, backup_env: dict[str, str], spool_dir: Path) -> None:
@@ -69,7 +88,7 @@ def test_failed_gzip_stage_fails_the_backup(
     """A compressor that dies mid-stream: pg_dump gets SIGPIPE, the cause is reported."""
     fake_bin = tmp_path / "bin"
     fake_bin.mkdir()
-    for name in ("gzip", "pigz"):  # whichever compressor Moonflower picks
+    for name in ("gzip", "pigz", "igzip"):  # whichever compressor Moonflower picks
         broken = fake_bin / name
         broken.write_text(
             f"#!/bin/sh\nhead -c 100 >/dev/null\necho '{name}: disk on fire' >&2\nexit 7\n"
@@ -81,7 +100,7 @@ def test_failed_gzip_stage_fails_the_backup(
     result = run_moonflower(env=backup_env)
 
     assert_clean_failure(result, spool_dir)
-    assert re.search(r"(gzip|pigz) failed \(exit status 7\): \1: disk on fire", result.stderr)
+    assert re.search(r"(i?gzip|pigz) failed \(exit status 7\): \1: disk on fire", result.stderr)
     assert s3.keys(bucket) == []
 
 

@@ -1,7 +1,7 @@
 import pytest
 
 from moonflower.output.logs import RunLog
-from moonflower.output.webhooks import mask_url
+from moonflower.output.urls import mask_url
 
 
 @pytest.mark.parametrize(
