@@ -49,8 +49,11 @@ class WriteLog:
         key = context.get(_KEY_IN_CONTEXT)
         etag = parsed.get("ETag")
         if isinstance(key, str) and etag and "Error" not in parsed:
+            version = parsed.get("VersionId")
+            # "null" (some stores, for buckets without versioning) names no version to ask for.
+            version = None if version in (None, "", "null") else str(version)
             with self._mutex:
-                self._written[key] = Written(str(etag), parsed.get("VersionId") or None)
+                self._written[key] = Written(str(etag), version)
 
     def take(self, key: str) -> Written | None:
         """What this process last wrote under `key` (forgotten once taken)."""
