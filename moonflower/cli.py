@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from moonflower import __version__
+from moonflower.actions.restore_jobs import MAX_RESTORE_JOBS
 from moonflower.commands import (
     backup_once,
     list_backups,
@@ -45,6 +46,12 @@ EPILOG = """\
 exit status: 0 every database backed up, 1 a backup failed, 2 bad configuration,
 130 interrupted (SIGINT), 143 terminated (SIGTERM).
 """
+
+
+def positive_number(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
 
 
 def add_global_options(parser: argparse.ArgumentParser, default: Any = None) -> None:
@@ -147,6 +154,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-owner",
         action="store_true",
         help="custom-format backups: do not restore ownership (objects belong to PG_USER)",
+    )
+    restore.add_argument(
+        "--jobs",
+        type=positive_number,
+        default=None,
+        metavar="N",
+        help=f"custom-format backups: pg_restore jobs (default: one per core, at most "
+        f"{MAX_RESTORE_JOBS})",
     )
     verify = add_command(
         "verify",

@@ -162,7 +162,11 @@ def restore_backup(config: Config, arguments: argparse.Namespace) -> ExitStatus:
     from moonflower.actions.restore import Restorer
 
     restorer = Restorer(
-        config, storage_for(config), arguments.allow_unverified, arguments.overwrite_roles
+        config,
+        storage_for(config),
+        arguments.allow_unverified,
+        arguments.overwrite_roles,
+        arguments.jobs,
     )
     restorer.restore(
         arguments.restore_database,

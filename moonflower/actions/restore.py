@@ -17,6 +17,7 @@ from moonflower.actions.readback import (
     restricted_psql,
     run_with_progress,
 )
+from moonflower.actions.restore_jobs import default_restore_jobs
 from moonflower.config.model import Config
 from moonflower.errors import MoonflowerError, RestoreError
 from moonflower.output.logs import log, step
@@ -34,7 +35,6 @@ from moonflower.s3.gateway import Storage
 from moonflower.s3.keys import GLOBALS_NAME
 
 PLAIN_SQL_STARTS = (b"--", b"SET ", b"\n", b"\\")
-RESTORE_JOBS = max(1, min(4, os.cpu_count() or 1))
 MISSING_ROLE = re.compile(r'role "([^"]+)" does not exist')
 
 
@@ -60,8 +60,10 @@ class Restorer:
         storage: Storage,
         allow_unverified: bool = False,
         overwrite_roles: bool = False,
+        jobs: int | None = None,
     ) -> None:
         self.config = config
+        self.jobs = jobs or default_restore_jobs()
         self.storage = storage
         self.catalog = Catalog(storage, config.s3)
         self.overwrite_roles = overwrite_roles
@@ -159,7 +161,7 @@ class Restorer:
                     str(tool.path),
                     "--no-password",
                     "--exit-on-error",
-                    f"--jobs={RESTORE_JOBS}",
+                    f"--jobs={self.jobs}",
                     f"--dbname={conninfo_dbname(target)}",
                 ]
                 if no_owner:

@@ -113,6 +113,8 @@ def test_custom_format_round_trip_with_parallel_restore(
     verified = run_moonflower("verify", env=env)
     target = f"owned_custom_{'enc' if encrypted else 'plain'}"
     restored = run_moonflower("restore", "owned", "--into", target, env=env)
+    serial = run_moonflower("restore", "owned", "--into", f"{target}_1", "--jobs", "1", env=env)
+    no_jobs = run_moonflower("restore", "owned", "--into", f"{target}_0", "--jobs", "0", env=env)
     listed = json.loads(run_moonflower("list", "--json", env=env).stdout)
 
     assert backed_up.returncode == 0, backed_up.stderr
@@ -121,6 +123,10 @@ def test_custom_format_round_trip_with_parallel_restore(
     assert verified.returncode == 0, verified.stderr + verified.stdout
     assert restored.returncode == 0, restored.stderr
     assert cluster.dump_text(target) == cluster.dump_text("owned")
+    assert serial.returncode == 0, serial.stderr
+    assert cluster.dump_text(f"{target}_1") == cluster.dump_text("owned")
+    assert no_jobs.returncode == 2
+    assert "--jobs" in no_jobs.stderr
     assert listed[0]["encrypted"] is encrypted
 
 
