@@ -3,15 +3,16 @@
 Starts an embedded PostgreSQL and a local S3 server, builds a benchmark database, and for
 several repetitions measures the median wall time of each case, the peak RSS of Moonflower's
 Python process, and the object sizes. BENCH_ROWS (default 1,500,000, about 350 MB on disk)
-and BENCH_REPEATS (default 3) adjust it. Prints a Markdown table for BENCHMARKS.md.
+and BENCH_REPEATS (default 3) adjust it. Prints Markdown tables for docs/benchmarks.md.
 
-Two diagnostics come with it: the bare `pg_dump | zstd -T0 -3` pipeline into a file (what
-compression alone costs on this machine), and the CPU the local S3 server spent during each
-Moonflower run (it runs in this process and competes for the same cores). Peak RSS is also
-measured on a small database (BENCH_SMALL_ROWS, default 200,000 rows, about 55 MB), to show
-how it grows with the size of the database. BACKUP_JOBS is compared twice: against the local
-S3 server as it is, and with every request delayed by 20 ms, as for an S3 store in another
-data centre.
+Diagnostics come with it: the bare `pg_dump | zstd -T0 -3` and `pg_dump | igzip -1`
+pipelines into a file (what compression alone costs on this machine), and the CPU the local
+S3 server spent during each Moonflower run (it runs in this process and competes for the
+same cores). Peak RSS is also measured on a small database (BENCH_SMALL_ROWS, default
+200,000 rows, about 55 MB), to show how it grows with the size of the database. BACKUP_JOBS
+is compared twice: against the local S3 server as it is, and with every request delayed by
+20 ms, as for an S3 store in another data centre. Then `scripts/bench_more.py` measures
+start-up, Moonflower's own CPU, many small databases and restores.
 """
 
 import logging
@@ -34,6 +35,9 @@ from tests.support.faultproxy import FaultProxy, Request  # noqa: E402
 from tests.support.pgserver import PgServer  # noqa: E402
 from tests.support.runner import clean_environment, moonflower_command  # noqa: E402
 from tests.support.s3server import S3Server  # noqa: E402
+
+sys.path.insert(0, str(CHECKOUT / "scripts"))
+from bench_more import run_all  # noqa: E402
 
 ROWS = int(os.environ.get("BENCH_ROWS", "1500000"))
 REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
@@ -160,16 +164,16 @@ def old_tool(pg: PgServer, s3: S3Server, bucket: str, scratch: Path, encrypted: 
     return time.monotonic() - started
 
 
-def pipeline_only(pg: PgServer, scratch: Path) -> float:
-    """`pg_dump | zstd -T0 -3 > file`, no upload: compression's own cost here."""
-    target = scratch / "pipeline.zst"
+def pipeline_only(pg: PgServer, scratch: Path, compressor: list[str]) -> float:
+    """`pg_dump | compressor > file`, no upload: compression's own cost here."""
+    target = scratch / "pipeline.out"
     started = time.monotonic()
     with target.open("wb") as output:
         dump = subprocess.Popen(
             [pg.tool("pg_dump")], env=pg.client_env("bench"), stdout=subprocess.PIPE
         )
         subprocess.run(
-            ["zstd", "-c", "-q", "-3", "-T0"],
+            compressor,
             stdin=dump.stdout,
             stdout=output,
             check=True,
@@ -218,10 +222,14 @@ def main() -> int:
             lambda: old_tool(pg, s3, bucket, scratch, encrypted=True),
         )
         pipeline = repeat(
-            Case("pg_dump \\| zstd -T0 -3 > file, no upload (diagnostic)"),
-            lambda: pipeline_only(pg, scratch),
+            Case("pg_dump \\| zstd -T0 -3 > file, no upload (bare pipeline)"),
+            lambda: pipeline_only(pg, scratch, ["zstd", "-c", "-q", "-3", "-T0"]),
         )
-        cases += [floor, old_plain, old_encrypted, pipeline]
+        igzip_pipeline = repeat(
+            Case("pg_dump \\| igzip -1 > file, no upload (bare pipeline)"),
+            lambda: pipeline_only(pg, scratch, ["igzip", "-c", "-1"]),
+        )
+        cases += [floor, old_plain, old_encrypted, pipeline, igzip_pipeline]
         variants = {
             "moonflower gzip": {},
             "moonflower zstd": {"BACKUP_COMPRESSION": "zstd"},
@@ -247,7 +255,7 @@ def main() -> int:
                 "Contents"
             ]
         }
-        for case, ending in zip(cases[4:], (".sql.gz", ".sql.zst", ".sql.zst.gpg"), strict=True):
+        for case, ending in zip(cases[5:], (".sql.gz", ".sql.zst", ".sql.zst.gpg"), strict=True):
             case.size = max(size for key, size in sizes.items() if key.endswith(ending))
 
         small = [f"small_{number:02d}" for number in range(SMALL_DATABASES)]
@@ -264,9 +272,10 @@ def main() -> int:
                 f", S3 {DISTANT_S3_SECONDS * 1000:.0f} ms away",
             )
 
-    print_report(cases, jobs, floor, old_plain, old_encrypted, db_size)
-    print_jobs(distant_jobs)
-    print_memory_and_server(cases[4:], db_size, small_size)
+        print_report(cases, jobs, floor, old_plain, old_encrypted, db_size)
+        print_jobs(distant_jobs)
+        print_memory_and_server(cases[5:], db_size, small_size)
+        run_all(pg, s3, bucket, base, scratch, REPEATS)
     return 0
 
 

@@ -1,0 +1,209 @@
+"""The second half of `make bench`: start-up, Moonflower's own CPU, many small databases, and
+restores against the stock tools. `scripts/bench.py` calls `run_all` with its servers and
+its benchmark database; each part prints a Markdown table for docs/benchmarks.md.
+"""
+
+import os
+import re
+import statistics
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.support.pgserver import PgServer
+from tests.support.runner import clean_environment, moonflower_command
+from tests.support.s3server import S3Server
+
+TIMEOUT_SECONDS = 1800
+SMALL_DATABASE_COUNT = int(os.environ.get("BENCH_MANY_DATABASES", "200"))
+STARTUP_REPEATS = int(os.environ.get("BENCH_STARTUP_REPEATS", "7"))
+DOWNLOAD_LINE = re.compile(r"download ([\d.]+) s, check ([\d.]+) s, load ([\d.]+) s")
+
+
+@dataclass
+class Sample:
+    """One measured bin/moonflower run."""
+
+    wall: float
+    own_cpu: float
+    """User + system CPU of Moonflower's Python process alone (its children excluded)."""
+    stderr: str = ""
+
+
+@dataclass
+class Samples:
+    runs: list[Sample] = field(default_factory=list)
+
+    def median(self, attribute: str) -> float:
+        return statistics.median(getattr(run, attribute) for run in self.runs)
+
+
+def process_cpu(pid: int) -> float | None:
+    """utime + stime of one process (not of its children), from /proc/<pid>/stat."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measured(*args: str, env: dict[str, str]) -> Sample:
+    """Run bin/moonflower, sampling its own CPU until it exits (the last sample is at most a
+    few milliseconds before the end)."""
+    started = time.monotonic()
+    process = subprocess.Popen(
+        moonflower_command(*args),
+        env=clean_environment(env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    cpu = 0.0
+    while process.poll() is None:
+        cpu = process_cpu(process.pid) or cpu
+        time.sleep(0.003)
+    _, stderr = process.communicate(timeout=TIMEOUT_SECONDS)
+    if process.returncode != 0:
+        raise RuntimeError(f"bin/moonflower {' '.join(args)} failed: {stderr[-2000:]}")
+    return Sample(time.monotonic() - started, cpu, stderr)
+
+
+def stamping_pg_dump(pg: PgServer, directory: Path) -> tuple[Path, Path]:
+    """A pg_dump that notes the moment it starts a dump (not `--version`), then is pg_dump."""
+    stamp = directory / "pg_dump-started"
+    wrapper = directory / "stamping" / "pg_dump"
+    wrapper.parent.mkdir(parents=True, exist_ok=True)
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f'if [ "$1" != "--version" ]; then date +%s.%N > "{stamp}"; fi\n'
+        f'exec "{pg.tool("pg_dump")}" "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    return wrapper, stamp
+
+
+def startup(pg: PgServer, base: dict[str, str], scratch: Path) -> None:
+    """Process start to pg_dump running, and a tiny database end to end."""
+    pg.create_database("bench_tiny")
+    pg.psql("CREATE TABLE t AS SELECT n FROM generate_series(1, 100) AS n", "bench_tiny")
+    wrapper, stamp = stamping_pg_dump(pg, scratch)
+    env = {**base, "PG_DATABASES": "bench_tiny", "PG_DUMP_PATH": str(wrapper)}
+    latencies, samples = [], Samples()
+    for _ in range(STARTUP_REPEATS):
+        launched = time.time()
+        samples.runs.append(measured("backup", env=env))
+        latencies.append(float(stamp.read_text()) - launched)
+    print(f"\n| start-up (tiny database, median of {STARTUP_REPEATS}) | s |")
+    print("|---|---|")
+    print(f"| process start to pg_dump running | {statistics.median(latencies):.3f} |")
+    print(f"| tiny database backed up end to end (wall) | {samples.median('wall'):.3f} |")
+    print(f"| Moonflower's own CPU for it | {samples.median('own_cpu'):.3f} |")
+
+
+def own_cpu(base: dict[str, str], repeats: int) -> None:
+    """Moonflower's own CPU while backing up the benchmark database."""
+    print("\n| benchmark database | wall s | Moonflower's own CPU s (user+system) |")
+    print("|---|---|---|")
+    for name, extra in (("gzip", {}), ("zstd", {"BACKUP_COMPRESSION": "zstd"})):
+        samples = Samples([measured("backup", env={**base, **extra}) for _ in range(repeats)])
+        print(f"| {name} | {samples.median('wall'):.2f} | {samples.median('own_cpu'):.2f} |")
+
+
+def many_databases(s3: S3Server, scratch: Path, repeats: int) -> None:
+    """PG_DATABASES=* on a server of its own with SMALL_DATABASE_COUNT small databases."""
+    with PgServer() as pg:
+        for number in range(SMALL_DATABASE_COUNT):
+            name = f"small_{number:03d}"
+            pg.create_database(name)
+            pg.psql("CREATE TABLE t AS SELECT n, md5(n::text) FROM generate_series(1, 500) n", name)
+        bucket = s3.new_bucket()
+        base = {**pg.moonflower_env("*"), **s3.moonflower_env(bucket, "many")}
+        base["PG_EXCLUDE_DATABASES"] = "postgres"
+        print(
+            f"\n| {SMALL_DATABASE_COUNT} small databases, PG_DATABASES=* | wall s | "
+            "per database ms | own CPU s |"
+        )
+        print("|---|---|---|---|")
+        for jobs in (1, 4):
+            env = {**base, "BACKUP_JOBS": str(jobs)}
+            samples = Samples([measured("backup", env=env) for _ in range(repeats)])
+            wall = samples.median("wall")
+            print(
+                f"| BACKUP_JOBS={jobs} | {wall:.2f} | {wall / SMALL_DATABASE_COUNT * 1000:.0f} | "
+                f"{samples.median('own_cpu'):.2f} |"
+            )
+
+
+def stock_restore(pg: PgServer, s3: S3Server, bucket: str, key: str, scratch: Path) -> float:
+    """`gzip -dc file | psql` into a fresh database, the object already downloaded."""
+    downloaded = scratch / "stock.sql.gz"
+    s3.client().download_file(bucket, key, str(downloaded))
+    target = f"stock_{time.monotonic_ns()}"
+    pg.psql(f'CREATE DATABASE "{target}"')
+    started = time.monotonic()
+    with subprocess.Popen(["gzip", "-dc", str(downloaded)], stdout=subprocess.PIPE) as unzip:
+        subprocess.run(
+            [pg.tool("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-o", os.devnull],
+            stdin=unzip.stdout,
+            env=pg.client_env(target),
+            check=True,
+            timeout=TIMEOUT_SECONDS,
+        )
+    seconds = time.monotonic() - started
+    downloaded.unlink()
+    return seconds
+
+
+def restores(
+    pg: PgServer, s3: S3Server, bucket: str, base: dict[str, str], scratch: Path, repeats: int
+) -> None:
+    """The default gzip backup restored by Moonflower and by the stock tools; a custom-format
+    backup restored with pg_restore --jobs 1 and 2."""
+    key = newest(s3, bucket, ".sql.gz")
+    stock = [stock_restore(pg, s3, bucket, key, scratch) for _ in range(repeats)]
+    ours = [restore_sample(base, key) for _ in range(repeats)]
+    custom_env = {**base, "BACKUP_FORMAT": "custom"}
+    measured("backup", env=custom_env)
+    custom_key = newest(s3, bucket, ".dump")
+    by_jobs = {
+        jobs: [restore_sample(custom_env, custom_key, "--jobs", str(jobs)) for _ in range(repeats)]
+        for jobs in (1, 2)
+    }
+    stock_median = statistics.median(stock)
+    print("\n| restore of the benchmark database | s | x stock |")
+    print("|---|---|---|")
+    print(
+        f"| stock: gzip -dc file \\| psql (object already downloaded) | {stock_median:.2f} | 1.00 |"
+    )
+    for label, runs in (
+        ("moonflower restore (gzip), whole", [run[0] for run in ours]),
+        ("moonflower restore (gzip), without its download", [run[0] - run[1] for run in ours]),
+        ("moonflower restore (gzip), its download alone", [run[1] for run in ours]),
+        ("moonflower restore (custom, --jobs 1), whole", [run[0] for run in by_jobs[1]]),
+        ("moonflower restore (custom, --jobs 2), whole", [run[0] for run in by_jobs[2]]),
+    ):
+        median = statistics.median(runs)
+        print(f"| {label} | {median:.2f} | {median / stock_median:.2f} |")
+
+
+def restore_sample(env: dict[str, str], key: str, *extra: str) -> tuple[float, float]:
+    """(whole restore wall seconds, its download seconds as Moonflower reports them)."""
+    target = f"ours_{time.monotonic_ns()}"
+    sample = measured("restore", "bench", "--into", target, "--backup", key, *extra, env=env)
+    match = DOWNLOAD_LINE.search(sample.stderr)
+    return sample.wall, float(match.group(1)) if match else 0.0
+
+
+def newest(s3: S3Server, bucket: str, ending: str) -> str:
+    listing = s3.client().list_objects_v2(Bucket=bucket, Prefix="bench/bench_2")["Contents"]
+    return max(item["Key"] for item in listing if item["Key"].endswith(ending))
+
+
+def run_all(
+    pg: PgServer, s3: S3Server, bucket: str, base: dict[str, str], scratch: Path, repeats: int
+) -> None:
+    startup(pg, base, scratch)
+    own_cpu(base, repeats)
+    restores(pg, s3, bucket, base, scratch, repeats)
+    many_databases(s3, scratch, repeats)
