@@ -160,7 +160,8 @@ def old_tool(pg: PgServer, s3: S3Server, bucket: str, scratch: Path, encrypted: 
             check=True,
             timeout=TIMEOUT_SECONDS,
         )
-    upload(s3, bucket, target, f"old/bench_{time.time()}.sql")
+    folder = "old-encrypted" if encrypted else "old"
+    upload(s3, bucket, target, f"{folder}/bench_{time.time()}.sql")
     return time.monotonic() - started
 
 
@@ -255,6 +256,10 @@ def main() -> int:
                 "Contents"
             ]
         }
+        old_sizes = {"old/": ".gz", "old-encrypted/": ".gpg"}
+        for case, prefix in zip((old_plain, old_encrypted), old_sizes, strict=True):
+            listing = s3.client().list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]
+            case.size = max(item["Size"] for item in listing)
         for case, ending in zip(cases[5:], (".sql.gz", ".sql.zst", ".sql.zst.gpg"), strict=True):
             case.size = max(size for key, size in sizes.items() if key.endswith(ending))
 

@@ -8,6 +8,7 @@ cause instead of the stage that could no longer write.
 import contextlib
 import os
 import re
+import resource
 import signal
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -80,7 +81,7 @@ class DumpJob:
         except TimedOut as error:
             raise DumpError(f"{error} (BACKUP_TIMEOUT)") from None
         except StageFailed as error:
-            if error.stage == stages[-1].name and spool_looks_full(error, spool.parent):
+            if error.stage == stages[-1].name and spool_looks_full(error, spool):
                 raise spool_error(spool.parent, str(error)) from None
             if error.stage == plan.program and LOCK_TIMED_OUT.search(error.stderr_tail):
                 raise DumpError(
@@ -110,10 +111,16 @@ def counted_bytes(dd_stderr: Iterable[str]) -> int | None:
     return None
 
 
-def spool_looks_full(error: StageFailed, directory: Path) -> bool:
+def spool_looks_full(error: StageFailed, spool: Path) -> bool:
+    """Did the stage writing the spool file fail because the file could not grow? (Each
+    writer says so its own way: SIGXFSZ, ENOSPC's text, or igzip's "Error ... writing".)"""
     if error.exit_code == -signal.SIGXFSZ:
         return True
     if any(text in error.stderr_tail for text in ("No space left", "File too large")):
         return True
-    usage = os.statvfs(directory)
+    limit, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    with contextlib.suppress(OSError):
+        if limit != resource.RLIM_INFINITY and spool.stat().st_size >= limit:
+            return True
+    usage = os.statvfs(spool.parent)
     return usage.f_bavail * usage.f_frsize < LOW_SPACE_BYTES
