@@ -3,7 +3,8 @@
 Starts an embedded PostgreSQL and a local S3 server, builds a benchmark database, and for
 several repetitions measures the median wall time of each case, the peak RSS of Moonflower's
 Python process, and the object sizes. BENCH_ROWS (default 1,500,000, about 350 MB on disk)
-and BENCH_REPEATS (default 3) adjust it. Prints Markdown tables for docs/benchmarks.md.
+and BENCH_REPEATS (default 3) adjust it; BENCH_ONLY_MORE=1 runs only the measurements of
+scripts/bench_more.py. Prints Markdown tables for docs/benchmarks.md.
 
 Diagnostics come with it: the bare `pg_dump | zstd -T0 -3` and `pg_dump | igzip -1`
 pipelines into a file (what compression alone costs on this machine), and the CPU the local
@@ -209,6 +210,10 @@ def main() -> int:
         bucket = s3.new_bucket()
         base = {**pg.moonflower_env("bench"), **s3.moonflower_env(bucket, "bench")}
         cases: list[Case] = []
+        if os.environ.get("BENCH_ONLY_MORE"):  # just scripts/bench_more.py's measurements
+            run_moonflower(base)  # the default gzip backup that the restores start from
+            run_all(pg, s3, bucket, base, scratch, REPEATS)
+            return 0
 
         floor = repeat(
             Case("pg_dump > /dev/null (floor)"),

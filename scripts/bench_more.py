@@ -7,6 +7,7 @@ import os
 import re
 import statistics
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,18 +53,20 @@ def measured(*args: str, env: dict[str, str]) -> Sample:
     """Run bin/moonflower, sampling its own CPU until it exits (the last sample is at most a
     few milliseconds before the end)."""
     started = time.monotonic()
-    process = subprocess.Popen(
-        moonflower_command(*args),
-        env=clean_environment(env),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    cpu = 0.0
-    while process.poll() is None:
-        cpu = process_cpu(process.pid) or cpu
-        time.sleep(0.003)
-    _, stderr = process.communicate(timeout=TIMEOUT_SECONDS)
+    with tempfile.TemporaryFile("w+") as log:  # a pipe nobody reads while it runs would fill
+        process = subprocess.Popen(
+            moonflower_command(*args),
+            env=clean_environment(env),
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            text=True,
+        )
+        cpu = 0.0
+        while process.poll() is None:
+            cpu = process_cpu(process.pid) or cpu
+            time.sleep(0.003)
+        log.seek(0)
+        stderr = log.read()
     if process.returncode != 0:
         raise RuntimeError(f"bin/moonflower {' '.join(args)} failed: {stderr[-2000:]}")
     return Sample(time.monotonic() - started, cpu, stderr)

@@ -165,8 +165,11 @@ class Pipeline:
         on_tick: Callable[[], None] | None = None,
         time_limit: float | None = None,
         cancel: Cancel | None = None,
+        last_decides: bool = False,
     ) -> None:
         """Wait for every stage; raise StageFailed for the stage that caused a failure.
+        With `last_decides`, the last stage may stop reading early on purpose (`head`): then
+        only its own exit status counts.
 
         `on_tick`, if given, is called about once a second while stages run (progress).
         After `time_limit` seconds the stages are stopped and the first one is named.
@@ -191,6 +194,8 @@ class Pipeline:
         codes = [self._exit_code(process) for process in reversed(self.processes)]
         codes.reverse()
         failed = [index for index, code in enumerate(codes) if code != 0]
+        if last_decides:
+            failed = [index for index in failed if index == len(codes) - 1]
         if not failed:
             return
         root_causes = [index for index in failed if codes[index] != -signal.SIGPIPE] or failed
@@ -247,11 +252,12 @@ def run(
     on_tick: Callable[["Pipeline"], None] | None = None,
     time_limit: float | None = None,
     cancel: Cancel | None = None,
+    last_decides: bool = False,
 ) -> list[StderrTail]:
     """Run the stages joined by pipes; return each stage's stderr tail (for summaries)."""
     with Pipeline(stages, output=output, source=source) as pipeline:
         tick = None if on_tick is None else lambda: on_tick(pipeline)
-        pipeline.wait(tick, time_limit, cancel)
+        pipeline.wait(tick, time_limit, cancel, last_decides)
         return pipeline.tails
 
 
