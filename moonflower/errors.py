@@ -67,6 +67,10 @@ class KeyTaken(StorageError):
     """S3 already holds an object under the key, not written by this run; it is left alone."""
 
 
+class Unsupported(StorageError):
+    """The S3 store does not implement something the request used (HTTP 501)."""
+
+
 class RestoreError(MoonflowerError):
     """A restore (or a verification) stopped at `step`."""
 

@@ -18,7 +18,7 @@ from tenacity import (
 )
 
 from moonflower.config.model import S3Config
-from moonflower.errors import KeyTaken, StorageError
+from moonflower.errors import KeyTaken, StorageError, Unsupported
 from moonflower.output.logs import log
 from moonflower.output.redact import redactor
 
@@ -69,11 +69,17 @@ def is_key_taken(error: BaseException) -> bool:
     return parts is not None and (parts[0] == "PreconditionFailed" or parts[1] == 412)
 
 
+def is_not_implemented(error: BaseException) -> bool:
+    """HTTP 501: the store does not implement what the request asked; asking again won't help."""
+    parts = client_error_parts(error)
+    return parts is not None and (parts[0] == "NotImplemented" or parts[1] == 501)
+
+
 def is_transient(error: BaseException) -> bool:
     if isinstance(error, NETWORK_ERRORS):
         return True
     parts = client_error_parts(error)
-    if parts is None:
+    if parts is None or is_not_implemented(error):
         return False
     code, status = parts
     return code in TRANSIENT_ERROR_CODES or status >= 500 or status in (408, 429)
@@ -159,7 +165,13 @@ def translated(config: S3Config, action: str) -> Iterator[None]:
     try:
         yield
     except S3_FAILURES as error:
-        failure = KeyTaken if is_key_taken(error) else StorageError
+        failure = (
+            KeyTaken
+            if is_key_taken(error)
+            else Unsupported
+            if is_not_implemented(error)
+            else StorageError
+        )
         raise failure(describe(error, config, action)) from None
 
 

@@ -16,7 +16,8 @@ from boto3.s3.transfer import TransferConfig
 
 from moonflower import __version__
 from moonflower.config.model import ChecksumMode, S3Config
-from moonflower.errors import KeyTaken, StorageError
+from moonflower.errors import KeyTaken, StorageError, Unsupported
+from moonflower.output.logs import log
 from moonflower.s3.checksums import file_sha256, same_composite
 from moonflower.s3.client import s3_client
 from moonflower.s3.deletion import VersionDeleter
@@ -91,16 +92,21 @@ class Storage:
             max_concurrency=UPLOAD_CONCURRENCY,
         )
         action = f"uploading {key}"
-        with contextlib.suppress(KeyTaken), translated(self.config, action):
-            retrying(self.config, action)(
-                self._client.upload_file,
-                str(path),
-                self.bucket,
-                key,
-                ExtraArgs=extra,
-                Config=transfer,
-                Callback=stop_if_abandoned,
-            )
+
+        def send() -> None:
+            with translated(self.config, action):
+                retrying(self.config, action)(
+                    self._client.upload_file,
+                    str(path),
+                    self.bucket,
+                    key,
+                    ExtraArgs=extra,
+                    Config=transfer,
+                    Callback=stop_if_abandoned,
+                )
+
+        with contextlib.suppress(KeyTaken):
+            self._create_only(send)
         # Refused as taken, the key may hold this run's own earlier attempt: checked here.
         head, written = self._stored(key, size, lambda head: same_whole(head, size, digest))
         return Uploaded(key, size, digest, self._lock_of(key, head, written), expires)
@@ -139,13 +145,31 @@ class Storage:
         """Complete, create-only; when S3 says the key is taken, `verify_streamed` tells this
         run's own earlier attempt from another writer's object."""
         with contextlib.suppress(KeyTaken):
-            self._call(
-                f"completing the upload of {key}",
-                "complete_multipart_upload",
-                Key=key,
-                UploadId=upload_id,
-                MultipartUpload={"Parts": parts},
+            self._create_only(
+                lambda: self._call(
+                    f"completing the upload of {key}",
+                    "complete_multipart_upload",
+                    Key=key,
+                    UploadId=upload_id,
+                    MultipartUpload={"Parts": parts},
+                )
             )
+
+    def _create_only(self, write: Callable[[], None]) -> None:
+        """`write`, sent create-only; a store that does not implement that (HTTP 501) gets
+        it once more without the condition, and every later write of this run too."""
+        try:
+            write()
+        except Unsupported:
+            if not self._writes.conditional:
+                raise
+            self._writes.conditional = False
+            log.warning(
+                "this S3 store does not implement conditional writes (If-None-Match); "
+                "writing without them, so two runs writing the same key at the same moment "
+                "could replace each other's object"
+            )
+            write()
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
         action = f"aborting the upload of {key}"

@@ -33,6 +33,8 @@ class WriteLog:
     """Hooks on a boto3 client: writes are create-only, and their answers are kept by key."""
 
     def __init__(self, client: Any) -> None:
+        self.conditional = True
+        """Off once the store has answered 501 to `If-None-Match` (it does not implement it)."""
         self._written: dict[str, Written] = {}
         self._mutex = threading.Lock()
         events = client.meta.events
@@ -40,9 +42,9 @@ class WriteLog:
             events.register(f"before-parameter-build.s3.{operation}", self._create_only)
             events.register(f"after-call.s3.{operation}", self._remember)
 
-    @staticmethod
-    def _create_only(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-        params.setdefault("IfNoneMatch", "*")
+    def _create_only(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        if self.conditional:
+            params.setdefault("IfNoneMatch", "*")
         context[_KEY_IN_CONTEXT] = params.get("Key")
 
     def _remember(self, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:

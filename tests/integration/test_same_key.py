@@ -12,6 +12,7 @@ from tests.support.faultproxy import (
     Reply,
     Request,
     backup_write,
+    s3_error,
 )
 from tests.support.runner import run_moonflower
 from tests.support.s3server import S3Server
@@ -112,5 +113,29 @@ def test_a_write_whose_answer_was_lost_is_not_a_collision(
     assert lost, "the run never wrote a backup"
     assert result.returncode == 0, result.stderr
     assert s3.keys(bucket) == lost
+    verify = run_moonflower("verify", env=upload_shape)
+    assert verify.returncode == 0, verify.stderr
+
+
+def test_a_store_that_does_not_implement_the_condition_still_gets_backups(
+    s3: S3Server, bucket: str, proxy: FaultProxy, upload_shape: dict[str, str]
+) -> None:
+    """A store answering 501 to If-None-Match: once warned, the writes go without it."""
+    refused: list[str] = []
+
+    def no_conditions(request: Request) -> Reply | None:
+        if "if-none-match" in {name.lower() for name in request.headers}:
+            refused.append(request.path)
+            return s3_error(501, "NotImplemented", "If-None-Match is not implemented")
+        return None
+
+    proxy.rules.append(no_conditions)
+
+    result = run_moonflower(env=upload_shape)
+
+    assert refused, "the run never sent a conditional write"
+    assert result.returncode == 0, result.stderr
+    assert "does not implement conditional writes" in result.stderr
+    assert len(s3.keys(bucket)) == 1
     verify = run_moonflower("verify", env=upload_shape)
     assert verify.returncode == 0, verify.stderr
