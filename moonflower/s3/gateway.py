@@ -184,9 +184,14 @@ class Storage:
         return Uploaded(key, size, composite, self._lock_of(key, head, written), expires)
 
     def put_probe(self, key: str, body: bytes) -> None:
-        """Write a small object (the preflight's proof that the bucket is writable)."""
-        with translated(self.config, f"writing {key}"):
-            self._client.put_object(Bucket=self.bucket, Key=key, Body=body)
+        """Write a small object (the preflight's proof that the bucket is writable), the way
+        backups are written (create-only where the store implements it)."""
+
+        def send() -> None:
+            with translated(self.config, f"writing {key}"):
+                self._client.put_object(Bucket=self.bucket, Key=key, Body=body)
+
+        self._create_only(send)
 
     def _stored(
         self, key: str, size: int, matches: Callable[[dict[str, Any]], bool]

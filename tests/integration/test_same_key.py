@@ -139,3 +139,5 @@ def test_a_store_that_does_not_implement_the_condition_still_gets_backups(
     assert len(s3.keys(bucket)) == 1
     verify = run_moonflower("verify", env=upload_shape)
     assert verify.returncode == 0, verify.stderr
+    checked = run_moonflower("check", env=upload_shape)  # its probe is written the same way
+    assert checked.returncode == 0, checked.stdout + checked.stderr
