@@ -8,13 +8,15 @@ import logging
 import sys
 from collections.abc import Iterator
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import pendulum
 from pendulum.tz import local_timezone
-from rich.console import Console
-from rich.logging import RichHandler
 
 from moonflower.output.redact import redactor
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 LOGGER_NAME = "moonflower"
 LOCAL_TIME_FORMAT = "YYYY-MM-DD HH:mm:ss zz"
@@ -103,7 +105,9 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-def stderr_console() -> Console:
+def stderr_console() -> "Console":
+    from rich.console import Console  # only on a terminal: plain logs need no rich at all
+
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
@@ -114,6 +118,8 @@ def setup_logging(log_format: str = "text", level: str = "info") -> None:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(JsonFormatter())
     elif sys.stderr.isatty():
+        from rich.logging import RichHandler
+
         handler = RichHandler(
             console=stderr_console(),
             show_path=False,
