@@ -266,7 +266,8 @@ def restricted_psql(
     stages = []
     if sql.restrict_key is not None:
         own = sql.restrict_key
-        drop_own = ["sed", "-e", f"/^\\\\restrict {own}$/d", "-e", f"/^\\\\unrestrict {own}$/d"]
-        stages.append(Stage("sed", drop_own, {"LC_ALL": "C"}))
+        # Whole lines, fixed strings: grep -vxF costs a quarter of sed's CPU on a big dump.
+        lines = ["-e", f"\\restrict {own}", "-e", f"\\unrestrict {own}"]
+        stages.append(Stage("grep", ["grep", "-a", "-v", "-x", "-F", *lines], {"LC_ALL": "C"}))
     stages.append(Stage("psql", argv, env=environment))
     return stages
