@@ -19,6 +19,7 @@ from moonflower.runtime.ownership import (
     OWNED_PREFIX,
     is_token,
     lease,
+    ours,
     owner_is_live,
     remove_dead_locks,
 )
@@ -57,14 +58,6 @@ def owner_of(name: str, kind: str = "") -> str | None:
     if not (dash and random_part and (owner.isdigit() or is_token(owner))):
         return None
     return owner
-
-
-def ours(entry: Path) -> bool:
-    """Made by this user: another user's leftovers are theirs to clean."""
-    try:
-        return entry.lstat().st_uid == os.getuid()
-    except OSError:
-        return False
 
 
 def remove_stale_files(

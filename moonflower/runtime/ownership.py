@@ -116,6 +116,14 @@ def owner_is_live(directory: Path, owner: str) -> bool:
     return False
 
 
+def ours(entry: Path) -> bool:
+    """Made by this user: another user's leftovers are theirs to clean."""
+    try:
+        return entry.lstat().st_uid == os.getuid()
+    except OSError:
+        return False
+
+
 def remove_dead_locks(directory: Path) -> None:
     """Remove this user's lock files in `directory` whose run is gone. Call it after that
     run's files are gone: without its lock file, they would be taken for a dead run's."""
@@ -127,5 +135,5 @@ def remove_dead_locks(directory: Path) -> None:
             token = name.removeprefix(OWNED_PREFIX).removesuffix(LOCK_SUFFIX)
             if not is_token(token) or owner_is_live(directory, token):
                 continue
-            if entry.lstat().st_uid == os.getuid():
+            if ours(entry):
                 entry.unlink(missing_ok=True)
