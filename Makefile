@@ -25,6 +25,7 @@ faults: venv
 	$(BIN)/python -m pytest -m faults
 
 bench: venv
+	$(BIN)/python -m compileall -q moonflower
 	$(BIN)/python scripts/bench.py
 
 lint: venv

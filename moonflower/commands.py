@@ -57,13 +57,14 @@ def record_run(config: Config, started: str, status: ExitStatus) -> None:
 def monitored_backup(config: Config) -> ExitStatus:
     """One run with its webhooks: start, then success or failure with the run's log."""
     from moonflower.actions.backup import BackupRun
-    from moonflower.output.report import print_summary, summary_document
     from moonflower.output.webhooks import Webhooks
     from moonflower.pipeline.gpg import Encryption
 
     with Webhooks(config.webhooks).monitor() as outcome:
         with Encryption.open(config.encryption, config.backup.spool_dir) as encryption:
             report = BackupRun(config, encryption).run()
+        from moonflower.output.report import print_summary, summary_document
+
         if report.prune_error:
             outcome.warn(f"pruning expired backups failed: {report.prune_error}")
         if config.logging.format == "text":

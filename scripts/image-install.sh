@@ -41,6 +41,9 @@ install -d -m 0755 /etc/moonflower
 
 python3 -m venv "$SOURCE/.venv"
 "$SOURCE/.venv/bin/pip" install --quiet --no-cache-dir "$SOURCE"
+# bin/moonflower runs the package from $SOURCE, and the image never writes bytecode
+# (PYTHONDONTWRITEBYTECODE): compiled once here, or every start pays ~0.1 s compiling it.
+"$SOURCE/.venv/bin/python" -m compileall -q "$SOURCE/moonflower"
 printf '#!/bin/sh\nexec %s/bin/moonflower "$@"\n' "$SOURCE" > /usr/local/bin/moonflower
 chmod 0755 /usr/local/bin/moonflower
 

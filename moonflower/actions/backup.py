@@ -17,13 +17,13 @@ if TYPE_CHECKING:
 from moonflower.config.model import ChecksumMode, Config, DumpFormat
 from moonflower.errors import MoonflowerError
 from moonflower.output.logs import database_context, log, step
-from moonflower.output.report import human_size
+from moonflower.output.sizes import human_size
 from moonflower.pipeline.dump import DumpJob
 from moonflower.pipeline.gpg import Encryption, home_parent, remove_stale_homes
 from moonflower.pipeline.openpgp import check_encrypted_artifact
 from moonflower.pipeline.runner import abandon_all
 from moonflower.pipeline.spool import remove_stale_files, spool_file
-from moonflower.postgres.clients import any_psql, find_client
+from moonflower.postgres.clients import any_psql, find_client, warm_up
 from moonflower.postgres.connection import libpq_environment, passfile
 from moonflower.postgres.plans import (
     CONTENT_TYPES,
@@ -106,6 +106,7 @@ class BackupRun:
         if home_parent(spool_dir) != spool_dir:
             remove_stale_homes(spool_dir)
         self.s3 = OpeningStorage(self.config.s3, self._abort_stale_uploads)
+        warm_up("pg_dump", self.config.postgres.pg_dump_path)
         with passfile(self.config.postgres.password, self.config.backup.spool_dir) as password:
             try:
                 with step("discover"):

@@ -21,7 +21,7 @@ from moonflower.actions.restore_jobs import default_restore_jobs
 from moonflower.config.model import Config
 from moonflower.errors import MoonflowerError, RestoreError
 from moonflower.output.logs import log, step
-from moonflower.output.report import human_size
+from moonflower.output.sizes import human_size
 from moonflower.pipeline import runner
 from moonflower.pipeline.gpg import Decryption
 from moonflower.pipeline.runner import Stage

@@ -13,22 +13,15 @@ from rich.text import Text
 
 from moonflower.output.logs import local_time
 from moonflower.output.redact import redactor
+from moonflower.output.sizes import human_size
 
-if TYPE_CHECKING:  # the reports of the actions; they import human_size from here
+if TYPE_CHECKING:
     from moonflower.actions.backup import RunReport
     from moonflower.actions.check import Check
     from moonflower.actions.prune import PruneReport
     from moonflower.actions.verify import Verified
     from moonflower.runtime.status_file import Health
     from moonflower.s3.catalog import BackupInfo
-
-
-def human_size(size: float) -> str:
-    for unit in ("B", "KiB", "MiB"):
-        if size < 1024:
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GiB"
 
 
 def summary_table(report: RunReport) -> Table:

@@ -12,14 +12,6 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from tenacity import (
-    Retrying,
-    retry_if_exception,
-    stop_after_attempt,
-    stop_after_delay,
-    wait_exponential,
-)
-
 from moonflower import __version__
 from moonflower.config.model import WebhookConfig
 from moonflower.errors import MoonflowerError, Terminated
@@ -120,6 +112,14 @@ class Webhooks:
     def send(self, event: str, url: str | None, body: bytes, attempts: int = ATTEMPTS) -> None:
         if url is None:
             return
+        from tenacity import (  # only runs that ping load it: a backup starts without it
+            Retrying,
+            retry_if_exception,
+            stop_after_attempt,
+            stop_after_delay,
+            wait_exponential,
+        )
+
         shown = mask_url(url)
         retrying = Retrying(
             stop=stop_after_attempt(attempts) | stop_after_delay(RETRY_BUDGET_SECONDS),

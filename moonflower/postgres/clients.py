@@ -5,6 +5,8 @@ import functools
 import glob
 import os
 import re
+import threading
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +26,36 @@ class ClientTool:
     version: str
 
 
+_probes: dict[Path, "Future[ClientTool | None]"] = {}
+_probes_lock = threading.Lock()
+
+
+def warm_up(program: str, configured: Path | None) -> None:
+    """Ask the preferred `program` for its version in the background, while the server is
+    asked for its own: the answer is waiting when the dump is planned."""
+    paths = candidate_paths(program, configured)
+    if paths:
+        threading.Thread(target=client_version, args=(paths[0],), daemon=True).start()
+
+
 def client_version(path: Path) -> ClientTool | None:
+    """The program's version, asked once per process (concurrent callers share the answer)."""
+    with _probes_lock:
+        probe = _probes.get(path)
+        asking = probe is None
+        if probe is None:
+            probe = _probes[path] = Future()
+    if asking:
+        try:
+            probe.set_result(_ask_version(path))
+        except BaseException as error:
+            probe.set_exception(error)
+            with _probes_lock:
+                _probes.pop(path, None)
+    return probe.result()
+
+
+def _ask_version(path: Path) -> ClientTool | None:
     try:
         output = capture(Stage(f"{path.name} --version", [str(path), "--version"]))
     except StageFailed:
