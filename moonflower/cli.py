@@ -27,6 +27,8 @@ from moonflower.errors import ConfigError, MoonflowerError, RestoreError, Termin
 from moonflower.exit_status import ExitStatus
 from moonflower.output.logs import log, setup_logging
 from moonflower.output.redact import redactor
+from moonflower.physical_cli import COMMANDS as PHYSICAL_COMMANDS
+from moonflower.physical_cli import add_physical_commands, execute_physical
 from moonflower.runtime.lifecycle import Shutdown, shutdown
 
 DESCRIPTION = """\
@@ -192,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="For a container HEALTHCHECK: reads the status file in BACKUP_STATE_DIR.",
     )
     add_command("status", help="show the scheduler's state, the last and the next run")
+    add_physical_commands(add_command)
     add_command(
         "run",
         help="run backups on the cron schedule in SCHEDULE until stopped",
@@ -235,6 +238,8 @@ def execute(
             return report_health(config)
         if command == "status":
             return print_status(config)
+        if command in PHYSICAL_COMMANDS:
+            return execute_physical(command, config, arguments)
     with shutdown.working():
         return backup_once(config)
 

@@ -71,6 +71,10 @@ class Unsupported(StorageError):
     """The S3 store does not implement something the request used (HTTP 501)."""
 
 
+class WalError(MoonflowerError):
+    """Archiving or fetching a WAL file failed, or the archive holds something it must not."""
+
+
 class RestoreError(MoonflowerError):
     """A restore (or a verification) stopped at `step`."""
 

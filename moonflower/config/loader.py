@@ -26,6 +26,7 @@ from moonflower.config.model import (
     S3Config,
     WebhookConfig,
 )
+from moonflower.config.physical import wal_config
 from moonflower.config.settings import Setting
 from moonflower.config.sources import Layers, RawValue, load_toml
 from moonflower.config.values import (
@@ -274,6 +275,7 @@ def load_config(
     schedule = validator.optional(s.SCHEDULE, cron_schedule, None)
     log_format = validator.optional(s.LOG_FORMAT, one_of(LOG_FORMATS), "text")
     log_level = validator.optional(s.LOG_LEVEL, one_of(LOG_LEVELS), "info")
+    wal = wal_config(validator)
 
     register_secrets(layers, secret_key, encryption.private_key)
     problems.extend(validator.problems)
@@ -324,5 +326,6 @@ def load_config(
         encryption=encryption,
         schedule=schedule,
         webhooks=webhooks,
+        wal=wal,
         warnings=tuple(warnings),
     )

@@ -109,6 +109,24 @@ class LoggingConfig:
     level: str = "info"
 
 
+DEFAULT_REPLICATION_SLOT = "moonflower"
+DEFAULT_WAL_PUSH_SECONDS = 5.0
+DEFAULT_WAL_SPOOL_LIMIT = 10 * 1024**3
+
+
+@dataclass(frozen=True)
+class WalConfig:
+    """Physical backups: WAL streamed by a supervised pg_receivewal, and base backups."""
+
+    stream: bool = False
+    slot: str = DEFAULT_REPLICATION_SLOT
+    push_interval: float = DEFAULT_WAL_PUSH_SECONDS
+    """How often the segment being written is uploaded while it grows (the RPO)."""
+    spool_limit: int = DEFAULT_WAL_SPOOL_LIMIT
+    """Bytes of WAL waiting for S3 in the spool before the alarm is raised."""
+    basebackup_schedule: CronSchedule | None = None
+
+
 @dataclass(frozen=True)
 class Config:
     postgres: PostgresConfig
@@ -118,4 +136,5 @@ class Config:
     encryption: EncryptionConfig = EncryptionConfig()
     schedule: CronSchedule | None = None
     webhooks: WebhookConfig = WebhookConfig()
+    wal: WalConfig = WalConfig()
     warnings: tuple[str, ...] = ()

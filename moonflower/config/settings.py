@@ -81,6 +81,12 @@ BACKUP_TIMEOUT = Setting("BACKUP_TIMEOUT", "backup", "timeout")
 LOG_FORMAT = Setting("LOG_FORMAT", "logging", "format")
 LOG_LEVEL = Setting("LOG_LEVEL", "logging", "level")
 
+WAL_STREAM = Setting("WAL_STREAM", "wal", "stream")
+PG_REPLICATION_SLOT = Setting("PG_REPLICATION_SLOT", "wal", "replication_slot")
+WAL_PUSH_INTERVAL = Setting("WAL_PUSH_INTERVAL", "wal", "push_interval")
+WAL_SPOOL_LIMIT = Setting("WAL_SPOOL_LIMIT", "wal", "spool_limit")
+BASEBACKUP_SCHEDULE = Setting("BASEBACKUP_SCHEDULE", "wal", "basebackup_schedule")
+
 ALL_SETTINGS: tuple[Setting, ...] = (
     PG_DATABASES,
     PG_HOST,
@@ -121,9 +127,24 @@ ALL_SETTINGS: tuple[Setting, ...] = (
     ENCRYPTION_PRIVATE_KEY_PASSPHRASE,
     LOG_FORMAT,
     LOG_LEVEL,
+    WAL_STREAM,
+    PG_REPLICATION_SLOT,
+    WAL_PUSH_INTERVAL,
+    WAL_SPOOL_LIMIT,
+    BASEBACKUP_SCHEDULE,
 )
 
-OWNED_PREFIXES = ("PG_", "S3_", "BACKUP_", "ENCRYPTION_", "WEBHOOK_", "LOG_", "MOONFLOWER_")
+OWNED_PREFIXES = (
+    "PG_",
+    "S3_",
+    "BACKUP_",
+    "BASEBACKUP_",
+    "ENCRYPTION_",
+    "WEBHOOK_",
+    "LOG_",
+    "WAL_",
+    "MOONFLOWER_",
+)
 """An environment variable starting with one of these is Moonflower's: an unknown one is a typo."""
 FOREIGN_NAMES = frozenset({"PG_MAJOR", "PG_VERSION", "PG_SHA256", "PG_CLIENT_VERSION"})
 """Set in the same containers by others: the official postgres image (PG_MAJOR, PG_VERSION,

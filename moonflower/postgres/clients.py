@@ -120,6 +120,17 @@ def find_client(program: str, server: ServerVersion, configured: Path | None) ->
     )
 
 
+def exact_client(program: str, major: int, configured: Path | None) -> ClientTool:
+    """A program of exactly this major version (a server binary must match its data
+    directory)."""
+    tools = [tool for tool in map(client_version, candidate_paths(program, configured)) if tool]
+    for tool in tools:
+        if tool.major == major:
+            return tool
+    found = ", ".join(f"{tool.version} ({tool.path})" for tool in tools) or "none"
+    raise DumpError(f"{program} {major} is needed and not installed (found: {found})")
+
+
 def any_psql(configured: Path | None) -> Path:
     paths = candidate_paths("psql", configured)
     if not paths:

@@ -60,7 +60,11 @@ class Storage:
             self._call("checking the bucket", "get_object_lock_configuration")
 
     def object_arguments(
-        self, content_type: str, metadata: dict[str, str], force_checksum: bool = False
+        self,
+        content_type: str,
+        metadata: dict[str, str],
+        force_checksum: bool = False,
+        lasting: bool = True,
     ) -> tuple[dict[str, Any], pendulum.DateTime | None]:
         """Arguments shared by PutObject and CreateMultipartUpload: type, metadata, checksum,
         lock and expiry, so an object is protected from its first moment. Returns the expiry."""
@@ -69,7 +73,7 @@ class Storage:
         if self.config.checksum == ChecksumMode.WHEN_SUPPORTED or force_checksum:
             extra["ChecksumAlgorithm"] = "SHA256"
         now = pendulum.now("UTC")
-        if self.config.governance is not None:
+        if self.config.governance is not None and lasting:
             extra["ObjectLockMode"] = "GOVERNANCE"
             extra["ObjectLockRetainUntilDate"] = self.config.governance.after(now)
             # S3 refuses locked uploads without an integrity checksum, whatever S3_CHECKSUM says.
@@ -80,11 +84,22 @@ class Storage:
             metadata[EXPIRES_METADATA_KEY] = expires.isoformat()
         return extra, expires
 
-    def upload(self, path: Path, key: str, content_type: str) -> Uploaded:
-        """Upload a finished spool file; retried whole on transient failures, then verified."""
+    def upload(
+        self,
+        path: Path,
+        key: str,
+        content_type: str,
+        metadata: dict[str, str] | None = None,
+        lasting: bool = True,
+    ) -> Uploaded:
+        """Upload a finished spool file; retried whole on transient failures, then verified.
+        An object that is not `lasting` (superseded soon, such as a partial WAL segment) is
+        not locked: it must be removable when its successor lands."""
         size = path.stat().st_size
         digest = file_sha256(path)
-        extra, expires = self.object_arguments(content_type, {SHA256_METADATA_KEY: digest})
+        extra, expires = self.object_arguments(
+            content_type, {**(metadata or {}), SHA256_METADATA_KEY: digest}, lasting=lasting
+        )
         part_size = part_size_for(size)
         transfer = TransferConfig(
             multipart_threshold=max(MULTIPART_THRESHOLD, part_size),
@@ -109,7 +124,8 @@ class Storage:
             self._create_only(send)
         # Refused as taken, the key may hold this run's own earlier attempt: checked here.
         head, written = self._stored(key, size, lambda head: same_whole(head, size, digest))
-        return Uploaded(key, size, digest, self._lock_of(key, head, written), expires)
+        locked_until = self._lock_of(key, head, written) if lasting else None
+        return Uploaded(key, size, digest, locked_until, expires)
 
     def start_multipart(self, key: str, arguments: dict[str, Any]) -> str:
         """Start a multipart upload; its upload id."""
@@ -220,6 +236,11 @@ class Storage:
             "it was removed"
         )
 
+    def delete_latest(self, key: str) -> None:
+        """Delete what `key` shows now (a delete marker where the bucket keeps versions): for
+        objects that were only ever stand-ins, such as a superseded partial WAL segment."""
+        self._call(f"deleting {key}", "delete_object", Key=key)
+
     def _remove(self, key: str, written: Written) -> None:
         """Remove this run's write: its own version when the bucket keeps versions."""
         version = {"VersionId": written.version_id} if written.version_id else {}
@@ -270,6 +291,16 @@ class Storage:
                 Config=TransferConfig(max_concurrency=UPLOAD_CONCURRENCY),
             )
 
+    def read_small(self, key: str, limit: int) -> bytes:
+        """A small object's whole content (a description, not a backup); at most `limit`
+        bytes are read, and a larger object is refused."""
+        response = self._call(f"reading {key}", "get_object", Key=key)
+        with contextlib.closing(response["Body"]) as body:
+            data: bytes = body.read(limit + 1)
+        if len(data) > limit:
+            raise StorageError(f"{key} is larger than {limit} bytes: not written by Moonflower")
+        return data
+
     def abort_uploads_for(self, key: str) -> int:
         """Abort every unfinished multipart upload of exactly this key; how many there were."""
         action = f"cleaning up unfinished uploads of {key}"
@@ -284,10 +315,11 @@ class Storage:
                     aborted += 1
         return aborted
 
-    def list_objects(self, prefix: str) -> Iterator[StoredObject]:
-        """Objects directly under `prefix` (no deeper "folders"), every page."""
+    def list_objects(self, prefix: str, deep: bool = False) -> Iterator[StoredObject]:
+        """Objects directly under `prefix` (with `deep`, in its "folders" too), every page."""
         paginator = self._client.get_paginator("list_objects_v2")
-        pages = paginator.paginate(Bucket=self.bucket, Prefix=prefix, Delimiter="/")
+        folders = {} if deep else {"Delimiter": "/"}
+        pages = paginator.paginate(Bucket=self.bucket, Prefix=prefix, **folders)
         with translated(self.config, "listing backups"):
             for page in pages:
                 for item in page.get("Contents", []):

@@ -1,0 +1,154 @@
+"""A physical base backup: `pg_basebackup` writing one tar (data files, the WAL needed to
+reach consistency, and the backup manifest) to stdout, compressed and encrypted on its way
+into the spool, then uploaded with a small JSON description beside it.
+
+The tar restores on its own: it carries the WAL from its start to its end point, so it is
+usable even if the WAL archive is lost.
+"""
+
+import json
+import re
+from dataclasses import asdict, dataclass
+
+import pendulum
+
+from moonflower.config.model import Config
+from moonflower.errors import DumpError
+from moonflower.output.logs import log, step
+from moonflower.output.sizes import human_size
+from moonflower.pipeline import runner
+from moonflower.pipeline.encoding import encoding_stages
+from moonflower.pipeline.gpg import Encryption
+from moonflower.pipeline.runner import Stage
+from moonflower.pipeline.spool import spool_file
+from moonflower.postgres.clients import any_psql, find_client
+from moonflower.postgres.connection import MAINTENANCE_DATABASE, libpq_environment, passfile
+from moonflower.postgres.queries import psql_query, server_version
+from moonflower.s3.gateway import Storage
+from moonflower.s3.keys import timestamp
+from moonflower.s3.physical_keys import (
+    BASE_DESCRIPTION,
+    BASE_OBJECT,
+    base_folder,
+    encoding_suffix,
+)
+
+START_POINT = re.compile(r"write-ahead log start point: (\S+) on timeline (\d+)")
+END_POINT = re.compile(r"write-ahead log end point: (\S+)")
+SEGMENT_SIZE_QUERY = "SELECT pg_size_bytes(current_setting('wal_segment_size'))"
+TAR_TYPE = "application/x-tar"
+JSON_TYPE = "application/json"
+
+
+@dataclass(frozen=True)
+class BaseBackupRecord:
+    """backup.json: what a restore needs to know before it downloads the tar."""
+
+    label: str
+    key: str
+    start_lsn: str
+    stop_lsn: str
+    timeline: int
+    start_time: str
+    stop_time: str
+    """When pg_basebackup ended: the earliest moment a recovery from it can stop at."""
+    server_version: str
+    server_major: int
+    segment_size: int
+    size: int
+    sha256: str
+    compression: str
+    encrypted: bool
+
+    @classmethod
+    def from_json(cls, text: bytes) -> "BaseBackupRecord":
+        document = json.loads(text)
+        if not isinstance(document, dict):
+            raise ValueError("not a JSON object")
+        return cls(**{name: document[name] for name in cls.__dataclass_fields__})
+
+    @property
+    def stopped(self) -> pendulum.DateTime:
+        moment = pendulum.parse(self.stop_time)
+        assert isinstance(moment, pendulum.DateTime)
+        return moment
+
+
+def wal_points(stderr_lines: list[str]) -> tuple[str, int, str]:
+    """Start LSN, timeline and end LSN from pg_basebackup's --verbose output."""
+    text = "\n".join(stderr_lines)
+    start, end = START_POINT.search(text), END_POINT.search(text)
+    if start is None or end is None:
+        raise DumpError("pg_basebackup did not report its WAL start and end points")
+    return start.group(1), int(start.group(2)), end.group(1)
+
+
+def take_base_backup(config: Config, encryption: Encryption | None) -> BaseBackupRecord:
+    pg = config.postgres
+    storage = Storage(config.s3)
+    with step("connect"):
+        storage.check_bucket()
+    with passfile(pg.password, config.backup.spool_dir) as password:
+        environment = libpq_environment(pg, password, MAINTENANCE_DATABASE)
+        psql = any_psql(pg.pg_dump_path)
+        server = server_version(psql, environment)
+        segment_size = int(psql_query(psql, environment, SEGMENT_SIZE_QUERY))
+        tool = find_client("pg_basebackup", server, pg.pg_dump_path)
+        log.info("server %s, pg_basebackup %s (%s)", server.text, tool.version, tool.path)
+        started = pendulum.now("UTC")
+        label = timestamp(started)
+        suffix = encoding_suffix(config.backup.compression.algorithm, encryption is not None)
+        key = f"{base_folder(config.s3.prefix, started)}{BASE_OBJECT}{suffix}"
+        argv = [
+            str(tool.path),
+            "--pgdata=-",
+            "--format=tar",
+            "--wal-method=fetch",
+            "--checkpoint=fast",
+            "--verbose",
+            "--no-password",
+            f"--label=moonflower {label}",
+        ]
+        with (
+            spool_file(config.backup.spool_dir, ".tar" + suffix) as spooled,
+            encoding_stages(config.backup.compression, encryption) as stages,
+        ):
+            with step("basebackup"), spooled.open("wb") as output:
+                tails = runner.run([Stage("pg_basebackup", argv, environment), *stages], output)
+            start_lsn, timeline, stop_lsn = wal_points(list(tails[0].lines))
+            stopped = pendulum.now("UTC")
+            with step("upload"):
+                uploaded = storage.upload(spooled, key, TAR_TYPE)
+    record = BaseBackupRecord(
+        label=label,
+        key=key,
+        start_lsn=start_lsn,
+        stop_lsn=stop_lsn,
+        timeline=timeline,
+        start_time=started.isoformat(),
+        stop_time=stopped.isoformat(),
+        server_version=server.text,
+        server_major=server.major,
+        segment_size=segment_size,
+        size=uploaded.size,
+        sha256=uploaded.sha256,
+        compression=str(config.backup.compression.algorithm),
+        encrypted=encryption is not None,
+    )
+    write_description(storage, config, record)
+    log.info(
+        "base backup %s stored: %s, WAL %s to %s on timeline %d",
+        label,
+        human_size(record.size),
+        start_lsn,
+        stop_lsn,
+        timeline,
+    )
+    return record
+
+
+def write_description(storage: Storage, config: Config, record: BaseBackupRecord) -> None:
+    key = record.key.rsplit("/", 1)[0] + "/" + BASE_DESCRIPTION
+    with spool_file(config.backup.spool_dir, ".json") as path:
+        path.write_text(json.dumps(asdict(record), indent=2) + "\n")
+        storage.upload(path, key, JSON_TYPE)

@@ -1,0 +1,145 @@
+"""Running the recovery of a restored data directory with the matching `postgres`, as the
+user who will own the server (PostgreSQL refuses root), then stopping it cleanly.
+
+The server listens on no TCP address (only a private Unix socket), so it cannot clash with
+a server already running from the same configuration, and `hot_standby` is off so that
+`pg_ctl start --wait` returns only once recovery has ended and the server is promoted.
+"""
+
+import contextlib
+import os
+import pwd
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from moonflower.errors import MoonflowerError, RestoreError, StageFailed
+from moonflower.output.logs import log, step
+from moonflower.pipeline.runner import Stage, capture
+from moonflower.postgres.clients import exact_client
+
+RECOVERY_WAIT_SECONDS = 24 * 3600
+LAST_TRANSACTION = re.compile(r"last completed transaction was at log time (.+)$", re.MULTILINE)
+REDO_DONE = re.compile(r"redo done at ([0-9A-F]+/[0-9A-F]+)", re.MULTILINE)
+STOPPING = re.compile(r"recovery stopping (?:before|after) .*$", re.MULTILINE)
+NEW_TIMELINE = re.compile(r"selected new timeline ID: (\d+)", re.MULTILINE)
+LOG_TAIL_LINES = 8
+
+
+@dataclass(frozen=True)
+class Account:
+    name: str
+    uid: int
+    gid: int
+
+
+@dataclass(frozen=True)
+class Reached:
+    last_transaction: str | None
+    redo_lsn: str | None
+    timeline: int | None
+    stop_reason: str | None
+
+
+def server_account(directory: Path, run_as: str | None, required: bool) -> Account | None:
+    """Whom the server runs as: None when Moonflower is not root (it runs as itself), or,
+    unless `required` (the server is started here), when nobody but root is named."""
+    if os.geteuid() != 0:
+        if run_as is not None:
+            raise RestoreError("prepare", "--run-as needs root (Moonflower runs as one user)")
+        return None
+    if run_as is not None:
+        try:
+            entry = pwd.getpwnam(run_as)
+        except KeyError:
+            raise RestoreError("prepare", f"--run-as {run_as}: no such user") from None
+    else:
+        owner = directory.stat().st_uid if directory.exists() else 0
+        if owner == 0 and not required:
+            log.warning(
+                "the restored directory stays root's: chown it to the server's user before "
+                "starting (or pass --run-as USER)"
+            )
+            return None
+        if owner == 0:
+            raise RestoreError(
+                "prepare",
+                "PostgreSQL refuses to run as root: give the directory to the user the server "
+                "runs as (chown), or name one with --run-as USER",
+            )
+        entry = pwd.getpwuid(owner)
+    if entry.pw_uid == 0:
+        raise RestoreError("prepare", "PostgreSQL refuses to run as root; name another user")
+    return Account(entry.pw_name, entry.pw_uid, entry.pw_gid)
+
+
+def as_account(account: Account | None, argv: list[str]) -> list[str]:
+    if account is None:
+        return argv
+    switch = ["setpriv", f"--reuid={account.uid}", f"--regid={account.gid}", "--clear-groups"]
+    return [*switch, "--", *argv]
+
+
+@contextlib.contextmanager
+def private_directory(spool: Path, account: Account | None) -> Iterator[Path]:
+    """A directory for the server's socket and log, owned by its user."""
+    path = Path(tempfile.mkdtemp(prefix="moonflower-recovery-", dir=spool))
+    try:
+        if account is not None:
+            os.chown(path, account.uid, account.gid)
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def run_recovery(
+    directory: Path, major: int, configured: Path | None, account: Account | None, spool: Path
+) -> Reached:
+    pg_ctl = str(exact_client("pg_ctl", major, configured).path)
+    with private_directory(spool, account) as private:
+        server_log = private / "server.log"
+        options = (
+            f"-c listen_addresses= -c unix_socket_directories={private} "
+            "-c hot_standby=off -c archive_mode=off"
+        )
+        start = [pg_ctl, "start", "-D", str(directory), "-w", "-t", str(RECOVERY_WAIT_SECONDS)]
+        start += ["-l", str(server_log), "-o", options]
+        try:
+            with step("recover"):
+                capture(Stage("pg_ctl start", as_account(account, start)))
+        except StageFailed as error:
+            tail = log_tail(server_log)
+            raise RestoreError("recover", f"{error}; the server log ends: {tail}") from None
+        finally:
+            stop = [pg_ctl, "stop", "-D", str(directory), "-m", "fast", "-w"]
+            with contextlib.suppress(MoonflowerError):
+                capture(Stage("pg_ctl stop", as_account(account, stop)))
+        text = server_log.read_text(errors="replace") if server_log.exists() else ""
+    return reached(text)
+
+
+def log_tail(path: Path) -> str:
+    if not path.exists():
+        return "(no log)"
+    lines = path.read_text(errors="replace").strip().splitlines()
+    return " | ".join(lines[-LOG_TAIL_LINES:])
+
+
+def reached(server_log: str) -> Reached:
+    def last(pattern: re.Pattern[str]) -> str | None:
+        found = pattern.findall(server_log)
+        return found[-1].strip() if found else None
+
+    timeline = last(NEW_TIMELINE)
+    stopping = STOPPING.findall(server_log)
+    outcome = Reached(
+        last_transaction=last(LAST_TRANSACTION),
+        redo_lsn=last(REDO_DONE),
+        timeline=int(timeline) if timeline else None,
+        stop_reason=stopping[-1].strip() if stopping else None,
+    )
+    log.debug("recovery log: %s", outcome)
+    return outcome

@@ -1,0 +1,223 @@
+"""Restore a whole cluster to a point in time: the newest base backup before the target,
+checked and extracted into an empty directory, the WAL up to the newest archived segment
+beside it in `pg_wal`, and recovery settings that stop at the target and promote.
+
+The directory then starts with the stock `pg_ctl start` of the same major version; nothing
+of Moonflower is needed on the server's side (unless `--wal-fetch-command` asks for it).
+"""
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pendulum
+
+from moonflower.actions.basebackup import BaseBackupRecord
+from moonflower.actions.wal_archive import WalArchive
+from moonflower.config.model import Config
+from moonflower.errors import MoonflowerError, RestoreError
+from moonflower.output.logs import log, step
+from moonflower.output.sizes import human_size
+from moonflower.pipeline import runner
+from moonflower.pipeline.encoding import decoding_stages, is_encrypted
+from moonflower.pipeline.gpg import Decryption
+from moonflower.pipeline.runner import Stage
+from moonflower.pipeline.spool import spool_file
+from moonflower.postgres.clients import exact_client
+from moonflower.postgres.wal_names import Segment, format_lsn, parse_lsn, segment_for
+from moonflower.s3.checksums import file_sha256
+from moonflower.s3.gateway import Storage
+from moonflower.s3.physical_catalog import Window, base_backups, recoverable_window, wal_archive
+
+SETTINGS_MARK = "# Added by moonflower restore-cluster"
+
+
+@dataclass(frozen=True)
+class RecoveryTarget:
+    time: pendulum.DateTime | None = None
+    lsn: int | None = None
+    """Neither: the newest state the archive holds (--latest)."""
+
+    def describe(self) -> str:
+        if self.time is not None:
+            return f"time {self.time.isoformat()}"
+        if self.lsn is not None:
+            return f"LSN {format_lsn(self.lsn)}"
+        return "the newest archived WAL"
+
+    def settings(self) -> list[str]:
+        if self.time is not None:
+            return [f"recovery_target_time = '{self.time.isoformat()}'"]
+        if self.lsn is not None:
+            return [f"recovery_target_lsn = '{format_lsn(self.lsn)}'"]
+        return []
+
+
+@dataclass(frozen=True)
+class Prepared:
+    directory: Path
+    base: BaseBackupRecord
+    window: Window
+    segments: int
+
+
+def choose_base(bases: list[BaseBackupRecord], target: RecoveryTarget) -> BaseBackupRecord:
+    """The newest base backup that ended before the target."""
+    if not bases:
+        raise RestoreError("choose", "there is no base backup under S3_PATH/base/")
+    fitting = bases
+    if target.time is not None:
+        fitting = [base for base in bases if base.stopped <= target.time]
+    elif target.lsn is not None:
+        fitting = [base for base in bases if parse_lsn(base.stop_lsn) <= target.lsn]
+    if not fitting:
+        raise RestoreError(
+            "choose",
+            f"no base backup ended before {target.describe()}; the oldest ended at "
+            f"{bases[0].stop_time} (LSN {bases[0].stop_lsn})",
+        )
+    return fitting[-1]
+
+
+def check_empty_directory(directory: Path) -> None:
+    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+        raise RestoreError("prepare", f"{directory} is not an empty directory; it was left alone")
+
+
+class ClusterRestore:
+    def __init__(self, config: Config, directory: Path, target: RecoveryTarget) -> None:
+        self.config = config
+        self.directory = directory
+        self.target = target
+        self._storage: Storage | None = None
+
+    def storage(self) -> Storage:
+        if self._storage is None:
+            self._storage = Storage(self.config.s3)
+        return self._storage
+
+    def prepare(self, wal_fetch_command: str | None = None) -> Prepared:
+        check_empty_directory(self.directory)
+        storage = self.storage()
+        prefix = self.config.s3.prefix
+        with step("choose"):
+            base = choose_base(base_backups(storage, prefix), self.target)
+            window = recoverable_window(base, wal_archive(storage, prefix))
+        log.info(
+            "base backup %s (WAL %s to %s, timeline %d); recoverable to %s",
+            base.label,
+            base.start_lsn,
+            base.stop_lsn,
+            base.timeline,
+            window.end.isoformat(),
+        )
+        if window.gap_after is not None:
+            log.warning("the WAL archive has a gap at %s: recovery ends there", window.gap_after)
+        if self.target.time is not None and self.target.time > window.end:
+            raise RestoreError(
+                "choose",
+                f"{self.target.describe()} is after the newest archived WAL of this base "
+                f"backup ({window.end.isoformat()})",
+            )
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.directory.chmod(0o700)
+        spool = self.config.backup.spool_dir
+        with Decryption.open(self.config.encryption, spool) as decryption:
+            self._extract(base, decryption)
+            self._verify(base)
+            segments = 0
+            if wal_fetch_command is None:
+                segments = self._fetch_wal(base, window, decryption)
+        self._write_settings(wal_fetch_command)
+        return Prepared(self.directory, base, window, segments)
+
+    def _extract(self, base: BaseBackupRecord, decryption: Decryption) -> None:
+        storage = self.storage()
+        suffix = base.key.rsplit("/", 1)[1].removeprefix("base.tar")
+        with spool_file(self.config.backup.spool_dir, ".tar" + suffix) as stored:
+            with step("download"):
+                storage.download(base.key, stored, lambda _: None)
+            with step("checksum"):
+                if file_sha256(stored) != base.sha256:
+                    raise RestoreError(
+                        "checksum",
+                        f"{base.key} does not match the SHA-256 recorded when it was stored; "
+                        "it is damaged or was changed",
+                    )
+                if self.config.encryption.enabled and not is_encrypted(stored):
+                    raise RestoreError(
+                        "checksum", f"{base.key} is not encrypted, but encryption is configured"
+                    )
+            log.info("checksum ok (%s)", human_size(base.size))
+            extract = Stage(
+                "tar",
+                ["tar", "-x", "-f", "-", "--no-same-owner", "-C", str(self.directory)],
+            )
+            with (
+                step("extract"),
+                decoding_stages(stored, suffix, decryption, base.key) as stages,
+                stored.open("rb") as source,
+            ):
+                runner.run([*stages, extract], source=source)
+
+    def _verify(self, base: BaseBackupRecord) -> None:
+        """pg_verifybackup checks every file against the backup manifest, and the WAL."""
+        try:
+            configured = self.config.postgres.pg_dump_path
+            tool = exact_client("pg_verifybackup", base.server_major, configured)
+        except MoonflowerError as error:
+            log.warning("not verified with pg_verifybackup: %s", error)
+            return
+        with step("verify"):
+            runner.run([Stage("pg_verifybackup", [str(tool.path), str(self.directory)])])
+        log.info("pg_verifybackup: the data directory matches its manifest")
+
+    def _fetch_wal(self, base: BaseBackupRecord, window: Window, decryption: Decryption) -> int:
+        archive = WalArchive(self.config, self.storage, None)
+        wal_dir = self.directory / "pg_wal"
+        segment: Segment = segment_for(base.timeline, parse_lsn(base.stop_lsn), base.segment_size)
+        fetched = 0
+        with step("fetch WAL"):
+            while True:
+                target = wal_dir / segment.name
+                if not archive.fetch(segment.name, target, decryption, base.stopped):
+                    break
+                fetched += 1
+                if segment.name == window.last_segment:
+                    break
+                segment = segment.next()
+        log.info("fetched %d WAL segment(s) into %s", fetched, wal_dir)
+        return fetched
+
+    def _write_settings(self, wal_fetch_command: str | None) -> None:
+        lines = [SETTINGS_MARK, *self.target.settings(), "recovery_target_action = 'promote'"]
+        if wal_fetch_command is not None:
+            quoted = wal_fetch_command.replace("'", "''")
+            lines.append(f"restore_command = '{quoted} wal-fetch %f %p'")
+        else:
+            # Archive recovery needs a restore_command; the WAL is already in pg_wal, where
+            # recovery looks for every file the command does not provide.
+            lines.append("restore_command = 'false'")
+        auto = self.directory / "postgresql.auto.conf"
+        with auto.open("a", encoding="utf-8") as handle:
+            handle.write("\n" + "\n".join(lines) + "\n")
+        (self.directory / "recovery.signal").touch()
+        for leftover in ("standby.signal", "postmaster.pid"):
+            (self.directory / leftover).unlink(missing_ok=True)
+
+
+def give_to(directory: Path, uid: int, gid: int) -> None:
+    """Hand the restored directory to the user the server will run as."""
+    os.chown(directory, uid, gid)
+    for root, directories, files in os.walk(directory):
+        for name in directories + files:
+            os.chown(os.path.join(root, name), uid, gid, follow_symlinks=False)
+
+
+def start_command(directory: Path, major: int, configured: Path | None) -> str:
+    try:
+        pg_ctl = str(exact_client("pg_ctl", major, configured).path)
+    except MoonflowerError:
+        pg_ctl = shutil.which("pg_ctl") or "pg_ctl"
+    return f"{pg_ctl} -D {directory} start"

@@ -1,0 +1,199 @@
+"""The WAL archive in S3: push a completed segment or history file, push the segment being
+written (`.partial`) while it grows, and fetch any of them back.
+
+A name is written once: pushing the same file again is a no-op (archive_command retries,
+a restarted stream), pushing different content under a name already archived is refused.
+Each object records the SHA-256 of its raw content, so the comparison does not depend on
+the encryption, which never produces the same bytes twice.
+"""
+
+import contextlib
+import hashlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pendulum
+
+from moonflower.config.model import Config
+from moonflower.errors import KeyTaken, MoonflowerError, WalError
+from moonflower.output.logs import log
+from moonflower.pipeline import runner
+from moonflower.pipeline.encoding import COPY, decoding_stages, encode_file, is_encrypted
+from moonflower.pipeline.gpg import Decryption, Encryption
+from moonflower.pipeline.spool import spool_file
+from moonflower.postgres.wal_names import PARTIAL_SUFFIX, is_wal_file, segment_of
+from moonflower.s3.checksums import file_sha256
+from moonflower.s3.gateway import Storage
+from moonflower.s3.objects import SHA256_METADATA_KEY
+from moonflower.s3.physical_keys import (
+    encoding_suffix,
+    parse_wal_key,
+    partial_key,
+    wal_key,
+    wal_prefix,
+)
+
+CONTENT_SHA256 = "content-sha256"
+"""Object metadata: the SHA-256 of the raw WAL file, before compression and encryption."""
+CONTENT_TYPE = "application/octet-stream"
+
+
+def content_digest(path: Path) -> str:
+    """SHA-256 of a WAL file (16 MiB: read in one go, kept out of any pipeline)."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class WalArchive:
+    def __init__(
+        self, config: Config, storage: Callable[[], Storage], encryption: Encryption | None
+    ) -> None:
+        self.config = config
+        self.prefix = config.s3.prefix
+        self.storage = storage
+        self.encryption = encryption
+        self.suffix = encoding_suffix(config.backup.compression.algorithm, encryption is not None)
+        self._last_partial: dict[str, tuple[str, str]] = {}
+        """Per segment: the key and content digest of this process's newest partial push."""
+
+    # --- pushing ---------------------------------------------------------------------------
+    def push(self, source: Path) -> bool:
+        """Archive a completed segment or history file; False when it already was."""
+        name = source.name
+        if not is_wal_file(name) or name.endswith(PARTIAL_SUFFIX):
+            raise WalError(f"{name} is not a WAL segment or history file")
+        key = wal_key(self.prefix, name, self.suffix)
+        digest = content_digest(source)
+        if self._already_archived(key, name, digest):
+            return False
+        with spool_file(self.config.backup.spool_dir, self.suffix or ".wal") as encoded:
+            encode_file(source, encoded, self.config.backup.compression, self.encryption)
+            try:
+                self.storage().upload(encoded, key, CONTENT_TYPE, {CONTENT_SHA256: digest})
+            except KeyTaken:  # a concurrent push of the same name landed first
+                if not self._already_archived(key, name, digest):
+                    raise
+                return False
+        log.info("archived %s", name)
+        if segment_of(name) is not None:
+            self._forget_partials(name)
+        return True
+
+    def _already_archived(self, key: str, name: str, digest: str) -> bool:
+        head = self.storage().head(key)
+        if head is None:
+            return False
+        stored = head.get("Metadata", {}).get(CONTENT_SHA256)
+        if stored != digest:
+            raise WalError(
+                f"the archive already holds a different {name} ({key}); it was left alone. "
+                "Two servers archiving to the same S3_PATH, or a cluster restored without "
+                "moving to a new timeline?"
+            )
+        log.debug("%s was already archived", name)
+        return True
+
+    def push_partial(self, source: Path) -> bool:
+        """Upload the segment being written when it changed since the last push; the
+        previous partial upload of it is removed once the new one is stored."""
+        segment = source.name.removesuffix(PARTIAL_SUFFIX)
+        spool = self.config.backup.spool_dir
+        with spool_file(spool, ".partial") as snapshot:
+            with source.open("rb") as reader, snapshot.open("wb") as writer:
+                runner.run([COPY], output=writer, source=reader)
+            digest = content_digest(snapshot)
+            previous = self._last_partial.get(segment)
+            if previous is not None and previous[1] == digest:
+                return False
+            key = partial_key(self.prefix, segment, pendulum.now("UTC"), self.suffix)
+            with spool_file(spool, self.suffix or ".wal") as encoded:
+                encode_file(snapshot, encoded, self.config.backup.compression, self.encryption)
+                self.storage().upload(
+                    encoded, key, CONTENT_TYPE, {CONTENT_SHA256: digest}, lasting=False
+                )
+        self._last_partial[segment] = (key, digest)
+        if previous is not None:
+            self._delete_quietly(previous[0])
+        log.debug("pushed the partial segment %s", segment)
+        return True
+
+    def _forget_partials(self, segment: str) -> None:
+        """The segment is complete: its partial uploads (this process's or an earlier
+        one's) are superseded."""
+        self._last_partial.pop(segment, None)
+        start = f"{wal_prefix(self.prefix)}{segment}{PARTIAL_SUFFIX}."
+        with contextlib.suppress(MoonflowerError):
+            for item in self.storage().list_objects(start):
+                self._delete_quietly(item.key)
+
+    def _delete_quietly(self, key: str) -> None:
+        try:
+            self.storage().delete_latest(key)
+        except MoonflowerError as error:
+            log.debug("could not remove the superseded %s: %s", key, error)
+
+    # --- fetching --------------------------------------------------------------------------
+    def find(self, name: str, partial_since: pendulum.DateTime | None = None) -> str | None:
+        """The key holding `name`: the complete file, else the newest partial of a segment
+        (pushed after `partial_since`, when given: an older one may hold less than a copy
+        the caller already has)."""
+        key = wal_key(self.prefix, name, self.suffix)
+        if self.storage().head(key) is not None:
+            return key
+        candidates = []
+        for item in self.storage().list_objects(f"{wal_prefix(self.prefix)}{name}"):
+            found = parse_wal_key(item.key, self.prefix)
+            if found is not None and found.name == name:
+                candidates.append(found)
+        complete = [found for found in candidates if not found.partial]
+        if complete:  # stored with another encoding (compression or encryption changed)
+            return complete[0].key
+        pushed = sorted(
+            (found.partial_time, found.key) for found in candidates if found.partial_time
+        )
+        if pushed and (partial_since is None or pushed[-1][0] >= partial_since):
+            return pushed[-1][1]
+        return None
+
+    def fetch(
+        self,
+        name: str,
+        target: Path,
+        decryption: Decryption,
+        partial_since: pendulum.DateTime | None = None,
+    ) -> bool:
+        """Write the WAL file `name` to `target`, checked; False when the archive lacks it."""
+        key = self.find(name, partial_since)
+        if key is None:
+            return False
+        found = parse_wal_key(key, self.prefix)
+        assert found is not None
+        storage = self.storage()
+        head = storage.head(key) or {}
+        metadata = head.get("Metadata", {})
+        spool = self.config.backup.spool_dir
+        with spool_file(spool, found.suffix or ".wal") as stored:
+            storage.download(key, stored, lambda _: None)
+            if metadata.get(SHA256_METADATA_KEY) != file_sha256(stored):
+                raise WalError(f"{key} does not match the SHA-256 recorded when it was archived")
+            if self.encryption_expected and not is_encrypted(stored):
+                raise WalError(f"{key} is not encrypted, but encryption is configured")
+            staged = target.with_name(f".{target.name}.moonflower")
+            try:
+                with (
+                    decoding_stages(stored, found.suffix, decryption, key) as stages,
+                    stored.open("rb") as reader,
+                    staged.open("wb") as writer,
+                ):
+                    runner.run(stages, output=writer, source=reader)
+                if content_digest(staged) != metadata.get(CONTENT_SHA256):
+                    raise WalError(f"{key} decodes to content other than what was archived")
+                os.replace(staged, target)
+            finally:
+                staged.unlink(missing_ok=True)
+        log.info("fetched %s%s", name, " (partial)" if found.partial else "")
+        return True
+
+    @property
+    def encryption_expected(self) -> bool:
+        return self.config.encryption.enabled

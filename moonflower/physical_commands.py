@@ -1,0 +1,115 @@
+"""The commands of physical backups: base backups, the WAL archive, and cluster restores."""
+
+import argparse
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pendulum
+
+from moonflower.config.model import Config
+from moonflower.errors import RestoreError
+from moonflower.exit_status import ExitStatus
+from moonflower.output.logs import log
+from moonflower.postgres.wal_names import parse_lsn
+
+if TYPE_CHECKING:
+    from moonflower.actions.restore_cluster import RecoveryTarget
+
+
+def base_backup(config: Config) -> ExitStatus:
+    from moonflower.actions.basebackup import take_base_backup
+    from moonflower.pipeline.gpg import Encryption
+
+    with Encryption.open(config.encryption, config.backup.spool_dir) as encryption:
+        take_base_backup(config, encryption)
+    return ExitStatus.OK
+
+
+def wal_push(config: Config, path: Path) -> ExitStatus:
+    """archive_command: `moonflower wal-push %p` (run in the data directory)."""
+    from moonflower.actions.wal_archive import WalArchive
+    from moonflower.pipeline.gpg import Encryption
+    from moonflower.s3.gateway import Storage
+
+    storage = Storage(config.s3)
+    with Encryption.open(config.encryption, config.backup.spool_dir) as encryption:
+        WalArchive(config, lambda: storage, encryption).push(path)
+    return ExitStatus.OK
+
+
+def wal_fetch(config: Config, name: str, target: Path) -> ExitStatus:
+    """restore_command: `moonflower wal-fetch %f %p`; exit 1 when the archive lacks it (the
+    normal end of a recovery)."""
+    from moonflower.actions.wal_archive import WalArchive
+    from moonflower.pipeline.gpg import Decryption
+    from moonflower.s3.gateway import Storage
+
+    storage = Storage(config.s3)
+    with Decryption.open(config.encryption, config.backup.spool_dir) as decryption:
+        if WalArchive(config, lambda: storage, None).fetch(name, target, decryption):
+            return ExitStatus.OK
+    log.info("%s is not in the archive", name)
+    return ExitStatus.BACKUP_FAILED
+
+
+def moonflower_command() -> str:
+    """How the server's restore_command calls Moonflower: this checkout's entrypoint, else
+    the one on PATH."""
+    entrypoint = Path(__file__).resolve().parents[1] / "bin" / "moonflower"
+    if entrypoint.is_file():
+        return str(entrypoint)
+    return shutil.which("moonflower") or "moonflower"
+
+
+def recovery_target(arguments: argparse.Namespace) -> "RecoveryTarget":
+    from moonflower.actions.restore_cluster import RecoveryTarget
+
+    if arguments.time is not None:
+        try:
+            moment = pendulum.parse(arguments.time, tz="UTC")
+        except (ValueError, pendulum.parsing.exceptions.ParserError):
+            moment = None
+        if not isinstance(moment, pendulum.DateTime):
+            raise RestoreError("choose", f'--time "{arguments.time}" is not a date and time')
+        return RecoveryTarget(time=moment)
+    if arguments.lsn is not None:
+        try:
+            return RecoveryTarget(lsn=parse_lsn(arguments.lsn))
+        except ValueError as error:
+            raise RestoreError("choose", f"--lsn: {error}") from None
+    return RecoveryTarget()
+
+
+def restore_cluster(config: Config, arguments: argparse.Namespace) -> ExitStatus:
+    from moonflower.actions.recovery_run import run_recovery, server_account
+    from moonflower.actions.restore_cluster import ClusterRestore, give_to, start_command
+
+    directory = Path(arguments.to).absolute()
+    target = recovery_target(arguments)
+    account = server_account(directory, arguments.run_as, required=arguments.start)
+    fetch_command = moonflower_command() if arguments.wal_fetch_command else None
+    prepared = ClusterRestore(config, directory, target).prepare(fetch_command)
+    if account is not None:
+        give_to(directory, account.uid, account.gid)
+    major = prepared.base.server_major
+    if not arguments.start:
+        command = start_command(directory, major, config.postgres.pg_dump_path)
+        log.info("ready: recovery to %s runs when it starts: %s", target.describe(), command)
+        print(command)
+        return ExitStatus.OK
+    reached = run_recovery(
+        directory, major, config.postgres.pg_dump_path, account, config.backup.spool_dir
+    )
+    log.info(
+        "recovered to %s: last transaction at %s, redo done at %s, new timeline %s; "
+        "the server is stopped and %s is ready",
+        target.describe(),
+        reached.last_transaction or "(none replayed)",
+        reached.redo_lsn or "?",
+        reached.timeline or "?",
+        directory,
+    )
+    if reached.stop_reason:
+        log.info("%s", reached.stop_reason)
+    return ExitStatus.OK

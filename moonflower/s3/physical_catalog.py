@@ -1,0 +1,97 @@
+"""What the bucket holds for point-in-time recovery: base backups (from their backup.json)
+and the WAL archive, and the window each timeline can be recovered to."""
+
+from dataclasses import dataclass
+
+import pendulum
+
+from moonflower.actions.basebackup import BaseBackupRecord
+from moonflower.errors import MoonflowerError
+from moonflower.output.logs import log
+from moonflower.postgres.wal_names import parse_lsn, segment_for, segment_of
+from moonflower.s3.gateway import Storage
+from moonflower.s3.physical_keys import (
+    BASE_DESCRIPTION,
+    WalObject,
+    base_label,
+    base_prefix,
+    parse_wal_key,
+    wal_prefix,
+)
+
+DESCRIPTION_LIMIT = 64 * 1024
+
+
+def base_backups(storage: Storage, prefix: str) -> list[BaseBackupRecord]:
+    """Every described base backup, oldest first; one whose description is unreadable or
+    names another object is left out with a warning."""
+    found = []
+    for item in storage.list_objects(base_prefix(prefix), deep=True):
+        label = base_label(item.key, prefix)
+        if label is None or not item.key.endswith("/" + BASE_DESCRIPTION):
+            continue
+        try:
+            record = BaseBackupRecord.from_json(storage.read_small(item.key, DESCRIPTION_LIMIT))
+        except (MoonflowerError, ValueError, KeyError, TypeError) as error:
+            log.warning("ignoring the base backup %s: unreadable description (%s)", label, error)
+            continue
+        if record.label != label or base_label(record.key, prefix) != label:
+            log.warning("ignoring the base backup %s: its description names another", label)
+            continue
+        found.append(record)
+    return sorted(found, key=lambda record: record.label)
+
+
+@dataclass(frozen=True)
+class WalStored:
+    item: WalObject
+    last_modified: pendulum.DateTime
+    size: int
+
+
+def wal_archive(storage: Storage, prefix: str) -> list[WalStored]:
+    found = []
+    for item in storage.list_objects(wal_prefix(prefix)):
+        parsed = parse_wal_key(item.key, prefix)
+        if parsed is not None:
+            found.append(WalStored(parsed, item.last_modified, item.size))
+    return found
+
+
+@dataclass(frozen=True)
+class Window:
+    """From a base backup's end to the newest WAL that follows it without a gap."""
+
+    timeline: int
+    start: pendulum.DateTime
+    end: pendulum.DateTime
+    last_segment: str
+    gap_after: str | None = None
+    """The first missing segment, when the chain breaks before the newest archived one."""
+
+
+def recoverable_window(base: BaseBackupRecord, wal: list[WalStored]) -> Window:
+    """How far WAL reaches from `base` on its timeline. The end is when the newest segment
+    of the unbroken chain was archived: commits up to about then can be recovered."""
+    size = base.segment_size
+    by_number: dict[int, WalStored] = {}
+    for stored in wal:
+        segment = segment_of(stored.item.name, size)
+        if segment is None or segment.timeline != base.timeline:
+            continue
+        known = by_number.get(segment.number)
+        if known is None or (known.item.partial and not stored.item.partial):
+            by_number[segment.number] = stored
+    # The tar holds the WAL up to the stop point; going further starts with the stop segment.
+    first = segment_for(base.timeline, parse_lsn(base.stop_lsn), size)
+    number, end, last = first.number, base.stopped, first.name
+    gap = None
+    while number in by_number:
+        stored = by_number[number]
+        end = max(end, stored.last_modified)
+        last = stored.item.name
+        number += 1
+    newer = [n for n in by_number if n > number]
+    if newer:
+        gap = segment_for(base.timeline, number * size, size).name
+    return Window(base.timeline, base.stopped, end, last, gap)
