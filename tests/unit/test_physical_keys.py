@@ -18,17 +18,21 @@ def test_complete_and_history_keys_round_trip() -> None:
     key = wal_key("nightly", "000000010000000000000003", suffix)
     assert key == "nightly/wal/000000010000000000000003.zst.gpg"
     found = parse_wal_key(key, "nightly")
-    assert found is not None and found.name == "000000010000000000000003"
-    assert not found.partial and found.suffix == ".zst.gpg"
+    assert found is not None
+    assert found.name == "000000010000000000000003"
+    assert not found.partial
+    assert found.suffix == ".zst.gpg"
     history = parse_wal_key(wal_key("", "00000002.history", ".gz"), "")
-    assert history is not None and history.name == "00000002.history"
+    assert history is not None
+    assert history.name == "00000002.history"
 
 
 def test_partial_keys_carry_their_push_time() -> None:
     key = partial_key("p", "000000010000000000000003", MOMENT, ".gz")
     assert key == "p/wal/000000010000000000000003.partial.2026-11-26T14:03:07.123Z.gz"
     found = parse_wal_key(key, "p")
-    assert found is not None and found.partial_time == MOMENT
+    assert found is not None
+    assert found.partial_time == MOMENT
 
 
 def test_foreign_keys_are_not_ours() -> None:
