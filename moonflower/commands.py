@@ -201,13 +201,27 @@ def verify_backups(config: Config, arguments: argparse.Namespace) -> ExitStatus:
 def run_scheduler(config: Config, shutdown: Shutdown) -> ExitStatus:
     from moonflower.config.cron import EXAMPLES
     from moonflower.pipeline.gpg import Encryption
-    from moonflower.runtime.lifecycle import reap_orphans
-    from moonflower.runtime.scheduler import Runner
+    from moonflower.runtime.physical_services import physical_services
 
-    if config.schedule is None:
+    physical = config.wal.stream or config.wal.basebackup_schedule is not None
+    if config.schedule is None and not physical:
         raise ConfigError([f"SCHEDULE: required by `moonflower run`, e.g. {EXAMPLES}"])
     with Encryption.open(config.encryption, config.backup.spool_dir):
         pass  # an unusable key stops us now (exit 2), not at the first fire
+    with physical_services(config, shutdown):
+        if config.schedule is None:
+            log.info("no SCHEDULE: only physical backups run, until stopped")
+            while not shutdown.requested.wait(1.0):
+                pass
+            return ExitStatus.OK
+        return logical_schedule(config, shutdown)
+
+
+def logical_schedule(config: Config, shutdown: Shutdown) -> ExitStatus:
+    from moonflower.runtime.lifecycle import reap_orphans
+    from moonflower.runtime.scheduler import Runner
+
+    assert config.schedule is not None
 
     def guarded_run() -> ExitStatus:
         with shutdown.working():

@@ -98,9 +98,7 @@ def restore_cluster(config: Config, arguments: argparse.Namespace) -> ExitStatus
         log.info("ready: recovery to %s runs when it starts: %s", target.describe(), command)
         print(command)
         return ExitStatus.OK
-    reached = run_recovery(
-        directory, major, config.postgres.pg_dump_path, account, config.backup.spool_dir
-    )
+    reached = run_recovery(directory, major, config.postgres.pg_dump_path, account)
     log.info(
         "recovered to %s: last transaction at %s, redo done at %s, new timeline %s; "
         "the server is stopped and %s is ready",

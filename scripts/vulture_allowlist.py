@@ -3,9 +3,11 @@
 `make lint` runs vulture over moonflower/ and this file.
 """
 
+from moonflower.actions.basebackup import BaseBackupRecord
 from moonflower.config.model import ChecksumMode
 from moonflower.output.logs import ContextAndRedaction
 from moonflower.runtime.scheduler import CronJob
+from moonflower.runtime.wal_stream import StreamState
 from moonflower.s3.slices import FileSlice
 
 ChecksumMode.WHEN_REQUIRED  # chosen by S3_CHECKSUM=when_required, passed on to botocore
@@ -17,3 +19,8 @@ CronJob._schedule_next_run  # called by schedule.Job.do and after each run
 FileSlice.readable  # io.RawIOBase protocol, used by botocore when it sends a part
 FileSlice.seekable
 FileSlice.tell
+StreamState.last_archived  # read through dataclasses.asdict into the status file
+StreamState.waiting_bytes  # read through dataclasses.asdict into the status file
+StreamState.restarts  # read through dataclasses.asdict into the status file
+StreamState.running  # read through dataclasses.asdict into the status file
+BaseBackupRecord.start_time  # written to backup.json for operators

@@ -24,6 +24,7 @@ from moonflower.pipeline.spool import spool_file
 from moonflower.postgres.clients import any_psql, find_client
 from moonflower.postgres.connection import MAINTENANCE_DATABASE, libpq_environment, passfile
 from moonflower.postgres.queries import psql_query, server_version
+from moonflower.postgres.replication import ensure_slot
 from moonflower.s3.gateway import Storage
 from moonflower.s3.keys import timestamp
 from moonflower.s3.physical_keys import (
@@ -90,6 +91,10 @@ def take_base_backup(config: Config, encryption: Encryption | None) -> BaseBacku
         storage.check_bucket()
     with passfile(pg.password, config.backup.spool_dir) as password:
         environment = libpq_environment(pg, password, MAINTENANCE_DATABASE)
+        if config.wal.stream:
+            # The slot holds the WAL from here on until the stream has it: a base backup
+            # taken before the stream first runs still starts an unbroken chain.
+            ensure_slot(pg, config.wal.slot, environment)
         psql = any_psql(pg.pg_dump_path)
         server = server_version(psql, environment)
         segment_size = int(psql_query(psql, environment, SEGMENT_SIZE_QUERY))

@@ -84,9 +84,10 @@ def as_account(account: Account | None, argv: list[str]) -> list[str]:
 
 
 @contextlib.contextmanager
-def private_directory(spool: Path, account: Account | None) -> Iterator[Path]:
-    """A directory for the server's socket and log, owned by its user."""
-    path = Path(tempfile.mkdtemp(prefix="moonflower-recovery-", dir=spool))
+def private_directory(account: Account | None) -> Iterator[Path]:
+    """A directory for the server's socket and log, owned by its user, in the system's
+    temporary directory (the spool may be closed to that user; socket paths must be short)."""
+    path = Path(tempfile.mkdtemp(prefix="moonflower-recovery-"))
     try:
         if account is not None:
             os.chown(path, account.uid, account.gid)
@@ -96,10 +97,10 @@ def private_directory(spool: Path, account: Account | None) -> Iterator[Path]:
 
 
 def run_recovery(
-    directory: Path, major: int, configured: Path | None, account: Account | None, spool: Path
+    directory: Path, major: int, configured: Path | None, account: Account | None
 ) -> Reached:
     pg_ctl = str(exact_client("pg_ctl", major, configured).path)
-    with private_directory(spool, account) as private:
+    with private_directory(account) as private:
         server_log = private / "server.log"
         options = (
             f"-c listen_addresses= -c unix_socket_directories={private} "

@@ -39,7 +39,9 @@ class Redactor:
             return
         variants = {secret, secret.strip(), quote(secret, safe=""), quote_plus(secret)}
         with self._lock:
-            for variant in variants - {""}:
+            for variant in variants:
+                if not variant.strip():
+                    continue  # blanks hide nothing, and masking them would garble every line
                 if is_distinctive(variant):
                     self._anywhere.add(variant)
                 else:

@@ -180,4 +180,15 @@ def print_state(
         table.add_row("running", f"since {current.get('started')} (pid {current.get('pid')})")
     if state.get("next_run"):
         table.add_row("next run", str(state["next_run"]))
+    stream = state.get("wal_stream") or {}
+    if stream:
+        table.add_row(
+            "WAL stream",
+            f"{'running' if stream.get('running') else 'not running'}, last archived "
+            f"{stream.get('last_archived') or '-'}, {stream.get('waiting_bytes', 0)} bytes "
+            f"waiting, {stream.get('restarts', 0)} restart(s)",
+        )
+        for problem in [stream.get("gap"), *stream.get("problems", [])]:
+            if problem:
+                table.add_row("WAL problem", str(problem))
     console.print(table)

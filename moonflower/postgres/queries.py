@@ -71,6 +71,16 @@ def cluster_facts(psql: Path, environment: dict[str, str]) -> ClusterFacts:
     return ClusterFacts(parse_version(version), sizes)
 
 
+REPLICATION_QUERY = (
+    "SELECT rolreplication OR rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user"
+)
+
+
+def may_replicate(psql: Path, environment: dict[str, str]) -> bool:
+    """Whether the connected user has the REPLICATION attribute (or is a superuser)."""
+    return psql_query(psql, environment, REPLICATION_QUERY) == "t"
+
+
 def parse_version(output: str) -> ServerVersion:
     number, _, text = output.partition("|")
     if not number.isdigit():

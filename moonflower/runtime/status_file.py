@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import tempfile
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -17,6 +18,7 @@ import pendulum
 from moonflower.runtime.liveness import is_alive
 
 STATE_NAME = f"moonflower-state-{os.getuid()}.json"
+_update_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,10 @@ class StateFile:
         return loaded if isinstance(loaded, dict) else None
 
     def _update(self, **changes: Any) -> None:
+        with _update_lock:  # the WAL stream's thread writes beside the scheduler
+            self._write(changes)
+
+    def _write(self, changes: dict[str, Any]) -> None:
         state = self.read() or {}
         state.update(changes)
         descriptor, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".moonflower-state-")
@@ -61,6 +67,9 @@ class StateFile:
 
     def next_run(self, moment: datetime) -> None:
         self._update(next_run=pendulum.instance(moment).in_timezone("UTC").isoformat())
+
+    def wal_stream(self, summary: dict[str, Any] | None) -> None:
+        self._update(wal_stream=summary)
 
     def run_started(self, started: str) -> None:
         self._update(current_run={"started": started, "pid": os.getpid()})
@@ -99,6 +108,9 @@ def health(state: dict[str, Any] | None, too_long: float | None = None) -> Healt
     last = state.get("last_run")
     if scheduler and not is_alive(int(scheduler.get("pid", 0))):
         return Health(False, f"the scheduler (pid {scheduler.get('pid')}) is not running")
+    stream = state.get("wal_stream") or {}
+    if scheduler and (stream.get("gap") or stream.get("problems")):
+        return Health(False, f"WAL stream: {stream.get('gap') or stream['problems'][-1]}")
     overdue = overdue_run(state, too_long)
     if overdue is not None:
         return Health(

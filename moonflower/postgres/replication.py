@@ -1,0 +1,34 @@
+"""The replication side of the server: whether the user may stream WAL, and the physical
+replication slot that keeps the server from removing WAL Moonflower has not received."""
+
+from pathlib import Path
+
+from moonflower.config.model import PostgresConfig
+from moonflower.errors import ConfigError
+from moonflower.output.logs import log
+from moonflower.postgres.clients import any_psql, find_client
+from moonflower.postgres.queries import may_replicate, psql_query, server_version
+
+CREATE_SLOT = (
+    "SELECT 'created' FROM pg_catalog.pg_create_physical_replication_slot('{slot}', true) "
+    "WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots WHERE slot_name = '{slot}')"
+)
+"""The slot reserves WAL from the moment it is made (pg_receivewal --create-slot would only
+from its first connection). The name is checked (`[a-z0-9_]`) when the settings are read."""
+
+
+def ensure_slot(pg: PostgresConfig, slot: str, environment: dict[str, str]) -> Path:
+    """Check the REPLICATION attribute (a ConfigError, exit 2, when missing) and create the
+    slot unless it exists; the pg_receivewal to stream with."""
+    psql = any_psql(pg.pg_dump_path)
+    server = server_version(psql, environment)
+    if not may_replicate(psql, environment):
+        raise ConfigError(
+            [
+                f"PG_USER: {pg.user} lacks the REPLICATION attribute that WAL_STREAM needs "
+                f"(ALTER ROLE {pg.user} REPLICATION)"
+            ]
+        )
+    if psql_query(psql, environment, CREATE_SLOT.format(slot=slot)) == "created":
+        log.info("created the replication slot %s: the WAL chain starts here", slot)
+    return find_client("pg_receivewal", server, pg.pg_dump_path).path

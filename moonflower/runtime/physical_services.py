@@ -1,0 +1,98 @@
+"""What `moonflower run` adds for point-in-time recovery: the WAL stream (WAL_STREAM=on) and
+base backups on BASEBACKUP_SCHEDULE, each in its own thread beside the logical schedule."""
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+
+from moonflower.config.model import Config
+from moonflower.errors import MoonflowerError
+from moonflower.exit_status import ExitStatus
+from moonflower.output.logs import log
+from moonflower.runtime.lifecycle import Shutdown
+
+JOIN_SECONDS = 30.0
+
+
+def gap_webhook(config: Config) -> Callable[[str], None]:
+    from moonflower.output.webhooks import Webhooks
+
+    def send(message: str) -> None:
+        Webhooks(config.webhooks).send("failure", config.webhooks.failure, message.encode())
+
+    return send
+
+
+@contextlib.contextmanager
+def physical_services(config: Config, shutdown: Shutdown) -> Iterator[list[threading.Thread]]:
+    """Start the WAL stream and the base backup schedule (as configured); stop them on exit."""
+    from moonflower.actions.wal_archive import WalArchive
+    from moonflower.pipeline.gpg import Encryption
+    from moonflower.postgres.connection import passfile
+    from moonflower.runtime.state_dir import state_directory
+    from moonflower.runtime.status_file import StateFile
+    from moonflower.runtime.wal_stream import WalStreamer
+    from moonflower.s3.gateway import Storage
+
+    threads: list[threading.Thread] = []
+    stop = threading.Event()
+    with contextlib.ExitStack() as stack:
+        if config.wal.stream:
+            storage = Storage(config.s3)
+            encryption = stack.enter_context(
+                Encryption.open(config.encryption, config.backup.spool_dir)
+            )
+            password = stack.enter_context(
+                passfile(config.postgres.password, config.backup.spool_dir)
+            )
+            archive = WalArchive(config, lambda: storage, encryption)
+            state = StateFile(state_directory(config.backup))
+            streamer = WalStreamer(
+                config, archive, password, stop, gap_webhook(config), state.wal_stream
+            )
+            streamer.prepare()  # a user without REPLICATION fails here, before anything runs
+            threads.append(threading.Thread(target=guarded(streamer.run), name="wal-stream"))
+        if config.wal.basebackup_schedule is not None:
+            threads.append(
+                threading.Thread(target=base_backup_schedule(config, stop), name="basebackups")
+            )
+        for thread in threads:
+            thread.daemon = True
+            thread.start()
+        try:
+            yield threads
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(JOIN_SECONDS)
+
+
+def guarded(work: Callable[[], None]) -> Callable[[], None]:
+    def run() -> None:
+        try:
+            work()
+        except Exception as error:  # a thread's death must be seen, not silent
+            log.error("%s stopped: %s", threading.current_thread().name, error)
+
+    return run
+
+
+def base_backup_schedule(config: Config, stop: threading.Event) -> Callable[[], None]:
+    from moonflower.physical_commands import base_backup
+    from moonflower.runtime.scheduler import Runner
+
+    assert config.wal.basebackup_schedule is not None
+
+    def one() -> ExitStatus:
+        try:
+            return base_backup(config)
+        except MoonflowerError as error:
+            log.error("base backup failed: %s", error)
+            return ExitStatus.BACKUP_FAILED
+
+    runner = Runner(config.wal.basebackup_schedule, run_once=one, wait=stop.wait)
+
+    def forever() -> None:
+        runner.run_forever()
+
+    return guarded(forever)

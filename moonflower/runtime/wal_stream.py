@@ -1,0 +1,182 @@
+"""The WAL stream: a supervised `pg_receivewal` writing into a directory of the spool, and a
+loop that archives what it completes and, every WAL_PUSH_INTERVAL, the segment it is writing.
+
+Everything that can go wrong here is ordinary: pg_receivewal exits (server restart, failover,
+network), S3 is down. The child is restarted with backoff; completed segments stay in the
+directory until S3 has them (the directory outlives Moonflower restarts); the replication slot
+keeps the server from removing WAL nobody has received. What cannot be repaired — the slot
+was dropped, the server removed WAL — is a gap: reported loudly, and the next base backup
+starts a new unbroken chain.
+"""
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from moonflower.actions.wal_archive import WalArchive
+from moonflower.config.model import Config
+from moonflower.errors import MoonflowerError
+from moonflower.output.logs import log
+from moonflower.pipeline.runner import Pipeline, Stage
+from moonflower.postgres.connection import MAINTENANCE_DATABASE, libpq_environment
+from moonflower.postgres.replication import ensure_slot
+from moonflower.postgres.wal_names import PARTIAL_SUFFIX, is_history, segment_of
+
+BACKOFF_START_SECONDS = 1.0
+BACKOFF_MAX_SECONDS = 60.0
+GAP_MESSAGES = ("has already been removed", "does not exist", "replication slot")
+STREAM_DIRECTORY = "wal-stream"
+
+
+@dataclass
+class StreamState:
+    """What `status` and `health` show of the stream."""
+
+    running: bool = False
+    last_archived: str | None = None
+    waiting_bytes: int = 0
+    restarts: int = 0
+    problems: list[str] = field(default_factory=list)
+    gap: str | None = None
+
+
+def stream_directory(config: Config) -> Path:
+    """Kept between runs: completed segments wait here until S3 has them."""
+    return config.backup.spool_dir / f"{STREAM_DIRECTORY}-{config.wal.slot}"
+
+
+def waiting_files(directory: Path) -> list[Path]:
+    """Completed segments and history files, oldest first (history files before the
+    segments of their timeline)."""
+    names = [
+        entry
+        for entry in directory.iterdir()
+        if is_history(entry.name)
+        or (segment_of(entry.name) and not entry.name.endswith(PARTIAL_SUFFIX))
+    ]
+    return sorted(names, key=lambda path: (path.name[:8], not is_history(path.name), path.name))
+
+
+class WalStreamer:
+    def __init__(
+        self,
+        config: Config,
+        archive: WalArchive,
+        password_file: Path,
+        stop: threading.Event,
+        on_gap: Callable[[str], None] = lambda reason: None,
+        on_state: Callable[[dict[str, Any]], None] = lambda state: None,
+    ) -> None:
+        self.config = config
+        self.archive = archive
+        self.stop = stop
+        self.on_gap = on_gap
+        self.on_state = on_state
+        self._shown: dict[str, Any] = {}
+        self.directory = stream_directory(config)
+        self.state = StreamState()
+        pg = config.postgres
+        self.environment = libpq_environment(pg, password_file, MAINTENANCE_DATABASE)
+        self._partial_seen: dict[str, float] = {}
+
+    def prepare(self) -> Path:
+        """The directory, the right pg_receivewal, and the replication slot (created when
+        missing: a new slot is where a new chain starts)."""
+        self.directory.mkdir(mode=0o700, exist_ok=True)
+        return ensure_slot(self.config.postgres, self.config.wal.slot, self.environment)
+
+    def receiver(self, program: Path) -> Stage:
+        argv = [
+            str(program),
+            f"--directory={self.directory}",
+            f"--slot={self.config.wal.slot}",
+            "--no-loop",
+            "--no-password",
+            "--verbose",
+        ]
+        return Stage("pg_receivewal", argv, self.environment)
+
+    def run(self) -> None:
+        """Until `stop` is set: keep pg_receivewal running and the archive up to date."""
+        program = self.prepare()
+        backoff = BACKOFF_START_SECONDS
+        while not self.stop.is_set():
+            started = time.monotonic()
+            with Pipeline([self.receiver(program)]) as receiver:
+                self.state.running = True
+                log.info("WAL streaming started (slot %s)", self.config.wal.slot)
+                while not self.stop.is_set() and any(p.is_alive() for p in receiver.processes):
+                    self.archive_waiting()
+                    self.stop.wait(self.config.wal.push_interval)
+                self.state.running = False
+                stopping = self.stop.is_set()
+                receiver.terminate()
+                reason = receiver.tails[0].text()
+            self.archive_waiting(final=True)
+            if stopping:
+                break
+            self.state.restarts += 1
+            if any(message in reason for message in GAP_MESSAGES):
+                self.report_gap(reason)
+            if time.monotonic() - started > BACKOFF_MAX_SECONDS:
+                backoff = BACKOFF_START_SECONDS
+            log.warning("pg_receivewal stopped (%s); restarting in %.0f s", reason or "?", backoff)
+            if self.stop.wait(backoff):
+                break
+            backoff = min(backoff * 2, BACKOFF_MAX_SECONDS)
+            with contextlib.suppress(MoonflowerError):
+                program = self.prepare()
+        log.info("WAL streaming stopped")
+
+    def archive_waiting(self, final: bool = False) -> None:
+        """Upload every completed file (then remove it), and the partial segment when it
+        changed; S3 being down leaves everything in place for the next round."""
+        try:
+            for path in waiting_files(self.directory):
+                self.archive.push(path)
+                path.unlink()
+                self.state.last_archived = path.name
+            for partial in self.directory.glob("*" + PARTIAL_SUFFIX):
+                modified = partial.stat().st_mtime
+                if final or self._partial_seen.get(partial.name) != modified:
+                    self.archive.push_partial(partial)
+                    self._partial_seen[partial.name] = modified
+        except FileNotFoundError:
+            return  # pg_receivewal renamed the partial while it was read: next round
+        except MoonflowerError as error:
+            log.warning("WAL not archived yet, will retry: %s", error)
+        self.check_spool()
+        self.publish()
+
+    def publish(self) -> None:
+        """Hand the state to `status`/`health` when it changed."""
+        summary = asdict(self.state)
+        if summary != self._shown:
+            self._shown = summary
+            with contextlib.suppress(OSError, MoonflowerError):
+                self.on_state(summary)
+
+    def check_spool(self) -> None:
+        waiting = sum(path.stat().st_size for path in waiting_files(self.directory))
+        self.state.waiting_bytes = waiting
+        if waiting > self.config.wal.spool_limit:
+            message = (
+                f"{waiting // 1024**2} MiB of WAL wait for S3 in {self.directory}, more than "
+                "WAL_SPOOL_LIMIT: the archive is falling behind"
+            )
+            if message not in self.state.problems:
+                self.state.problems.append(message)
+                log.error("%s", message)
+
+    def report_gap(self, reason: str) -> None:
+        message = (
+            f"the WAL chain has a gap ({reason}); recovery past it is impossible until the "
+            "next base backup starts a new chain"
+        )
+        self.state.gap = message
+        log.error("%s", message)
+        self.on_gap(message)

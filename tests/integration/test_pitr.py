@@ -1,0 +1,214 @@
+"""Point-in-time recovery end to end: `moonflower run` streaming WAL, `basebackup`, and
+`restore-cluster` into a new data directory that a real PostgreSQL 18 then runs.
+
+Each test has its own server: streaming holds a replication slot, and one test kills the
+server as a crash would."""
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pendulum
+import pytest
+
+from tests.support.pgserver import PgServer
+from tests.support.runner import clean_environment, moonflower_command, run_moonflower
+from tests.support.s3server import S3Server
+from tests.support.waiting import eventually
+
+PUSH_SECONDS = 1
+UNPRIVILEGED = "nobody"
+
+
+@pytest.fixture
+def source() -> Iterator[PgServer]:
+    with PgServer() as server:
+        server.create_database("app")
+        server.psql("CREATE TABLE ledger (n int PRIMARY KEY, committed timestamptz)", "app")
+        yield server
+
+
+@pytest.fixture
+def restore_dir() -> Iterator[Path]:
+    """An empty directory the server's user can reach (and own, when tests run as root)."""
+    parent = Path(tempfile.mkdtemp(prefix="mf-pitr-"))
+    parent.chmod(0o755)
+    target = parent / "restored"
+    target.mkdir(mode=0o700)
+    if os.geteuid() == 0:
+        shutil.chown(target, UNPRIVILEGED, "nogroup")
+    yield target
+    shutil.rmtree(parent, ignore_errors=True)
+
+
+def pitr_env(
+    source: PgServer, s3: S3Server, bucket: str, spool: Path, **extra: str
+) -> dict[str, str]:
+    return {
+        **source.moonflower_env("app"),
+        **s3.moonflower_env(bucket, "pitr"),
+        "BACKUP_SPOOL_DIR": str(spool),
+        "WAL_STREAM": "on",
+        "WAL_PUSH_INTERVAL": str(PUSH_SECONDS),
+        **extra,
+    }
+
+
+class Streaming:
+    """`moonflower run` with WAL_STREAM=on in the background, its log in a file."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.log_path = log_path
+        self.log = log_path.open("w")
+        self.process = subprocess.Popen(
+            moonflower_command("run"),
+            env=clean_environment(env),
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def text(self) -> str:
+        return self.log_path.read_text()
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout=60)
+        self.log.close()
+        return code
+
+
+def commit_rows(server: PgServer, first: int, count: int) -> None:
+    """One transaction per row, about a fifth of a second apart."""
+    for n in range(first, first + count):
+        server.psql(
+            f"INSERT INTO ledger VALUES ({n}, clock_timestamp()); SELECT pg_sleep(0.2)", "app"
+        )
+
+
+def commit_times(server: PgServer) -> list[tuple[int, pendulum.DateTime]]:
+    rows = server.psql(
+        "SELECT n, to_char(committed AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US') "
+        "FROM ledger ORDER BY n",
+        "app",
+    )
+    return [
+        (int(n), pendulum.parse(moment + "Z"))  # type: ignore[misc]
+        for n, moment in (line.split("|") for line in rows.splitlines())
+    ]
+
+
+def archived_after(s3: S3Server, bucket: str, moment: pendulum.DateTime) -> bool:
+    listing = s3.client().list_objects_v2(Bucket=bucket, Prefix="pitr/wal/")
+    return any(
+        pendulum.instance(item["LastModified"]) > moment for item in listing.get("Contents", [])
+    )
+
+
+def restored_rows(directory: Path, password: str) -> list[int]:
+    with PgServer(password=password, data_dir=directory) as restored:
+        output = restored.psql("SELECT n FROM ledger ORDER BY n", "app")
+    return [int(line) for line in output.splitlines()]
+
+
+def test_restore_to_a_moment_between_two_commits(
+    source: PgServer, s3: S3Server, tmp_path: Path, restore_dir: Path
+) -> None:
+    bucket = s3.new_bucket()
+    env = pitr_env(source, s3, bucket, tmp_path, ENCRYPTION_PASSPHRASE="pitr passphrase 1")
+    streaming = Streaming(env, tmp_path / "run.log")
+    try:
+        assert eventually(lambda: "WAL streaming started" in streaming.text(), 60), streaming.text()
+        commit_rows(source, 0, 3)
+        backup = run_moonflower("basebackup", env=env)
+        assert backup.returncode == 0, backup.stderr
+        commit_rows(source, 3, 12)
+        times = commit_times(source)
+        assert eventually(lambda: archived_after(s3, bucket, times[-1][1].add(seconds=1)), 60)
+    finally:
+        assert streaming.stop() == 0, streaming.text()
+    last_kept = 8
+    target = times[last_kept][1].add(microseconds=100_000)
+    restore = run_moonflower(
+        "restore-cluster",
+        "--to",
+        str(restore_dir),
+        "--time",
+        target.isoformat(),
+        "--start",
+        env=env,
+    )
+    assert restore.returncode == 0, restore.stderr
+    assert "recovery stopping before commit" in restore.stderr
+    assert restored_rows(restore_dir, source.password) == list(range(last_kept + 1))
+
+
+def test_latest_after_the_source_is_killed(
+    source: PgServer, s3: S3Server, tmp_path: Path, restore_dir: Path
+) -> None:
+    bucket = s3.new_bucket()
+    env = pitr_env(source, s3, bucket, tmp_path, BACKUP_COMPRESSION="zstd")
+    backup = run_moonflower("basebackup", env=env)
+    assert backup.returncode == 0, backup.stderr
+    streaming = Streaming(env, tmp_path / "run.log")
+    try:
+        assert eventually(lambda: "WAL streaming started" in streaming.text(), 60), streaming.text()
+        commit_rows(source, 0, 25)
+        times = commit_times(source)
+        killed_at = pendulum.now("UTC")
+        source.kill()
+        # The supervisor noticed, and archived what it had received (its final round).
+        assert eventually(lambda: "pg_receivewal stopped" in streaming.text(), 30)
+    finally:
+        streaming.stop()
+    restore = run_moonflower(
+        "restore-cluster", "--to", str(restore_dir), "--latest", "--start", env=env
+    )
+    assert restore.returncode == 0, restore.stderr
+    rows = restored_rows(restore_dir, source.password)
+    must_have = [n for n, moment in times if moment < killed_at.subtract(seconds=PUSH_SECONDS + 2)]
+    assert must_have, "the test wrote too little before the kill"
+    assert rows[: len(must_have)] == must_have, restore.stderr
+    assert rows == [n for n, _ in times][: len(rows)]
+
+
+def test_tampered_base_backup_is_refused_before_anything_starts(
+    source: PgServer, s3: S3Server, tmp_path: Path, restore_dir: Path
+) -> None:
+    bucket = s3.new_bucket()
+    env = pitr_env(source, s3, bucket, tmp_path)
+    assert run_moonflower("basebackup", env=env).returncode == 0
+    client = s3.client()
+    key = next(k for k in s3.keys(bucket) if "/base/" in k and "base.tar" in k)
+    original = client.get_object(Bucket=bucket, Key=key)
+    body = bytearray(original["Body"].read())
+    body[len(body) // 2] ^= 0xFF
+    client.put_object(Bucket=bucket, Key=key, Body=bytes(body), Metadata=original["Metadata"])
+    restore = run_moonflower(
+        "restore-cluster", "--to", str(restore_dir), "--latest", "--start", env=env
+    )
+    assert restore.returncode == 1
+    assert "does not match the SHA-256" in restore.stderr
+    assert not any(restore_dir.iterdir())
+
+
+def test_a_user_without_replication_is_refused_in_one_line(
+    source: PgServer, s3: S3Server, tmp_path: Path
+) -> None:
+    source.psql("CREATE ROLE plain LOGIN PASSWORD 'plain-password'")
+    env = {
+        **pitr_env(source, s3, s3.new_bucket(), tmp_path),
+        "PG_USER": "plain",
+        "PG_PASSWORD": "plain-password",
+    }
+    result = run_moonflower("run", env=env)
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("moonflower:")]
+    assert lines == [
+        "moonflower: PG_USER: plain lacks the REPLICATION attribute that WAL_STREAM needs "
+        "(ALTER ROLE plain REPLICATION)"
+    ]
+    assert "Traceback" not in result.stderr
