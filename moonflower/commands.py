@@ -113,9 +113,24 @@ def preflight(config: Config) -> ExitStatus:
     from moonflower.actions.check import Preflight
     from moonflower.output.report import print_checks
 
+    if config.wal.stream:
+        replication_allowed(config)
     checks = Preflight(config).run()
     print_checks(checks, output_console())
     return ExitStatus.OK if all(check.ok for check in checks) else ExitStatus.BACKUP_FAILED
+
+
+def replication_allowed(config: Config) -> None:
+    """WAL_STREAM needs the REPLICATION attribute: without it, `check` stops at once (exit 2),
+    as `run` would."""
+    from moonflower.postgres.clients import any_psql
+    from moonflower.postgres.connection import MAINTENANCE_DATABASE, libpq_environment, passfile
+    from moonflower.postgres.replication import require_replication
+
+    pg = config.postgres
+    with passfile(pg.password, config.backup.spool_dir) as password:
+        environment = libpq_environment(pg, password, MAINTENANCE_DATABASE)
+        require_replication(pg, any_psql(pg.pg_dump_path), environment)
 
 
 def report_health(config: Config) -> ExitStatus:

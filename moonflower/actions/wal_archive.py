@@ -90,7 +90,7 @@ class WalArchive:
                 "Two servers archiving to the same S3_PATH, or a cluster restored without "
                 "moving to a new timeline?"
             )
-        log.debug("%s was already archived", name)
+        log.info("%s was already archived with the same content", name)
         return True
 
     def push_partial(self, source: Path) -> bool:

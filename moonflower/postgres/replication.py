@@ -17,11 +17,8 @@ CREATE_SLOT = (
 from its first connection). The name is checked (`[a-z0-9_]`) when the settings are read."""
 
 
-def ensure_slot(pg: PostgresConfig, slot: str, environment: dict[str, str]) -> Path:
-    """Check the REPLICATION attribute (a ConfigError, exit 2, when missing) and create the
-    slot unless it exists; the pg_receivewal to stream with."""
-    psql = any_psql(pg.pg_dump_path)
-    server = server_version(psql, environment)
+def require_replication(pg: PostgresConfig, psql: Path, environment: dict[str, str]) -> None:
+    """A ConfigError (exit 2, before anything starts) when the user may not stream WAL."""
     if not may_replicate(psql, environment):
         raise ConfigError(
             [
@@ -29,6 +26,14 @@ def ensure_slot(pg: PostgresConfig, slot: str, environment: dict[str, str]) -> P
                 f"(ALTER ROLE {pg.user} REPLICATION)"
             ]
         )
+
+
+def ensure_slot(pg: PostgresConfig, slot: str, environment: dict[str, str]) -> Path:
+    """Check the REPLICATION attribute (a ConfigError, exit 2, when missing) and create the
+    slot unless it exists; the pg_receivewal to stream with."""
+    psql = any_psql(pg.pg_dump_path)
+    server = server_version(psql, environment)
+    require_replication(pg, psql, environment)
     if psql_query(psql, environment, CREATE_SLOT.format(slot=slot)) == "created":
         log.info("created the replication slot %s: the WAL chain starts here", slot)
     return find_client("pg_receivewal", server, pg.pg_dump_path).path

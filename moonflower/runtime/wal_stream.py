@@ -86,8 +86,9 @@ class WalStreamer:
     def prepare(self) -> Path:
         """The directory, the right pg_receivewal, and the replication slot (created when
         missing: a new slot is where a new chain starts)."""
+        program = ensure_slot(self.config.postgres, self.config.wal.slot, self.environment)
         self.directory.mkdir(mode=0o700, exist_ok=True)
-        return ensure_slot(self.config.postgres, self.config.wal.slot, self.environment)
+        return program
 
     def receiver(self, program: Path) -> Stage:
         argv = [

@@ -204,11 +204,58 @@ def test_a_user_without_replication_is_refused_in_one_line(
         "PG_USER": "plain",
         "PG_PASSWORD": "plain-password",
     }
-    result = run_moonflower("run", env=env)
-    assert result.returncode == 2, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.startswith("moonflower:")]
-    assert lines == [
-        "moonflower: PG_USER: plain lacks the REPLICATION attribute that WAL_STREAM needs "
-        "(ALTER ROLE plain REPLICATION)"
-    ]
-    assert "Traceback" not in result.stderr
+    for command in ("run", "check"):
+        result = run_moonflower(command, env=env)
+        assert result.returncode == 2, result.stderr
+        lines = [line for line in result.stderr.splitlines() if line.startswith("moonflower:")]
+        assert lines == [
+            "moonflower: PG_USER: plain lacks the REPLICATION attribute that WAL_STREAM needs "
+            "(ALTER ROLE plain REPLICATION)"
+        ]
+        assert "Traceback" not in result.stderr
+    assert not (tmp_path / "wal-stream-moonflower").exists()
+    assert source.psql("SELECT count(*) FROM pg_replication_slots") == "0"
+
+
+def archive_only_env(s3: S3Server, bucket: str, spool: Path) -> dict[str, str]:
+    """wal-push and wal-fetch talk to S3 only; the PG_* settings are required but unused."""
+    return {
+        "PG_DATABASES": "app",
+        "PG_HOST": "127.0.0.1",
+        "PG_USER": "unused",
+        "PG_PASSWORD": "unused",
+        **s3.moonflower_env(bucket, "pitr"),
+        "BACKUP_SPOOL_DIR": str(spool),
+        "ENCRYPTION_PASSPHRASE": "archive passphrase",
+    }
+
+
+def test_wal_push_is_idempotent_and_refuses_other_content(s3: S3Server, tmp_path: Path) -> None:
+    env = archive_only_env(s3, s3.new_bucket(), tmp_path)
+    segment = tmp_path / "incoming" / "000000010000000000000007"
+    segment.parent.mkdir()
+    content = os.urandom(1 << 20)
+    segment.write_bytes(content)
+    first = run_moonflower("wal-push", str(segment), env=env)
+    assert first.returncode == 0, first.stderr
+    (key,) = s3.keys(env["S3_BUCKET"])
+    assert key == "pitr/wal/000000010000000000000007.gz.gpg"
+    stored = s3.client().get_object(Bucket=env["S3_BUCKET"], Key=key)["Body"].read()
+    assert content[:64] not in stored
+    assert stored[0] & 0x80  # an OpenPGP packet: unreadable without the passphrase
+    again = run_moonflower("wal-push", str(segment), env=env)
+    assert again.returncode == 0, again.stderr
+    assert "already archived with the same content" in again.stderr
+    segment.write_bytes(os.urandom(1 << 20))
+    other = run_moonflower("wal-push", str(segment), env=env)
+    assert other.returncode == 1
+    assert "already holds a different 000000010000000000000007" in other.stderr
+
+    fetched = tmp_path / "fetched"
+    result = run_moonflower("wal-fetch", segment.name, str(fetched), env=env)
+    assert result.returncode == 0, result.stderr
+    assert fetched.read_bytes() == content
+    missing = run_moonflower("wal-fetch", "000000010000000000000008", str(fetched), env=env)
+    assert missing.returncode == 1
+    assert fetched.read_bytes() == content
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("moonflower-")]
