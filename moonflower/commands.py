@@ -163,14 +163,21 @@ def storage_for(config: Config) -> "Storage":
 
 
 def list_backups(config: Config, databases: list[str], as_json: bool) -> ExitStatus:
-    from moonflower.output.report import print_backup_list
+    from moonflower.output.report import print_backup_list, print_base_list
     from moonflower.s3.catalog import Catalog
+    from moonflower.s3.physical_catalog import base_backup_listing
 
-    backups = Catalog(storage_for(config), config.s3).backups(databases or None)
+    storage = storage_for(config)
+    backups = Catalog(storage, config.s3).backups(databases or None)
+    bases = [] if databases else base_backup_listing(storage, config.s3.prefix)
     if as_json:
-        print(json.dumps([info.as_json() for info in backups], indent=2, ensure_ascii=False))
+        listing = [{"kind": "logical", **info.as_json()} for info in backups]
+        listing += [{"kind": "base", **base} for base in bases]
+        print(json.dumps(listing, indent=2, ensure_ascii=False))
     else:
         print_backup_list(backups, output_console())
+        if bases:
+            print_base_list(bases, output_console())
     return ExitStatus.OK
 
 

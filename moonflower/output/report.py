@@ -122,6 +122,26 @@ def print_backup_list(backups: list[BackupInfo], console: Console) -> None:
     console.print(table)
 
 
+def print_base_list(bases: list[dict[str, Any]], console: Console) -> None:
+    """Base backups and the window each can recover to (point-in-time recovery)."""
+    table = Table(title=f"Base backups ({len(bases)})", title_justify="left")
+    for column in ("created", "size", "timeline", "WAL", "recoverable", "key"):
+        table.add_column(column, overflow="fold")
+    for base in bases:
+        window = f"from {base['recoverable_from']} to {base['recoverable_to']}"
+        if base["gap_at"]:
+            window += f" (gap at {base['gap_at']})"
+        table.add_row(
+            str(base["created"]),
+            human_size(base["size"]),
+            str(base["timeline"]),
+            f"{base['start_lsn']} to {base['stop_lsn']}",
+            window,
+            str(base["key"]),
+        )
+    console.print(table)
+
+
 def print_verify_table(results: list[Verified], console: Console) -> None:
     table = Table(title="Moonflower verify", title_justify="left")
     for column in ("database", "created", "duration", "result", "key"):

@@ -2,6 +2,7 @@
 and the WAL archive, and the window each timeline can be recovered to."""
 
 from dataclasses import dataclass
+from typing import Any
 
 import pendulum
 
@@ -95,3 +96,26 @@ def recoverable_window(base: BaseBackupRecord, wal: list[WalStored]) -> Window:
     if newer:
         gap = segment_for(base.timeline, number * size, size).name
     return Window(base.timeline, base.stopped, end, last, gap)
+
+
+def base_backup_listing(storage: Storage, prefix: str) -> list[dict[str, Any]]:
+    """Each base backup, newest first, with the window it can recover to (for `list`)."""
+    wal = wal_archive(storage, prefix)
+    listing = []
+    for base in reversed(base_backups(storage, prefix)):
+        window = recoverable_window(base, wal)
+        listing.append(
+            {
+                "key": base.key,
+                "created": base.start_time,
+                "size": base.size,
+                "encrypted": base.encrypted,
+                "timeline": base.timeline,
+                "start_lsn": base.start_lsn,
+                "stop_lsn": base.stop_lsn,
+                "recoverable_from": window.start.isoformat(),
+                "recoverable_to": window.end.isoformat(),
+                "gap_at": window.gap_after,
+            }
+        )
+    return listing

@@ -4,6 +4,7 @@
 Each test has its own server: streaming holds a replication slot, and one test kills the
 server as a crash would."""
 
+import json
 import os
 import shutil
 import signal
@@ -130,6 +131,12 @@ def test_restore_to_a_moment_between_two_commits(
         assert eventually(lambda: archived_after(s3, bucket, times[-1][1].add(seconds=1)), 60)
     finally:
         assert streaming.stop() == 0, streaming.text()
+    listing = run_moonflower("list", "--json", env=env)
+    assert listing.returncode == 0, listing.stderr
+    (base,) = [entry for entry in json.loads(listing.stdout) if entry["kind"] == "base"]
+    assert base["gap_at"] is None
+    assert pendulum.parse(base["recoverable_to"]) >= times[-1][1]
+    assert pendulum.parse(base["recoverable_from"]) <= times[3][1]
     last_kept = 8
     target = times[last_kept][1].add(microseconds=100_000)
     restore = run_moonflower(
