@@ -171,7 +171,7 @@ def list_backups(config: Config, databases: list[str], as_json: bool) -> ExitSta
     backups = Catalog(storage, config.s3).backups(databases or None)
     bases = [] if databases else base_backup_listing(storage, config.s3.prefix)
     if as_json:
-        listing = [{"kind": "logical", **info.as_json()} for info in backups]
+        listing = [info.as_json() for info in backups]
         listing += [{"kind": "base", **base} for base in bases]
         print(json.dumps(listing, indent=2, ensure_ascii=False))
     else:

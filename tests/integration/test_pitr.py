@@ -133,7 +133,7 @@ def test_restore_to_a_moment_between_two_commits(
         assert streaming.stop() == 0, streaming.text()
     listing = run_moonflower("list", "--json", env=env)
     assert listing.returncode == 0, listing.stderr
-    (base,) = [entry for entry in json.loads(listing.stdout) if entry["kind"] == "base"]
+    (base,) = [entry for entry in json.loads(listing.stdout) if entry.get("kind") == "base"]
     assert base["gap_at"] is None
     assert pendulum.parse(base["recoverable_to"]) >= times[-1][1]
     assert pendulum.parse(base["recoverable_from"]) <= times[3][1]
