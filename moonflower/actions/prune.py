@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import pendulum
 
+from moonflower.actions.prune_physical import prune_physical
 from moonflower.config.durations import Period
 from moonflower.config.model import S3Config
 from moonflower.output.logs import log
@@ -83,6 +84,11 @@ class Pruner:
                     decision.backup.key,
                     decision.backup.database,
                 )
+        if databases is None:  # a prune of everything covers the physical backups too
+            physical = prune_physical(self.storage, self.config, dry_run)
+            report.deleted += physical.deleted
+            report.locked += physical.locked
+            report.errors += physical.errors
         if dry_run:
             for decision in doomed:
                 log.info("would delete %s (expired %s)", decision.backup.key, decision.expires)

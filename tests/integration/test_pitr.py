@@ -266,3 +266,47 @@ def test_wal_push_is_idempotent_and_refuses_other_content(s3: S3Server, tmp_path
     assert missing.returncode == 1
     assert fetched.read_bytes() == content
     assert not [p for p in tmp_path.iterdir() if p.name.startswith("moonflower-")]
+
+
+def test_prune_keeps_the_wal_the_kept_base_backup_needs(
+    source: PgServer, s3: S3Server, tmp_path: Path, restore_dir: Path
+) -> None:
+    bucket = s3.new_bucket()
+    env = pitr_env(source, s3, bucket, tmp_path, BACKUP_COMPRESSION="zstd")
+    streaming = Streaming(env, tmp_path / "run.log")
+    try:
+        assert eventually(lambda: "WAL streaming started" in streaming.text(), 60), streaming.text()
+        assert run_moonflower("basebackup", env=env).returncode == 0
+        commit_rows(source, 0, 3)
+        source.psql("SELECT pg_switch_wal()")
+        assert run_moonflower("basebackup", env=env).returncode == 0
+        commit_rows(source, 3, 3)
+        source.psql("SELECT pg_switch_wal()")
+        times = commit_times(source)
+        assert eventually(lambda: archived_after(s3, bucket, times[-1][1].add(seconds=1)), 60)
+    finally:
+        assert streaming.stop() == 0, streaming.text()
+    bases_before = sorted({key.split("/")[2] for key in s3.keys(bucket) if "/base/" in key})
+    assert len(bases_before) == 2
+    segments_before = [int(k.split("/")[2][16:24], 16) for k in s3.keys(bucket) if "/wal/0" in k]
+
+    pruned = run_moonflower("prune", env={**env, "S3_EXPIRES_IN": "1 second"})
+    assert pruned.returncode == 0, pruned.stderr
+    keys = s3.keys(bucket)
+    assert sorted({key.split("/")[2] for key in keys if "/base/" in key}) == bases_before[1:]
+    kept_start = json.loads(
+        s3.client()
+        .get_object(Bucket=bucket, Key=f"pitr/base/{bases_before[1]}/backup.json")["Body"]
+        .read()
+    )["start_lsn"]
+    first_needed = int(kept_start.split("/")[1], 16) >> 24
+    segments = [int(key.split("/")[2][16:24], 16) for key in keys if "/wal/0" in key]
+    assert segments, "no WAL left at all"
+    assert min(segments) >= first_needed
+    assert min(segments_before) < first_needed  # there was older WAL, and it went
+
+    restore = run_moonflower(
+        "restore-cluster", "--to", str(restore_dir), "--latest", "--start", env=env
+    )
+    assert restore.returncode == 0, restore.stderr
+    assert restored_rows(restore_dir, source.password) == list(range(6))
