@@ -16,7 +16,10 @@ from pathlib import Path
 import pendulum
 import pytest
 
+from tests.support.faultproxy import FaultProxy, s3_error
 from tests.support.pgserver import PgServer
+from tests.support.procs import read_proc
+from tests.support.procscan import descendants
 from tests.support.runner import clean_environment, moonflower_command, run_moonflower
 from tests.support.s3server import S3Server
 from tests.support.waiting import eventually
@@ -310,3 +313,55 @@ def test_prune_keeps_the_wal_the_kept_base_backup_needs(
     )
     assert restore.returncode == 0, restore.stderr
     assert restored_rows(restore_dir, source.password) == list(range(6))
+
+
+def receivers_of(process: subprocess.Popen[bytes]) -> list[int]:
+    return [
+        int(pid)
+        for pid in descendants(process.pid)
+        if b"pg_receivewal" in read_proc(pid, "cmdline").split(b"\0")[0]
+    ]
+
+
+def test_no_gap_through_a_killed_receiver_a_restarted_server_and_an_s3_outage(
+    source: PgServer, s3: S3Server, proxy: FaultProxy, tmp_path: Path, restore_dir: Path
+) -> None:
+    bucket = s3.new_bucket()
+    env = {
+        **pitr_env(source, s3, bucket, tmp_path, BACKUP_COMPRESSION="zstd"),
+        "S3_ENDPOINT": proxy.endpoint,
+        "S3_MAX_ATTEMPTS": "1",
+    }
+    assert run_moonflower("basebackup", env=env).returncode == 0
+    streaming = Streaming(env, tmp_path / "run.log")
+    try:
+        assert eventually(lambda: receivers_of(streaming.process), 60), streaming.text()
+        commit_rows(source, 0, 5)
+        proxy.rules.append(lambda request: s3_error(503, "ServiceUnavailable"))
+        commit_rows(source, 5, 5)
+        assert eventually(lambda: "WAL not archived yet" in streaming.text(), 60)
+        for pid in receivers_of(streaming.process):
+            os.kill(pid, signal.SIGKILL)
+        source.restart()
+        commit_rows(source, 10, 5)
+        source.psql("SELECT pg_switch_wal()")
+        assert eventually(lambda: streaming.text().count("WAL streaming started") >= 2, 60)
+        proxy.rules.clear()
+        times = commit_times(source)
+        assert eventually(lambda: archived_after(s3, bucket, times[-1][1].add(seconds=1)), 90)
+    finally:
+        assert streaming.stop() == 0, streaming.text()
+    keys = s3.keys(bucket)
+    complete = {
+        key.split("/")[2][:24] for key in keys if "/wal/0" in key and ".partial." not in key
+    }
+    partials = {key.split("/")[2][:24] for key in keys if ".partial." in key}
+    assert not complete & partials, "a completed segment kept its partial uploads"
+    listing = json.loads(run_moonflower("list", "--json", env=env).stdout)
+    (base,) = [entry for entry in listing if entry.get("kind") == "base"]
+    assert base["gap_at"] is None
+    restore = run_moonflower(
+        "restore-cluster", "--to", str(restore_dir), "--latest", "--start", env=env
+    )
+    assert restore.returncode == 0, restore.stderr
+    assert restored_rows(restore_dir, source.password) == list(range(15))

@@ -111,6 +111,11 @@ class PgServer:
         )
         return self
 
+    def restart(self) -> None:
+        """Stop the server (fast: sessions are cut, as in a failover) and start it again."""
+        self._server_command("pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "stop")
+        self._start_server()
+
     def kill(self) -> None:
         """SIGKILL the postmaster, as a crashed machine would stop it."""
         pid = int((self.data_dir / "postmaster.pid").read_text().split()[0])
