@@ -180,6 +180,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--restore", action="store_true", help="also load each into a scratch database"
     )
     verify.add_argument("--allow-unverified", action="store_true", help=ALLOW_UNVERIFIED_HELP)
+    verify.add_argument(
+        "--physical",
+        action="store_true",
+        help="the newest base backup instead: checksum, pg_verifybackup, the WAL chain after "
+        "it without a gap; with --restore, a trial recovery by a temporary server",
+    )
     add_command(
         "check",
         help="check configuration, database, bucket, key and webhooks without backing up",

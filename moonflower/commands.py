@@ -206,6 +206,11 @@ def verify_backups(config: Config, arguments: argparse.Namespace) -> ExitStatus:
     from moonflower.actions.verify import Verifier
     from moonflower.output.report import print_verify_table
 
+    if arguments.physical:
+        from moonflower.physical_commands import verify_physical
+
+        return verify_physical(config, arguments.restore)
+
     verifier = Verifier(config, storage_for(config), arguments.allow_unverified)
     backups = verifier.select(arguments.verify_databases, arguments.all)
     if not backups:

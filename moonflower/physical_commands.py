@@ -1,7 +1,9 @@
 """The commands of physical backups: base backups, the WAL archive, and cluster restores."""
 
 import argparse
+import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -117,4 +119,51 @@ def restore_cluster(config: Config, arguments: argparse.Namespace) -> ExitStatus
     )
     if reached.stop_reason:
         log.info("%s", reached.stop_reason)
+    return ExitStatus.OK
+
+
+SCRATCH_USER = "nobody"
+"""As root, a trial recovery runs as this user (PostgreSQL refuses root)."""
+
+
+def verify_physical(config: Config, trial_restore: bool) -> ExitStatus:
+    """The newest base backup: downloaded, checked, extracted and verified against its
+    manifest in a scratch directory; the WAL chain after it checked for gaps; with
+    `trial_restore`, recovered to the newest WAL by a temporary server."""
+    from moonflower.actions.recovery_run import run_recovery, server_account
+    from moonflower.actions.restore_cluster import ClusterRestore, RecoveryTarget, give_to
+
+    with tempfile.TemporaryDirectory(prefix="moonflower-verify-") as scratch:
+        Path(scratch).chmod(0o711)  # the server's user must reach the data directory
+        directory = Path(scratch) / "data"
+        account = None
+        if trial_restore and os.geteuid() == 0:
+            account = server_account(directory, SCRATCH_USER, required=True)
+        prepared = ClusterRestore(config, directory, RecoveryTarget()).prepare(
+            fetch_wal=trial_restore
+        )
+        if prepared.window.gap_after is not None:
+            log.error(
+                "base backup %s: the WAL chain after it breaks at %s",
+                prepared.base.label,
+                prepared.window.gap_after,
+            )
+            return ExitStatus.BACKUP_FAILED
+        log.info(
+            "base backup %s verified; its WAL reaches %s without a gap",
+            prepared.base.label,
+            prepared.window.end.isoformat(),
+        )
+        if not trial_restore:
+            return ExitStatus.OK
+        if account is not None:
+            give_to(directory, account.uid, account.gid)
+        major = prepared.base.server_major
+        reached = run_recovery(directory, major, config.postgres.pg_dump_path, account)
+        log.info(
+            "trial recovery of %s ended: last transaction at %s, redo done at %s",
+            prepared.base.label,
+            reached.last_transaction or "(none replayed)",
+            reached.redo_lsn or "?",
+        )
     return ExitStatus.OK

@@ -97,7 +97,7 @@ class ClusterRestore:
             self._storage = Storage(self.config.s3)
         return self._storage
 
-    def prepare(self, wal_fetch_command: str | None = None) -> Prepared:
+    def prepare(self, wal_fetch_command: str | None = None, fetch_wal: bool = True) -> Prepared:
         check_empty_directory(self.directory)
         storage = self.storage()
         prefix = self.config.s3.prefix
@@ -127,7 +127,7 @@ class ClusterRestore:
             self._extract(base, decryption)
             self._verify(base)
             segments = 0
-            if wal_fetch_command is None:
+            if wal_fetch_command is None and fetch_wal:
                 segments = self._fetch_wal(base, window, decryption)
         self._write_settings(wal_fetch_command)
         return Prepared(self.directory, base, window, segments)

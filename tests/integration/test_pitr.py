@@ -4,6 +4,7 @@
 Each test has its own server: streaming holds a replication slot, and one test kills the
 server as a crash would."""
 
+import base64
 import json
 import os
 import shutil
@@ -16,7 +17,9 @@ from pathlib import Path
 import pendulum
 import pytest
 
+from tests.support import gpgkeys
 from tests.support.faultproxy import FaultProxy, s3_error
+from tests.support.gpgkeys import KeyPair
 from tests.support.pgserver import PgServer
 from tests.support.procs import read_proc
 from tests.support.procscan import descendants
@@ -156,11 +159,24 @@ def test_restore_to_a_moment_between_two_commits(
     assert restored_rows(restore_dir, source.password) == list(range(last_kept + 1))
 
 
+@pytest.fixture(scope="module")
+def key_pair() -> Iterator[KeyPair]:
+    with gpgkeys.gnupg_home() as home:
+        yield gpgkeys.generate(home, passphrase="private key passphrase")
+
+
 def test_latest_after_the_source_is_killed(
-    source: PgServer, s3: S3Server, tmp_path: Path, restore_dir: Path
+    source: PgServer, s3: S3Server, tmp_path: Path, restore_dir: Path, key_pair: KeyPair
 ) -> None:
     bucket = s3.new_bucket()
-    env = pitr_env(source, s3, bucket, tmp_path, BACKUP_COMPRESSION="zstd")
+    env = pitr_env(
+        source,
+        s3,
+        bucket,
+        tmp_path,
+        BACKUP_COMPRESSION="zstd",
+        ENCRYPTION_PUBLIC_KEY=key_pair.public_base64,
+    )
     backup = run_moonflower("basebackup", env=env)
     assert backup.returncode == 0, backup.stderr
     streaming = Streaming(env, tmp_path / "run.log")
@@ -174,6 +190,17 @@ def test_latest_after_the_source_is_killed(
         assert eventually(lambda: "pg_receivewal stopped" in streaming.text(), 30)
     finally:
         streaming.stop()
+    without_key = run_moonflower("verify", "--physical", env=env)
+    assert without_key.returncode == 1
+    assert "ENCRYPTION_PRIVATE_KEY: required to decrypt" in without_key.stderr
+    env = {
+        **env,
+        "ENCRYPTION_PRIVATE_KEY": base64.b64encode(key_pair.secret_armored).decode(),
+        "ENCRYPTION_PRIVATE_KEY_PASSPHRASE": key_pair.passphrase,
+    }
+    verified = run_moonflower("verify", "--physical", "--restore", env=env)
+    assert verified.returncode == 0, verified.stderr
+    assert "trial recovery of" in verified.stderr
     restore = run_moonflower(
         "restore-cluster", "--to", str(restore_dir), "--latest", "--start", env=env
     )
@@ -197,6 +224,9 @@ def test_tampered_base_backup_is_refused_before_anything_starts(
     body = bytearray(original["Body"].read())
     body[len(body) // 2] ^= 0xFF
     client.put_object(Bucket=bucket, Key=key, Body=bytes(body), Metadata=original["Metadata"])
+    verified = run_moonflower("verify", "--physical", env=env)
+    assert verified.returncode == 1
+    assert "does not match the SHA-256" in verified.stderr
     restore = run_moonflower(
         "restore-cluster", "--to", str(restore_dir), "--latest", "--start", env=env
     )
