@@ -90,7 +90,9 @@ def base_backup_schedule(config: Config, stop: threading.Event) -> Callable[[], 
             log.error("base backup failed: %s", error)
             return ExitStatus.BACKUP_FAILED
 
-    runner = Runner(config.wal.basebackup_schedule, run_once=one, wait=stop.wait)
+    runner = Runner(
+        config.wal.basebackup_schedule, run_once=one, wait=stop.wait, what="base backup"
+    )
 
     def forever() -> None:
         runner.run_forever()

@@ -72,6 +72,7 @@ class Runner:
         clock: Clock = utc_now,
         between_runs: Callable[[], None] = lambda: None,
         on_next: Callable[[datetime], None] = lambda moment: None,
+        what: str = "backup",
     ) -> None:
         self.cron = cron
         self.run_once = run_once
@@ -79,12 +80,15 @@ class Runner:
         self.clock = clock
         self.between_runs = between_runs
         self.on_next = on_next
+        self.what = what
         self.scheduler = schedule.Scheduler()
         self.runs = 0
 
     def run_forever(self, run_at_start: bool = False) -> ExitStatus:
         """Run until `wait` reports a stop request; a run in progress is never cut short here."""
-        log.info("scheduler started: %s (%s)", self.cron.expression, local_timezone().name)
+        log.info(
+            "%s scheduler started: %s (%s)", self.what, self.cron.expression, local_timezone().name
+        )
         if run_at_start:
             log.info("BACKUP_ON_START: running one backup now")
             self._fire()
@@ -124,5 +128,5 @@ class Runner:
 
     def _announce(self, job: CronJob) -> None:
         if job.fire_at is not None:
-            log.info("next backup at %s", describe_time(job.fire_at, self.clock()))
+            log.info("next %s at %s", self.what, describe_time(job.fire_at, self.clock()))
             self.on_next(job.fire_at)
