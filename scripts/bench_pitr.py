@@ -1,0 +1,212 @@
+"""Point-in-time recovery benchmarks (run by `make bench` after scripts/bench.py):
+
+- RTO: `restore-cluster --latest --start` against the logical `moonflower restore` of the
+  same database (the benchmark database, BENCH_ROWS rows);
+- the base backup: wall time and object size with zstd;
+- RPO: the age of the newest restorable commit when the source is killed (`kill -9` of the
+  postmaster, its data directory treated as lost), at a light write load (a row every
+  0.2 s) and a heavy one (pgbench), BENCH_PITR_KILLS kills each;
+- the supervisor's own cost while streaming: CPU seconds per GiB of WAL, and RSS.
+
+Prints Markdown tables for docs/benchmarks.md.
+"""
+
+import logging
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+CHECKOUT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(CHECKOUT))
+sys.path.insert(0, str(CHECKOUT / "scripts"))
+
+from bench import FILL, ROWS  # noqa: E402
+
+from tests.support.pgserver import PgServer  # noqa: E402
+from tests.support.runner import clean_environment, moonflower_command  # noqa: E402
+from tests.support.s3server import S3Server  # noqa: E402
+from tests.support.waiting import eventually  # noqa: E402
+
+KILLS = int(os.environ.get("BENCH_PITR_KILLS", "3"))
+LOAD_SECONDS = 8.0
+PUSH_SECONDS = "5"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def moonflower(*args: str, env: dict[str, str]) -> float:
+    started = time.monotonic()
+    result = subprocess.run(
+        moonflower_command(*args), env=clean_environment(env), capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"moonflower {' '.join(args)} failed: {result.stderr[-2000:]}")
+    return time.monotonic() - started
+
+
+def scratch_data_dir() -> Path:
+    parent = Path(tempfile.mkdtemp(prefix="mf-bench-pitr-"))
+    parent.chmod(0o755)
+    target = parent / "data"
+    target.mkdir(mode=0o700)
+    if os.geteuid() == 0:
+        shutil.chown(target, "nobody", "nogroup")
+    return target
+
+
+def rto(pg: PgServer, s3: S3Server) -> None:
+    bucket = s3.new_bucket()
+    env = {
+        **pg.moonflower_env("bench"),
+        **s3.moonflower_env(bucket, "rto"),
+        "BACKUP_COMPRESSION": "zstd",
+    }
+    base_seconds = moonflower("basebackup", env=env)
+    listing = s3.client().list_objects_v2(Bucket=bucket, Prefix="rto/base/")["Contents"]
+    base_size = sum(item["Size"] for item in listing if "base.tar" in item["Key"])
+    moonflower("backup", env=env)
+    target = scratch_data_dir()
+    physical = moonflower("restore-cluster", "--to", str(target), "--latest", "--start", env=env)
+    shutil.rmtree(target.parent, ignore_errors=True)
+    logical = moonflower("restore", "bench", "--into", "bench_restored", env=env)
+    db_size = int(pg.psql("SELECT pg_database_size('bench')"))
+    print(f"\n| recovery of the benchmark database ({db_size / 2**20:.0f} MiB) | s |")
+    print("|---|---|")
+    print(f"| base backup, zstd ({base_size / 2**20:.0f} MiB object) | {base_seconds:.2f} |")
+    print(f"| restore-cluster --latest --start (physical) | {physical:.2f} |")
+    print(f"| moonflower restore (logical, zstd) | {logical:.2f} |")
+    print(f"| physical is faster by | {logical / physical:.1f}x |")
+
+
+class Writer(threading.Thread):
+    """A row a fifth of a second, each its own transaction, until stopped."""
+
+    def __init__(self, pg: PgServer) -> None:
+        super().__init__(daemon=True)
+        self.pg = pg
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        n = 0
+        while not self.stop.is_set():
+            try:
+                self.pg.psql(f"INSERT INTO stamps VALUES ({n}, clock_timestamp())", "app")
+            except RuntimeError:
+                return  # the server was killed
+            n += 1
+            self.stop.wait(0.2)
+
+
+def process_cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def process_rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def one_kill(s3: S3Server, heavy: bool) -> tuple[float, float | None, int]:
+    """RPO in seconds for one kill; the supervisor's CPU per GiB of WAL and its RSS."""
+    with PgServer() as pg, tempfile.TemporaryDirectory() as spool:
+        pg.create_database("app")
+        pg.psql("CREATE TABLE stamps (n int, at timestamptz)", "app")
+        bucket = s3.new_bucket()
+        env = {
+            **pg.moonflower_env("app"),
+            **s3.moonflower_env(bucket, "rpo"),
+            "BACKUP_SPOOL_DIR": spool,
+            "BACKUP_COMPRESSION": "zstd",
+            "WAL_STREAM": "on",
+            "WAL_PUSH_INTERVAL": PUSH_SECONDS,
+        }
+        moonflower("basebackup", env=env)
+        log_path = Path(spool) / "run.log"
+        with log_path.open("w") as log_file:
+            run = subprocess.Popen(
+                moonflower_command("run"),
+                env=clean_environment(env),
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
+        eventually(lambda: "WAL streaming started" in log_path.read_text(), 60)
+        start_lsn = pg.psql("SELECT pg_current_wal_lsn()")
+        cpu_before = process_cpu(run.pid)
+        load = None
+        if heavy:
+            subprocess.run(
+                [pg.tool("pgbench"), "-i", "-s", "10", "-q"],
+                env=pg.client_env("app"),
+                capture_output=True,
+                check=True,
+            )
+            load = subprocess.Popen(
+                [pg.tool("pgbench"), "-c", "2", "-T", str(int(LOAD_SECONDS) + 5), "-n"],
+                env=pg.client_env("app"),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        writer = Writer(pg)
+        writer.start()
+        time.sleep(LOAD_SECONDS)  # the load runs for a fixed time: this is what is measured
+        wal_bytes = int(pg.psql(f"SELECT pg_current_wal_lsn() - '{start_lsn}'::pg_lsn"))
+        rss = process_rss(run.pid)
+        killed_at = time.time()
+        pg.kill()
+        writer.stop.set()
+        writer.join(30)
+        if load is not None:
+            load.wait(60)
+        eventually(lambda: "pg_receivewal stopped" in log_path.read_text(), 60)
+        cpu = process_cpu(run.pid) - cpu_before
+        run.terminate()
+        run.wait(60)
+        target = scratch_data_dir()
+        moonflower("restore-cluster", "--to", str(target), "--latest", "--start", env=env)
+        with PgServer(password=pg.password, data_dir=target) as restored:
+            newest = float(restored.psql("SELECT extract(epoch FROM max(at)) FROM stamps", "app"))
+        shutil.rmtree(target.parent, ignore_errors=True)
+        per_gib = cpu / (wal_bytes / 2**30) if wal_bytes > 2**24 else None
+        return killed_at - newest, per_gib, rss
+
+
+def rpo(s3: S3Server) -> None:
+    print(
+        f"\n| RPO at a kill -9 (WAL_PUSH_INTERVAL={PUSH_SECONDS} s, {KILLS} kills) | median s "
+        "| worst s | supervisor CPU s per GiB of WAL | supervisor RSS MiB |"
+    )
+    print("|---|---|---|---|---|")
+    for heavy in (False, True):
+        samples = [one_kill(s3, heavy) for _ in range(KILLS)]
+        ages = [age for age, _, _ in samples]
+        costs = [cost for _, cost, _ in samples if cost is not None]
+        cost = f"{statistics.median(costs):.1f}" if costs else "-"
+        rss = max(sample[2] for sample in samples) / 2**20
+        load = "heavy (pgbench -c 2)" if heavy else "light (5 rows/s)"
+        print(f"| {load} | {statistics.median(ages):.1f} | {max(ages):.1f} | {cost} | {rss:.0f} |")
+
+
+def main() -> int:
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    with S3Server() as s3:
+        if not os.environ.get("BENCH_PITR_SKIP_RTO"):
+            with PgServer() as pg:
+                print(f"building the benchmark database ({ROWS:,} rows)...", flush=True)
+                pg.create_database("bench")
+                pg.psql(FILL.format(rows=ROWS), "bench")
+                pg.psql("VACUUM ANALYZE bench", "bench")
+                rto(pg, s3)
+        rpo(s3)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
