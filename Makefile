@@ -27,6 +27,7 @@ faults: venv
 bench: venv
 	$(BIN)/python -m compileall -q moonflower
 	$(BIN)/python scripts/bench.py
+	$(BIN)/python scripts/bench_pitr.py
 
 lint: venv
 	$(BIN)/ruff check moonflower tests scripts
