@@ -12,6 +12,7 @@ import pwd
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,10 @@ REDO_DONE = re.compile(r"redo done at ([0-9A-F]+/[0-9A-F]+)", re.MULTILINE)
 STOPPING = re.compile(r"recovery stopping (?:before|after) .*$", re.MULTILINE)
 NEW_TIMELINE = re.compile(r"selected new timeline ID: (\d+)", re.MULTILINE)
 LOG_TAIL_LINES = 8
+CLUSTER_STATE = re.compile(r"^Database cluster state:\s*(.+)$", re.MULTILINE)
+IN_PRODUCTION = "in production"
+SHUT_DOWN = "shut down"
+STATE_POLL_SECONDS = 0.2
 
 
 @dataclass(frozen=True)
@@ -111,6 +116,7 @@ def run_recovery(
         try:
             with step("recover"):
                 capture(Stage("pg_ctl start", as_account(account, start)))
+                wait_for_production(directory, major, configured, account, server_log)
         except StageFailed as error:
             tail = log_tail(server_log)
             raise RestoreError("recover", f"{error}; the server log ends: {tail}") from None
@@ -119,7 +125,35 @@ def run_recovery(
             with contextlib.suppress(MoonflowerError):
                 capture(Stage("pg_ctl stop", as_account(account, stop)))
         text = server_log.read_text(errors="replace") if server_log.exists() else ""
+    state = cluster_state(directory, major, configured, account)
+    if state != SHUT_DOWN:
+        raise RestoreError("recover", f"the server did not stop cleanly (cluster state: {state})")
     return reached(text)
+
+
+def cluster_state(
+    directory: Path, major: int, configured: Path | None, account: Account | None
+) -> str:
+    """ "in production", "in archive recovery", "shut down", ... from pg_controldata."""
+    tool = str(exact_client("pg_controldata", major, configured).path)
+    output = capture(Stage("pg_controldata", as_account(account, [tool, "-D", str(directory)])))
+    found = CLUSTER_STATE.search(output)
+    return found.group(1).strip() if found else "unknown"
+
+
+def wait_for_production(
+    directory: Path, major: int, configured: Path | None, account: Account | None, server_log: Path
+) -> None:
+    """`pg_ctl start --wait` may return while the promotion still runs: wait until the
+    control file says the cluster is in production (a stop before that would leave a
+    directory that replays every WAL record it holds at its next start, past the target)."""
+    deadline = time.monotonic() + RECOVERY_WAIT_SECONDS
+    while cluster_state(directory, major, configured, account) != IN_PRODUCTION:
+        if not (directory / "postmaster.pid").exists():
+            raise RestoreError("recover", f"the server stopped: {log_tail(server_log)}")
+        if time.monotonic() > deadline:
+            raise RestoreError("recover", "recovery did not finish in time")
+        time.sleep(STATE_POLL_SECONDS)
 
 
 def log_tail(path: Path) -> str:

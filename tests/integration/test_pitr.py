@@ -115,9 +115,13 @@ def archived_after(s3: S3Server, bucket: str, moment: pendulum.DateTime) -> bool
     )
 
 
+LAST_SERVER_LOG: list[str] = []
+
+
 def restored_rows(directory: Path, password: str) -> list[int]:
     with PgServer(password=password, data_dir=directory) as restored:
         output = restored.psql("SELECT n FROM ledger ORDER BY n", "app")
+        LAST_SERVER_LOG[:] = [restored.log_file.read_text()]
     return [int(line) for line in output.splitlines()]
 
 
@@ -158,7 +162,8 @@ def test_restore_to_a_moment_between_two_commits(
     )
     assert restore.returncode == 0, restore.stderr
     assert "recovery stopping before commit" in restore.stderr
-    assert restored_rows(restore_dir, source.password) == list(range(last_kept + 1))
+    restored = restored_rows(restore_dir, source.password)
+    assert restored == list(range(last_kept + 1)), (restore.stderr, LAST_SERVER_LOG)
 
 
 @pytest.fixture(scope="module")
