@@ -19,7 +19,7 @@ from typing import Any
 
 from moonflower.actions.wal_archive import WalArchive
 from moonflower.config.model import Config
-from moonflower.errors import MoonflowerError
+from moonflower.errors import MoonflowerError, WalError
 from moonflower.output.logs import log
 from moonflower.pipeline.runner import Pipeline, Stage
 from moonflower.postgres.connection import MAINTENANCE_DATABASE, libpq_environment
@@ -30,6 +30,7 @@ BACKOFF_START_SECONDS = 1.0
 BACKOFF_MAX_SECONDS = 60.0
 GAP_MESSAGES = ("has already been removed", "does not exist", "replication slot")
 STREAM_DIRECTORY = "wal-stream"
+SPOOL_ALARM = "completed WAL waiting for S3 exceeds WAL_SPOOL_LIMIT: the archive is falling behind"
 
 
 @dataclass
@@ -82,6 +83,8 @@ class WalStreamer:
         pg = config.postgres
         self.environment = libpq_environment(pg, password_file, MAINTENANCE_DATABASE)
         self._partial_seen: dict[str, float] = {}
+        self._conflicts: list[str] = []
+        self._spool_alarm = False
 
     def prepare(self) -> Path:
         """The directory, the right pg_receivewal, and the replication slot (created when
@@ -148,6 +151,11 @@ class WalStreamer:
                     self._partial_seen[partial.name] = modified
         except FileNotFoundError:
             return  # pg_receivewal renamed the partial while it was read: next round
+        except WalError as error:  # the archive holds other content under this name
+            if str(error) not in self._conflicts:
+                self._conflicts.append(str(error))
+                log.error("%s", error)
+                self.on_gap(str(error))
         except MoonflowerError as error:
             log.warning("WAL not archived yet, will retry: %s", error)
         self.check_spool()
@@ -162,16 +170,23 @@ class WalStreamer:
                 self.on_state(summary)
 
     def check_spool(self) -> None:
+        """The alarm while completed WAL waiting for S3 exceeds WAL_SPOOL_LIMIT (raised
+        once when it starts, cleared when the archive has caught up)."""
         waiting = sum(path.stat().st_size for path in waiting_files(self.directory))
         self.state.waiting_bytes = waiting
-        if waiting > self.config.wal.spool_limit:
-            message = (
-                f"{waiting // 1024**2} MiB of WAL wait for S3 in {self.directory}, more than "
-                "WAL_SPOOL_LIMIT: the archive is falling behind"
+        over = waiting > self.config.wal.spool_limit
+        if over and not self._spool_alarm:
+            log.error(
+                "%d MiB of WAL wait for S3 in %s, more than WAL_SPOOL_LIMIT: the archive is "
+                "falling behind",
+                waiting // 1024**2,
+                self.directory,
             )
-            if message not in self.state.problems:
-                self.state.problems.append(message)
-                log.error("%s", message)
+        elif self._spool_alarm and not over:
+            log.info("the WAL archive has caught up")
+        self._spool_alarm = over
+        alarm = [SPOOL_ALARM] if over else []
+        self.state.problems = [*self._conflicts, *alarm]
 
     def report_gap(self, reason: str) -> None:
         message = (
