@@ -32,6 +32,8 @@ CLUSTER_STATE = re.compile(r"^Database cluster state:\s*(.+)$", re.MULTILINE)
 IN_PRODUCTION = "in production"
 SHUT_DOWN = "shut down"
 STATE_POLL_SECONDS = 0.2
+SYNCFS_SINCE = 14
+"""recovery_init_sync_method appeared in PostgreSQL 14."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,8 @@ def run_recovery(
             f"-c listen_addresses= -c unix_socket_directories={private} "
             "-c hot_standby=off -c archive_mode=off"
         )
+        if major >= SYNCFS_SINCE:  # one syncfs(2) instead of an fsync of every file
+            options += " -c recovery_init_sync_method=syncfs"
         start = [pg_ctl, "start", "-D", str(directory), "-w", "-t", str(RECOVERY_WAIT_SECONDS)]
         start += ["-l", str(server_log), "-o", options]
         try:

@@ -6,8 +6,11 @@ The directory then starts with the stock `pg_ctl start` of the same major versio
 of Moonflower is needed on the server's side (unless `--wal-fetch-command` asks for it).
 """
 
+import contextlib
 import os
 import shutil
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +28,7 @@ from moonflower.pipeline.gpg import Decryption
 from moonflower.pipeline.runner import Stage
 from moonflower.pipeline.spool import spool_file
 from moonflower.postgres.clients import exact_client
-from moonflower.postgres.wal_names import Segment, format_lsn, parse_lsn, segment_for
+from moonflower.postgres.wal_names import format_lsn, parse_lsn
 from moonflower.s3.checksums import file_sha256
 from moonflower.s3.gateway import Storage
 from moonflower.s3.physical_catalog import Window, base_backups, recoverable_window, wal_archive
@@ -91,6 +94,15 @@ class ClusterRestore:
         self.directory = directory
         self.target = target
         self._storage: Storage | None = None
+        self.seconds: dict[str, float] = {}
+        """How long each step took, for the summary (the restore time objective)."""
+
+    @contextlib.contextmanager
+    def timed(self, name: str) -> Iterator[None]:
+        started = time.monotonic()
+        with step(name):
+            yield
+        self.seconds[name] = self.seconds.get(name, 0.0) + time.monotonic() - started
 
     def storage(self) -> Storage:
         if self._storage is None:
@@ -136,9 +148,9 @@ class ClusterRestore:
         storage = self.storage()
         suffix = base.key.rsplit("/", 1)[1].removeprefix("base.tar")
         with spool_file(self.config.backup.spool_dir, ".tar" + suffix) as stored:
-            with step("download"):
+            with self.timed("download"):
                 storage.download(base.key, stored, lambda _: None)
-            with step("checksum"):
+            with self.timed("checksum"):
                 if file_sha256(stored) != base.sha256:
                     raise RestoreError(
                         "checksum",
@@ -155,7 +167,7 @@ class ClusterRestore:
                 ["tar", "-x", "-f", "-", "--no-same-owner", "-C", str(self.directory)],
             )
             with (
-                step("extract"),
+                self.timed("extract"),
                 decoding_stages(stored, suffix, decryption, base.key) as stages,
                 stored.open("rb") as source,
             ):
@@ -169,25 +181,26 @@ class ClusterRestore:
         except MoonflowerError as error:
             log.warning("not verified with pg_verifybackup: %s", error)
             return
-        with step("verify"):
+        with self.timed("verify"):
             runner.run([Stage("pg_verifybackup", [str(tool.path), str(self.directory)])])
         log.info("pg_verifybackup: the data directory matches its manifest")
 
     def _fetch_wal(self, base: BaseBackupRecord, window: Window, decryption: Decryption) -> int:
+        """The history files of later timelines, then the chain of segments, into pg_wal;
+        recovery follows them to the latest timeline as it would from an archive."""
         archive = WalArchive(self.config, self.storage, None)
         wal_dir = self.directory / "pg_wal"
-        segment: Segment = segment_for(base.timeline, parse_lsn(base.stop_lsn), base.segment_size)
         fetched = 0
-        with step("fetch WAL"):
-            while True:
-                target = wal_dir / segment.name
-                if not archive.fetch(segment.name, target, decryption, base.stopped):
+        with self.timed("fetch WAL"):
+            for name in window.histories:
+                if archive.fetch(name, wal_dir / name, decryption):
+                    fetched += 1
+            for name in window.chain:
+                if not archive.fetch(name, wal_dir / name, decryption, base.stopped):
+                    log.warning("%s could not be fetched: recovery ends before it", name)
                     break
                 fetched += 1
-                if segment.name == window.last_segment:
-                    break
-                segment = segment.next()
-        log.info("fetched %d WAL segment(s) into %s", fetched, wal_dir)
+        log.info("fetched %d WAL file(s) into %s", fetched, wal_dir)
         return fetched
 
     def _write_settings(self, wal_fetch_command: str | None) -> None:

@@ -9,7 +9,7 @@ import pendulum
 from moonflower.actions.basebackup import BaseBackupRecord
 from moonflower.errors import MoonflowerError
 from moonflower.output.logs import log
-from moonflower.postgres.wal_names import parse_lsn, segment_for, segment_of
+from moonflower.postgres.wal_names import Segment, is_history, parse_lsn, segment_for, segment_of
 from moonflower.s3.gateway import Storage
 from moonflower.s3.physical_keys import (
     BASE_DESCRIPTION,
@@ -64,38 +64,57 @@ class Window:
     """From a base backup's end to the newest WAL that follows it without a gap."""
 
     timeline: int
+    """The timeline the chain ends on (a failover moves it to a newer one)."""
     start: pendulum.DateTime
     end: pendulum.DateTime
     last_segment: str
     gap_after: str | None = None
     """The first missing segment, when the chain breaks before the newest archived one."""
+    chain: tuple[str, ...] = ()
+    """The segments a recovery reads, in order, after the base backup's own WAL."""
+    histories: tuple[str, ...] = ()
+    """The history files of the timelines after the base backup's."""
 
 
 def recoverable_window(base: BaseBackupRecord, wal: list[WalStored]) -> Window:
-    """How far WAL reaches from `base` on its timeline. The end is when the newest segment
-    of the unbroken chain was archived: commits up to about then can be recovered."""
+    """How far WAL reaches from `base`. At each segment the newest timeline that has it is
+    followed, as recovery to the latest timeline does after a failover (the segment of the
+    switch exists on both timelines). The end is when the newest segment of the unbroken
+    chain was archived: commits up to about then can be recovered."""
     size = base.segment_size
-    by_number: dict[int, WalStored] = {}
+    by_timeline: dict[int, dict[int, WalStored]] = {}
+    histories = []
     for stored in wal:
-        segment = segment_of(stored.item.name, size)
-        if segment is None or segment.timeline != base.timeline:
+        if is_history(stored.item.name):
+            if int(stored.item.name[:8], 16) > base.timeline:
+                histories.append(stored.item.name)
             continue
-        known = by_number.get(segment.number)
+        segment = segment_of(stored.item.name, size)
+        if segment is None or segment.timeline < base.timeline:
+            continue
+        numbers = by_timeline.setdefault(segment.timeline, {})
+        known = numbers.get(segment.number)
         if known is None or (known.item.partial and not stored.item.partial):
-            by_number[segment.number] = stored
+            numbers[segment.number] = stored
     # The tar holds the WAL up to the stop point; going further starts with the stop segment.
     first = segment_for(base.timeline, parse_lsn(base.stop_lsn), size)
-    number, end, last = first.number, base.stopped, first.name
-    gap = None
-    while number in by_number:
-        stored = by_number[number]
+    number, timeline, end, last = first.number, base.timeline, base.stopped, first.name
+    chain = []
+    while True:
+        holding = [
+            tli for tli, numbers in by_timeline.items() if tli >= timeline and number in numbers
+        ]
+        if not holding:
+            break
+        timeline = max(holding)
+        stored = by_timeline[timeline][number]
         end = max(end, stored.last_modified)
         last = stored.item.name
+        chain.append(last)
         number += 1
-    newer = [n for n in by_number if n > number]
-    if newer:
-        gap = segment_for(base.timeline, number * size, size).name
-    return Window(base.timeline, base.stopped, end, last, gap)
+    newer = any(n > number for numbers in by_timeline.values() for n in numbers)
+    gap = Segment(timeline, number, size).name if newer else None
+    return Window(timeline, base.stopped, end, last, gap, tuple(chain), tuple(sorted(histories)))
 
 
 def base_backup_listing(storage: Storage, prefix: str) -> list[dict[str, Any]]:
@@ -111,6 +130,7 @@ def base_backup_listing(storage: Storage, prefix: str) -> list[dict[str, Any]]:
                 "size": base.size,
                 "encrypted": base.encrypted,
                 "timeline": base.timeline,
+                "recoverable_timeline": window.timeline,
                 "start_lsn": base.start_lsn,
                 "stop_lsn": base.stop_lsn,
                 "recoverable_from": window.start.isoformat(),

@@ -402,3 +402,55 @@ def test_no_gap_through_a_killed_receiver_a_restarted_server_and_an_s3_outage(
     )
     assert restore.returncode == 0, restore.stderr
     assert restored_rows(restore_dir, source.password) == list(range(15))
+
+
+def test_latest_follows_a_failover_to_a_new_timeline(
+    source: PgServer, s3: S3Server, tmp_path: Path, restore_dir: Path
+) -> None:
+    """The source's WAL, then a promoted copy of it (timeline 2) streaming into the same
+    archive, as after a failover: a restore from the first base backup reaches the rows
+    written on the new timeline."""
+    bucket = s3.new_bucket()
+    env = pitr_env(source, s3, bucket, tmp_path / "spool-1", BACKUP_COMPRESSION="zstd")
+    (tmp_path / "spool-1").mkdir()
+    assert run_moonflower("basebackup", env=env).returncode == 0
+    streaming = Streaming(env, tmp_path / "run-1.log")
+    try:
+        assert eventually(lambda: "WAL streaming started" in streaming.text(), 60)
+        commit_rows(source, 0, 5)
+        source.kill()
+        assert eventually(lambda: "pg_receivewal stopped" in streaming.text(), 30)
+    finally:
+        streaming.stop()
+
+    promoted_dir = restore_dir
+    failover = run_moonflower(
+        "restore-cluster", "--to", str(promoted_dir), "--latest", "--start", env=env
+    )
+    assert failover.returncode == 0, failover.stderr
+    with PgServer(password=source.password, data_dir=promoted_dir) as promoted:
+        assert promoted.psql("SELECT timeline_id FROM pg_control_checkpoint()") == "2"
+        (tmp_path / "spool-2").mkdir()
+        env_2 = {
+            **pitr_env(promoted, s3, bucket, tmp_path / "spool-2", BACKUP_COMPRESSION="zstd"),
+        }
+        streaming = Streaming(env_2, tmp_path / "run-2.log")
+        try:
+            assert eventually(lambda: "WAL streaming started" in streaming.text(), 60)
+            commit_rows(promoted, 5, 5)
+            promoted.psql("SELECT pg_switch_wal()")
+            times = commit_times(promoted)
+            assert eventually(lambda: archived_after(s3, bucket, times[-1][1].add(seconds=1)), 60)
+        finally:
+            assert streaming.stop() == 0, streaming.text()
+    assert any(key.endswith("/00000002.history.zst") for key in s3.keys(bucket))
+
+    final_dir = restore_dir.parent / "final"
+    final_dir.mkdir(mode=0o700)
+    if os.geteuid() == 0:
+        shutil.chown(final_dir, UNPRIVILEGED, "nogroup")
+    restore = run_moonflower(
+        "restore-cluster", "--to", str(final_dir), "--latest", "--start", env=env
+    )
+    assert restore.returncode == 0, restore.stderr
+    assert restored_rows(final_dir, source.password) == list(range(10))

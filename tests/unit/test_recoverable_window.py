@@ -1,0 +1,75 @@
+"""How far the WAL archive reaches from a base backup, across a failover's new timeline."""
+
+import pendulum
+
+from moonflower.actions.basebackup import BaseBackupRecord
+from moonflower.s3.physical_catalog import WalStored, recoverable_window
+from moonflower.s3.physical_keys import WalObject
+
+STOPPED = pendulum.datetime(2026, 11, 26, 1, 0, 0, tz="UTC")
+
+
+def base(stop_lsn: str = "0/2000120", timeline: int = 1) -> BaseBackupRecord:
+    return BaseBackupRecord(
+        label="2026-11-26T01:00:00.000Z",
+        key="p/base/2026-11-26T01:00:00.000Z/base.tar.zst",
+        start_lsn="0/2000028",
+        stop_lsn=stop_lsn,
+        timeline=timeline,
+        start_time=STOPPED.isoformat(),
+        stop_time=STOPPED.isoformat(),
+        server_version="18.1",
+        server_major=18,
+        segment_size=16 * 1024 * 1024,
+        size=1,
+        sha256="0" * 64,
+        compression="zstd",
+        encrypted=False,
+    )
+
+
+def stored(name: str, minutes: int, partial: bool = False) -> WalStored:
+    moment = STOPPED.add(minutes=minutes)
+    item = WalObject(f"p/wal/{name}", name, ".zst", moment if partial else None)
+    return WalStored(item, moment, 1)
+
+
+def test_an_unbroken_chain_on_one_timeline() -> None:
+    wal = [stored("000000010000000000000002", 1), stored("000000010000000000000003", 2)]
+    window = recoverable_window(base(), wal)
+    assert window.chain == ("000000010000000000000002", "000000010000000000000003")
+    assert window.end == STOPPED.add(minutes=2)
+    assert window.gap_after is None
+
+
+def test_a_missing_segment_is_a_gap() -> None:
+    wal = [stored("000000010000000000000002", 1), stored("000000010000000000000004", 3)]
+    window = recoverable_window(base(), wal)
+    assert window.chain == ("000000010000000000000002",)
+    assert window.gap_after == "000000010000000000000003"
+    assert window.end == STOPPED.add(minutes=1)
+
+
+def test_the_chain_follows_a_failover_to_the_new_timeline() -> None:
+    wal = [
+        stored("000000010000000000000002", 1),
+        stored("000000010000000000000003", 2, partial=True),
+        stored("00000002.history", 3),
+        stored("000000020000000000000003", 4),
+        stored("000000020000000000000004", 5, partial=True),
+    ]
+    window = recoverable_window(base(), wal)
+    assert window.chain == (
+        "000000010000000000000002",
+        "000000020000000000000003",
+        "000000020000000000000004",
+    )
+    assert window.histories == ("00000002.history",)
+    assert window.timeline == 2
+    assert window.end == STOPPED.add(minutes=5)
+
+
+def test_older_timelines_and_earlier_segments_are_ignored() -> None:
+    wal = [stored("000000010000000000000001", 0), stored("000000020000000000000005", 9)]
+    window = recoverable_window(base(stop_lsn="0/5000100", timeline=2), wal)
+    assert window.chain == ("000000020000000000000005",)
