@@ -67,7 +67,6 @@ class Window:
     """The timeline the chain ends on (a failover moves it to a newer one)."""
     start: pendulum.DateTime
     end: pendulum.DateTime
-    last_segment: str
     gap_after: str | None = None
     """The first missing segment, when the chain breaks before the newest archived one."""
     chain: tuple[str, ...] = ()
@@ -98,7 +97,7 @@ def recoverable_window(base: BaseBackupRecord, wal: list[WalStored]) -> Window:
             numbers[segment.number] = stored
     # The tar holds the WAL up to the stop point; going further starts with the stop segment.
     first = segment_for(base.timeline, parse_lsn(base.stop_lsn), size)
-    number, timeline, end, last = first.number, base.timeline, base.stopped, first.name
+    number, timeline, end = first.number, base.timeline, base.stopped
     chain = []
     while True:
         holding = [
@@ -109,12 +108,11 @@ def recoverable_window(base: BaseBackupRecord, wal: list[WalStored]) -> Window:
         timeline = max(holding)
         stored = by_timeline[timeline][number]
         end = max(end, stored.last_modified)
-        last = stored.item.name
-        chain.append(last)
+        chain.append(stored.item.name)
         number += 1
     newer = any(n > number for numbers in by_timeline.values() for n in numbers)
     gap = Segment(timeline, number, size).name if newer else None
-    return Window(timeline, base.stopped, end, last, gap, tuple(chain), tuple(sorted(histories)))
+    return Window(timeline, base.stopped, end, gap, tuple(chain), tuple(sorted(histories)))
 
 
 def base_backup_listing(storage: Storage, prefix: str) -> list[dict[str, Any]]:
