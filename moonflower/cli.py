@@ -28,7 +28,7 @@ from moonflower.exit_status import ExitStatus
 from moonflower.output.logs import log, setup_logging
 from moonflower.output.redact import redactor
 from moonflower.physical_cli import COMMANDS as PHYSICAL_COMMANDS
-from moonflower.physical_cli import add_physical_commands, execute_physical
+from moonflower.physical_cli import add_physical_commands, execute_physical, postgres_needs
 from moonflower.runtime.lifecycle import Shutdown, shutdown
 
 DESCRIPTION = """\
@@ -222,7 +222,13 @@ def flag_overrides(arguments: argparse.Namespace) -> dict[str, tuple[str, object
 def execute(
     arguments: argparse.Namespace, shutdown: Shutdown, environ: Mapping[str, str]
 ) -> ExitStatus:
-    config = load_config(environ, arguments.config, flag_overrides(arguments))
+    needs = postgres_needs(arguments)
+    config = load_config(
+        environ,
+        arguments.config,
+        flag_overrides(arguments),
+        **({} if needs is None else {"postgres_needs": needs}),
+    )
     setup_logging(config.logging.format, config.logging.level)
     for warning in config.warnings:
         log.warning("%s", warning)

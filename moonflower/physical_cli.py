@@ -10,6 +10,23 @@ from moonflower.exit_status import ExitStatus
 
 AddCommand = Callable[..., argparse.ArgumentParser]
 COMMANDS = ("basebackup", "wal-push", "wal-fetch", "restore-cluster")
+CONNECTION = frozenset({"PG_HOST", "PG_USER", "PG_PASSWORD"})
+POSTGRES_NEEDS = {
+    "basebackup": CONNECTION,
+    "wal-push": frozenset(),
+    "wal-fetch": frozenset(),
+    "restore-cluster": frozenset(),
+}
+"""The PG_* settings each physical command cannot do without: the WAL archive and the
+restore talk to S3 only, a base backup copies the whole cluster (no database list)."""
+
+
+def postgres_needs(arguments: Any) -> frozenset[str] | None:
+    """For the physical commands (and `verify --physical`), what they need of PG_*; None
+    for every other command (all of it)."""
+    if getattr(arguments, "physical", False):
+        return frozenset()
+    return POSTGRES_NEEDS.get(arguments.command or "")
 
 
 def add_physical_commands(add_command: AddCommand) -> None:

@@ -79,6 +79,7 @@ MAY_SPAN_LINES = frozenset(
     }
 )
 NO_PATTERNS: tuple[str, ...] = ()
+NO_DATABASES: tuple[str, ...] = ()
 
 
 class Validator:
@@ -187,12 +188,18 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
     return problems
 
 
+ALL_OF_POSTGRES = frozenset({"PG_DATABASES", "PG_HOST", "PG_USER", "PG_PASSWORD"})
+
+
 def load_config(
     environ: Mapping[str, str],
     config_path: Path | None = None,
     overrides: Mapping[str, Any] | None = None,
+    postgres_needs: frozenset[str] = ALL_OF_POSTGRES,
 ) -> Config:
-    """Read and validate everything; raise ConfigError listing every problem found."""
+    """Read and validate everything; raise ConfigError listing every problem found.
+    `postgres_needs` names the PG_* settings the command cannot do without (the WAL
+    archive commands talk to S3 only; a base backup needs no database list)."""
     problems: list[str] = unknown_variables(environ)
     document: dict[str, Any] | None = {}
     if config_path is not None:
@@ -209,11 +216,16 @@ def load_config(
     layers = Layers(environ, document, flagged, problems)
     validator = Validator(layers)
 
-    databases = validator.required(s.PG_DATABASES, database_names)
-    host = validator.required(s.PG_HOST, text)
+    def postgres(setting: Setting, parse: Callable[[RawValue], T], unused: T) -> T | None:
+        if setting.env in postgres_needs:
+            return validator.required(setting, parse)
+        return validator.optional(setting, parse, unused)
+
+    databases = postgres(s.PG_DATABASES, database_names, NO_DATABASES)
+    host = postgres(s.PG_HOST, text, "")
     port = validator.optional(s.PG_PORT, port_number, DEFAULT_PG_PORT)
-    user = validator.required(s.PG_USER, text)
-    password = validator.required(s.PG_PASSWORD, secret_text)
+    user = postgres(s.PG_USER, text, "")
+    password = postgres(s.PG_PASSWORD, secret_text, "")
     pg_dump_path = validator.optional(s.PG_DUMP_PATH, executable_path, None)
     exclude = validator.optional(s.PG_EXCLUDE_DATABASES, name_patterns, NO_PATTERNS)
     dump_globals = validator.optional(s.PG_GLOBALS, boolean, False)

@@ -265,12 +265,8 @@ def test_a_user_without_replication_is_refused_in_one_line(
 
 
 def archive_only_env(s3: S3Server, bucket: str, spool: Path) -> dict[str, str]:
-    """wal-push and wal-fetch talk to S3 only; the PG_* settings are required but unused."""
+    """wal-push and wal-fetch talk to S3 only: no PG_* setting is needed."""
     return {
-        "PG_DATABASES": "app",
-        "PG_HOST": "127.0.0.1",
-        "PG_USER": "unused",
-        "PG_PASSWORD": "unused",
         **s3.moonflower_env(bucket, "pitr"),
         "BACKUP_SPOOL_DIR": str(spool),
         "ENCRYPTION_PASSPHRASE": "archive passphrase",
