@@ -99,6 +99,24 @@ def overdue_run(state: dict[str, Any], too_long: float | None) -> str | None:
     )
 
 
+STREAM_DOWN_GRACE_SECONDS = 300
+"""A server restart or failover takes a minute or two; longer than this is an outage."""
+
+
+def stream_down_since(stream: dict[str, Any]) -> str | None:
+    down = stream.get("down_since")
+    if not down:
+        return None
+    moment = pendulum.parse(str(down))
+    if not isinstance(moment, pendulum.DateTime):
+        return None
+    return (
+        str(down)
+        if pendulum.now("UTC").diff(moment).in_seconds() > STREAM_DOWN_GRACE_SECONDS
+        else None
+    )
+
+
 def health(state: dict[str, Any] | None, too_long: float | None = None) -> Health:
     """Healthy: the last run succeeded, or none ran yet and the scheduler is alive (or was
     stopped cleanly). A scheduler that was killed leaves its pid behind: unhealthy."""
@@ -111,6 +129,9 @@ def health(state: dict[str, Any] | None, too_long: float | None = None) -> Healt
     stream = state.get("wal_stream") or {}
     if scheduler and (stream.get("gap") or stream.get("problems")):
         return Health(False, f"WAL stream: {stream.get('gap') or stream['problems'][-1]}")
+    down = stream_down_since(stream) if scheduler else None
+    if down is not None:
+        return Health(False, f"WAL stream: pg_receivewal has not been running since {down}")
     overdue = overdue_run(state, too_long)
     if overdue is not None:
         return Health(

@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pendulum
+
 from moonflower.actions.wal_archive import WalArchive
 from moonflower.config.model import Config
 from moonflower.errors import MoonflowerError, WalError
@@ -28,7 +30,9 @@ from moonflower.postgres.wal_names import PARTIAL_SUFFIX, is_history, segment_of
 
 BACKOFF_START_SECONDS = 1.0
 BACKOFF_MAX_SECONDS = 60.0
-GAP_MESSAGES = ("has already been removed", "does not exist", "replication slot")
+GAP_MESSAGES = ("has already been removed", "does not exist")
+"""pg_receivewal's words when the WAL it needs is gone: removed by the server, or the slot
+that held it was dropped."""
 STREAM_DIRECTORY = "wal-stream"
 SPOOL_ALARM = "completed WAL waiting for S3 exceeds WAL_SPOOL_LIMIT: the archive is falling behind"
 
@@ -43,6 +47,8 @@ class StreamState:
     restarts: int = 0
     problems: list[str] = field(default_factory=list)
     gap: str | None = None
+    down_since: str | None = None
+    """When pg_receivewal last stopped without getting going again (UTC, ISO 8601)."""
 
 
 def stream_directory(config: Config) -> Path:
@@ -115,6 +121,8 @@ class WalStreamer:
                 log.info("WAL streaming started (slot %s)", self.config.wal.slot)
                 while not self.stop.is_set() and any(p.is_alive() for p in receiver.processes):
                     self.archive_waiting()
+                    if any(p.is_alive() for p in receiver.processes):
+                        self.state.down_since = None  # it got past its start
                     self.stop.wait(self.config.wal.push_interval)
                 self.state.running = False
                 stopping = self.stop.is_set()
@@ -124,6 +132,8 @@ class WalStreamer:
             if stopping:
                 break
             self.state.restarts += 1
+            self.state.down_since = self.state.down_since or pendulum.now("UTC").isoformat()
+            self.publish()
             if any(message in reason for message in GAP_MESSAGES):
                 self.report_gap(reason)
             if time.monotonic() - started > BACKOFF_MAX_SECONDS:

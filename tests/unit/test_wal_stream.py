@@ -1,12 +1,21 @@
 """The stream's bookkeeping on a real directory: which files wait, and the spool alarm."""
 
 import os
+import subprocess
+import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pendulum
+import pytest
+
 from moonflower.config.loader import load_config
+from moonflower.runtime.status_file import health
 from moonflower.runtime.wal_stream import SPOOL_ALARM, WalStreamer, waiting_files
+from tests.support.procs import read_proc
+from tests.support.waiting import eventually
 
 SEGMENT = 16 * 1024 * 1024
 
@@ -67,3 +76,32 @@ def test_the_spool_alarm_rises_once_and_clears(tmp_path: Path) -> None:
         os.unlink(path)
     stream.check_spool()
     assert stream.state.problems == []
+
+
+@pytest.fixture
+def scheduler_pid() -> Iterator[int]:
+    """A live process whose command line names Moonflower, as a running scheduler's does."""
+    running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "moonflower"])
+    try:
+        assert eventually(lambda: b"moonflower" in read_proc(running.pid, "cmdline"), 30)
+        yield running.pid
+    finally:
+        running.kill()
+        running.wait()
+
+
+def test_health_sees_a_stream_that_stays_down(scheduler_pid: int) -> None:
+    def scheduler_state(stream: dict[str, Any]) -> dict[str, Any]:
+        return {"scheduler": {"pid": scheduler_pid}, "wal_stream": stream}
+
+    long_ago = pendulum.now("UTC").subtract(minutes=10).isoformat()
+    just_now = pendulum.now("UTC").subtract(seconds=30).isoformat()
+    assert not health(scheduler_state({"down_since": long_ago})).ok
+    assert (
+        "pg_receivewal has not been running"
+        in health(scheduler_state({"down_since": long_ago})).reason
+    )
+    assert health(scheduler_state({"down_since": just_now})).ok  # a restart takes a while
+    assert health(scheduler_state({"down_since": None})).ok
+    assert not health(scheduler_state({"gap": "the WAL chain has a gap"})).ok
+    assert not health(scheduler_state({"problems": [SPOOL_ALARM]})).ok
