@@ -6,14 +6,16 @@ The tar restores on its own: it carries the WAL from its start to its end point,
 usable even if the WAL archive is lost.
 """
 
+import contextlib
 import json
 import re
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import pendulum
 
-from moonflower.config.model import Config
-from moonflower.errors import DumpError
+from moonflower.config.model import ChecksumMode, Config
+from moonflower.errors import DumpError, MoonflowerError
 from moonflower.output.logs import log, step
 from moonflower.output.sizes import human_size
 from moonflower.pipeline import runner
@@ -25,18 +27,26 @@ from moonflower.postgres.clients import any_psql, find_client
 from moonflower.postgres.connection import MAINTENANCE_DATABASE, libpq_environment, passfile
 from moonflower.postgres.queries import psql_query, server_version
 from moonflower.postgres.replication import ensure_slot
+from moonflower.runtime.lifecycle import shutdown
+from moonflower.runtime.state_dir import state_directory
+from moonflower.s3.checksums import file_sha256
 from moonflower.s3.gateway import Storage
+from moonflower.s3.journal import UploadJournal
 from moonflower.s3.keys import timestamp
+from moonflower.s3.objects import part_size_for
 from moonflower.s3.physical_keys import (
     BASE_DESCRIPTION,
     BASE_OBJECT,
     base_folder,
     encoding_suffix,
 )
+from moonflower.s3.streaming import StreamingUpload, streaming_upload
 
 START_POINT = re.compile(r"write-ahead log start point: (\S+) on timeline (\d+)")
 END_POINT = re.compile(r"write-ahead log end point: (\S+)")
 SEGMENT_SIZE_QUERY = "SELECT pg_size_bytes(current_setting('wal_segment_size'))"
+CLUSTER_SIZE_QUERY = "SELECT sum(pg_database_size(oid)) FROM pg_catalog.pg_database"
+"""An upper bound of the tar's size, to size the parts of the upload that runs beside it."""
 TAR_TYPE = "application/x-tar"
 JSON_TYPE = "application/json"
 
@@ -114,16 +124,39 @@ def take_base_backup(config: Config, encryption: Encryption | None) -> BaseBacku
             "--no-password",
             f"--label=moonflower {label}",
         ]
-        with (
-            spool_file(config.backup.spool_dir, ".tar" + suffix) as spooled,
-            encoding_stages(config.backup.compression, encryption) as stages,
-        ):
-            with step("basebackup"), spooled.open("wb") as output:
-                tails = runner.run([Stage("pg_basebackup", argv, environment), *stages], output)
-            start_lsn, timeline, stop_lsn = wal_points(list(tails[0].lines))
-            stopped = pendulum.now("UTC")
-            with step("upload"):
-                uploaded = storage.upload(spooled, key, TAR_TYPE)
+        cluster_size = int(psql_query(psql, environment, CLUSTER_SIZE_QUERY) or 0)
+        journal = UploadJournal(
+            state_directory(config.backup), config.s3.bucket, config.s3.endpoint
+        )
+        with shutdown.critical():
+            journal.started(key)
+        finished = False
+        try:
+            with (
+                spool_file(config.backup.spool_dir, ".tar" + suffix) as spooled,
+                encoding_stages(config.backup.compression, encryption) as stages,
+            ):
+                with (
+                    step("basebackup"),
+                    spooled.open("wb") as output,
+                    early_upload(config, storage, key, spooled, cluster_size) as stream,
+                ):
+                    base = Stage("pg_basebackup", argv, environment)
+                    tails = runner.run([base, *stages], output)
+                    uploaded = stream.finish() if stream is not None else None
+                start_lsn, timeline, stop_lsn = wal_points(list(tails[0].lines))
+                stopped = pendulum.now("UTC")
+                with step("upload"):
+                    if uploaded is None:
+                        uploaded = storage.upload(spooled, key, TAR_TYPE)
+                    digest = file_sha256(spooled)  # the whole file's, whichever way it went up
+            finished = True
+        finally:
+            with shutdown.critical():
+                if not finished:
+                    with contextlib.suppress(MoonflowerError):
+                        storage.abort_uploads_for(key)
+                journal.finished(key)
     record = BaseBackupRecord(
         label=label,
         key=key,
@@ -136,7 +169,7 @@ def take_base_backup(config: Config, encryption: Encryption | None) -> BaseBacku
         server_major=server.major,
         segment_size=segment_size,
         size=uploaded.size,
-        sha256=uploaded.sha256,
+        sha256=digest,
         compression=str(config.backup.compression.algorithm),
         encrypted=encryption is not None,
     )
@@ -150,6 +183,16 @@ def take_base_backup(config: Config, encryption: Encryption | None) -> BaseBacku
         timeline,
     )
     return record
+
+
+def early_upload(
+    config: Config, storage: Storage, key: str, spooled: Path, size_hint: int
+) -> contextlib.AbstractContextManager[StreamingUpload | None]:
+    """Parts go up while pg_basebackup still runs (when S3 checksums are on: they verify
+    such objects); a failure falls back to uploading the finished file."""
+    if config.s3.checksum != ChecksumMode.WHEN_SUPPORTED:
+        return contextlib.nullcontext()
+    return streaming_upload(lambda: storage, key, spooled, part_size_for(size_hint), TAR_TYPE)
 
 
 def write_description(storage: Storage, config: Config, record: BaseBackupRecord) -> None:

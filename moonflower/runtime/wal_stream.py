@@ -27,6 +27,7 @@ from moonflower.pipeline.runner import Pipeline, Stage
 from moonflower.postgres.connection import MAINTENANCE_DATABASE, libpq_environment
 from moonflower.postgres.replication import ensure_slot
 from moonflower.postgres.wal_names import PARTIAL_SUFFIX, is_history, segment_of
+from moonflower.runtime.lifecycle import shutdown
 
 BACKOFF_START_SECONDS = 1.0
 BACKOFF_MAX_SECONDS = 60.0
@@ -114,7 +115,7 @@ class WalStreamer:
         """Until `stop` is set: keep pg_receivewal running and the archive up to date."""
         program = self.prepare()
         backoff = BACKOFF_START_SECONDS
-        while not self.stop.is_set():
+        while not self.stop.is_set() and not shutdown.abandoned.is_set():
             started = time.monotonic()
             with Pipeline([self.receiver(program)]) as receiver:
                 self.state.running = True
@@ -129,7 +130,7 @@ class WalStreamer:
                 receiver.terminate()
                 reason = receiver.tails[0].text()
             self.archive_waiting(final=True)
-            if stopping:
+            if stopping or shutdown.abandoned.is_set():  # the process is being stopped
                 break
             self.state.restarts += 1
             self.state.down_since = self.state.down_since or pendulum.now("UTC").isoformat()

@@ -129,7 +129,14 @@ def test_restore_to_a_moment_between_two_commits(
     source: PgServer, s3: S3Server, tmp_path: Path, restore_dir: Path
 ) -> None:
     bucket = s3.new_bucket()
-    env = pitr_env(source, s3, bucket, tmp_path, ENCRYPTION_PASSPHRASE="pitr passphrase 1")
+    env = pitr_env(
+        source,
+        s3,
+        bucket,
+        tmp_path,
+        ENCRYPTION_PASSPHRASE="pitr passphrase 1",
+        BACKUP_COMPRESSION="none",  # a tar of some 40 MiB: uploaded in parts while it is made
+    )
     streaming = Streaming(env, tmp_path / "run.log")
     try:
         assert eventually(lambda: "WAL streaming started" in streaming.text(), 60), streaming.text()
@@ -145,6 +152,7 @@ def test_restore_to_a_moment_between_two_commits(
     assert listing.returncode == 0, listing.stderr
     (base,) = [entry for entry in json.loads(listing.stdout) if entry.get("kind") == "base"]
     assert base["gap_at"] is None
+    assert "-" in s3.client().head_object(Bucket=bucket, Key=base["key"])["ETag"]  # multipart
     assert pendulum.parse(base["recoverable_to"]) >= times[-1][1]
     assert pendulum.parse(base["recoverable_from"]) <= times[3][1]
     last_kept = 8
