@@ -2,6 +2,7 @@
 
 import argparse
 import os
+import shlex
 import shutil
 import tempfile
 import time
@@ -69,13 +70,16 @@ def steps_taken(seconds: dict[str, float]) -> str:
     return f"{sum(seconds.values()):.1f} s ({parts})"
 
 
-def moonflower_command() -> str:
-    """How the server's restore_command calls Moonflower: this checkout's entrypoint, else
-    the one on PATH."""
+def moonflower_command(config_path: Path | None) -> str:
+    """How the server's restore_command calls Moonflower (a shell command line): this
+    checkout's entrypoint, else the one on PATH, with the --config file when one was given
+    (the server's environment does not hold Moonflower's settings)."""
     entrypoint = Path(__file__).resolve().parents[1] / "bin" / "moonflower"
-    if entrypoint.is_file():
-        return str(entrypoint)
-    return shutil.which("moonflower") or "moonflower"
+    program = str(entrypoint) if entrypoint.is_file() else shutil.which("moonflower")
+    argv = [program or "moonflower"]
+    if config_path is not None:
+        argv += ["--config", str(config_path.absolute())]
+    return shlex.join(argv)
 
 
 def recovery_target(arguments: argparse.Namespace) -> "RecoveryTarget":
@@ -104,7 +108,7 @@ def restore_cluster(config: Config, arguments: argparse.Namespace) -> ExitStatus
     directory = Path(arguments.to).absolute()
     target = recovery_target(arguments)
     account = server_account(directory, arguments.run_as, required=arguments.start)
-    fetch_command = moonflower_command() if arguments.wal_fetch_command else None
+    fetch_command = moonflower_command(arguments.config) if arguments.wal_fetch_command else None
     restore = ClusterRestore(config, directory, target)
     prepared = restore.prepare(fetch_command)
     if account is not None:

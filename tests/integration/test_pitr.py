@@ -458,3 +458,73 @@ def test_latest_follows_a_failover_to_a_new_timeline(
     )
     assert restore.returncode == 0, restore.stderr
     assert restored_rows(final_dir, source.password) == list(range(10))
+
+
+def server_user_can_run_moonflower() -> bool:
+    """As root, the server runs as `nobody`, which must be able to start bin/moonflower (a
+    virtualenv made from an interpreter under /root is closed to it)."""
+    if os.geteuid() != 0:
+        return True
+    probe = subprocess.run(
+        [
+            "setpriv",
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            "--",
+            *moonflower_command("--version"),
+        ],
+        capture_output=True,
+        check=False,
+    )
+    return probe.returncode == 0
+
+
+def test_restore_with_moonflower_as_the_restore_command(
+    source: PgServer, s3: S3Server, tmp_path: Path, restore_dir: Path
+) -> None:
+    if not server_user_can_run_moonflower():
+        pytest.skip("the server's user cannot run this checkout's bin/moonflower")
+    bucket = s3.new_bucket()
+    env = pitr_env(source, s3, bucket, tmp_path, BACKUP_COMPRESSION="zstd")
+    assert run_moonflower("basebackup", env=env).returncode == 0
+    streaming = Streaming(env, tmp_path / "run.log")
+    try:
+        assert eventually(lambda: "WAL streaming started" in streaming.text(), 60)
+        commit_rows(source, 0, 5)
+        source.psql("SELECT pg_switch_wal()")
+        times = commit_times(source)
+        assert eventually(lambda: archived_after(s3, bucket, times[-1][1].add(seconds=1)), 60)
+    finally:
+        assert streaming.stop() == 0, streaming.text()
+    # The settings in a file the server's user can read: its environment has none of them.
+    config = restore_dir.parent / "moonflower.toml"
+    s3_env = s3.moonflower_env(bucket, "pitr")
+    config.write_text(
+        "[s3]\n"
+        f'endpoint = "{s3_env["S3_ENDPOINT"]}"\n'
+        f'region = "{s3_env["S3_REGION"]}"\n'
+        f'bucket = "{bucket}"\n'
+        'path = "pitr"\n'
+        f'access_key = "{s3_env["S3_ACCESS_KEY"]}"\n'
+        f'secret_key = "{s3_env["S3_SECRET_KEY"]}"\n'
+        "[backup]\n"
+        'compression = "zstd"\n'
+    )
+    config.chmod(0o644)
+    restore = run_moonflower(
+        "restore-cluster",
+        "--config",
+        str(config),
+        "--to",
+        str(restore_dir),
+        "--latest",
+        "--wal-fetch-command",
+        "--start",
+        env={"PATH": os.environ["PATH"]},
+    )
+    assert restore.returncode == 0, restore.stderr
+    settings = (restore_dir / "postgresql.auto.conf").read_text()
+    assert f"--config {config} wal-fetch %f %p'" in settings
+    assert not list((restore_dir / "pg_wal").glob("0000000100000000000000[3-9]"))
+    assert restored_rows(restore_dir, source.password) == list(range(5))
