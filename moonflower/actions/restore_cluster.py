@@ -84,7 +84,11 @@ def choose_base(bases: list[BaseBackupRecord], target: RecoveryTarget) -> BaseBa
 
 
 def check_empty_directory(directory: Path) -> None:
-    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+    try:
+        occupied = directory.exists() and (not directory.is_dir() or any(directory.iterdir()))
+    except OSError as error:
+        raise RestoreError("prepare", f"{directory}: {error.strerror}") from None
+    if occupied:
         raise RestoreError("prepare", f"{directory} is not an empty directory; it was left alone")
 
 

@@ -82,10 +82,18 @@ def candidate_paths(program: str, configured: Path | None) -> list[Path]:
     candidates.extend(debian)
     unique: dict[Path, Path] = {}
     for path in candidates:
-        if path.is_file() and os.access(path, os.X_OK):
+        if is_program(path):
             # Keep the name as found: Debian's pg_wrapper decides what to run from argv[0].
             unique.setdefault(path.resolve(), path)
     return list(unique.values())
+
+
+def is_program(path: Path) -> bool:
+    """An executable file; a PATH entry this user may not look into holds none."""
+    try:
+        return path.is_file() and os.access(path, os.X_OK)
+    except OSError:
+        return False
 
 
 @functools.lru_cache(maxsize=16)
