@@ -146,9 +146,12 @@ OWNED_PREFIXES = (
     "MOONFLOWER_",
 )
 """An environment variable starting with one of these is Moonflower's: an unknown one is a typo."""
-FOREIGN_NAMES = frozenset({"PG_MAJOR", "PG_VERSION", "PG_SHA256", "PG_CLIENT_VERSION"})
-"""Set in the same containers by others: the official postgres image (PG_MAJOR, PG_VERSION,
-PG_SHA256) and Moonflower's own image build (PG_CLIENT_VERSION)."""
+FOREIGN_NAMES = frozenset(
+    {"PG_MAJOR", "PG_VERSION", "PG_SHA256", "PG_CLIENT_VERSION", "PG_GRANDPARENT_PID"}
+)
+"""Set in the same environments by others: the official postgres image (PG_MAJOR,
+PG_VERSION, PG_SHA256), Moonflower's own image build (PG_CLIENT_VERSION), and PostgreSQL
+itself for the archive_command and restore_command it runs (PG_GRANDPARENT_PID)."""
 CONFIG_PATH_ENV = "MOONFLOWER_CONFIG"
 
 S3_KEY_ID_LEGACY = "S3_KEY_ID"
