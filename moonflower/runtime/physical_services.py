@@ -2,11 +2,12 @@
 base backups on BASEBACKUP_SCHEDULE, each in its own thread beside the logical schedule."""
 
 import contextlib
+import functools
 import threading
 from collections.abc import Callable, Iterator
 
 from moonflower.config.model import Config
-from moonflower.errors import MoonflowerError
+from moonflower.errors import ConfigError, MoonflowerError
 from moonflower.exit_status import ExitStatus
 from moonflower.output.logs import log
 from moonflower.runtime.lifecycle import Shutdown
@@ -50,8 +51,15 @@ def physical_services(config: Config, shutdown: Shutdown) -> Iterator[list[threa
             streamer = WalStreamer(
                 config, archive, password, stop, gap_webhook(config), state.wal_stream
             )
-            streamer.prepare()  # a user without REPLICATION fails here, before anything runs
-            threads.append(threading.Thread(target=guarded(streamer.run), name="wal-stream"))
+            program = None
+            try:
+                program = streamer.prepare()  # no REPLICATION: exit 2 here, before anything
+            except ConfigError:
+                raise
+            except MoonflowerError as error:  # the server is down: the stream waits for it
+                log.warning("WAL streaming waits for the server: %s", error)
+            start_stream = functools.partial(streamer.run, program)
+            threads.append(threading.Thread(target=guarded(start_stream), name="wal-stream"))
         if config.wal.basebackup_schedule is not None:
             threads.append(
                 threading.Thread(target=base_backup_schedule(config, stop), name="basebackups")

@@ -21,7 +21,7 @@ import pendulum
 
 from moonflower.actions.wal_archive import WalArchive
 from moonflower.config.model import Config
-from moonflower.errors import MoonflowerError, WalError
+from moonflower.errors import ConfigError, MoonflowerError, WalError
 from moonflower.output.logs import log
 from moonflower.pipeline.runner import Pipeline, Stage
 from moonflower.postgres.connection import MAINTENANCE_DATABASE, libpq_environment
@@ -111,9 +111,23 @@ class WalStreamer:
         ]
         return Stage("pg_receivewal", argv, self.environment)
 
-    def run(self) -> None:
-        """Until `stop` is set: keep pg_receivewal running and the archive up to date."""
-        program = self.prepare()
+    def run(self, program: Path | None = None) -> None:
+        """Until `stop` is set: keep pg_receivewal running and the archive up to date.
+        `program` is the pg_receivewal that `prepare` found (None: find it here, waiting
+        for the server as long as it takes)."""
+        backoff = BACKOFF_START_SECONDS
+        while program is None:
+            try:
+                program = self.prepare()
+            except ConfigError:
+                raise
+            except MoonflowerError as error:
+                log.warning(
+                    "WAL streaming cannot start yet (%s); retrying in %.0f s", error, backoff
+                )
+                if self.stop.wait(backoff):
+                    return
+                backoff = min(backoff * 2, BACKOFF_MAX_SECONDS)
         backoff = BACKOFF_START_SECONDS
         while not self.stop.is_set() and not shutdown.abandoned.is_set():
             started = time.monotonic()

@@ -528,3 +528,18 @@ def test_restore_with_moonflower_as_the_restore_command(
     assert f"--config {config} wal-fetch %f %p'" in settings
     assert not list((restore_dir / "pg_wal").glob("0000000100000000000000[3-9]"))
     assert restored_rows(restore_dir, source.password) == list(range(5))
+
+
+def test_the_stream_waits_for_a_server_that_is_down_at_start(
+    source: PgServer, s3: S3Server, tmp_path: Path
+) -> None:
+    env = pitr_env(source, s3, s3.new_bucket(), tmp_path)
+    source.halt()
+    streaming = Streaming(env, tmp_path / "run.log")
+    try:
+        assert eventually(lambda: "WAL streaming waits for the server" in streaming.text(), 60)
+        assert streaming.process.poll() is None, streaming.text()
+        source.resume()
+        assert eventually(lambda: "WAL streaming started" in streaming.text(), 90), streaming.text()
+    finally:
+        assert streaming.stop() == 0, streaming.text()

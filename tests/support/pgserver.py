@@ -113,7 +113,14 @@ class PgServer:
 
     def restart(self) -> None:
         """Stop the server (fast: sessions are cut, as in a failover) and start it again."""
+        self.halt()
+        self.resume()
+
+    def halt(self) -> None:
+        """Stop the server, keeping its data directory (resume starts it again)."""
         self._server_command("pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "stop")
+
+    def resume(self) -> None:
         self._start_server()
 
     def kill(self) -> None:
