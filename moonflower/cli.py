@@ -107,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Delete backups older than S3_EXPIRES_IN, every version of them. The "
         "newest backup of each database is always kept; versions still under Object Lock are "
         "skipped and retried by a later prune. Only keys directly under S3_PATH that follow "
-        "Moonflower's naming are considered.",
+        "Moonflower's naming are considered. Without DATABASE names, physical backups are "
+        "expired too: base backups (never the newest) and the WAL no kept one needs.",
     )
     prune.add_argument(
         "prune_databases", nargs="*", metavar="DATABASE", help="only these databases"
@@ -203,9 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_physical_commands(add_command)
     add_command(
         "run",
-        help="run backups on the cron schedule in SCHEDULE until stopped",
+        help="run backups on the cron schedule in SCHEDULE until stopped (and stream the "
+        "WAL with WAL_STREAM=on)",
         description="Run backups on the cron schedule in SCHEDULE (local time) until SIGTERM "
-        "or SIGINT. BACKUP_ON_START=true also runs one backup at start-up.",
+        "or SIGINT. BACKUP_ON_START=true also runs one backup at start-up. With WAL_STREAM=on "
+        "the WAL is streamed to S3_PATH/wal/ meanwhile, and BASEBACKUP_SCHEDULE takes base "
+        "backups (point-in-time recovery); SCHEDULE may then be left out.",
     )
     return parser
 
