@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import pendulum
 
 from moonflower.config.model import Config
-from moonflower.errors import RestoreError
+from moonflower.errors import ConfigError
 from moonflower.exit_status import ExitStatus
 from moonflower.output.logs import log
 from moonflower.postgres.wal_names import parse_lsn
@@ -91,13 +91,18 @@ def recovery_target(arguments: argparse.Namespace) -> "RecoveryTarget":
         except (ValueError, pendulum.parsing.exceptions.ParserError):
             moment = None
         if not isinstance(moment, pendulum.DateTime):
-            raise RestoreError("choose", f'--time "{arguments.time}" is not a date and time')
+            raise ConfigError(
+                [
+                    f'--time: "{arguments.time}" is not a date and time, such as '
+                    '"2026-11-26 14:03:07+00" (UTC when no offset is given)'
+                ]
+            )
         return RecoveryTarget(time=moment)
     if arguments.lsn is not None:
         try:
             return RecoveryTarget(lsn=parse_lsn(arguments.lsn))
         except ValueError as error:
-            raise RestoreError("choose", f"--lsn: {error}") from None
+            raise ConfigError([f"--lsn: {error}"]) from None
     return RecoveryTarget()
 
 

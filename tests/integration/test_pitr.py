@@ -543,3 +543,24 @@ def test_the_stream_waits_for_a_server_that_is_down_at_start(
         assert eventually(lambda: "WAL streaming started" in streaming.text(), 90), streaming.text()
     finally:
         assert streaming.stop() == 0, streaming.text()
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--time", "yesterday", '--time: "yesterday" is not a date and time'),
+        ("--time", "2026-02-30 10:00:00", "--time: "),
+        ("--lsn", "12", '--lsn: "12" is not a WAL position'),
+    ],
+)
+def test_a_bad_target_is_refused_before_anything(
+    s3: S3Server, tmp_path: Path, flag: str, value: str, message: str
+) -> None:
+    env = archive_only_env(s3, s3.new_bucket(), tmp_path)
+    target = tmp_path / "never"
+    result = run_moonflower("restore-cluster", "--to", str(target), flag, value, env=env)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"moonflower: {message}")
+    assert not target.exists()
