@@ -8,7 +8,6 @@ the encryption, which never produces the same bytes twice.
 """
 
 import contextlib
-import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +20,7 @@ from moonflower.output.logs import log
 from moonflower.pipeline import runner
 from moonflower.pipeline.encoding import COPY, decoding_stages, encode_file, is_encrypted
 from moonflower.pipeline.gpg import Decryption, Encryption
+from moonflower.pipeline.runner import Stage
 from moonflower.pipeline.spool import spool_file
 from moonflower.postgres.wal_names import PARTIAL_SUFFIX, is_wal_file, segment_of
 from moonflower.s3.checksums import file_sha256
@@ -37,11 +37,16 @@ from moonflower.s3.physical_keys import (
 CONTENT_SHA256 = "content-sha256"
 """Object metadata: the SHA-256 of the raw WAL file, before compression and encryption."""
 CONTENT_TYPE = "application/octet-stream"
+SHA256_HEX_LENGTH = 64
 
 
 def content_digest(path: Path) -> str:
-    """SHA-256 of a WAL file (16 MiB: read in one go, kept out of any pipeline)."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    """SHA-256 of a WAL file, computed by `sha256sum`: the WAL's bytes stay out of Python."""
+    output = runner.capture(Stage("sha256sum", ["sha256sum", "--zero", "--", str(path)]))
+    digest = output.split(maxsplit=1)[0] if output else ""
+    if len(digest) != SHA256_HEX_LENGTH:
+        raise WalError(f"sha256sum gave no digest for {path.name}")
+    return digest
 
 
 class WalArchive:
