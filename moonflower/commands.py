@@ -130,7 +130,12 @@ def replication_allowed(config: Config) -> None:
     pg = config.postgres
     with passfile(pg.password, config.backup.spool_dir) as password:
         environment = libpq_environment(pg, password, MAINTENANCE_DATABASE)
-        require_replication(pg, any_psql(pg.pg_dump_path), environment)
+        try:
+            require_replication(pg, any_psql(pg.pg_dump_path), environment)
+        except ConfigError:
+            raise
+        except MoonflowerError:
+            pass  # the server cannot be asked: the connection checks report why
 
 
 def report_health(config: Config) -> ExitStatus:

@@ -15,8 +15,8 @@ from moonflower.config.model import Config
 from moonflower.errors import ConfigError, MoonflowerError
 from moonflower.pipeline.gpg import Encryption
 from moonflower.postgres.clients import any_psql, find_client
-from moonflower.postgres.connection import libpq_environment, passfile
-from moonflower.postgres.queries import server_version
+from moonflower.postgres.connection import MAINTENANCE_DATABASE, libpq_environment, passfile
+from moonflower.postgres.queries import psql_query, server_version
 from moonflower.runtime.state_dir import state_directory
 from moonflower.s3.gateway import Storage
 from moonflower.s3.keys import listing_prefix
@@ -38,6 +38,10 @@ def run_check(name: str, probe: Callable[[], str]) -> Check:
         return Check(name, False, str(error))
 
 
+SLOT_EXISTS = "SELECT count(*) FROM pg_catalog.pg_replication_slots WHERE slot_name = '{}'"
+"""The slot name is checked ([a-z0-9_]) when the settings are read."""
+
+
 class Preflight:
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -56,6 +60,8 @@ class Preflight:
         if storage is not None:
             checks.append(run_check("bucket", lambda: self._bucket(storage)))
             checks.append(run_check("bucket writable", lambda: self._probe(storage)))
+        if self.config.wal.stream:
+            checks.append(run_check("WAL streaming", self._replication))
         checks.append(run_check("encryption", self._encryption))
         checks += [
             run_check(f"webhook {event}", functools.partial(resolve, url))
@@ -81,6 +87,16 @@ class Preflight:
 
                 results.append(run_check(f"database {database}", probe))
         return results
+
+    def _replication(self) -> str:
+        """The user may stream WAL (checked before the checks run), and the slot's state."""
+        pg = self.config.postgres
+        slot = self.config.wal.slot
+        with passfile(pg.password, self.config.backup.spool_dir) as password:
+            environment = libpq_environment(pg, password, MAINTENANCE_DATABASE)
+            found = psql_query(any_psql(pg.pg_dump_path), environment, SLOT_EXISTS.format(slot))
+        state = "exists" if found == "1" else "will be created by the first run"
+        return f"{pg.user} may replicate; replication slot {slot} {state}"
 
     def _bucket(self, storage: Storage) -> str:
         storage.check_bucket()

@@ -564,3 +564,14 @@ def test_a_bad_target_is_refused_before_anything(
     assert len(lines) == 1
     assert lines[0].startswith(f"moonflower: {message}")
     assert not target.exists()
+
+
+def test_check_reports_the_replication_slot(source: PgServer, s3: S3Server, tmp_path: Path) -> None:
+    env = pitr_env(source, s3, s3.new_bucket(), tmp_path)
+    before = run_moonflower("check", env=env)
+    assert before.returncode == 0, before.stdout + before.stderr
+    assert "replication slot moonflower will be created" in " ".join(before.stdout.split())
+    assert run_moonflower("basebackup", env=env).returncode == 0  # it makes the slot
+    after = run_moonflower("check", env=env)
+    assert after.returncode == 0, after.stdout + after.stderr
+    assert "replication slot moonflower exists" in " ".join(after.stdout.split())
