@@ -135,7 +135,9 @@ def test_restore_to_a_moment_between_two_commits(
         bucket,
         tmp_path,
         ENCRYPTION_PASSPHRASE="pitr passphrase 1",
-        BACKUP_COMPRESSION="none",  # a tar of some 40 MiB: uploaded in parts while it is made
+        # A tar of some 40 MiB: uploaded in parts while it is made when the upload keeps up
+        # (on a busy machine pg_basebackup may finish first; the file then goes up whole).
+        BACKUP_COMPRESSION="none",
     )
     streaming = Streaming(env, tmp_path / "run.log")
     try:
@@ -152,7 +154,6 @@ def test_restore_to_a_moment_between_two_commits(
     assert listing.returncode == 0, listing.stderr
     (base,) = [entry for entry in json.loads(listing.stdout) if entry.get("kind") == "base"]
     assert base["gap_at"] is None
-    assert "-" in s3.client().head_object(Bucket=bucket, Key=base["key"])["ETag"]  # multipart
     assert pendulum.parse(base["recoverable_to"]) >= times[-1][1]
     assert pendulum.parse(base["recoverable_from"]) <= times[3][1]
     last_kept = 8
