@@ -81,6 +81,9 @@ class Streaming:
     def text(self) -> str:
         return self.log_path.read_text()
 
+    def wait_started(self) -> None:
+        assert eventually(lambda: "WAL streaming started" in self.text(), 60), self.text()
+
     def stop(self) -> int:
         self.process.send_signal(signal.SIGTERM)
         code = self.process.wait(timeout=60)
@@ -106,6 +109,15 @@ def commit_times(server: PgServer) -> list[tuple[int, pendulum.DateTime]]:
         (int(n), pendulum.parse(moment + "Z"))  # type: ignore[misc]
         for n, moment in (line.split("|") for line in rows.splitlines())
     ]
+
+
+def archive_caught_up(
+    s3: S3Server, bucket: str, server: PgServer, seconds: float = 60
+) -> list[tuple[int, pendulum.DateTime]]:
+    """The commit times of the rows, once S3 holds WAL pushed a second after the last."""
+    times = commit_times(server)
+    assert eventually(lambda: archived_after(s3, bucket, times[-1][1].add(seconds=1)), seconds)
+    return times
 
 
 def archived_after(s3: S3Server, bucket: str, moment: pendulum.DateTime) -> bool:
@@ -141,13 +153,12 @@ def test_restore_to_a_moment_between_two_commits(
     )
     streaming = Streaming(env, tmp_path / "run.log")
     try:
-        assert eventually(lambda: "WAL streaming started" in streaming.text(), 60), streaming.text()
+        streaming.wait_started()
         commit_rows(source, 0, 3)
         backup = run_moonflower("basebackup", env=env)
         assert backup.returncode == 0, backup.stderr
         commit_rows(source, 3, 12)
-        times = commit_times(source)
-        assert eventually(lambda: archived_after(s3, bucket, times[-1][1].add(seconds=1)), 60)
+        times = archive_caught_up(s3, bucket, source)
     finally:
         assert streaming.stop() == 0, streaming.text()
     listing = run_moonflower("list", "--json", env=env)
@@ -197,7 +208,7 @@ def test_latest_after_the_source_is_killed(
     assert backup.returncode == 0, backup.stderr
     streaming = Streaming(env, tmp_path / "run.log")
     try:
-        assert eventually(lambda: "WAL streaming started" in streaming.text(), 60), streaming.text()
+        streaming.wait_started()
         commit_rows(source, 0, 25)
         times = commit_times(source)
         killed_at = pendulum.now("UTC")
@@ -320,15 +331,14 @@ def test_prune_keeps_the_wal_the_kept_base_backup_needs(
     env = pitr_env(source, s3, bucket, tmp_path, BACKUP_COMPRESSION="zstd")
     streaming = Streaming(env, tmp_path / "run.log")
     try:
-        assert eventually(lambda: "WAL streaming started" in streaming.text(), 60), streaming.text()
+        streaming.wait_started()
         assert run_moonflower("basebackup", env=env).returncode == 0
         commit_rows(source, 0, 3)
         source.psql("SELECT pg_switch_wal()")
         assert run_moonflower("basebackup", env=env).returncode == 0
         commit_rows(source, 3, 3)
         source.psql("SELECT pg_switch_wal()")
-        times = commit_times(source)
-        assert eventually(lambda: archived_after(s3, bucket, times[-1][1].add(seconds=1)), 60)
+        archive_caught_up(s3, bucket, source)
     finally:
         assert streaming.stop() == 0, streaming.text()
     bases_before = sorted({key.split("/")[2] for key in s3.keys(bucket) if "/base/" in key})
@@ -389,8 +399,7 @@ def test_no_gap_through_a_killed_receiver_a_restarted_server_and_an_s3_outage(
         source.psql("SELECT pg_switch_wal()")
         assert eventually(lambda: streaming.text().count("WAL streaming started") >= 2, 60)
         proxy.rules.clear()
-        times = commit_times(source)
-        assert eventually(lambda: archived_after(s3, bucket, times[-1][1].add(seconds=1)), 90)
+        archive_caught_up(s3, bucket, source, seconds=90)
     finally:
         assert streaming.stop() == 0, streaming.text()
     keys = s3.keys(bucket)
@@ -421,7 +430,7 @@ def test_latest_follows_a_failover_to_a_new_timeline(
     assert run_moonflower("basebackup", env=env).returncode == 0
     streaming = Streaming(env, tmp_path / "run-1.log")
     try:
-        assert eventually(lambda: "WAL streaming started" in streaming.text(), 60)
+        streaming.wait_started()
         commit_rows(source, 0, 5)
         source.kill()
         assert eventually(lambda: "pg_receivewal stopped" in streaming.text(), 30)
@@ -441,11 +450,10 @@ def test_latest_follows_a_failover_to_a_new_timeline(
         }
         streaming = Streaming(env_2, tmp_path / "run-2.log")
         try:
-            assert eventually(lambda: "WAL streaming started" in streaming.text(), 60)
+            streaming.wait_started()
             commit_rows(promoted, 5, 5)
             promoted.psql("SELECT pg_switch_wal()")
-            times = commit_times(promoted)
-            assert eventually(lambda: archived_after(s3, bucket, times[-1][1].add(seconds=1)), 60)
+            archive_caught_up(s3, bucket, promoted)
         finally:
             assert streaming.stop() == 0, streaming.text()
     assert any(key.endswith("/00000002.history.zst") for key in s3.keys(bucket))
@@ -491,11 +499,10 @@ def test_restore_with_moonflower_as_the_restore_command(
     assert run_moonflower("basebackup", env=env).returncode == 0
     streaming = Streaming(env, tmp_path / "run.log")
     try:
-        assert eventually(lambda: "WAL streaming started" in streaming.text(), 60)
+        streaming.wait_started()
         commit_rows(source, 0, 5)
         source.psql("SELECT pg_switch_wal()")
-        times = commit_times(source)
-        assert eventually(lambda: archived_after(s3, bucket, times[-1][1].add(seconds=1)), 60)
+        archive_caught_up(s3, bucket, source)
     finally:
         assert streaming.stop() == 0, streaming.text()
     # The settings in a file the server's user can read: its environment has none of them.
