@@ -29,6 +29,7 @@ from moonflower.output.logs import log, setup_logging
 from moonflower.output.redact import redactor
 from moonflower.physical_cli import COMMANDS as PHYSICAL_COMMANDS
 from moonflower.physical_cli import add_physical_commands, execute_physical, postgres_needs
+from moonflower.prune_cli import add_prune_command, retention_overrides
 from moonflower.runtime.lifecycle import Shutdown, shutdown
 
 DESCRIPTION = """\
@@ -101,19 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     backup.add_argument(
         "databases", nargs="*", metavar="DATABASE", help="databases to back up (PG_DATABASES)"
     )
-    prune = add_command(
-        "prune",
-        help="delete backups older than S3_EXPIRES_IN (never the newest of a database)",
-        description="Delete backups older than S3_EXPIRES_IN, every version of them. The "
-        "newest backup of each database is always kept; versions still under Object Lock are "
-        "skipped and retried by a later prune. Only keys directly under S3_PATH that follow "
-        "Moonflower's naming are considered. Without DATABASE names, physical backups are "
-        "expired too: base backups (never the newest) and the WAL no kept one needs.",
-    )
-    prune.add_argument(
-        "prune_databases", nargs="*", metavar="DATABASE", help="only these databases"
-    )
-    prune.add_argument("--dry-run", action="store_true", help="show what would be deleted")
+    add_prune_command(add_command)
     listing = add_command(
         "list",
         help="list the backups under S3_PATH, newest first",
@@ -216,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def flag_overrides(arguments: argparse.Namespace) -> dict[str, tuple[str, object]]:
     overrides: dict[str, tuple[str, object]] = {}
+    overrides.update(retention_overrides(arguments))
     if getattr(arguments, "databases", None):
         overrides["PG_DATABASES"] = ("databases", list(arguments.databases))
     if arguments.log_format:
@@ -241,7 +231,13 @@ def execute(
         return run_scheduler(config, shutdown)
     with shutdown.working():
         if command == "prune":
-            return prune_now(config, arguments.prune_databases or None, arguments.dry_run)
+            return prune_now(
+                config,
+                arguments.prune_databases or None,
+                arguments.dry_run,
+                arguments.yes,
+                arguments.json,
+            )
         if command == "list":
             return list_backups(config, arguments.list_databases, arguments.json)
         if command == "restore":

@@ -95,18 +95,29 @@ def output_console() -> "Console":
     return Console(width=None if sys.stdout.isatty() else SUMMARY_WIDTH)
 
 
-def prune_now(config: Config, databases: list[str] | None, dry_run: bool) -> ExitStatus:
+def prune_now(
+    config: Config, databases: list[str] | None, dry_run: bool, force: bool, as_json: bool
+) -> ExitStatus:
     from moonflower.actions.prune import Pruner
-    from moonflower.output.report import print_prune_table
+    from moonflower.output.prune_report import print_prune_table, prune_document
     from moonflower.s3.gateway import Storage
 
-    if config.s3.expires_in is None:
-        raise ConfigError(['S3_EXPIRES_IN: required by `moonflower prune`, e.g. "30 days"'])
+    if not config.s3.prunes:
+        raise ConfigError(
+            [
+                'S3_EXPIRES_IN: required by `moonflower prune`, e.g. "30 days", unless a keep '
+                "rule is set (BACKUP_KEEP_LAST, BACKUP_KEEP_DAILY, ...)"
+            ]
+        )
     storage = Storage(config.s3)
     storage.check_bucket()
-    report = Pruner(storage, config.s3).prune(databases, dry_run=dry_run)
-    print_prune_table(report, dry_run, output_console())
-    return ExitStatus.OK if report.ok else ExitStatus.BACKUP_FAILED
+    report = Pruner(storage, config.s3).prune(databases, dry_run=dry_run, force=force)
+    if as_json:
+        print(json.dumps(prune_document(report, dry_run), indent=2, ensure_ascii=False))
+    else:
+        print_prune_table(report, dry_run, config.s3.retention.timezone, output_console())
+    failed = report.errors if dry_run else report.problems
+    return ExitStatus.BACKUP_FAILED if failed else ExitStatus.OK
 
 
 def preflight(config: Config) -> ExitStatus:

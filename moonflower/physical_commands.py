@@ -27,13 +27,13 @@ def base_backup(config: Config) -> ExitStatus:
 
     with Encryption.open(config.encryption, config.backup.spool_dir) as encryption:
         take_base_backup(config, encryption)
-    if config.s3.expires_in is not None:
-        from moonflower.actions.prune_physical import prune_physical
+    if config.s3.prunes:
+        from moonflower.actions.prune import Pruner
         from moonflower.s3.gateway import Storage
 
-        pruned = prune_physical(Storage(config.s3), config.s3)
-        if pruned.errors:
-            log.error("pruning expired physical backups failed: %s", "; ".join(pruned.errors))
+        pruned = Pruner(Storage(config.s3), config.s3).prune_physical()
+        if pruned.problems:
+            log.error("pruning old base backups failed: %s", "; ".join(pruned.problems))
     return ExitStatus.OK
 
 

@@ -24,3 +24,8 @@ StreamState.waiting_bytes  # read through dataclasses.asdict into the status fil
 StreamState.restarts  # read through dataclasses.asdict into the status file
 StreamState.running  # read through dataclasses.asdict into the status file
 BaseBackupRecord.start_time  # written to backup.json for operators
+RetentionConfig.hourly  # the keep rules are read by name (RetentionConfig.rules, KEEP_RULES)
+RetentionConfig.daily
+RetentionConfig.weekly
+RetentionConfig.monthly
+RetentionConfig.yearly

@@ -120,7 +120,7 @@ class BackupRun:
         if s3_error is not None:  # the dumps were stopped; none of them is the news
             return RunReport(error=str(s3_error))
         succeeded = [result.database for result in report.results if result.ok]
-        if self.config.s3.expires_in is not None and succeeded:
+        if self.config.s3.prunes and succeeded:
             with step("prune"):
                 report.prune_error = self.prune(succeeded)
         return report
@@ -134,7 +134,7 @@ class BackupRun:
         except MoonflowerError as error:
             log.error("pruning expired backups failed: %s", error)
             return str(error)
-        return "; ".join(pruned.errors) or None
+        return "; ".join(pruned.problems) or None
 
     def _items(self, password_file: Path) -> tuple[str, ...]:
         """What this run backs up: the globals first when asked, then the databases."""

@@ -1,7 +1,10 @@
-"""Expiry that really deletes: remove backups older than S3_EXPIRES_IN, never the newest.
+"""Pruning: delete the backups the retention policy no longer keeps, every version of them.
 
-Only keys directly under S3_PATH that follow Moonflower's naming scheme are considered;
-nothing else in the bucket is ever touched.
+Each database is its own series, the globals another, and the base backups of the cluster a
+third (then the WAL that no kept base backup needs goes too). Only keys directly under S3_PATH
+that follow Moonflower's naming are considered; nothing else in the bucket is ever touched,
+the newest backup of a series is always kept, and with keep rules a prune that would delete
+more than BACKUP_PRUNE_MAX_DELETE percent of a series at once is refused.
 """
 
 from collections.abc import Collection
@@ -9,93 +12,168 @@ from dataclasses import dataclass, field
 
 import pendulum
 
-from moonflower.actions.prune_physical import prune_physical
-from moonflower.config.durations import Period
+from moonflower.actions.basebackup import BaseBackupRecord
+from moonflower.actions.keep_rules import NEWEST, Policy, reasons_to_keep, refusal
+from moonflower.actions.prune_physical import BASE_SERIES, base_keys, unneeded_wal
 from moonflower.config.model import S3Config
 from moonflower.output.logs import log
 from moonflower.s3.catalog import our_backups
 from moonflower.s3.gateway import Storage
 from moonflower.s3.keys import BackupKey
+from moonflower.s3.physical_catalog import base_backups
+
+LOGICAL, GLOBALS, BASE = "logical", "globals", "base"
+GLOBALS_SERIES = "the globals"
 
 
 @dataclass(frozen=True)
 class Decision:
-    backup: BackupKey
+    series: str
+    """The database's name, GLOBALS_SERIES or BASE_SERIES."""
+    kind: str
+    key: str
+    """The object's key; for a base backup, its label (its folder under base/)."""
+    created: pendulum.DateTime
     size: int
-    expires: pendulum.DateTime
-    action: str
-    """"delete", "keep" (not expired yet) or "keep newest" (expired, but the newest one)."""
+    reasons: tuple[str, ...]
+    """Why it is kept (rule names, "within <S3_EXPIRES_IN>", "newest"); empty: removed."""
+
+    @property
+    def keep(self) -> bool:
+        return bool(self.reasons)
 
 
 @dataclass
 class PruneReport:
     decisions: list[Decision] = field(default_factory=list)
-    deleted: list[str] = field(default_factory=list)
+    results: dict[str, str] = field(default_factory=dict)
+    """What happened to each removed backup: "deleted", "locked" or "failed"."""
+    refused: dict[str, str] = field(default_factory=dict)
+    """Series whose prune the safety limit refused, with the reason."""
+    wal_keys: list[str] = field(default_factory=list)
+    """WAL objects no kept base backup needs (deleted, unless a dry run)."""
     locked: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.errors
+        return not self.errors and not self.refused
+
+    @property
+    def problems(self) -> list[str]:
+        return [*self.refused.values(), *self.errors]
+
+    @property
+    def removed(self) -> list[Decision]:
+        return [d for d in self.decisions if not d.keep and d.series not in self.refused]
 
 
-def decide(
-    backups: list[tuple[BackupKey, int]], period: Period, now: pendulum.DateTime
-) -> list[Decision]:
-    """Newest first per database; the newest backup of a database is always kept."""
-    decisions = []
-    by_database: dict[str, list[tuple[BackupKey, int]]] = {}
-    for backup, size in backups:
-        by_database.setdefault(backup.key_name, []).append((backup, size))
-    for database in sorted(by_database):
-        ordered = sorted(by_database[database], key=lambda item: item[0].created, reverse=True)
-        for position, (backup, size) in enumerate(ordered):
-            expires = period.after(backup.created)
-            if expires > now:
-                action = "keep"
-            elif position == 0:
-                action = "keep newest"
-            else:
-                action = "delete"
-            decisions.append(Decision(backup, size, expires, action))
-    return decisions
+@dataclass(frozen=True)
+class Member:
+    key: str
+    created: pendulum.DateTime
+    size: int
+
+
+def series_of(backup: BackupKey) -> tuple[str, str]:
+    return (GLOBALS_SERIES, GLOBALS) if backup.is_globals else (backup.database, LOGICAL)
 
 
 class Pruner:
     def __init__(self, storage: Storage, config: S3Config) -> None:
         self.storage = storage
         self.config = config
+        self.policy = Policy(config.retention, config.expires_in)
+        self.bases: dict[str, BaseBackupRecord] = {}
 
-    def prune(self, databases: Collection[str] | None = None, dry_run: bool = False) -> PruneReport:
-        period = self.config.expires_in
-        assert period is not None, "prune needs S3_EXPIRES_IN"
+    def prune(
+        self,
+        databases: Collection[str] | None = None,
+        dry_run: bool = False,
+        force: bool = False,
+        logical: bool = True,
+    ) -> PruneReport:
+        """Without `databases`, every series including the physical backups. `force` lifts
+        the safety limit (`prune --yes`)."""
+        assert self.config.prunes, "prune needs S3_EXPIRES_IN or a keep rule"
         report = PruneReport()
-        backups = [
-            item
-            for item in our_backups(self.storage, self.config.prefix)
-            if databases is None or item[0].database in databases
-        ]
-        report.decisions = decide(backups, period, pendulum.now("UTC"))
-        doomed = [decision for decision in report.decisions if decision.action == "delete"]
-        for decision in report.decisions:
-            if decision.action == "keep newest":
-                log.info(
-                    "keeping %s although it expired: it is the newest backup of %s",
-                    decision.backup.key,
-                    decision.backup.database,
+        now = pendulum.now("UTC")
+        for (series, kind), members in self._series(databases, logical).items():
+            decisions = self._decide(series, kind, members, now)
+            report.decisions += decisions
+            removing = sum(not decision.keep for decision in decisions)
+            limit = self.config.retention.max_delete_percent
+            refused = refusal(series, len(decisions), removing, limit)
+            if refused and self.config.retention.has_rules and not force:
+                report.refused[series] = refused
+                log.error("%s", refused)
+        if databases is None and self.bases:
+            kept = [self.bases[d.key] for d in report.decisions if d.kind == BASE and d.keep]
+            if BASE_SERIES in report.refused:
+                kept = list(self.bases.values())
+            report.wal_keys = unneeded_wal(self.storage, self.config.prefix, kept)
+        verb = "would delete" if dry_run else "deleting"
+        for decision in report.removed:
+            log.info("%s %s (created %s)", verb, decision.key, decision.created.isoformat())
+        if report.wal_keys:
+            log.info("%s %d WAL file(s) no kept base backup needs", verb, len(report.wal_keys))
+        if not dry_run:
+            self._delete(report)
+        return report
+
+    def prune_physical(self) -> PruneReport:
+        """The base backups and the WAL alone (after a base backup)."""
+        return self.prune(logical=False)
+
+    def _series(
+        self, databases: Collection[str] | None, logical: bool
+    ) -> dict[tuple[str, str], list[Member]]:
+        found: dict[tuple[str, str], list[Member]] = {}
+        for backup, size in our_backups(self.storage, self.config.prefix) if logical else []:
+            if databases is None or backup.database in databases:
+                found.setdefault(series_of(backup), []).append(
+                    Member(backup.key, backup.created, size)
                 )
         if databases is None:  # a prune of everything covers the physical backups too
-            physical = prune_physical(self.storage, self.config, dry_run)
-            report.deleted += physical.deleted
-            report.locked += physical.locked
-            report.errors += physical.errors
-        if dry_run:
-            for decision in doomed:
-                log.info("would delete %s (expired %s)", decision.backup.key, decision.expires)
-            return report
-        for deletion in self.storage.delete_everywhere([d.backup.key for d in doomed]):
+            for base in base_backups(self.storage, self.config.prefix):
+                self.bases[base.label] = base
+                found.setdefault((BASE_SERIES, BASE), []).append(
+                    Member(base.label, base.stopped, base.size)
+                )
+        return found
+
+    def _decide(
+        self, series: str, kind: str, members: list[Member], now: pendulum.DateTime
+    ) -> list[Decision]:
+        ordered = sorted(members, key=lambda member: (member.created, member.key), reverse=True)
+        reasons = reasons_to_keep([member.created for member in ordered], self.policy, now)
+        decisions = [
+            Decision(series, kind, member.key, member.created, member.size, why)
+            for member, why in zip(ordered, reasons, strict=True)
+        ]
+        if decisions and decisions[0].reasons == (NEWEST,) and not self.policy.retention.rules:
+            log.info(
+                "keeping %s although it expired: it is the newest backup of %s",
+                decisions[0].key,
+                series,
+            )
+        return decisions
+
+    def _delete(self, report: PruneReport) -> None:
+        owner: dict[str, str] = {}
+        for decision in report.removed:
+            if decision.kind == BASE:
+                for key in base_keys(self.storage, self.config.prefix, self.bases[decision.key]):
+                    owner[key] = decision.key
+            else:
+                owner[decision.key] = decision.key
+        for key in report.wal_keys:
+            owner[key] = key
+        for deletion in self.storage.delete_everywhere(list(owner)):
+            backup = owner[deletion.key]
             if deletion.locked_until is not None:
                 report.locked.append(deletion.key)
+                report.results[backup] = "locked"
                 log.info(
                     "%s is locked until %s; a later prune will delete it",
                     deletion.key,
@@ -103,10 +181,8 @@ class Pruner:
                 )
             elif deletion.error is not None:
                 report.errors.append(deletion.error)
+                report.results[backup] = "failed"
                 log.error("%s", deletion.error)
             else:
-                report.deleted.append(deletion.key)
-                log.info(
-                    "deleted expired backup %s (%d version(s))", deletion.key, deletion.deleted
-                )
-        return report
+                report.results.setdefault(backup, "deleted")
+                log.info("deleted %s (%d version(s))", deletion.key, deletion.deleted)

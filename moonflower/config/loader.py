@@ -27,6 +27,7 @@ from moonflower.config.model import (
     WebhookConfig,
 )
 from moonflower.config.physical import wal_config
+from moonflower.config.retention import retention_config
 from moonflower.config.settings import Setting
 from moonflower.config.sources import Layers, RawValue, load_toml
 from moonflower.config.values import (
@@ -244,6 +245,7 @@ def load_config(
     )
     governance = validator.optional(s.S3_GOVERNANCE, period, None)
     expires_in = validator.optional(s.S3_EXPIRES_IN, period, None)
+    retention = retention_config(validator)
     warnings.extend(retention_warnings(governance, expires_in))
 
     spool_dir = validator.optional(s.BACKUP_SPOOL_DIR, writable_directory, None)
@@ -324,6 +326,7 @@ def load_config(
             max_attempts=max_attempts,
             governance=governance,
             expires_in=expires_in,
+            retention=retention,
         ),
         backup=BackupConfig(
             spool_dir=spool_dir,

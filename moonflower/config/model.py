@@ -48,6 +48,37 @@ class PostgresConfig:
         return self.databases == (ALL_DATABASES,)
 
 
+DEFAULT_PRUNE_MAX_DELETE = 50
+KEEP_RULES = ("last", "hourly", "daily", "weekly", "monthly", "yearly")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetentionConfig:
+    """Keep rules in the manner of `restic forget --keep-*`: how many of the newest backups,
+    and of the newest per hour, day, ISO week, month and year, each rule keeps (None: unset)."""
+
+    last: int | None = None
+    hourly: int | None = None
+    daily: int | None = None
+    weekly: int | None = None
+    monthly: int | None = None
+    yearly: int | None = None
+    timezone: str = "UTC"
+    """The calendar the periods follow (BACKUP_KEEP_TIMEZONE)."""
+    max_delete_percent: int = DEFAULT_PRUNE_MAX_DELETE
+    """A prune deleting more of one database's backups than this is refused."""
+
+    @property
+    def rules(self) -> dict[str, int]:
+        """The rules that are set, in KEEP_RULES order."""
+        counts = {rule: getattr(self, rule) for rule in KEEP_RULES}
+        return {rule: count for rule, count in counts.items() if count is not None}
+
+    @property
+    def has_rules(self) -> bool:
+        return bool(self.rules)
+
+
 @dataclass(frozen=True, kw_only=True)
 class S3Config:
     endpoint: str
@@ -62,7 +93,20 @@ class S3Config:
     governance: Period | None = None
     """How long each backup is locked in GOVERNANCE mode (S3_GOVERNANCE)."""
     expires_in: Period | None = None
-    """How long backups are kept before prune deletes them (S3_EXPIRES_IN)."""
+    """How long backups are kept before prune deletes them (S3_EXPIRES_IN); with keep rules,
+    how long every backup is kept whatever the rules say."""
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
+
+    @property
+    def prunes(self) -> bool:
+        """Whether anything tells prune what to delete."""
+        return self.expires_in is not None or self.retention.has_rules
+
+    @property
+    def expiry_date_applies(self) -> bool:
+        """Only S3_EXPIRES_IN alone gives a backup a known deletion date; keep rules may keep
+        it for years, so no Expires is then claimed."""
+        return self.expires_in is not None and not self.retention.has_rules
 
 
 @dataclass(frozen=True, kw_only=True)

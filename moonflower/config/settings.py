@@ -87,6 +87,23 @@ WAL_PUSH_INTERVAL = Setting("WAL_PUSH_INTERVAL", "wal", "push_interval")
 WAL_SPOOL_LIMIT = Setting("WAL_SPOOL_LIMIT", "wal", "spool_limit")
 BASEBACKUP_SCHEDULE = Setting("BASEBACKUP_SCHEDULE", "wal", "basebackup_schedule")
 
+BACKUP_KEEP_LAST = Setting("BACKUP_KEEP_LAST", "retention", "keep_last")
+BACKUP_KEEP_HOURLY = Setting("BACKUP_KEEP_HOURLY", "retention", "keep_hourly")
+BACKUP_KEEP_DAILY = Setting("BACKUP_KEEP_DAILY", "retention", "keep_daily")
+BACKUP_KEEP_WEEKLY = Setting("BACKUP_KEEP_WEEKLY", "retention", "keep_weekly")
+BACKUP_KEEP_MONTHLY = Setting("BACKUP_KEEP_MONTHLY", "retention", "keep_monthly")
+BACKUP_KEEP_YEARLY = Setting("BACKUP_KEEP_YEARLY", "retention", "keep_yearly")
+BACKUP_KEEP_TIMEZONE = Setting("BACKUP_KEEP_TIMEZONE", "retention", "timezone")
+BACKUP_PRUNE_MAX_DELETE = Setting("BACKUP_PRUNE_MAX_DELETE", "retention", "prune_max_delete")
+KEEP_RULE_SETTINGS = (
+    BACKUP_KEEP_LAST,
+    BACKUP_KEEP_HOURLY,
+    BACKUP_KEEP_DAILY,
+    BACKUP_KEEP_WEEKLY,
+    BACKUP_KEEP_MONTHLY,
+    BACKUP_KEEP_YEARLY,
+)
+
 ALL_SETTINGS: tuple[Setting, ...] = (
     PG_DATABASES,
     PG_HOST,
@@ -132,6 +149,9 @@ ALL_SETTINGS: tuple[Setting, ...] = (
     WAL_PUSH_INTERVAL,
     WAL_SPOOL_LIMIT,
     BASEBACKUP_SCHEDULE,
+    *KEEP_RULE_SETTINGS,
+    BACKUP_KEEP_TIMEZONE,
+    BACKUP_PRUNE_MAX_DELETE,
 )
 
 OWNED_PREFIXES = (

@@ -1,5 +1,5 @@
-"""What the commands print for operators: the backup summary, and the tables of list, prune,
-verify, check and status."""
+"""What the commands print for operators: the backup summary, and the tables of list,
+verify, check and status (prune's are in prune_report)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from moonflower.output.sizes import human_size
 if TYPE_CHECKING:
     from moonflower.actions.backup import RunReport
     from moonflower.actions.check import Check
-    from moonflower.actions.prune import PruneReport
     from moonflower.actions.verify import Verified
     from moonflower.runtime.status_file import Health
     from moonflower.s3.catalog import BackupInfo
@@ -71,34 +70,6 @@ def print_summary(report: RunReport, console: Console) -> None:
         console.print(
             Text(f"pruning expired backups failed: {redactor.mask(report.prune_error)}", "red")
         )
-
-
-def print_prune_table(report: PruneReport, dry_run: bool, console: Console) -> None:
-    title = "Moonflower prune (dry run)" if dry_run else "Moonflower prune"
-    table = Table(title=title, title_justify="left")
-    for column in ("database", "created", "expires", "size", "action", "key"):
-        table.add_column(column, overflow="fold")
-    locked = set(report.locked)
-    deleted = set(report.deleted)
-    for decision in report.decisions:
-        action = decision.action
-        if action == "delete" and not dry_run:
-            action = (
-                "deleted"
-                if decision.backup.key in deleted
-                else ("locked, kept" if decision.backup.key in locked else "failed")
-            )
-        elif action == "delete":
-            action = "would delete"
-        table.add_row(
-            decision.backup.database,
-            local_time(decision.backup.created),
-            local_time(decision.expires),
-            human_size(decision.size),
-            action,
-            decision.backup.key,
-        )
-    console.print(table)
 
 
 def when(moment: pendulum.DateTime | None) -> str:

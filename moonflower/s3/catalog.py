@@ -139,6 +139,8 @@ class Catalog:
         )
 
     def _expiry(self, backup: BackupKey, metadata: dict[str, str]) -> pendulum.DateTime | None:
+        if self.config.retention.has_rules:
+            return None  # the keep rules decide at each prune; no date can be promised
         if self.config.expires_in is not None:
             return self.config.expires_in.after(backup.created)
         recorded = metadata.get(EXPIRES_METADATA_KEY)

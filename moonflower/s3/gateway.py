@@ -78,7 +78,11 @@ class Storage:
             extra["ObjectLockRetainUntilDate"] = self.config.governance.after(now)
             # S3 refuses locked uploads without an integrity checksum, whatever S3_CHECKSUM says.
             extra["ChecksumAlgorithm"] = "SHA256"
-        expires = self.config.expires_in.after(now) if self.config.expires_in else None
+        expires = (
+            self.config.expires_in.after(now)
+            if self.config.expires_in and self.config.expiry_date_applies
+            else None
+        )
         if expires is not None:
             extra["Expires"] = expires
             metadata[EXPIRES_METADATA_KEY] = expires.isoformat()

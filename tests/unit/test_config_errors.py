@@ -196,3 +196,35 @@ def test_globals_without_encryption_warn_about_password_hashes() -> None:
 
     assert any(warning.startswith("PG_GLOBALS: ") for warning in plain.warnings)
     assert not any(warning.startswith("PG_GLOBALS: ") for warning in encrypted.warnings)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"BACKUP_KEEP_DAILY": "-1"}, "BACKUP_KEEP_DAILY: expected a whole number from 0"),
+        ({"BACKUP_KEEP_WEEKLY": "seven"}, "BACKUP_KEEP_WEEKLY: expected a whole number from 0"),
+        ({"BACKUP_KEEP_LAST": "1.5"}, "BACKUP_KEEP_LAST: expected a whole number from 0"),
+        ({"BACKUP_KEEP_TIMEZONE": "Mars/Olympus"}, 'BACKUP_KEEP_TIMEZONE: "Mars/Olympus" is not'),
+        ({"BACKUP_KEEP_TIMEZONE": "../../etc/passwd"}, "BACKUP_KEEP_TIMEZONE: "),
+        ({"BACKUP_PRUNE_MAX_DELETE": "150"}, "BACKUP_PRUNE_MAX_DELETE: expected a whole number"),
+        ({"BACKUP_KEEP_DAYLY": "7"}, "BACKUP_KEEP_DAYLY: not a Moonflower setting; did you mean"),
+    ],
+)
+def test_bad_keep_rules(settings: dict[str, str], message: str) -> None:
+    [problem] = problems_with(**settings)
+
+    assert problem.startswith(message)
+
+
+def test_keep_rules_in_toml(tmp_path) -> None:
+    path = tmp_path / "moonflower.toml"
+    path.write_text(
+        '[retention]\nkeep_daily = 7\nkeep_monthly = 0\ntimezone = "Europe/Berlin"\n'
+        "prune_max_delete = 20\n"
+    )
+
+    retention = load_config(REQUIRED, path).s3.retention
+
+    assert retention.rules == {"daily": 7, "monthly": 0}
+    assert retention.timezone == "Europe/Berlin"
+    assert retention.max_delete_percent == 20
