@@ -4,7 +4,7 @@
 """
 
 from moonflower.actions.basebackup import BaseBackupRecord
-from moonflower.config.model import ChecksumMode
+from moonflower.config.model import ChecksumMode, RetentionConfig
 from moonflower.output.logs import ContextAndRedaction
 from moonflower.runtime.scheduler import CronJob
 from moonflower.runtime.wal_stream import StreamState
