@@ -125,6 +125,40 @@ def test_prune_removes_every_version_in_a_versioned_bucket(
     assert len(seaweed.keys(bucket)) == 1
 
 
+def test_keep_rules_prune_every_version_and_skip_locked_ones(
+    seaweed: SeaweedServer, weed_env: dict[str, str]
+) -> None:
+    """Keep rules on a versioned Object Lock bucket: what no rule keeps loses every version;
+    a version still locked is skipped and reported; the kept ones are untouched."""
+    bucket = seaweed.new_bucket(object_lock=True)
+    client = seaweed.client()
+    keys = [f"nightly/ghost_2021-0{month}-15T01:00:00.000Z.sql.gz" for month in range(1, 7)]
+    for key in keys:
+        for body in (b"\x1f\x8b first", b"\x1f\x8b second"):
+            client.put_object(Bucket=bucket, Key=key, Body=body, ChecksumAlgorithm="SHA256")
+    locked = keys[0]
+    client.put_object(
+        Bucket=bucket,
+        Key=locked,
+        Body=b"\x1f\x8b locked",
+        ChecksumAlgorithm="SHA256",
+        ObjectLockMode="GOVERNANCE",
+        ObjectLockRetainUntilDate=datetime(2099, 1, 1, tzinfo=UTC),
+    )
+    env = {**weed_env, "S3_BUCKET": bucket, "BACKUP_KEEP_MONTHLY": "3"}
+
+    result = run_moonflower("prune", env=env)
+
+    assert result.returncode == 0, result.stderr
+    assert "is locked until" in result.stderr
+    listing = client.list_object_versions(Bucket=bucket, Prefix="nightly/")
+    versions: dict[str, int] = {}
+    for entry in listing.get("Versions", []) + listing.get("DeleteMarkers", []):
+        versions[entry["Key"]] = versions.get(entry["Key"], 0) + 1
+    assert versions == {keys[3]: 2, keys[4]: 2, keys[5]: 2, locked: 1}
+    assert "locked, kept" in result.stdout
+
+
 def test_a_changed_object_is_refused_before_the_target_is_touched(
     pg: PgServer, seaweed: SeaweedServer, weed_env: dict[str, str]
 ) -> None:
