@@ -56,6 +56,10 @@ def stored_compression(suffix: str) -> str:
     return "none"
 
 
+HEAD_BYTES = 16
+"""Enough of the start of an object to tell its compression and encryption."""
+
+
 @contextlib.contextmanager
 def decoding_stages(
     path: Path, suffix: str, decryption: Decryption, what: str
@@ -64,7 +68,16 @@ def decoding_stages(
     content decides about encryption (a plain object where encryption is expected is the
     caller's to refuse); inside an OpenPGP message the name's suffix tells the compression."""
     with path.open("rb") as handle:
-        head = handle.read(16)
+        head = handle.read(HEAD_BYTES)
+    with decoding_stages_for(head, suffix, decryption, what) as stages:
+        yield stages
+
+
+@contextlib.contextmanager
+def decoding_stages_for(
+    head: bytes, suffix: str, decryption: Decryption, what: str
+) -> Iterator[list[Stage]]:
+    """decoding_stages for content whose first HEAD_BYTES bytes are `head`."""
     if not head:
         raise RestoreError("inspect", f"{what} is empty")
     with contextlib.ExitStack() as stack:
@@ -83,6 +96,9 @@ def decoding_stages(
 
 def is_encrypted(path: Path) -> bool:
     with path.open("rb") as handle:
-        head = handle.read(1)
+        return starts_encrypted(handle.read(1))
+
+
+def starts_encrypted(head: bytes) -> bool:
     tag = packet_tag(head[0]) if head else None
     return tag in SESSION_KEY_TAGS

@@ -295,6 +295,14 @@ class Storage:
                 Config=TransferConfig(max_concurrency=UPLOAD_CONCURRENCY),
             )
 
+    def stream(self, key: str, chunk_size: int) -> Iterator[bytes]:
+        """The object's bytes as they arrive, in one GET and without retries: a caller that
+        cannot start over mid-stream falls back to `download`."""
+        action = f"downloading {key}"
+        response = self._call(action, "get_object", Key=key)
+        with contextlib.closing(response["Body"]) as body, translated(self.config, action):
+            yield from body.iter_chunks(chunk_size)
+
     def read_small(self, key: str, limit: int) -> bytes:
         """A small object's whole content (a description, not a backup); at most `limit`
         bytes are read, and a larger object is refused."""

@@ -18,7 +18,7 @@ import pendulum
 import pytest
 
 from tests.support import gpgkeys
-from tests.support.faultproxy import FaultProxy, s3_error
+from tests.support.faultproxy import FORWARD_HALF, FaultProxy, Request, s3_error
 from tests.support.gpgkeys import KeyPair
 from tests.support.pgserver import PgServer
 from tests.support.procs import read_proc
@@ -260,6 +260,39 @@ def test_tampered_base_backup_is_refused_before_anything_starts(
     assert restore.returncode == 1
     assert "does not match the SHA-256" in restore.stderr
     assert not any(restore_dir.iterdir())
+
+
+def test_a_download_broken_mid_object_starts_over_and_restores(
+    source: PgServer, s3: S3Server, tmp_path: Path, restore_dir: Path
+) -> None:
+    """The base backup streams from S3 into tar; when the stream breaks half-way, what was
+    extracted goes and the object is downloaded whole, checked, and extracted again."""
+    bucket = s3.new_bucket()
+    env = pitr_env(source, s3, bucket, tmp_path, BACKUP_COMPRESSION="zstd")
+    commit_rows(source, 0, 3)
+    assert run_moonflower("basebackup", env=env).returncode == 0
+    broken: list[str] = []
+
+    def break_the_first_download(request: Request) -> object:
+        if request.method == "GET" and "/base.tar" in request.path and not broken:
+            broken.append(request.path)
+            return FORWARD_HALF
+        return None
+
+    with FaultProxy(s3.endpoint, [break_the_first_download]) as proxy:
+        restore = run_moonflower(
+            "restore-cluster",
+            "--to",
+            str(restore_dir),
+            "--latest",
+            "--start",
+            env={**env, "S3_ENDPOINT": proxy.endpoint},
+        )
+
+    assert restore.returncode == 0, restore.stderr
+    assert broken, "the base backup was never downloaded through the proxy"
+    assert "downloading it whole instead" in restore.stderr
+    assert restored_rows(restore_dir, source.password) == [0, 1, 2]
 
 
 def test_a_user_without_replication_is_refused_in_one_line(

@@ -36,6 +36,10 @@ FORWARD_THEN_RESET = Reply(-2)
 """A rule's answer meaning: pass the request on, then drop the connection instead of
 answering (the request took effect; the client never learns it did)."""
 
+FORWARD_HALF = Reply(-3)
+"""A rule's answer meaning: pass the request on, send the answer's headers and the first
+half of its body, then drop the connection (a download that breaks mid-object)."""
+
 Rule = Callable[[Request], Reply | None]
 
 
@@ -64,14 +68,15 @@ class FaultProxy:
                 body = self.rfile.read(length) if length else b""
                 request = Request(self.command, self.path, dict(self.headers.items()))
                 proxy.seen.append(request)
-                lose_the_answer = False
+                lose_the_answer = cut_the_answer = False
                 for rule in list(proxy.rules):
                     reply = rule(request)
                     if reply is RESET:
                         self._reset()
                         return
-                    if reply is FORWARD_THEN_RESET:
-                        lose_the_answer = True
+                    if reply is FORWARD_THEN_RESET or reply is FORWARD_HALF:
+                        lose_the_answer = reply is FORWARD_THEN_RESET
+                        cut_the_answer = reply is FORWARD_HALF
                         break
                     if reply is not None:
                         self._send(reply.status, {"Content-Type": reply.content_type}, reply.body)
@@ -91,6 +96,9 @@ class FaultProxy:
                     forwarded = {
                         k: v for k, v in response.getheaders() if k.lower() not in HOP_BY_HOP
                     }
+                    if cut_the_answer:
+                        self._send_half(response.status, forwarded, payload)
+                        return
                     self._send(response.status, forwarded, payload)
                 finally:
                     connection.close()
@@ -100,6 +108,18 @@ class FaultProxy:
                 self.send_header("Content-Length", "1000")
                 self.end_headers()
                 self.wfile.write(b"<?xml version=")
+                self.wfile.flush()
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+
+            def _send_half(self, status: int, headers: dict[str, str], body: bytes) -> None:
+                self.send_response(status)
+                for name, value in headers.items():
+                    if name.lower() != "content-length":
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body[: len(body) // 2])
                 self.wfile.flush()
                 self.close_connection = True
                 self.connection.shutdown(socket.SHUT_RDWR)

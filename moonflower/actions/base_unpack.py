@@ -1,0 +1,155 @@
+"""Unpacking a base backup into an empty directory, streamed: the object flows from S3
+through the decoders into `tar -x` while its SHA-256 is computed, so the download and the
+extraction overlap instead of following each other.
+
+Nothing uses the directory before the whole object has been read and its checksum (and
+encryption, when configured) checked; on a mismatch the directory is emptied and the restore
+fails as if it had been checked first. When the stream itself breaks (S3 goes away
+mid-object), the directory is emptied and the caller falls back to download, check, extract.
+"""
+
+import hashlib
+import os
+import shutil
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+from moonflower.errors import MoonflowerError, RestoreError, StorageError
+from moonflower.pipeline import runner
+from moonflower.pipeline.encoding import HEAD_BYTES, starts_encrypted
+from moonflower.pipeline.runner import Stage
+
+CHUNK_BYTES = 1024 * 1024
+StagesFor = Callable[[bytes], AbstractContextManager[list[Stage]]]
+
+
+class StreamBroken(MoonflowerError):
+    """The download stopped before the end of the object: start over from a spool file."""
+
+
+def damaged(key: str) -> RestoreError:
+    return RestoreError(
+        "checksum",
+        f"{key} does not match the SHA-256 recorded when it was stored; "
+        "it is damaged or was changed",
+    )
+
+
+def not_encrypted(key: str) -> RestoreError:
+    return RestoreError("checksum", f"{key} is not encrypted, but encryption is configured")
+
+
+def empty_directory(directory: Path) -> None:
+    for child in directory.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+
+
+class Feeder:
+    """Writes the object's chunks into the pipeline's stdin and hashes all of them, even
+    after the pipeline stopped reading (its failure may be the damage the hash names)."""
+
+    def __init__(self, chunks: Iterator[bytes], head: bytes, write_end: int) -> None:
+        self.chunks = chunks
+        self.head = head
+        self.write_end = write_end
+        self.digest = hashlib.sha256()
+        self.size = 0
+        self.error: StorageError | None = None
+        self.stop = threading.Event()
+        """Set when the restore is abandoned: nothing more is read."""
+        self.thread = threading.Thread(target=self._feed, name="base-backup-stream")
+
+    def _feed(self) -> None:
+        writing = True
+        try:
+            for chunk in self._all_chunks():
+                if self.stop.is_set():
+                    break
+                self.digest.update(chunk)
+                self.size += len(chunk)
+                if writing:
+                    writing = self._write(chunk)
+        except StorageError as error:
+            self.error = error
+        finally:
+            if writing:
+                os.close(self.write_end)
+
+    def _all_chunks(self) -> Iterator[bytes]:
+        yield self.head
+        yield from self.chunks
+
+    def _write(self, chunk: bytes) -> bool:
+        view = memoryview(chunk)
+        try:
+            while view:
+                view = view[os.write(self.write_end, view) :]
+        except BrokenPipeError:
+            os.close(self.write_end)
+            return False
+        return True
+
+
+def first_bytes(chunks: Iterator[bytes]) -> bytes:
+    head = b""
+    for chunk in chunks:
+        head += chunk
+        if len(head) >= HEAD_BYTES:
+            break
+    return head
+
+
+def unpack_streamed(
+    chunks: Iterator[bytes],
+    key: str,
+    sha256: str,
+    stages_for: StagesFor,
+    extract: Stage,
+    directory: Path,
+    must_be_encrypted: bool,
+) -> None:
+    """Raise StreamBroken when the download broke (the directory is then empty again)."""
+    try:
+        head = first_bytes(chunks)
+    except StorageError as error:
+        raise StreamBroken(str(error)) from None
+    read_end, write_end = os.pipe()
+    feeder = Feeder(chunks, head, write_end)
+    failure: MoonflowerError | None = None
+    try:
+        with os.fdopen(read_end, "rb") as source, stages_for(head) as stages:
+            feeder.thread.start()
+            try:
+                runner.run([*stages, extract], source=source)
+            except MoonflowerError as error:
+                failure = error
+    except BaseException:
+        feeder.stop.set()
+        raise
+    finally:
+        if feeder.thread.ident is None:
+            os.close(write_end)
+        else:
+            feeder.thread.join()
+    checked = checked_failure(feeder, key, sha256, must_be_encrypted) or failure
+    if checked is not None:
+        empty_directory(directory)
+        raise checked
+
+
+def checked_failure(
+    feeder: Feeder, key: str, sha256: str, must_be_encrypted: bool
+) -> MoonflowerError | None:
+    """What is wrong with what was read, in the order a spooled restore reports it."""
+    if feeder.error is not None:
+        return StreamBroken(str(feeder.error))
+    if feeder.digest.hexdigest() != sha256:
+        return damaged(key)
+    if must_be_encrypted and not starts_encrypted(feeder.head):
+        return not_encrypted(key)
+    return None
