@@ -17,6 +17,8 @@ from moonflower.runtime.status_file import StateFile, health
 from moonflower.runtime.status_file import now as state_now
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from rich.console import Console
 
     from moonflower.actions.backup import RunReport
@@ -29,13 +31,15 @@ SUMMARY_WIDTH = 160
 
 
 def backup_once(config: Config) -> ExitStatus:
-    """One run with its webhooks and its line in the status file."""
+    """One run with its webhooks, its line in the status file, its notification and its
+    metrics."""
     started = state_now()
     status = ExitStatus.BACKUP_FAILED
+    reports: list[RunReport] = []
     with contextlib.suppress(OSError, MoonflowerError):  # reported by record_run at the end
         StateFile(state_directory(config.backup)).run_started(started)
     try:
-        status = monitored_backup(config)
+        status = monitored_backup(config, reports)
         return status
     except Terminated:
         status = ExitStatus.TERMINATED
@@ -44,18 +48,33 @@ def backup_once(config: Config) -> ExitStatus:
         status = ExitStatus.INTERRUPTED
         raise
     finally:
-        record_run(config, started, status)
+        record_run(config, started, status, reports[0] if reports else None)
 
 
-def record_run(config: Config, started: str, status: ExitStatus) -> None:
+def record_run(
+    config: Config, started: str, status: ExitStatus, report: "RunReport | None"
+) -> None:
+    from moonflower.monitoring.recording import record_backups
+
     try:
-        StateFile(state_directory(config.backup)).run_finished(started, int(status))
+        state = StateFile(state_directory(config.backup))
+        record_backups(state, report, status == ExitStatus.OK)
+        state.run_finished(started, int(status))
     except (OSError, MoonflowerError) as error:
         log.warning("could not write the status file: %s", error)
+    if report is not None and status not in (ExitStatus.TERMINATED, ExitStatus.INTERRUPTED):
+        from moonflower.monitoring.notify import notify
+
+        notify(config.monitoring, report, status == ExitStatus.OK)
+    if config.monitoring.metrics_textfile or config.monitoring.metrics_pushgateway:
+        from moonflower.monitoring.metrics import publish_metrics
+
+        publish_metrics(config)
 
 
-def monitored_backup(config: Config) -> ExitStatus:
-    """One run with its webhooks: start, then success or failure with the run's log."""
+def monitored_backup(config: Config, reports: list["RunReport"]) -> ExitStatus:
+    """One run with its webhooks: start, then success or failure with the run's log. The
+    run's report is added to `reports`."""
     from moonflower.actions.backup import BackupRun
     from moonflower.output.webhooks import Webhooks
     from moonflower.pipeline.gpg import Encryption
@@ -63,8 +82,12 @@ def monitored_backup(config: Config) -> ExitStatus:
     with Webhooks(config.webhooks).monitor() as outcome:
         with Encryption.open(config.encryption, config.backup.spool_dir) as encryption:
             report = BackupRun(config, encryption).run()
+        reports.append(report)
         from moonflower.output.report import print_summary, summary_document
 
+        for result in report.results:
+            if result.size_drop and result.ok:
+                outcome.warn(f"{result.database}: {result.size_drop}")
         if report.prune_error:
             outcome.warn(f"pruning expired backups failed: {report.prune_error}")
         if config.logging.format == "text":
@@ -251,13 +274,25 @@ def run_scheduler(config: Config, shutdown: Shutdown) -> ExitStatus:
         raise ConfigError([f"SCHEDULE: required by `moonflower run`, e.g. {EXAMPLES}"])
     with Encryption.open(config.encryption, config.backup.spool_dir):
         pass  # an unusable key stops us now (exit 2), not at the first fire
-    with physical_services(config, shutdown):
+    with physical_services(config, shutdown), status_server(config):
         if config.schedule is None:
             log.info("no SCHEDULE: only physical backups run, until stopped")
             while not shutdown.requested.wait(1.0):
                 pass
             return ExitStatus.OK
         return logical_schedule(config, shutdown)
+
+
+@contextlib.contextmanager
+def status_server(config: Config) -> "Iterator[None]":
+    """METRICS_ADDRESS: /metrics, /healthz and the status page while `run` runs."""
+    if config.monitoring.metrics_host is None:
+        yield
+        return
+    from moonflower.monitoring.server import StatusServer
+
+    with StatusServer(config):
+        yield
 
 
 def logical_schedule(config: Config, shutdown: Shutdown) -> ExitStatus:

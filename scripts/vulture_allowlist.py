@@ -4,7 +4,8 @@
 """
 
 from moonflower.actions.basebackup import BaseBackupRecord
-from moonflower.config.model import ChecksumMode, RetentionConfig
+from moonflower.config.model import ChecksumMode, NotifyOn, RetentionConfig
+from moonflower.monitoring.metrics import StateCollector
 from moonflower.output.logs import ContextAndRedaction
 from moonflower.runtime.scheduler import CronJob
 from moonflower.runtime.wal_stream import StreamState
@@ -29,3 +30,10 @@ RetentionConfig.daily
 RetentionConfig.weekly
 RetentionConfig.monthly
 RetentionConfig.yearly
+NotifyOn.ALWAYS  # chosen by NOTIFY_ON=always
+StateCollector.collect  # called by prometheus_client's registry at every scrape
+StreamState.last_archived_at  # read through dataclasses.asdict into the status file
+_server = object()
+_server.daemon_threads, _server.sys_version  # type: ignore[attr-defined]  # http.server reads them
+_handler = object()
+_handler.log_message, _handler.do_GET  # type: ignore[attr-defined]  # called by http.server

@@ -14,7 +14,7 @@ import pendulum
 if TYPE_CHECKING:
     from moonflower.s3.gateway import Storage
 
-from moonflower.config.model import ChecksumMode, Config, DumpFormat
+from moonflower.config.model import ChecksumMode, Config, DumpFormat, SizeDrop
 from moonflower.errors import MoonflowerError
 from moonflower.output.logs import database_context, log, step
 from moonflower.output.sizes import human_size
@@ -59,6 +59,8 @@ class DatabaseResult:
     size: int = 0
     seconds: float = 0.0
     error: str | None = None
+    size_drop: str | None = None
+    """Why its size is suspicious (BACKUP_SIZE_DROP); a failure too with `fail`."""
 
     @property
     def ok(self) -> bool:
@@ -71,6 +73,8 @@ class RunReport:
     error: str | None = None
     """Set when the run could not start at all (for example, the bucket is unusable)."""
     prune_error: str | None = None
+    pruned: int = 0
+    """Backups the prune after the run deleted."""
 
     @property
     def ok(self) -> bool:
@@ -119,13 +123,21 @@ class BackupRun:
         s3_error = self.s3.error()
         if s3_error is not None:  # the dumps were stopped; none of them is the news
             return RunReport(error=str(s3_error))
+        if self.config.monitoring.size_drop != SizeDrop.OFF:
+            from moonflower.actions.size_check import flag_size_drops
+
+            with step("size check"):
+                flag_size_drops(report.results, self.storage, self.config)
         succeeded = [result.database for result in report.results if result.ok]
-        if self.config.s3.prunes and succeeded:
+        unflagged = [r.database for r in report.results if r.ok and r.size_drop is None]
+        if self.config.s3.prunes and unflagged:
             with step("prune"):
-                report.prune_error = self.prune(succeeded)
+                self.prune(unflagged, report)
+        if len(unflagged) < len(succeeded) and self.config.s3.prunes:
+            log.warning("not pruning the databases whose size dropped: older backups stay")
         return report
 
-    def prune(self, databases: list[str]) -> str | None:
+    def prune(self, databases: list[str], report: RunReport) -> None:
         """Expire old backups of the databases just backed up; a failure is reported, not fatal."""
         from moonflower.actions.prune import Pruner
 
@@ -133,8 +145,10 @@ class BackupRun:
             pruned = Pruner(self.storage(), self.config.s3).prune(databases)
         except MoonflowerError as error:
             log.error("pruning expired backups failed: %s", error)
-            return str(error)
-        return "; ".join(pruned.problems) or None
+            report.prune_error = str(error)
+            return
+        report.pruned = sum(result == "deleted" for result in pruned.results.values())
+        report.prune_error = "; ".join(pruned.problems) or None
 
     def _items(self, password_file: Path) -> tuple[str, ...]:
         """What this run backs up: the globals first when asked, then the databases."""

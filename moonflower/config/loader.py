@@ -26,6 +26,7 @@ from moonflower.config.model import (
     S3Config,
     WebhookConfig,
 )
+from moonflower.config.monitoring import monitoring_config
 from moonflower.config.physical import wal_config
 from moonflower.config.retention import retention_config
 from moonflower.config.settings import Setting
@@ -77,6 +78,7 @@ MAY_SPAN_LINES = frozenset(
         s.PG_EXCLUDE_DATABASES.env,
         s.ENCRYPTION_PUBLIC_KEY.env,
         s.ENCRYPTION_PRIVATE_KEY.env,
+        s.NOTIFY_URLS.env,
     }
 )
 NO_PATTERNS: tuple[str, ...] = ()
@@ -290,6 +292,7 @@ def load_config(
     log_format = validator.optional(s.LOG_FORMAT, one_of(LOG_FORMATS), "text")
     log_level = validator.optional(s.LOG_LEVEL, one_of(LOG_LEVELS), "info")
     wal = wal_config(validator)
+    monitoring = monitoring_config(validator)
 
     register_secrets(layers, secret_key, encryption.private_key)
     problems.extend(validator.problems)
@@ -342,5 +345,6 @@ def load_config(
         schedule=schedule,
         webhooks=webhooks,
         wal=wal,
+        monitoring=monitoring,
         warnings=tuple(warnings),
     )

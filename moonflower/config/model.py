@@ -171,6 +171,36 @@ class WalConfig:
     basebackup_schedule: CronSchedule | None = None
 
 
+class SizeDrop(StrEnum):
+    WARN = "warn"
+    FAIL = "fail"
+    OFF = "off"
+
+
+class NotifyOn(StrEnum):
+    FAILURE = "failure"
+    ALWAYS = "always"
+
+
+DEFAULT_SIZE_DROP_THRESHOLD = 0.5
+
+
+@dataclass(frozen=True, kw_only=True)
+class MonitoringConfig:
+    """Metrics, notifications and the size check: how operators see the runs."""
+
+    metrics_host: str | None = None
+    metrics_port: int = 0
+    metrics_textfile: Path | None = None
+    metrics_pushgateway: str | None = None
+    metrics_token: str | None = field(default=None, repr=False)
+    notify_urls: tuple[str, ...] = field(default=(), repr=False)
+    notify_on: NotifyOn = NotifyOn.FAILURE
+    size_drop: SizeDrop = SizeDrop.WARN
+    size_drop_threshold: float = DEFAULT_SIZE_DROP_THRESHOLD
+    """A backup smaller than this fraction of the median of the previous ones is flagged."""
+
+
 @dataclass(frozen=True)
 class Config:
     postgres: PostgresConfig
@@ -181,4 +211,5 @@ class Config:
     schedule: CronSchedule | None = None
     webhooks: WebhookConfig = WebhookConfig()
     wal: WalConfig = WalConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
     warnings: tuple[str, ...] = ()

@@ -95,6 +95,14 @@ BACKUP_KEEP_MONTHLY = Setting("BACKUP_KEEP_MONTHLY", "retention", "keep_monthly"
 BACKUP_KEEP_YEARLY = Setting("BACKUP_KEEP_YEARLY", "retention", "keep_yearly")
 BACKUP_KEEP_TIMEZONE = Setting("BACKUP_KEEP_TIMEZONE", "retention", "timezone")
 BACKUP_PRUNE_MAX_DELETE = Setting("BACKUP_PRUNE_MAX_DELETE", "retention", "prune_max_delete")
+METRICS_ADDRESS = Setting("METRICS_ADDRESS", "metrics", "address")
+METRICS_TEXTFILE = Setting("METRICS_TEXTFILE", "metrics", "textfile")
+METRICS_PUSHGATEWAY = Setting("METRICS_PUSHGATEWAY", "metrics", "pushgateway", file_twin=True)
+METRICS_TOKEN = Setting("METRICS_TOKEN", "metrics", "token", secret=True)
+NOTIFY_URLS = Setting("NOTIFY_URLS", "notify", "urls", secret=True)
+NOTIFY_ON = Setting("NOTIFY_ON", "notify", "on")
+BACKUP_SIZE_DROP = Setting("BACKUP_SIZE_DROP", "backup", "size_drop")
+BACKUP_SIZE_DROP_THRESHOLD = Setting("BACKUP_SIZE_DROP_THRESHOLD", "backup", "size_drop_threshold")
 KEEP_RULE_SETTINGS = (
     BACKUP_KEEP_LAST,
     BACKUP_KEEP_HOURLY,
@@ -152,6 +160,14 @@ ALL_SETTINGS: tuple[Setting, ...] = (
     *KEEP_RULE_SETTINGS,
     BACKUP_KEEP_TIMEZONE,
     BACKUP_PRUNE_MAX_DELETE,
+    METRICS_ADDRESS,
+    METRICS_TEXTFILE,
+    METRICS_PUSHGATEWAY,
+    METRICS_TOKEN,
+    NOTIFY_URLS,
+    NOTIFY_ON,
+    BACKUP_SIZE_DROP,
+    BACKUP_SIZE_DROP_THRESHOLD,
 )
 
 OWNED_PREFIXES = (
@@ -163,6 +179,8 @@ OWNED_PREFIXES = (
     "WEBHOOK_",
     "LOG_",
     "WAL_",
+    "METRICS_",
+    "NOTIFY_",
     "MOONFLOWER_",
 )
 """An environment variable starting with one of these is Moonflower's: an unknown one is a typo."""

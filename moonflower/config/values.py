@@ -91,13 +91,17 @@ def member_of(kind: type[E]) -> Callable[[RawValue], E]:
     return lambda raw: kind(choices(raw))
 
 
-def database_names(raw: RawValue) -> tuple[str, ...]:
+def words(raw: RawValue, expected: str) -> list[str]:
+    """Words separated by spaces (the environment) or a TOML list of strings."""
     if isinstance(raw.value, str):
-        names = raw.value.split()
-    elif isinstance(raw.value, list) and all(isinstance(item, str) for item in raw.value):
-        names = [name.strip() for name in raw.value if name.strip()]
-    else:
-        raise ValueError("expected a list of database names")
+        return raw.value.split()
+    if isinstance(raw.value, list) and all(isinstance(item, str) for item in raw.value):
+        return [item.strip() for item in raw.value if item.strip()]
+    raise ValueError(f"expected {expected}")
+
+
+def database_names(raw: RawValue) -> tuple[str, ...]:
+    names = words(raw, "a list of database names")
     if not names:
         raise ValueError("no database names given")
     if ALL_DATABASES in names and len(names) > 1:

@@ -57,15 +57,21 @@ def summary_document(report: RunReport) -> dict[str, Any]:
                 "size": result.size if result.ok else None,
                 "seconds": round(result.seconds, 3),
                 "error": redactor.mask(result.error) if result.error else None,
+                "size_drop": redactor.mask(result.size_drop) if result.size_drop else None,
             }
             for result in report.results
         ],
+        "pruned": report.pruned,
     }
 
 
 def print_summary(report: RunReport, console: Console) -> None:
     if report.results:
         console.print(summary_table(report))
+    for result in report.results:
+        if result.size_drop:
+            line = f"{redactor.mask(result.database)}: {redactor.mask(result.size_drop)}"
+            console.print(Text(line, "yellow"), soft_wrap=True)
     if report.prune_error:
         console.print(
             Text(f"pruning expired backups failed: {redactor.mask(report.prune_error)}", "red")

@@ -19,6 +19,8 @@ from moonflower.runtime.liveness import is_alive
 
 STATE_NAME = f"moonflower-state-{os.getuid()}.json"
 _update_lock = threading.Lock()
+HISTORY_LENGTH = 30
+"""Backups remembered per database: the status page charts them."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,31 @@ class StateFile:
 
     def run_started(self, started: str) -> None:
         self._update(current_run={"started": started, "pid": os.getpid()})
+
+    def backups_recorded(self, backups: list[dict[str, Any]], counts: dict[str, int]) -> None:
+        """Each database's latest attempt and its short history (for the metrics and the
+        status page), and the running totals of what was counted."""
+        with _update_lock:
+            state = self.read() or {}
+            databases: dict[str, Any] = state.get("databases") or {}
+            for backup in backups:
+                record = databases.setdefault(backup["database"], {})
+                record["last_attempt"] = backup["time"]
+                record["last_ok"] = backup["ok"]
+                record["size_drop"] = backup.get("size_drop")
+                if backup["ok"]:
+                    record.update(
+                        last_success=backup["time"],
+                        last_size=backup["size"],
+                        last_seconds=backup["seconds"],
+                    )
+                history = record.setdefault("history", [])
+                history.append(backup)
+                del history[:-HISTORY_LENGTH]
+            totals: dict[str, int] = state.get("counters") or {}
+            for name, amount in counts.items():
+                totals[name] = totals.get(name, 0) + amount
+            self._write({"databases": databases, "counters": totals})
 
     def run_finished(self, started: str, status: int) -> None:
         self._update(

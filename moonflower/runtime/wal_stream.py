@@ -44,6 +44,8 @@ class StreamState:
 
     running: bool = False
     last_archived: str | None = None
+    last_archived_at: str | None = None
+    """When the newest WAL file reached S3 (UTC, ISO 8601)."""
     waiting_bytes: int = 0
     restarts: int = 0
     problems: list[str] = field(default_factory=list)
@@ -169,11 +171,13 @@ class WalStreamer:
                 self.archive.push(path)
                 path.unlink()
                 self.state.last_archived = path.name
+                self.state.last_archived_at = pendulum.now("UTC").isoformat()
             for partial in self.directory.glob("*" + PARTIAL_SUFFIX):
                 modified = partial.stat().st_mtime
                 if final or self._partial_seen.get(partial.name) != modified:
                     self.archive.push_partial(partial)
                     self._partial_seen[partial.name] = modified
+                    self.state.last_archived_at = pendulum.now("UTC").isoformat()
         except FileNotFoundError:
             return  # pg_receivewal renamed the partial while it was read: next round
         except WalError as error:  # the archive holds other content under this name

@@ -8,6 +8,7 @@ from botocore.config import Config as BotoConfig
 
 from moonflower import __version__
 from moonflower.config.model import ChecksumMode, S3Config
+from moonflower.runtime.counters import count
 
 CONNECT_TIMEOUT_SECONDS = 10
 READ_TIMEOUT_SECONDS = 60
@@ -35,7 +36,22 @@ def s3_client(config: S3Config) -> Any:
         aws_secret_access_key=config.secret_key,
         region_name=config.region,
     )
-    return session.client("s3", endpoint_url=config.endpoint, config=boto_config)
+    client = session.client("s3", endpoint_url=config.endpoint, config=boto_config)
+    client.meta.events.register("after-call.s3", count_retries)
+    client.meta.events.register("after-call-error.s3", count_retries)
+    return client
+
+
+def count_retries(**event: Any) -> None:
+    """botocore's own retries of the request just made, for the retry counter of the metrics
+    (tenacity's retries of whole operations are counted where they happen)."""
+    parsed = event.get("parsed")
+    if parsed is None:
+        response = getattr(event.get("exception"), "response", None)
+        parsed = response if isinstance(response, dict) else {}
+    attempts = parsed.get("ResponseMetadata", {}).get("RetryAttempts", 0)
+    if isinstance(attempts, int) and attempts > 0:
+        count("s3_retries", attempts)
 
 
 def payload_signing(checksum: ChecksumMode) -> dict[str, bool]:

@@ -21,6 +21,7 @@ from moonflower.config.model import S3Config
 from moonflower.errors import KeyTaken, StorageError, Unsupported
 from moonflower.output.logs import log
 from moonflower.output.redact import redactor
+from moonflower.runtime.counters import count
 
 RETRY_BUDGET_SECONDS = 15 * 60
 
@@ -183,6 +184,7 @@ def retrying(config: S3Config, action: str) -> Retrying:
     """Whole-request retries with backoff, for transient failures only."""
 
     def before_sleep(state: RetryCallState) -> None:
+        count("s3_retries")
         error = state.outcome.exception() if state.outcome else None
         wait = state.next_action.sleep if state.next_action else 0
         log.warning(

@@ -36,7 +36,7 @@ class WebhookReceiver:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
                 receiver.received.append(
-                    Received("POST", self.path, dict(self.headers.items()), body)
+                    Received(self.command, self.path, dict(self.headers.items()), body)
                 )
                 status = receiver.statuses.popleft() if receiver.statuses else 200
                 if status == HANG:
@@ -53,6 +53,8 @@ class WebhookReceiver:
                 self.send_header("Content-Length", "2")
                 self.end_headers()
                 self.wfile.write(b"OK")
+
+            do_PUT = do_POST
 
         self._local = LocalServer(Handler)
 

@@ -1,0 +1,86 @@
+"""Size anomalies: a backup much smaller than the ones before it "succeeded" suspiciously
+(a dropped table, a wrong database, an empty restore target backed up)."""
+
+import statistics
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from moonflower.config.model import Config, SizeDrop
+from moonflower.errors import MoonflowerError
+from moonflower.output.logs import database_context, log
+from moonflower.output.sizes import human_size
+from moonflower.s3.catalog import our_backups
+from moonflower.s3.gateway import Storage
+from moonflower.s3.keys import parse_key
+
+if TYPE_CHECKING:
+    from moonflower.actions.backup import DatabaseResult
+
+PREVIOUS_BACKUPS = 5
+"""How many of the latest earlier backups the median is taken over."""
+
+
+def size_drop(size: int, previous: Sequence[int], threshold: float) -> str | None:
+    """Why `size` is suspicious next to the `previous` sizes, if it is."""
+    if not previous:
+        return None
+    median = statistics.median(previous)
+    if size >= threshold * median:
+        return None
+    share = size / median if median else 0.0
+    return (
+        f"size dropped: {human_size(size)} is {share:.0%} of the median "
+        f"{human_size(int(median))} of the previous {len(previous)} backup(s), below "
+        f"BACKUP_SIZE_DROP_THRESHOLD ({threshold:.0%})"
+    )
+
+
+def size_drops(
+    storage: Storage, prefix: str, uploaded: dict[str, tuple[str, int]], threshold: float
+) -> dict[str, str]:
+    """For each database name -> (its new key, size): the drop found, if any. Only earlier
+    backups of the same database in the same format, compression and encryption count."""
+    listing = our_backups(storage, prefix)
+    drops: dict[str, str] = {}
+    for database, (key, size) in uploaded.items():
+        new = parse_key(key, prefix)
+        if new is None:
+            continue
+        earlier = sorted(
+            (backup.created, stored_size)
+            for backup, stored_size in listing
+            if backup.key_name == new.key_name
+            and backup.extension == new.extension
+            and backup.created < new.created
+        )
+        sizes = [stored_size for _, stored_size in earlier[-PREVIOUS_BACKUPS:]]
+        found = size_drop(size, sizes, threshold)
+        if found is not None:
+            drops[database] = found
+    return drops
+
+
+def flag_size_drops(
+    results: "list[DatabaseResult]", storage: Callable[[], Storage], config: Config
+) -> None:
+    """Flag each backup much smaller than the previous ones; with BACKUP_SIZE_DROP=fail the
+    database fails (its object stays: it is complete, and it may be right)."""
+    uploaded = {r.database: (r.key, r.size) for r in results if r.ok and r.key is not None}
+    if not uploaded:
+        return
+    monitoring = config.monitoring
+    try:
+        drops = size_drops(storage(), config.s3.prefix, uploaded, monitoring.size_drop_threshold)
+    except MoonflowerError as error:
+        log.warning("the size check could not list the earlier backups: %s", error)
+        return
+    for result in results:
+        result.size_drop = drops.get(result.database)
+        if result.size_drop is None:
+            continue
+        with database_context(result.database):
+            if monitoring.size_drop == SizeDrop.FAIL:
+                result.error = f"{result.size_drop} (BACKUP_SIZE_DROP=fail)"
+                log.error("%s", result.error)
+            else:
+                log.warning("%s", result.size_drop)

@@ -1,0 +1,124 @@
+"""The HTTP side of `run` (METRICS_ADDRESS): `/metrics` for Prometheus, `/healthz` with the
+meaning of `moonflower health`, and `/`, the status page. Read-only; with METRICS_TOKEN every
+request needs it (as a bearer token, or as the password of basic auth)."""
+
+import base64
+import binascii
+import hmac
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from moonflower.config.model import Config
+from moonflower.errors import ConfigError
+from moonflower.monitoring.metrics import exposition
+from moonflower.monitoring.page import PageSource
+from moonflower.output.logs import log
+from moonflower.runtime.state_dir import state_directory
+from moonflower.runtime.status_file import StateFile, health
+
+REALM = 'Basic realm="moonflower", charset="UTF-8"'
+
+
+def token_matches(header: str, token: str) -> bool:
+    scheme, _, value = header.partition(" ")
+    given = ""
+    if scheme.lower() == "bearer":
+        given = value.strip()
+    elif scheme.lower() == "basic":
+        try:
+            given = base64.b64decode(value.strip(), validate=True).decode().partition(":")[2]
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+    return hmac.compare_digest(given.encode(), token.encode())
+
+
+class StatusServer:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        monitoring = config.monitoring
+        assert monitoring.metrics_host is not None
+        self.address = (monitoring.metrics_host, monitoring.metrics_port)
+        handler = self.handler_class()
+        try:
+            self.server = ThreadingHTTPServer(self.address, handler)
+        except OSError as error:
+            raise ConfigError(
+                [f"METRICS_ADDRESS: cannot listen on {self.shown}: {error.strerror or error}"]
+            ) from None
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, name="status-server", daemon=True
+        )
+
+    @property
+    def shown(self) -> str:
+        host, port = self.address
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    def __enter__(self) -> "StatusServer":
+        self.thread.start()
+        log.info("serving /metrics, /healthz and the status page on http://%s/", self.shown)
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:
+        config = self.config
+        token = config.monitoring.metrics_token
+        state = StateFile(state_directory(config.backup))
+        pages = PageSource(config, state)
+        timeout = config.backup.timeout.seconds if config.backup.timeout else None
+
+        class Handler(BaseHTTPRequestHandler):
+            server_version = "moonflower"
+            sys_version = ""
+
+            def log_message(self, format: str, *args: object) -> None:
+                return  # scrapes every few seconds would drown the backup log
+
+            def do_GET(self) -> None:
+                if token is not None and not token_matches(
+                    self.headers.get("Authorization", ""), token
+                ):
+                    self.answer(401, "text/plain", b"a token is required\n", REALM)
+                    return
+                path = self.path.split("?", 1)[0]
+                if path == "/metrics":
+                    self.answer(200, CONTENT_TYPE_LATEST, exposition(config))
+                elif path == "/healthz":
+                    verdict = health(state.read(), timeout)
+                    text = ("healthy: " if verdict.ok else "unhealthy: ") + verdict.reason
+                    self.answer(200 if verdict.ok else 503, "text/plain", text.encode() + b"\n")
+                elif path == "/":
+                    body = pages.render().encode()
+                    self.answer(200, "text/html; charset=utf-8", body)
+                else:
+                    self.answer(404, "text/plain", b"not found\n")
+
+            def answer(
+                self, status: int, content_type: str, body: bytes, challenge: str | None = None
+            ) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Cache-Control", "no-store")
+                self.send_header(
+                    "Content-Security-Policy",
+                    "default-src 'none'; style-src 'unsafe-inline'; img-src data:",
+                )
+                if challenge:
+                    self.send_header("WWW-Authenticate", challenge)
+                self.end_headers()
+                self.wfile.write(body)
+
+        return Handler
