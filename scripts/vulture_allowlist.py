@@ -37,3 +37,4 @@ _server = object()
 _server.daemon_threads, _server.sys_version  # type: ignore[attr-defined]  # http.server reads them
 _handler = object()
 _handler.log_message, _handler.do_GET  # type: ignore[attr-defined]  # called by http.server
+StreamState.slot_lag_bytes  # read through dataclasses.asdict into the status file

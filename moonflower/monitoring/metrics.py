@@ -106,6 +106,13 @@ class StateCollector(Collector):
             "Completed WAL in the spool not yet in S3",
             value=float(stream.get("waiting_bytes") or 0),
         )
+        lag = stream.get("slot_lag_bytes")
+        if isinstance(lag, int):
+            yield GaugeMetricFamily(
+                "moonflower_wal_slot_lag_bytes",
+                "WAL the server keeps for the replication slot (asked every 30 s)",
+                value=float(lag),
+            )
         archived = timestamp(stream.get("last_archived_at"))
         if archived is not None:
             yield GaugeMetricFamily(

@@ -37,3 +37,20 @@ def ensure_slot(pg: PostgresConfig, slot: str, environment: dict[str, str]) -> P
     if psql_query(psql, environment, CREATE_SLOT.format(slot=slot)) == "created":
         log.info("created the replication slot %s: the WAL chain starts here", slot)
     return find_client("pg_receivewal", server, pg.pg_dump_path).path
+
+
+SLOT_LAG = (
+    "SELECT (CASE WHEN pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_last_wal_receive_lsn() "
+    "ELSE pg_catalog.pg_current_wal_lsn() END) - restart_lsn "
+    "FROM pg_catalog.pg_replication_slots WHERE slot_name = '{slot}'"
+)
+
+
+def slot_lag(pg: PostgresConfig, slot: str, environment: dict[str, str]) -> int | None:
+    """Bytes of WAL the server keeps for the slot (written, not yet confirmed received)."""
+    psql = any_psql(pg.pg_dump_path)
+    answer = psql_query(psql, environment, SLOT_LAG.format(slot=slot))
+    try:
+        return max(0, int(float(answer)))
+    except ValueError:
+        return None  # no such slot (yet), or no position

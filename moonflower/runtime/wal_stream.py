@@ -25,12 +25,14 @@ from moonflower.errors import ConfigError, MoonflowerError, WalError
 from moonflower.output.logs import log
 from moonflower.pipeline.runner import Pipeline, Stage
 from moonflower.postgres.connection import MAINTENANCE_DATABASE, libpq_environment
-from moonflower.postgres.replication import ensure_slot
+from moonflower.postgres.replication import ensure_slot, slot_lag
 from moonflower.postgres.wal_names import PARTIAL_SUFFIX, is_history, segment_of
 from moonflower.runtime.lifecycle import shutdown
 
 BACKOFF_START_SECONDS = 1.0
 BACKOFF_MAX_SECONDS = 60.0
+SLOT_LAG_SECONDS = 30.0
+"""How often the server is asked how much WAL it keeps for the slot (for the metrics)."""
 GAP_MESSAGES = ("has already been removed", "does not exist")
 """pg_receivewal's words when the WAL it needs is gone: removed by the server, or the slot
 that held it was dropped."""
@@ -46,6 +48,8 @@ class StreamState:
     last_archived: str | None = None
     last_archived_at: str | None = None
     """When the newest WAL file reached S3 (UTC, ISO 8601)."""
+    slot_lag_bytes: int | None = None
+    """WAL the server keeps for the slot, asked every SLOT_LAG_SECONDS."""
     waiting_bytes: int = 0
     restarts: int = 0
     problems: list[str] = field(default_factory=list)
@@ -94,6 +98,7 @@ class WalStreamer:
         self._partial_seen: dict[str, float] = {}
         self._conflicts: list[str] = []
         self._spool_alarm = False
+        self._lag_measured = -SLOT_LAG_SECONDS
 
     def prepare(self) -> Path:
         """The directory, the right pg_receivewal, and the replication slot (created when
@@ -137,6 +142,7 @@ class WalStreamer:
                 self.state.running = True
                 log.info("WAL streaming started (slot %s)", self.config.wal.slot)
                 while not self.stop.is_set() and any(p.is_alive() for p in receiver.processes):
+                    self.measure_slot_lag()
                     self.archive_waiting()
                     if any(p.is_alive() for p in receiver.processes):
                         self.state.down_since = None  # it got past its start
@@ -162,6 +168,17 @@ class WalStreamer:
             with contextlib.suppress(MoonflowerError):
                 program = self.prepare()
         log.info("WAL streaming stopped")
+
+    def measure_slot_lag(self) -> None:
+        if time.monotonic() - self._lag_measured < SLOT_LAG_SECONDS:
+            return
+        self._lag_measured = time.monotonic()
+        try:
+            self.state.slot_lag_bytes = slot_lag(
+                self.config.postgres, self.config.wal.slot, self.environment
+            )
+        except MoonflowerError as error:
+            log.debug("slot lag not measured: %s", error)
 
     def archive_waiting(self, final: bool = False) -> None:
         """Upload every completed file (then remove it), and the partial segment when it

@@ -125,7 +125,12 @@ def test_the_alert_rules_use_only_metrics_moonflower_exports(tmp_path: Path) -> 
     )
     state.next_run(pendulum.now("UTC").add(hours=1))
     state.wal_stream(
-        {"running": True, "waiting_bytes": 0, "last_archived_at": "2026-11-27T01:00:00+00:00"}
+        {
+            "running": True,
+            "waiting_bytes": 0,
+            "last_archived_at": "2026-11-27T01:00:00+00:00",
+            "slot_lag_bytes": 0,
+        }
     )
     registry = CollectorRegistry()
     registry.register(StateCollector(state, None))
