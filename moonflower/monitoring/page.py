@@ -183,27 +183,38 @@ class PageSource:
             Shown(b.key, b.created, b.size, b.encrypted, durations.get(b.key), b.locked_until)
             for b in backups
         ]
-        rows = []
-        for entry in reversed(record.get("history", [])):
-            if not entry.get("ok"):
-                rows.append(
-                    f"<tr><td>{when(entry.get('time'))}</td><td>-</td>"
-                    f"<td>{esc(entry.get('seconds'))} s</td><td class=failed>failed: "
-                    f"{esc(entry.get('error') or '')}</td><td>-</td><td>-</td></tr>"
+        rows: list[tuple[float, str]] = []
+        for entry in record.get("history", []):
+            moment = pendulum.parse(str(entry.get("time")))
+            if entry.get("ok") or not isinstance(moment, pendulum.DateTime):
+                continue
+            rows.append(
+                (
+                    moment.timestamp(),
+                    f"<tr><td>{when(moment)}</td><td>-</td><td>{esc(entry.get('seconds'))} s</td>"
+                    f"<td class=failed>failed: {esc(entry.get('error') or '')}</td>"
+                    "<td>-</td><td>-</td></tr>",
                 )
+            )
         for backup in backups:
             seconds = "-" if backup.seconds is None else f"{backup.seconds:.1f} s"
             rows.append(
-                f"<tr><td>{when(backup.created)}</td><td>{esc(human_size(backup.size))}</td>"
-                f"<td>{esc(seconds)}</td><td class=ok>ok</td>"
-                f"<td>{'yes' if backup.encrypted else 'no'}</td>"
-                f"<td>{when(backup.locked_until)}</td></tr>"
+                (
+                    backup.created.timestamp(),
+                    f"<tr><td>{when(backup.created)}</td><td>{esc(human_size(backup.size))}</td>"
+                    f"<td>{esc(seconds)}</td><td class=ok>ok</td>"
+                    f"<td>{'yes' if backup.encrypted else 'no'}</td>"
+                    f"<td>{when(backup.locked_until)}</td></tr>",
+                )
             )
+        rows.sort(reverse=True)
         drop = record.get("size_drop")
         warning = f"<p class=warn>{esc(drop)}</p>" if drop else ""
         return (
             f"<h2>{esc(database)}</h2>{warning}"
             + (chart(backups) if backups else "<p>no backup in the bucket</p>")
             + "<table><tr><th>time</th><th>size</th><th>duration</th><th>result</th>"
-            "<th>encrypted</th><th>locked until</th></tr>" + "".join(rows) + "</table>"
+            "<th>encrypted</th><th>locked until</th></tr>"
+            + "".join(row for _, row in rows)
+            + "</table>"
         )

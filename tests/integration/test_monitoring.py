@@ -8,6 +8,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import unquote_plus
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -107,13 +108,14 @@ def smtp() -> Iterator[SmtpReceiver]:
         yield receiver
 
 
-def test_notifications_mail_and_json_once_per_run_by_policy(
+def test_notifications_mail_json_and_form_once_per_run_by_policy(
     backup_env: dict[str, str], smtp: SmtpReceiver
 ) -> None:
     with WebhookReceiver() as chat:
         mail = f"mailto://127.0.0.1:{smtp.port}?from=moonflower@example.org&to=ops@example.org"
         json_target = chat.url("/notify").replace("http://", "json://")
-        backup_env.update(PG_DATABASES="second", NOTIFY_URLS=f"{mail} {json_target}")
+        form_target = chat.url("/form").replace("http://", "form://")
+        backup_env.update(PG_DATABASES="second", NOTIFY_URLS=f"{mail} {json_target} {form_target}")
 
         ok = run_moonflower(env=backup_env)  # NOTIFY_ON=failure: nothing to say
         assert ok.returncode == 0, ok.stderr
@@ -122,20 +124,23 @@ def test_notifications_mail_and_json_once_per_run_by_policy(
 
         failed = run_moonflower(env={**backup_env, "PG_DATABASES": "second no_such_database"})
         assert failed.returncode == 1
-        assert chat.wait_for(1, 30)
+        assert chat.wait_for(2, 30)
         assert eventually(lambda: len(smtp.messages) == 1, 30)
         [message] = smtp.messages
         assert "Moonflower backup FAILED" in message
         assert "no_such_database" in message
-        assert "first failure" in chat.received[0].body.decode()
+        assert sorted(chat.paths()) == ["/form", "/notify"]
+        assert all(
+            "first failure" in unquote_plus(request.body.decode()) for request in chat.received
+        )
         assert backup_env["PG_PASSWORD"] not in message
 
         always = run_moonflower(env={**backup_env, "NOTIFY_ON": "always"})
         assert always.returncode == 0, always.stderr
-        assert chat.wait_for(2, 30)
+        assert chat.wait_for(4, 30)
         assert eventually(lambda: len(smtp.messages) == 2, 30)
         assert "succeeded" in smtp.messages[1]
-    assert len(chat.received) == 2
+    assert sorted(chat.paths()) == ["/form", "/form", "/notify", "/notify"]
 
 
 def test_an_unreachable_notification_never_changes_the_result(

@@ -11,6 +11,8 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -616,3 +618,40 @@ def test_check_reports_the_replication_slot(source: PgServer, s3: S3Server, tmp_
     after = run_moonflower("check", env=env)
     assert after.returncode == 0, after.stdout + after.stderr
     assert "replication slot moonflower exists" in " ".join(after.stdout.split())
+
+
+def test_the_stream_shows_in_the_metrics(source: PgServer, s3: S3Server, tmp_path: Path) -> None:
+    """While streaming: the time the newest WAL reached S3, the stream up, and the WAL the
+    server keeps for the slot."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from tests.support.pgserver import free_port
+
+    port = free_port()
+    env = pitr_env(source, s3, s3.new_bucket(), tmp_path, METRICS_ADDRESS=f"127.0.0.1:{port}")
+    streaming = Streaming(env, tmp_path / "run.log")
+
+    def metrics() -> dict[str, float]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as page:
+                text = page.read().decode()
+        except OSError:
+            return {}
+        return {
+            sample.name: sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        }
+
+    try:
+        streaming.wait_started()
+        commit_rows(source, 0, 3)
+        assert eventually(
+            lambda: "moonflower_wal_last_upload_timestamp_seconds" in metrics(), 60
+        ), streaming.text()
+        seen = metrics()
+        assert seen["moonflower_wal_stream_up"] == 1
+        assert abs(seen["moonflower_wal_last_upload_timestamp_seconds"] - time.time()) < 60
+        assert 0 <= seen["moonflower_wal_slot_lag_bytes"] < 64 * 1024**2
+    finally:
+        assert streaming.stop() == 0, streaming.text()
