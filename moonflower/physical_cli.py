@@ -30,12 +30,17 @@ def postgres_needs(arguments: Any) -> frozenset[str] | None:
 
 
 def add_physical_commands(add_command: AddCommand) -> None:
-    add_command(
+    base = add_command(
         "basebackup",
         help="take a physical base backup of the cluster (pg_basebackup) into S3_PATH/base/",
         description="Take a physical base backup with pg_basebackup (tar, with the WAL it "
         "needs), compressed and encrypted like other backups, into S3_PATH/base/<time>/ with "
-        "a backup.json describing it. It restores on its own, even without the WAL archive.",
+        "a backup.json describing it. It restores on its own, even without the WAL archive. "
+        "With BASEBACKUP_INCREMENTAL=on (PostgreSQL 17+, summarize_wal = on) it stores only "
+        "what changed since the previous base backup, up to BASEBACKUP_FULL_EVERY in a chain.",
+    )
+    base.add_argument(
+        "--full", action="store_true", help="a full base backup even with BASEBACKUP_INCREMENTAL"
     )
     push = add_command(
         "wal-push",
@@ -88,7 +93,7 @@ def execute_physical(command: str, config: Config, arguments: Any) -> ExitStatus
     from moonflower import physical_commands as run
 
     if command == "basebackup":
-        return run.base_backup(config)
+        return run.base_backup(config, full=arguments.full)
     if command == "wal-push":
         return run.wal_push(config, arguments.wal_path)
     if command == "wal-fetch":

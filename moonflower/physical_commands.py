@@ -21,12 +21,12 @@ if TYPE_CHECKING:
     from moonflower.actions.restore_cluster import RecoveryTarget
 
 
-def base_backup(config: Config) -> ExitStatus:
+def base_backup(config: Config, full: bool = False) -> ExitStatus:
     from moonflower.actions.basebackup import take_base_backup
     from moonflower.pipeline.gpg import Encryption
 
     with Encryption.open(config.encryption, config.backup.spool_dir) as encryption:
-        take_base_backup(config, encryption)
+        take_base_backup(config, encryption, full)
     if config.s3.prunes:
         from moonflower.actions.prune import Pruner
         from moonflower.s3.gateway import Storage

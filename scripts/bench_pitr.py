@@ -11,6 +11,7 @@
 Prints Markdown tables for docs/benchmarks.md.
 """
 
+import json
 import logging
 import os
 import re
@@ -108,6 +109,42 @@ def rto(pg: PgServer, s3: S3Server) -> None:
     )
     for line in steps:
         print(f"restore-cluster steps: {line}")
+    incremental(pg, env)
+
+
+def base_sizes(env: dict[str, str]) -> list[int]:
+    """The size of each base backup, oldest first (from `list --json`)."""
+    result = subprocess.run(
+        moonflower_command("list", "--json"),
+        env=clean_environment(env),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    listing = json.loads(result.stdout)
+    return [int(entry["size"]) for entry in reversed(listing) if entry.get("kind") == "base"]
+
+
+def incremental(pg: PgServer, env: dict[str, str]) -> None:
+    """A full base backup with summarize_wal on, 1% of the rows changed, an incremental one,
+    and a restore that combines the two."""
+    pg.psql("ALTER SYSTEM SET summarize_wal = on")
+    pg.psql("SELECT pg_reload_conf()")
+    chained = {**env, "BASEBACKUP_INCREMENTAL": "on"}
+    full_seconds = moonflower("basebackup", "--full", env=chained)
+    pg.psql("UPDATE bench SET amount = amount + 1 WHERE id % 100 = 0", "bench")
+    pg.psql("CHECKPOINT")
+    incremental_seconds = moonflower("basebackup", env=chained)
+    full_size, incremental_size = base_sizes(chained)[-2:]
+    steps: list[str] = []
+    combined = physical_restore(chained, steps)
+    print("\n| incremental base backup (1% of the rows changed) | s | object |")
+    print("|---|---|---|")
+    print(f"| full, with the manifest kept | {full_seconds:.2f} | {full_size / 2**20:.1f} MiB |")
+    print(f"| incremental on it | {incremental_seconds:.2f} | {incremental_size / 2**20:.1f} MiB |")
+    print(f"| restore-cluster of the chain (combined) | {combined:.2f} | |")
+    for line in steps:
+        print(f"restore-cluster steps (chain): {line}")
 
 
 class Writer(threading.Thread):

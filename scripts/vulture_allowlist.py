@@ -3,7 +3,7 @@
 `make lint` runs vulture over moonflower/ and this file.
 """
 
-from moonflower.actions.basebackup import BaseBackupRecord
+from moonflower.actions.basebackup_record import BaseBackupRecord
 from moonflower.config.model import ChecksumMode, NotifyOn, RetentionConfig
 from moonflower.monitoring.metrics import StateCollector
 from moonflower.output.logs import ContextAndRedaction

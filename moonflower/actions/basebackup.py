@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pendulum
 
+from moonflower.actions.basebackup_record import BaseBackupRecord
 from moonflower.config.model import ChecksumMode, Config
 from moonflower.errors import DumpError, MoonflowerError
 from moonflower.output.logs import log, step
@@ -51,40 +52,6 @@ TAR_TYPE = "application/x-tar"
 JSON_TYPE = "application/json"
 
 
-@dataclass(frozen=True)
-class BaseBackupRecord:
-    """backup.json: what a restore needs to know before it downloads the tar."""
-
-    label: str
-    key: str
-    start_lsn: str
-    stop_lsn: str
-    timeline: int
-    start_time: str
-    stop_time: str
-    """When pg_basebackup ended: the earliest moment a recovery from it can stop at."""
-    server_version: str
-    server_major: int
-    segment_size: int
-    size: int
-    sha256: str
-    compression: str
-    encrypted: bool
-
-    @classmethod
-    def from_json(cls, text: bytes) -> "BaseBackupRecord":
-        document = json.loads(text)
-        if not isinstance(document, dict):
-            raise ValueError("not a JSON object")
-        return cls(**{name: document[name] for name in cls.__dataclass_fields__})
-
-    @property
-    def stopped(self) -> pendulum.DateTime:
-        moment = pendulum.parse(self.stop_time)
-        assert isinstance(moment, pendulum.DateTime)
-        return moment
-
-
 def wal_points(stderr_lines: list[str]) -> tuple[str, int, str]:
     """Start LSN, timeline and end LSN from pg_basebackup's --verbose output."""
     text = "\n".join(stderr_lines)
@@ -94,7 +61,11 @@ def wal_points(stderr_lines: list[str]) -> tuple[str, int, str]:
     return start.group(1), int(start.group(2)), end.group(1)
 
 
-def take_base_backup(config: Config, encryption: Encryption | None) -> BaseBackupRecord:
+def take_base_backup(
+    config: Config, encryption: Encryption | None, full: bool = False
+) -> BaseBackupRecord:
+    """A base backup; incremental against the previous one when BASEBACKUP_INCREMENTAL
+    allows it and `full` is not asked for."""
     pg = config.postgres
     storage = Storage(config.s3)
     with step("connect"):
@@ -110,79 +81,169 @@ def take_base_backup(config: Config, encryption: Encryption | None) -> BaseBacku
         segment_size = int(psql_query(psql, environment, SEGMENT_SIZE_QUERY))
         tool = find_client("pg_basebackup", server, pg.pg_dump_path)
         log.info("server %s, pg_basebackup %s (%s)", server.text, tool.version, tool.path)
-        started = pendulum.now("UTC")
-        label = timestamp(started)
-        suffix = encoding_suffix(config.backup.compression.algorithm, encryption is not None)
-        key = f"{base_folder(config.s3.prefix, started)}{BASE_OBJECT}{suffix}"
-        argv = [
-            str(tool.path),
-            "--pgdata=-",
-            "--format=tar",
-            "--wal-method=fetch",
-            "--checkpoint=fast",
-            "--verbose",
-            "--no-password",
-            f"--label=moonflower {label}",
-        ]
+        parent = None
+        if config.wal.incremental and not full:
+            from moonflower.actions.incremental import SUMMARIZE_WAL_QUERY, chain_parent
+
+            summarizing = psql_query(psql, environment, SUMMARIZE_WAL_QUERY) == "on"
+            parent = chain_parent(config, storage, server, summarizing)
         cluster_size = int(psql_query(psql, environment, CLUSTER_SIZE_QUERY) or 0)
-        journal = UploadJournal(
-            state_directory(config.backup), config.s3.bucket, config.s3.endpoint
-        )
-        with shutdown.critical():
-            journal.started(key)
-        finished = False
-        try:
-            with (
-                spool_file(config.backup.spool_dir, ".tar" + suffix) as spooled,
-                encoding_stages(config.backup.compression, encryption) as stages,
-            ):
-                with (
-                    step("basebackup"),
-                    spooled.open("wb") as output,
-                    early_upload(config, storage, key, spooled, cluster_size) as stream,
-                ):
-                    base = Stage("pg_basebackup", argv, environment)
-                    tails = runner.run([base, *stages], output)
-                    uploaded = stream.finish() if stream is not None else None
-                start_lsn, timeline, stop_lsn = wal_points(list(tails[0].lines))
-                stopped = pendulum.now("UTC")
-                with step("upload"):
-                    if uploaded is None:
-                        uploaded = storage.upload(spooled, key, TAR_TYPE)
-                    digest = file_sha256(spooled)  # the whole file's, whichever way it went up
-            finished = True
-        finally:
-            with shutdown.critical():
-                if not finished:
-                    with contextlib.suppress(MoonflowerError):
-                        storage.abort_uploads_for(key)
-                journal.finished(key)
+        with parent_manifest_of(config, storage, parent) as manifest:
+            if manifest is None:
+                parent = None
+            taken = run_base_backup(
+                config,
+                storage,
+                encryption,
+                [str(tool.path), *incremental_flag(manifest)],
+                environment,
+                cluster_size,
+            )
     record = BaseBackupRecord(
-        label=label,
-        key=key,
-        start_lsn=start_lsn,
-        stop_lsn=stop_lsn,
-        timeline=timeline,
-        start_time=started.isoformat(),
-        stop_time=stopped.isoformat(),
+        label=taken.label,
+        key=taken.key,
+        start_lsn=taken.start_lsn,
+        stop_lsn=taken.stop_lsn,
+        timeline=taken.timeline,
+        start_time=taken.started.isoformat(),
+        stop_time=taken.stopped.isoformat(),
         server_version=server.text,
         server_major=server.major,
         segment_size=segment_size,
-        size=uploaded.size,
-        sha256=digest,
+        size=taken.size,
+        sha256=taken.sha256,
         compression=str(config.backup.compression.algorithm),
         encrypted=encryption is not None,
+        parent=parent.label if parent else None,
+        chain_length=parent.chain_length + 1 if parent else 1,
+        manifest_key=taken.manifest_key,
     )
     write_description(storage, config, record)
     log.info(
-        "base backup %s stored: %s, WAL %s to %s on timeline %d",
-        label,
+        "%s base backup %s stored: %s, WAL %s to %s on timeline %d",
+        f"incremental (on {parent.label})" if parent else "full",
+        record.label,
         human_size(record.size),
-        start_lsn,
-        stop_lsn,
-        timeline,
+        record.start_lsn,
+        record.stop_lsn,
+        record.timeline,
     )
     return record
+
+
+def incremental_flag(manifest: Path | None) -> list[str]:
+    return [] if manifest is None else [f"--incremental={manifest}"]
+
+
+def parent_manifest_of(
+    config: Config, storage: Storage, parent: BaseBackupRecord | None
+) -> contextlib.AbstractContextManager[Path | None]:
+    if parent is None:
+        return contextlib.nullcontext()
+    from moonflower.actions.incremental import parent_manifest
+
+    return parent_manifest(config, storage, parent)
+
+
+@dataclass(frozen=True)
+class Taken:
+    label: str
+    key: str
+    started: pendulum.DateTime
+    stopped: pendulum.DateTime
+    start_lsn: str
+    timeline: int
+    stop_lsn: str
+    size: int
+    sha256: str
+    manifest_key: str | None
+
+
+def run_base_backup(
+    config: Config,
+    storage: Storage,
+    encryption: Encryption | None,
+    command: list[str],
+    environment: dict[str, str],
+    cluster_size: int,
+) -> Taken:
+    """pg_basebackup (`command`: the program and its incremental flag) through the encoders
+    into the spool and S3; with BASEBACKUP_INCREMENTAL, its manifest kept for the next."""
+    started = pendulum.now("UTC")
+    label = timestamp(started)
+    suffix = encoding_suffix(config.backup.compression.algorithm, encryption is not None)
+    folder = base_folder(config.s3.prefix, started)
+    key = f"{folder}{BASE_OBJECT}{suffix}"
+    argv = [
+        *command,
+        "--pgdata=-",
+        "--format=tar",
+        "--wal-method=fetch",
+        "--checkpoint=fast",
+        "--verbose",
+        "--no-password",
+        f"--label=moonflower {label}",
+    ]
+    journal = UploadJournal(state_directory(config.backup), config.s3.bucket, config.s3.endpoint)
+    with shutdown.critical():
+        journal.started(key)
+    finished = False
+    spool = config.backup.spool_dir
+    try:
+        with (
+            spool_file(spool, ".tar" + suffix) as spooled,
+            spool_file(spool, ".manifest") as manifest,
+            encoding_stages(config.backup.compression, encryption) as stages,
+        ):
+            with (
+                step("basebackup"),
+                spooled.open("wb") as output,
+                early_upload(config, storage, key, spooled, cluster_size) as stream,
+                tapped(config, manifest) as tap,
+            ):
+                base = Stage("pg_basebackup", argv, environment)
+                tails = runner.run([base, *tap, *stages], output)
+                uploaded = stream.finish() if stream is not None else None
+            start_lsn, timeline, stop_lsn = wal_points(list(tails[0].lines))
+            stopped = pendulum.now("UTC")
+            with step("upload"):
+                if uploaded is None:
+                    uploaded = storage.upload(spooled, key, TAR_TYPE)
+                digest = file_sha256(spooled)  # the whole file's, whichever way it went up
+                manifest_key = None
+                if config.wal.incremental:
+                    from moonflower.actions.incremental import MANIFEST, keep_manifest
+
+                    manifest_key = f"{folder}{MANIFEST}{suffix}"
+                    keep_manifest(config, storage, encryption, label, manifest, manifest_key)
+        finished = True
+    finally:
+        with shutdown.critical():
+            if not finished:
+                with contextlib.suppress(MoonflowerError):
+                    storage.abort_uploads_for(key)
+            journal.finished(key)
+    return Taken(
+        label,
+        key,
+        started,
+        stopped,
+        start_lsn,
+        timeline,
+        stop_lsn,
+        uploaded.size,
+        digest,
+        manifest_key,
+    )
+
+
+def tapped(config: Config, manifest: Path) -> contextlib.AbstractContextManager[list[Stage]]:
+    """With BASEBACKUP_INCREMENTAL, a `tee` that hands the raw tar's manifest to `manifest`."""
+    if not config.wal.incremental:
+        return contextlib.nullcontext([])
+    from moonflower.actions.incremental import manifest_tap
+
+    return manifest_tap(config.backup.spool_dir, manifest)
 
 
 def early_upload(

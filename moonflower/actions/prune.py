@@ -8,11 +8,11 @@ more than BACKUP_PRUNE_MAX_DELETE percent of a series at once is refused.
 """
 
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pendulum
 
-from moonflower.actions.basebackup import BaseBackupRecord
+from moonflower.actions.basebackup_record import BaseBackupRecord
 from moonflower.actions.keep_rules import NEWEST, Policy, reasons_to_keep, refusal
 from moonflower.actions.prune_physical import BASE_SERIES, base_keys, unneeded_wal
 from moonflower.config.model import S3Config
@@ -75,6 +75,24 @@ class Member:
     size: int
 
 
+def keep_chains(decisions: list[Decision], bases: dict[str, BaseBackupRecord]) -> list[Decision]:
+    """A kept incremental base backup keeps every backup it builds on."""
+    needed: dict[str, str] = {}
+    for decision in decisions:
+        if not decision.keep:
+            continue
+        child, parent = decision.key, bases[decision.key].parent
+        while parent is not None and parent in bases and parent not in needed:
+            needed[parent] = child
+            child, parent = parent, bases[parent].parent
+    return [
+        replace(decision, reasons=(f"needed by {needed[decision.key]}",))
+        if not decision.keep and decision.key in needed
+        else decision
+        for decision in decisions
+    ]
+
+
 def series_of(backup: BackupKey) -> tuple[str, str]:
     return (GLOBALS_SERIES, GLOBALS) if backup.is_globals else (backup.database, LOGICAL)
 
@@ -100,6 +118,8 @@ class Pruner:
         now = pendulum.now("UTC")
         for (series, kind), members in self._series(databases, logical).items():
             decisions = self._decide(series, kind, members, now)
+            if kind == BASE:
+                decisions = keep_chains(decisions, self.bases)
             report.decisions += decisions
             removing = sum(not decision.keep for decision in decisions)
             limit = self.config.retention.max_delete_percent

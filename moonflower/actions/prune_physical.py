@@ -2,7 +2,7 @@
 kept base backup needs (every segment before the start of the oldest one kept). History
 files are tiny and kept."""
 
-from moonflower.actions.basebackup import BaseBackupRecord
+from moonflower.actions.basebackup_record import BaseBackupRecord
 from moonflower.postgres.wal_names import parse_lsn, segment_for, segment_of
 from moonflower.s3.gateway import Storage
 from moonflower.s3.physical_catalog import wal_archive

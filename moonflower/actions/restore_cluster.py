@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pendulum
 
+from moonflower.actions.base_chain import chain_of, combine_area
 from moonflower.actions.base_unpack import (
     CHUNK_BYTES,
     StreamBroken,
@@ -25,7 +26,7 @@ from moonflower.actions.base_unpack import (
     not_encrypted,
     unpack_streamed,
 )
-from moonflower.actions.basebackup import BaseBackupRecord
+from moonflower.actions.basebackup_record import BaseBackupRecord
 from moonflower.actions.wal_archive import WalArchive
 from moonflower.config.model import Config
 from moonflower.errors import MoonflowerError, RestoreError
@@ -129,7 +130,9 @@ class ClusterRestore:
         storage = self.storage()
         prefix = self.config.s3.prefix
         with step("choose"):
-            base = choose_base(base_backups(storage, prefix), self.target)
+            bases = base_backups(storage, prefix)
+            base = choose_base(bases, self.target)
+            chain = chain_of(base, bases)
             window = recoverable_window(base, wal_archive(storage, prefix))
         log.info(
             "base backup %s (WAL %s to %s, timeline %d); recoverable to %s",
@@ -151,7 +154,10 @@ class ClusterRestore:
         self.directory.chmod(0o700)
         spool = self.config.backup.spool_dir
         with Decryption.open(self.config.encryption, spool) as decryption:
-            self._extract(base, decryption)
+            if len(chain) == 1:
+                self._extract(base, self.directory, decryption)
+            else:
+                self._combine(chain, decryption)
             self._verify(base)
             segments = 0
             if wal_fetch_command is None and fetch_wal:
@@ -159,7 +165,27 @@ class ClusterRestore:
         self._write_settings(wal_fetch_command)
         return Prepared(self.directory, base, window, segments)
 
-    def _extract(self, base: BaseBackupRecord, decryption: Decryption) -> None:
+    def _combine(self, chain: list[BaseBackupRecord], decryption: Decryption) -> None:
+        """Each backup of an incremental chain extracted apart, then pg_combinebackup."""
+        tool = exact_client(
+            "pg_combinebackup", chain[-1].server_major, self.config.postgres.pg_dump_path
+        )
+        log.info(
+            "incremental base backup: combining %s",
+            " + ".join(record.label for record in chain),
+        )
+        with combine_area(self.config.backup.spool_dir) as area:
+            directories = []
+            for position, record in enumerate(chain):
+                directory = area / str(position)
+                directory.mkdir(mode=0o700)
+                self._extract(record, directory, decryption)
+                directories.append(str(directory))
+            with self.timed("combine"):
+                argv = [str(tool.path), *directories, "--output", str(self.directory)]
+                runner.run([Stage("pg_combinebackup", argv)])
+
+    def _extract(self, base: BaseBackupRecord, directory: Path, decryption: Decryption) -> None:
         """Streamed from S3 into tar, checked as it passes; from a spool file when the
         stream breaks."""
         suffix = base.key.rsplit("/", 1)[1].removeprefix("base.tar")
@@ -171,23 +197,18 @@ class ClusterRestore:
                     base.key,
                     base.sha256,
                     lambda head: decoding_stages_for(head, suffix, decryption, base.key),
-                    self.extract_stage(),
-                    self.directory,
+                    extract_stage(directory),
+                    directory,
                     must_be_encrypted,
                 )
         except StreamBroken as error:
             log.warning("%s; downloading it whole instead", error)
-            self._extract_spooled(base, suffix, decryption)
+            self._extract_spooled(base, suffix, directory, decryption)
         log.info("checksum ok (%s)", human_size(base.size))
 
-    def extract_stage(self) -> Stage:
-        return Stage(
-            "tar",
-            # 1 MiB records: a quarter less time than tar's 10 KiB default here.
-            ["tar", "-x", "-b", "2048", "-f", "-", "--no-same-owner", "-C", str(self.directory)],
-        )
-
-    def _extract_spooled(self, base: BaseBackupRecord, suffix: str, decryption: Decryption) -> None:
+    def _extract_spooled(
+        self, base: BaseBackupRecord, suffix: str, directory: Path, decryption: Decryption
+    ) -> None:
         with spool_file(self.config.backup.spool_dir, ".tar" + suffix) as stored:
             with self.timed("download"):
                 self.storage().download(base.key, stored, lambda _: None)
@@ -201,7 +222,7 @@ class ClusterRestore:
                 decoding_stages(stored, suffix, decryption, base.key) as stages,
                 stored.open("rb") as source,
             ):
-                runner.run([*stages, self.extract_stage()], source=source)
+                runner.run([*stages, extract_stage(directory)], source=source)
 
     def _verify(self, base: BaseBackupRecord) -> None:
         """pg_verifybackup checks every file against the backup manifest, and the WAL."""
@@ -263,6 +284,14 @@ class ClusterRestore:
         (self.directory / "recovery.signal").touch()
         for leftover in ("standby.signal", "postmaster.pid"):
             (self.directory / leftover).unlink(missing_ok=True)
+
+
+def extract_stage(directory: Path) -> Stage:
+    return Stage(
+        "tar",
+        # 1 MiB records: a quarter less time than tar's 10 KiB default here.
+        ["tar", "-x", "-b", "2048", "-f", "-", "--no-same-owner", "-C", str(directory)],
+    )
 
 
 def give_to(directory: Path, uid: int, gid: int) -> None:

@@ -156,6 +156,7 @@ class LoggingConfig:
 DEFAULT_REPLICATION_SLOT = "moonflower"
 DEFAULT_WAL_PUSH_SECONDS = 5.0
 DEFAULT_WAL_SPOOL_LIMIT = 10 * 1024**3
+DEFAULT_FULL_EVERY = 7
 
 
 @dataclass(frozen=True)
@@ -169,6 +170,10 @@ class WalConfig:
     spool_limit: int = DEFAULT_WAL_SPOOL_LIMIT
     """Bytes of WAL waiting for S3 in the spool before the alarm is raised."""
     basebackup_schedule: CronSchedule | None = None
+    incremental: bool = False
+    """Base backups are incremental against the previous one (PostgreSQL 17+, summarize_wal)."""
+    full_every: int = DEFAULT_FULL_EVERY
+    """At most this many base backups in a chain: a full one, then incremental ones."""
 
 
 class SizeDrop(StrEnum):

@@ -5,13 +5,14 @@ from typing import TYPE_CHECKING
 
 from moonflower.config import settings as s
 from moonflower.config.model import (
+    DEFAULT_FULL_EVERY,
     DEFAULT_REPLICATION_SLOT,
     DEFAULT_WAL_PUSH_SECONDS,
     DEFAULT_WAL_SPOOL_LIMIT,
     WalConfig,
 )
 from moonflower.config.sources import RawValue
-from moonflower.config.values import boolean, cron_schedule, period, text
+from moonflower.config.values import boolean, cron_schedule, period, text, whole_number
 
 if TYPE_CHECKING:
     from moonflower.config.loader import Validator
@@ -22,6 +23,8 @@ MIN_PUSH_SECONDS = 1.0
 MAX_PUSH_SECONDS = 3600.0
 SIZE = re.compile(r"(\d+)\s*([kmgt]i?b?|b)?", re.IGNORECASE)
 SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+MAX_CHAIN = 100
+"""A restore combines every backup of a chain: longer chains are slow and fragile."""
 MIN_SPOOL_LIMIT = 64 * 1024**2
 """A few segments: less than this could not even hold the segment being written."""
 
@@ -70,4 +73,8 @@ def wal_config(validator: "Validator") -> WalConfig:
         ),
         spool_limit=validator.optional(s.WAL_SPOOL_LIMIT, byte_size, DEFAULT_WAL_SPOOL_LIMIT),
         basebackup_schedule=validator.optional(s.BASEBACKUP_SCHEDULE, cron_schedule, None),
+        incremental=validator.optional(s.BASEBACKUP_INCREMENTAL, boolean, False),
+        full_every=validator.optional(
+            s.BASEBACKUP_FULL_EVERY, whole_number(1, MAX_CHAIN), DEFAULT_FULL_EVERY
+        ),
     )

@@ -86,6 +86,8 @@ PG_REPLICATION_SLOT = Setting("PG_REPLICATION_SLOT", "wal", "replication_slot")
 WAL_PUSH_INTERVAL = Setting("WAL_PUSH_INTERVAL", "wal", "push_interval")
 WAL_SPOOL_LIMIT = Setting("WAL_SPOOL_LIMIT", "wal", "spool_limit")
 BASEBACKUP_SCHEDULE = Setting("BASEBACKUP_SCHEDULE", "wal", "basebackup_schedule")
+BASEBACKUP_INCREMENTAL = Setting("BASEBACKUP_INCREMENTAL", "wal", "basebackup_incremental")
+BASEBACKUP_FULL_EVERY = Setting("BASEBACKUP_FULL_EVERY", "wal", "basebackup_full_every")
 
 BACKUP_KEEP_LAST = Setting("BACKUP_KEEP_LAST", "retention", "keep_last")
 BACKUP_KEEP_HOURLY = Setting("BACKUP_KEEP_HOURLY", "retention", "keep_hourly")
@@ -157,6 +159,8 @@ ALL_SETTINGS: tuple[Setting, ...] = (
     WAL_PUSH_INTERVAL,
     WAL_SPOOL_LIMIT,
     BASEBACKUP_SCHEDULE,
+    BASEBACKUP_INCREMENTAL,
+    BASEBACKUP_FULL_EVERY,
     *KEEP_RULE_SETTINGS,
     BACKUP_KEEP_TIMEZONE,
     BACKUP_PRUNE_MAX_DELETE,

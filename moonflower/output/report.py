@@ -108,6 +108,8 @@ def print_base_list(bases: list[dict[str, Any]], console: Console) -> None:
         window = f"from {base['recoverable_from']} to {base['recoverable_to']}"
         if base["gap_at"]:
             window += f" (gap at {base['gap_at']})"
+        if base.get("incremental_on"):
+            window += f"; incremental on {base['incremental_on']}"
         table.add_row(
             str(base["created"]),
             human_size(base["size"]),

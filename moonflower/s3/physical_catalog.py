@@ -6,7 +6,7 @@ from typing import Any
 
 import pendulum
 
-from moonflower.actions.basebackup import BaseBackupRecord
+from moonflower.actions.basebackup_record import BaseBackupRecord
 from moonflower.errors import MoonflowerError
 from moonflower.output.logs import log
 from moonflower.postgres.wal_names import Segment, is_history, parse_lsn, segment_for, segment_of
@@ -134,6 +134,8 @@ def base_backup_listing(storage: Storage, prefix: str) -> list[dict[str, Any]]:
                 "recoverable_from": window.start.isoformat(),
                 "recoverable_to": window.end.isoformat(),
                 "gap_at": window.gap_after,
+                "incremental_on": base.parent,
+                "chain_length": base.chain_length,
             }
         )
     return listing

@@ -655,3 +655,58 @@ def test_the_stream_shows_in_the_metrics(source: PgServer, s3: S3Server, tmp_pat
         assert 0 <= seen["moonflower_wal_slot_lag_bytes"] < 64 * 1024**2
     finally:
         assert streaming.stop() == 0, streaming.text()
+
+
+def base_descriptions(s3: S3Server, bucket: str) -> list[dict[str, object]]:
+    client = s3.client()
+    keys = sorted(key for key in s3.keys(bucket) if key.endswith("/backup.json"))
+    return [json.loads(client.get_object(Bucket=bucket, Key=key)["Body"].read()) for key in keys]
+
+
+def test_incremental_base_backups_chain_restore_and_prune(
+    source: PgServer, s3: S3Server, tmp_path: Path, restore_dir: Path
+) -> None:
+    """PostgreSQL 18 with summarize_wal: the second base backup stores only what changed,
+    restore-cluster combines the chain, and prune keeps what a kept backup builds on."""
+    source.psql("ALTER SYSTEM SET summarize_wal = on")
+    source.psql("SELECT pg_reload_conf()")
+    source.psql(
+        "CREATE TABLE bulk AS SELECT g, md5(g::text) AS m FROM generate_series(1, 200000) g",
+        "app",
+    )
+    bucket = s3.new_bucket()
+    env = pitr_env(
+        source, s3, bucket, tmp_path, BASEBACKUP_INCREMENTAL="on", BACKUP_COMPRESSION="zstd"
+    )
+    full = run_moonflower("basebackup", env=env)
+    assert full.returncode == 0, full.stderr
+    commit_rows(source, 0, 3)
+    incremental = run_moonflower("basebackup", env=env)
+    assert incremental.returncode == 0, incremental.stderr
+    assert "incremental (on " in incremental.stderr
+
+    first, second = base_descriptions(s3, bucket)
+    assert first["parent"] is None
+    assert first["chain_length"] == 1
+    assert second["parent"] == first["label"]
+    assert second["chain_length"] == 2
+    assert isinstance(second["size"], int)
+    assert isinstance(first["size"], int)
+    assert second["size"] < first["size"] / 2, (first["size"], second["size"])
+
+    dry = run_moonflower("prune", "--dry-run", "--json", "--keep-last", "1", env=env)
+    assert dry.returncode == 0, dry.stderr
+    [bases] = [s for s in json.loads(dry.stdout)["series"] if s["kind"] == "base"]
+    reasons = {entry["key"]: entry["reasons"] for entry in bases["backups"]}
+    assert reasons[first["label"]] == [f"needed by {second['label']}"]
+
+    restore = run_moonflower(
+        "restore-cluster", "--to", str(restore_dir), "--latest", "--start", env=env
+    )
+    assert restore.returncode == 0, restore.stderr
+    assert "combining" in restore.stderr
+    assert restored_rows(restore_dir, source.password) == [0, 1, 2]
+
+    forced = run_moonflower("basebackup", "--full", env=env)
+    assert forced.returncode == 0, forced.stderr
+    assert base_descriptions(s3, bucket)[-1]["chain_length"] == 1

@@ -2,7 +2,7 @@
 
 import pendulum
 
-from moonflower.actions.basebackup import BaseBackupRecord
+from moonflower.actions.basebackup_record import BaseBackupRecord
 from moonflower.s3.physical_catalog import WalStored, recoverable_window
 from moonflower.s3.physical_keys import WalObject
 

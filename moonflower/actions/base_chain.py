@@ -1,0 +1,38 @@
+"""The chain of an incremental base backup: the full one it finally builds on, then every
+incremental one up to it, oldest first, as `pg_combinebackup` takes them."""
+
+import contextlib
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from moonflower.actions.basebackup_record import BaseBackupRecord
+from moonflower.errors import RestoreError
+
+
+def chain_of(base: BaseBackupRecord, bases: list[BaseBackupRecord]) -> list[BaseBackupRecord]:
+    by_label = {record.label: record for record in bases}
+    chain = [base]
+    while chain[0].parent is not None:
+        parent = by_label.get(chain[0].parent)
+        if parent is None or parent in chain:
+            raise RestoreError(
+                "choose",
+                f"the base backup {chain[0].label} builds on {chain[0].parent}, which is not "
+                "in the bucket: it cannot be restored (take a full one: basebackup --full)",
+            )
+        chain.insert(0, parent)
+    return chain
+
+
+@contextlib.contextmanager
+def combine_area(spool: Path) -> Iterator[Path]:
+    """A private directory in the spool for the extracted backups of a chain; removed after."""
+    area = spool / f".moonflower-combine-{os.getpid()}"
+    shutil.rmtree(area, ignore_errors=True)
+    area.mkdir(mode=0o700)
+    try:
+        yield area
+    finally:
+        shutil.rmtree(area, ignore_errors=True)
