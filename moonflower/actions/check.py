@@ -62,6 +62,8 @@ class Preflight:
             checks.append(run_check("bucket writable", lambda: self._probe(storage)))
         if self.config.wal.stream:
             checks.append(run_check("WAL streaming", self._replication))
+        if self.config.wal.incremental:
+            checks.append(run_check("incremental base backups", self._incremental))
         checks.append(run_check("encryption", self._encryption))
         checks += [
             run_check(f"webhook {event}", functools.partial(resolve, url))
@@ -97,6 +99,27 @@ class Preflight:
             found = psql_query(any_psql(pg.pg_dump_path), environment, SLOT_EXISTS.format(slot))
         state = "exists" if found == "1" else "will be created by the first run"
         return f"{pg.user} may replicate; replication slot {slot} {state}"
+
+    def _incremental(self) -> str:
+        """BASEBACKUP_INCREMENTAL needs PostgreSQL 17+ with summarize_wal on."""
+        from moonflower.actions.incremental import FIRST_INCREMENTAL_MAJOR, SUMMARIZE_WAL_QUERY
+
+        pg = self.config.postgres
+        with passfile(pg.password, self.config.backup.spool_dir) as password:
+            environment = libpq_environment(pg, password, MAINTENANCE_DATABASE)
+            psql = any_psql(pg.pg_dump_path)
+            server = server_version(psql, environment)
+            if server.major < FIRST_INCREMENTAL_MAJOR:
+                raise MoonflowerError(
+                    f"server {server.text}: incremental base backups need PostgreSQL 17 or "
+                    "later; base backups will be full"
+                )
+            if psql_query(psql, environment, SUMMARIZE_WAL_QUERY) != "on":
+                raise MoonflowerError(
+                    "summarize_wal is off: base backups will be full "
+                    "(ALTER SYSTEM SET summarize_wal = on; SELECT pg_reload_conf())"
+                )
+        return f"server {server.text} summarizes WAL; chains of up to {self.config.wal.full_every}"
 
     def _bucket(self, storage: Storage) -> str:
         storage.check_bucket()

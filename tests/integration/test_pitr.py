@@ -668,15 +668,20 @@ def test_incremental_base_backups_chain_restore_and_prune(
 ) -> None:
     """PostgreSQL 18 with summarize_wal: the second base backup stores only what changed,
     restore-cluster combines the chain, and prune keeps what a kept backup builds on."""
-    source.psql("ALTER SYSTEM SET summarize_wal = on")
-    source.psql("SELECT pg_reload_conf()")
-    source.psql(
-        "CREATE TABLE bulk AS SELECT g, md5(g::text) AS m FROM generate_series(1, 200000) g",
-        "app",
-    )
     bucket = s3.new_bucket()
     env = pitr_env(
         source, s3, bucket, tmp_path, BASEBACKUP_INCREMENTAL="on", BACKUP_COMPRESSION="zstd"
+    )
+    not_ready = run_moonflower("check", env=env)
+    assert not_ready.returncode == 1
+    assert "summarize_wal is off" in " ".join(not_ready.stdout.split())
+    source.psql("ALTER SYSTEM SET summarize_wal = on")
+    source.psql("SELECT pg_reload_conf()")
+    ready = run_moonflower("check", env=env)
+    assert ready.returncode == 0, ready.stdout + ready.stderr
+    source.psql(
+        "CREATE TABLE bulk AS SELECT g, md5(g::text) AS m FROM generate_series(1, 200000) g",
+        "app",
     )
     full = run_moonflower("basebackup", env=env)
     assert full.returncode == 0, full.stderr
