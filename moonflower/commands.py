@@ -135,6 +135,12 @@ def prune_now(
     storage = Storage(config.s3)
     storage.check_bucket()
     report = Pruner(storage, config.s3).prune(databases, dry_run=dry_run, force=force)
+    deleted = sum(result == "deleted" for result in report.results.values())
+    if deleted:
+        with contextlib.suppress(OSError, MoonflowerError):  # the metrics' count only
+            StateFile(state_directory(config.backup)).backups_recorded(
+                [], {"pruned_backups": deleted}
+            )
     if as_json:
         print(json.dumps(prune_document(report, dry_run), indent=2, ensure_ascii=False))
     else:

@@ -26,7 +26,7 @@ COUNTERS = {
     "uploaded_bytes": "Bytes of backups uploaded",
     "s3_retries": "S3 requests retried after a transient failure",
     "size_drops": "Backups flagged because their size dropped",
-    "pruned_backups": "Backups deleted by the prune after a run",
+    "pruned_backups": "Backups deleted by prune (after a run, or moonflower prune)",
 }
 PER_DATABASE = {
     "last_attempt": ("backup_last_attempt_timestamp_seconds", "When the last backup ended"),

@@ -3,7 +3,9 @@ server over HTTP, `prune --dry-run` and its JSON, a real prune in a versioned bu
 safety limit, and base backups with their WAL."""
 
 import json
+import os
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from tests.support.runner import run_moonflower
 from tests.support.s3server import S3Server
@@ -94,6 +96,8 @@ def test_prune_removes_every_version_of_what_no_rule_keeps_and_nothing_else(
     assert set(versions) == set(keys[-3:]) | set(other) | set(unrelated)
     assert all(count == 1 for count in versions.values())
     assert "deleted 3 of 8 backups" in result.stdout
+    state = Path(backup_env["BACKUP_STATE_DIR"]) / f"moonflower-state-{os.getuid()}.json"
+    assert json.loads(state.read_text())["counters"]["pruned_backups"] == 3  # for the metrics
 
 
 def test_the_safety_limit_refuses_a_big_prune_until_yes(
