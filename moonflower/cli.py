@@ -203,6 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+NOTIFYING = (None, "backup", "run", "check")
+"""The commands that send notifications (or check that they could)."""
+
+
 def flag_overrides(arguments: argparse.Namespace) -> dict[str, tuple[str, object]]:
     overrides: dict[str, tuple[str, object]] = {}
     overrides.update(retention_overrides(arguments))
@@ -222,6 +226,7 @@ def execute(
         arguments.config,
         flag_overrides(arguments),
         **({} if needs is None else {"postgres_needs": needs}),
+        notifying=arguments.command in NOTIFYING,
     )
     setup_logging(config.logging.format, config.logging.level)
     for warning in config.warnings:

@@ -199,10 +199,11 @@ def load_config(
     config_path: Path | None = None,
     overrides: Mapping[str, Any] | None = None,
     postgres_needs: frozenset[str] = ALL_OF_POSTGRES,
+    notifying: bool = True,
 ) -> Config:
     """Read and validate everything; raise ConfigError listing every problem found.
-    `postgres_needs` names the PG_* settings the command cannot do without (the WAL
-    archive commands talk to S3 only; a base backup needs no database list)."""
+    `postgres_needs`: the PG_* settings the command needs (WAL archive commands: none, a
+    base backup: no database list); `notifying`: NOTIFY_URLS are checked with Apprise."""
     problems: list[str] = unknown_variables(environ)
     document: dict[str, Any] | None = {}
     if config_path is not None:
@@ -292,7 +293,7 @@ def load_config(
     log_format = validator.optional(s.LOG_FORMAT, one_of(LOG_FORMATS), "text")
     log_level = validator.optional(s.LOG_LEVEL, one_of(LOG_LEVELS), "info")
     wal = wal_config(validator)
-    monitoring = monitoring_config(validator)
+    monitoring = monitoring_config(validator, notifying)
 
     register_secrets(layers, secret_key, encryption.private_key)
     problems.extend(validator.problems)

@@ -3,6 +3,7 @@ see the runs without reading logs."""
 
 import ipaddress
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from moonflower.config import settings as s
@@ -79,26 +80,32 @@ def metrics_token(raw: RawValue) -> str:
     return value
 
 
-def apprise_urls(raw: RawValue) -> tuple[str, ...]:
-    """Space-separated (or a TOML list of) Apprise URLs, each one Apprise understands.
-    Apprise is loaded only when the setting is given (about half a second)."""
-    urls = words(raw, "Apprise URLs separated by spaces")
-    if not urls:
-        raise ValueError("no URL given")
-    import logging
+def notify_urls(with_apprise: bool) -> Callable[[RawValue], tuple[str, ...]]:
+    """Space-separated (or a TOML list of) Apprise URLs. With `with_apprise` (the commands
+    that notify, and `check`), each must be one Apprise understands; Apprise is loaded only
+    then (about half a second, too much for every `health` of a container)."""
 
-    import apprise
+    def parse(raw: RawValue) -> tuple[str, ...]:
+        urls = words(raw, "Apprise URLs separated by spaces")
+        if not urls:
+            raise ValueError("no URL given")
+        if with_apprise:
+            import logging
 
-    logging.getLogger("apprise").setLevel(logging.CRITICAL)  # it would log the URL unmasked
-    for position, url in enumerate(urls, start=1):
-        scheme = url.split("://", 1)[0] if SCHEME.fullmatch(url) else None
-        if scheme is None or not apprise.Apprise().add(url):
-            shown = f'"{scheme}://"' if scheme else "it"
-            raise ValueError(
-                f"URL {position} is not one Apprise can use (scheme {shown}); see "
-                "https://github.com/caronc/apprise/wiki for the forms"
-            )
-    return tuple(urls)
+            import apprise
+
+            logging.getLogger("apprise").setLevel(logging.CRITICAL)  # it would log the URLs
+        for position, url in enumerate(urls, start=1):
+            scheme = url.split("://", 1)[0] if SCHEME.fullmatch(url) else None
+            if scheme is None or (with_apprise and not apprise.Apprise().add(url)):
+                shown = f'"{scheme}://"' if scheme else "it"
+                raise ValueError(
+                    f"URL {position} is not one Apprise can use (scheme {shown}); see "
+                    "https://github.com/caronc/apprise/wiki for the forms"
+                )
+        return tuple(urls)
+
+    return parse
 
 
 def fraction(raw: RawValue) -> float:
@@ -114,7 +121,7 @@ def fraction(raw: RawValue) -> float:
     return share
 
 
-def monitoring_config(validator: "Validator") -> MonitoringConfig:
+def monitoring_config(validator: "Validator", notifying: bool = True) -> MonitoringConfig:
     address = validator.optional(s.METRICS_ADDRESS, metrics_address, None)
     token = validator.optional(s.METRICS_TOKEN, metrics_token, None)
     if address is not None and not is_loopback(address[0]) and token is None:
@@ -128,7 +135,7 @@ def monitoring_config(validator: "Validator") -> MonitoringConfig:
         metrics_textfile=validator.optional(s.METRICS_TEXTFILE, textfile_path, None),
         metrics_pushgateway=validator.optional(s.METRICS_PUSHGATEWAY, pushgateway_url, None),
         metrics_token=token,
-        notify_urls=validator.optional(s.NOTIFY_URLS, apprise_urls, ()),
+        notify_urls=validator.optional(s.NOTIFY_URLS, notify_urls(notifying), ()),
         notify_on=validator.optional(s.NOTIFY_ON, member_of(NotifyOn), NotifyOn.FAILURE),
         size_drop=validator.optional(s.BACKUP_SIZE_DROP, member_of(SizeDrop), SizeDrop.WARN),
         size_drop_threshold=validator.optional(

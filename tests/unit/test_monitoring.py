@@ -148,3 +148,13 @@ def test_the_alert_rules_use_only_metrics_moonflower_exports(tmp_path: Path) -> 
 
     assert used
     assert used <= exported
+
+
+def test_commands_that_do_not_notify_check_only_the_form_of_the_urls() -> None:
+    unknown_scheme = {**REQUIRED, "NOTIFY_URLS": "slak://token/channel"}
+
+    config = load_config(unknown_scheme, notifying=False)
+
+    assert config.monitoring.notify_urls == ("slak://token/channel",)
+    with pytest.raises(ConfigError):
+        load_config({**REQUIRED, "NOTIFY_URLS": "not a url"}, notifying=False)
