@@ -122,6 +122,20 @@ def archive_caught_up(
     return times
 
 
+def stream_rows(
+    env: dict[str, str], log_path: Path, server: PgServer, first: int, s3: S3Server, bucket: str
+) -> None:
+    """Stream while five rows are committed from `first`, until S3 holds their WAL."""
+    streaming = Streaming(env, log_path)
+    try:
+        streaming.wait_started()
+        commit_rows(server, first, 5)
+        server.psql("SELECT pg_switch_wal()")
+        archive_caught_up(s3, bucket, server)
+    finally:
+        assert streaming.stop() == 0, streaming.text()
+
+
 def archived_after(s3: S3Server, bucket: str, moment: pendulum.DateTime) -> bool:
     listing = s3.client().list_objects_v2(Bucket=bucket, Prefix="pitr/wal/")
     return any(
@@ -483,14 +497,7 @@ def test_latest_follows_a_failover_to_a_new_timeline(
         env_2 = {
             **pitr_env(promoted, s3, bucket, tmp_path / "spool-2", BACKUP_COMPRESSION="zstd"),
         }
-        streaming = Streaming(env_2, tmp_path / "run-2.log")
-        try:
-            streaming.wait_started()
-            commit_rows(promoted, 5, 5)
-            promoted.psql("SELECT pg_switch_wal()")
-            archive_caught_up(s3, bucket, promoted)
-        finally:
-            assert streaming.stop() == 0, streaming.text()
+        stream_rows(env_2, tmp_path / "run-2.log", promoted, 5, s3, bucket)
     assert any(key.endswith("/00000002.history.zst") for key in s3.keys(bucket))
 
     final_dir = restore_dir.parent / "final"
@@ -532,14 +539,7 @@ def test_restore_with_moonflower_as_the_restore_command(
     bucket = s3.new_bucket()
     env = pitr_env(source, s3, bucket, tmp_path, BACKUP_COMPRESSION="zstd")
     assert run_moonflower("basebackup", env=env).returncode == 0
-    streaming = Streaming(env, tmp_path / "run.log")
-    try:
-        streaming.wait_started()
-        commit_rows(source, 0, 5)
-        source.psql("SELECT pg_switch_wal()")
-        archive_caught_up(s3, bucket, source)
-    finally:
-        assert streaming.stop() == 0, streaming.text()
+    stream_rows(env, tmp_path / "run.log", source, 0, s3, bucket)
     # The settings in a file the server's user can read: its environment has none of them.
     config = restore_dir.parent / "moonflower.toml"
     s3_env = s3.moonflower_env(bucket, "pitr")
