@@ -5,8 +5,11 @@ Python's platform module run `file`). Our own settings, secrets among them, are 
 then removed from `os.environ` before anything else is imported, so no child can see them.
 """
 
+import atexit
+import contextlib
 import os
 import sys
+import threading
 
 from moonflower.config.settings import KNOWN_NAMES, OWNED_PREFIXES
 
@@ -37,4 +40,18 @@ def run() -> None:
             file=sys.stderr,
         )
         sys.exit(NOT_INSTALLED)
-    sys.exit(main(environ=environment))
+    leave(main(environ=environment))
+
+
+def leave(status: int) -> None:
+    """Exit like the interpreter would, but without its teardown of every module and object
+    (with boto3 loaded, 0.05-0.1 CPU-seconds of a run that has nothing left to do): threads
+    still working are waited for, exit handlers run and output is flushed first."""
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing to do
+            stream.flush()
+    os._exit(status)

@@ -4,7 +4,7 @@ Starts an embedded PostgreSQL and a local S3 server, builds a benchmark database
 several repetitions measures the median wall time of each case, the peak RSS of Moonflower's
 Python process, and the object sizes. BENCH_ROWS (default 1,500,000, about 350 MB on disk)
 and BENCH_REPEATS (default 3) adjust it; BENCH_ONLY_MORE=1 runs only the measurements of
-scripts/bench_more.py. Prints Markdown tables for docs/benchmarks.md.
+scripts/bench_more.py. Prints Markdown tables for BENCHMARKS.md.
 
 Diagnostics come with it: the bare `pg_dump | zstd -T0 -3` and `pg_dump | igzip -1`
 pipelines into a file (what compression alone costs on this machine), and the CPU the local

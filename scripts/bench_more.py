@@ -1,6 +1,6 @@
 """The second half of `make bench`: start-up, Moonflower's own CPU, many small databases, and
 restores against the stock tools. `scripts/bench.py` calls `run_all` with its servers and
-its benchmark database; each part prints a Markdown table for docs/benchmarks.md.
+its benchmark database; each part prints a Markdown table for BENCHMARKS.md.
 """
 
 import os

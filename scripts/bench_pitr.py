@@ -8,7 +8,7 @@
   0.2 s) and a heavy one (pgbench), BENCH_PITR_KILLS kills each;
 - the supervisor's own cost while streaming: CPU seconds per GiB of WAL, and RSS.
 
-Prints Markdown tables for docs/benchmarks.md.
+Prints Markdown tables for BENCHMARKS.md.
 """
 
 import json

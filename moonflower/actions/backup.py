@@ -14,6 +14,7 @@ import pendulum
 if TYPE_CHECKING:
     from moonflower.s3.gateway import Storage
 
+from moonflower.actions.size_check import EarlierBackups
 from moonflower.config.model import ChecksumMode, Config, DumpFormat, SizeDrop
 from moonflower.errors import MoonflowerError
 from moonflower.output.logs import database_context, log, step
@@ -93,6 +94,10 @@ class BackupRun:
             state_directory(config.backup), config.s3.bucket, config.s3.endpoint
         )
         self.s3: OpeningStorage | None = None
+        self.earlier: EarlierBackups | None = None
+        """What the size check compares with (BACKUP_SIZE_DROP), listed once S3 is open."""
+        if config.monitoring.size_drop != SizeDrop.OFF:
+            self.earlier = EarlierBackups(config.s3.prefix)
         self.facts: ClusterFacts | None = None
         timeout = config.backup.timeout
         self.time_limit = None if timeout is None else timeout.seconds
@@ -109,7 +114,7 @@ class BackupRun:
         remove_stale_homes(home_parent(spool_dir))
         if home_parent(spool_dir) != spool_dir:
             remove_stale_homes(spool_dir)
-        self.s3 = OpeningStorage(self.config.s3, self._abort_stale_uploads)
+        self.s3 = OpeningStorage(self.config.s3, self._on_open)
         warm_up("pg_dump", self.config.postgres.pg_dump_path)
         with passfile(self.config.postgres.password, self.config.backup.spool_dir) as password:
             try:
@@ -123,11 +128,11 @@ class BackupRun:
         s3_error = self.s3.error()
         if s3_error is not None:  # the dumps were stopped; none of them is the news
             return RunReport(error=str(s3_error))
-        if self.config.monitoring.size_drop != SizeDrop.OFF:
+        if self.earlier is not None:
             from moonflower.actions.size_check import flag_size_drops
 
             with step("size check"):
-                flag_size_drops(report.results, self.storage, self.config)
+                flag_size_drops(report.results, self.earlier, self.storage, self.config)
         succeeded = [result.database for result in report.results if result.ok]
         unflagged = [r.database for r in report.results if r.ok and r.size_drop is None]
         if self.config.s3.prunes and unflagged:
@@ -193,6 +198,11 @@ class BackupRun:
         """S3, once open (waiting for it); raises what made it unusable."""
         assert self.s3 is not None
         return self.s3.get()
+
+    def _on_open(self, storage: "Storage") -> None:
+        if self.earlier is not None:
+            self.earlier.start(storage)
+        self._abort_stale_uploads(storage)
 
     def _abort_stale_uploads(self, storage: "Storage") -> None:
         for key in self.journal.stale_keys():

@@ -2,6 +2,7 @@
 (a dropped table, a wrong database, an empty restore target backed up)."""
 
 import statistics
+import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -9,12 +10,11 @@ from moonflower.config.model import Config, SizeDrop
 from moonflower.errors import MoonflowerError
 from moonflower.output.logs import database_context, log
 from moonflower.output.sizes import human_size
-from moonflower.s3.catalog import our_backups
-from moonflower.s3.gateway import Storage
-from moonflower.s3.keys import parse_key
+from moonflower.s3.keys import BackupKey, parse_key
 
 if TYPE_CHECKING:
     from moonflower.actions.backup import DatabaseResult
+    from moonflower.s3.gateway import Storage
 
 PREVIOUS_BACKUPS = 5
 """How many of the latest earlier backups the median is taken over."""
@@ -35,12 +35,51 @@ def size_drop(size: int, previous: Sequence[int], threshold: float) -> str | Non
     )
 
 
+class EarlierBackups:
+    """The listing of the backups already in S3, taken in a thread of its own while the dumps
+    run (`start`, as soon as S3 is open), so that it is not one more round trip after the
+    last dump ends. Backups this run writes meanwhile do not count: only those created
+    before each new one are compared."""
+
+    def __init__(self, prefix: str) -> None:
+        self._prefix = prefix
+        self._found: list[tuple[BackupKey, int]] = []
+        self._error: MoonflowerError | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self, storage: "Storage") -> None:
+        self._thread = threading.Thread(
+            target=self._list, args=(storage,), name="size-listing", daemon=True
+        )
+        self._thread.start()
+
+    def _list(self, storage: "Storage") -> None:
+        from moonflower.s3.catalog import our_backups  # boto3: not on the way to pg_dump
+
+        try:
+            self._found = our_backups(storage, self._prefix)
+        except MoonflowerError as error:
+            self._error = error
+
+    def listing(self, storage: "Callable[[], Storage]") -> list[tuple[BackupKey, int]]:
+        """The listing; taken now if S3 was never opened to start it."""
+        if self._thread is None:
+            self._list(storage())
+        else:
+            self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._found
+
+
 def size_drops(
-    storage: Storage, prefix: str, uploaded: dict[str, tuple[str, int]], threshold: float
+    listing: list[tuple[BackupKey, int]],
+    prefix: str,
+    uploaded: dict[str, tuple[str, int]],
+    threshold: float,
 ) -> dict[str, str]:
     """For each database name -> (its new key, size): the drop found, if any. Only earlier
     backups of the same database in the same format, compression and encryption count."""
-    listing = our_backups(storage, prefix)
     drops: dict[str, str] = {}
     for database, (key, size) in uploaded.items():
         new = parse_key(key, prefix)
@@ -61,7 +100,10 @@ def size_drops(
 
 
 def flag_size_drops(
-    results: "list[DatabaseResult]", storage: Callable[[], Storage], config: Config
+    results: "list[DatabaseResult]",
+    earlier: EarlierBackups,
+    storage: "Callable[[], Storage]",
+    config: Config,
 ) -> None:
     """Flag each backup much smaller than the previous ones; with BACKUP_SIZE_DROP=fail the
     database fails (its object stays: it is complete, and it may be right)."""
@@ -70,7 +112,9 @@ def flag_size_drops(
         return
     monitoring = config.monitoring
     try:
-        drops = size_drops(storage(), config.s3.prefix, uploaded, monitoring.size_drop_threshold)
+        drops = size_drops(
+            earlier.listing(storage), config.s3.prefix, uploaded, monitoring.size_drop_threshold
+        )
     except MoonflowerError as error:
         log.warning("the size check could not list the earlier backups: %s", error)
         return

@@ -9,6 +9,7 @@ that carry the stage name, its exit status and the last lines of its stderr, mas
 import collections
 import contextlib
 import ctypes
+import fcntl
 import os
 import signal
 import threading
@@ -31,6 +32,11 @@ _LIBC = ctypes.CDLL(None, use_errno=True)
 """The C library already loaded into this process: find_library("c") would run ldconfig."""
 TICK_SECONDS = 1.0
 POLL_SECONDS = 0.05
+PIPE_BYTES = 1 << 20
+"""Each pipe between stages holds 1 MiB instead of 64 KiB: 300 MiB of SQL then crosses it in
+300 writes instead of 5,000, and the stages switch that much less often (on 2 cores a
+pipe of `igzip -dc | tail` took 1.0-2.1 s with the default size and 0.6-0.8 s with this).
+1 MiB is the default /proc/sys/fs/pipe-max-size, which unprivileged users may ask for."""
 PASSED_ENVIRONMENT = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR")
 """Children get a clean environment: never Moonflower's own, which may hold secrets."""
 
@@ -47,6 +53,16 @@ def child_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env.setdefault("PATH", os.defpath)
     env.update(extra or {})
     return env
+
+
+def widen_pipe(command: Any) -> None:
+    """Give the pipe sh made for a stage's output PIPE_BYTES; left as it is where the
+    system refuses (a lower pipe-max-size, or the user's pipe quota spent)."""
+    descriptor = getattr(command.process, "_pipe_fd", None)
+    if descriptor is None:
+        return
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(descriptor, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
 
 
 @dataclass(frozen=True)
@@ -157,6 +173,8 @@ class Pipeline:
                 raise StageFailed(stage.name, 127, f"{stage.argv[0]}: command not found") from None
             previous = command(*stage.argv[1:], **options)
             self.processes.append(previous)
+            if index < last_index:
+                widen_pipe(previous)
             if shutdown.abandoned.is_set():
                 raise Abandoned()
 

@@ -50,7 +50,9 @@ class StateFile:
         descriptor, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".moonflower-state-")
         try:
             with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-                json.dump(state, handle, indent=2)
+                # One line: with `indent`, json encodes in Python instead of C, and a file
+                # with 30 backups of each database cost 15 ms a write.
+                handle.write(json.dumps(state, separators=(",", ":")))
             os.chmod(temporary, 0o644)
             os.replace(temporary, self.path)
         except OSError:

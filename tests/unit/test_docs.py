@@ -8,7 +8,9 @@ import pytest
 from moonflower.config.settings import ALL_SETTINGS, S3_KEY_ID_LEGACY
 
 CHECKOUT = Path(__file__).resolve().parents[2]
-PAGES = sorted([CHECKOUT / "README.md", *(CHECKOUT / "docs").glob("*.md")])
+PAGES = sorted(
+    [CHECKOUT / "README.md", CHECKOUT / "BENCHMARKS.md", *(CHECKOUT / "docs").glob("*.md")]
+)
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 HEADING = re.compile(r"^#{1,6}\s+(.*)$", re.MULTILINE)
 FENCE = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
