@@ -5,8 +5,10 @@ its benchmark database; each part prints a Markdown table for BENCHMARKS.md.
 
 import os
 import re
+import resource
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -102,6 +104,39 @@ def startup(pg: PgServer, base: dict[str, str], scratch: Path) -> None:
     print(f"| process start to pg_dump running | {statistics.median(latencies):.3f} |")
     print(f"| tiny database backed up end to end (wall) | {samples.median('wall'):.3f} |")
     print(f"| Moonflower's own CPU for it | {samples.median('own_cpu'):.3f} |")
+
+
+FLOORS = (
+    ("Python itself (`python -c pass`)", "pass"),
+    ("`import sh` (the pipelines; it loads asyncio and importlib.metadata)", "import sh"),
+    ("`import pendulum`", "import pendulum"),
+    ("`import boto3`", "import boto3"),
+    (
+        "`import boto3` and an S3 client",
+        "import boto3; boto3.session.Session().client('s3', region_name='us-east-1', "
+        "endpoint_url='http://127.0.0.1:9')",
+    ),
+)
+
+
+def child_cpu(argv: list[str]) -> float:
+    """User + system CPU of one child process, run to its end."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, timeout=TIMEOUT_SECONDS)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def floors() -> None:
+    """What a Python process with the mandated libraries costs before doing anything."""
+    print(
+        f"\n| what a Python process costs before it does anything (median of {STARTUP_REPEATS}) "
+        "| CPU s |"
+    )
+    print("|---|---|")
+    for name, code in FLOORS:
+        cpu = [child_cpu([sys.executable, "-c", code]) for _ in range(STARTUP_REPEATS)]
+        print(f"| {name} | {statistics.median(cpu):.3f} |")
 
 
 def own_cpu(base: dict[str, str], repeats: int) -> None:
@@ -206,6 +241,7 @@ def newest(s3: S3Server, bucket: str, ending: str) -> str:
 def run_all(
     pg: PgServer, s3: S3Server, bucket: str, base: dict[str, str], scratch: Path, repeats: int
 ) -> None:
+    floors()
     startup(pg, base, scratch)
     own_cpu(base, repeats)
     restores(pg, s3, bucket, base, scratch, repeats)

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 import pendulum
 
 if TYPE_CHECKING:
+    from moonflower.actions.size_check import EarlierBackups
     from moonflower.s3.gateway import Storage
 
-from moonflower.actions.size_check import EarlierBackups
 from moonflower.config.model import ChecksumMode, Config, DumpFormat, SizeDrop
 from moonflower.errors import MoonflowerError
 from moonflower.output.logs import database_context, log, step
@@ -97,7 +97,9 @@ class BackupRun:
         self.earlier: EarlierBackups | None = None
         """What the size check compares with (BACKUP_SIZE_DROP), listed once S3 is open."""
         if config.monitoring.size_drop != SizeDrop.OFF:
-            self.earlier = EarlierBackups(config.s3.prefix)
+            from moonflower.actions import size_check
+
+            self.earlier = size_check.EarlierBackups(config.s3.prefix)
         self.facts: ClusterFacts | None = None
         timeout = config.backup.timeout
         self.time_limit = None if timeout is None else timeout.seconds

@@ -36,7 +36,9 @@ from moonflower.s3.gateway import Storage
 
 PLAIN_SQL_STARTS = (b"--", b"SET ", b"\n", b"\\")
 ENDS_LINES = 40
-"""Lines read from each end of the SQL: its header (the restrict key) and its trailer."""
+"""Lines read from the start of the SQL: its header (the restrict key)."""
+END_BYTES = 65536
+"""Bytes kept from the end of the SQL: the trailer is in its last few hundred."""
 TRAILER = re.compile(rb"^-- PostgreSQL database (cluster )?dump complete$", re.MULTILINE)
 """pg_dump ends with "database dump complete", pg_dumpall with "database cluster dump complete"."""
 RESTRICT_LINE = re.compile(rb"^\\restrict (\S*)$", re.MULTILINE)
@@ -204,14 +206,14 @@ def read_plain_to_the_end(
     path: Path, decryption: Decryption, info: BackupInfo, spool_dir: Path
 ) -> PlainSql:
     """Decrypt and decompress the whole backup; it must end with pg_dump's (or
-    pg_dumpall's) "dump complete" trailer, or it is truncated. `tail` keeps the last lines
-    (on a pipe it costs a tenth of awk's CPU); the first lines come from a second, short
-    decode that `head` stops."""
+    pg_dumpall's) "dump complete" trailer, or it is truncated. `tail -c` keeps the last bytes
+    (on a pipe it costs a tenth of awk's CPU, and less than `tail -n`, which looks for
+    every newline); the first lines come from a second, short decode that `head` stops."""
     with step("read"), tempfile.NamedTemporaryFile(dir=spool_dir) as ends:
         with decoding_stages(path, decryption, info) as stages:
-            last_lines = Stage("tail", ["tail", "-n", str(ENDS_LINES)], {"LC_ALL": "C"})
-            run_with_progress([*stages, last_lines], path, "reading", ends.name)
-        trailer = Path(ends.name).read_bytes().splitlines()
+            last_bytes = Stage("tail", ["tail", "-c", str(END_BYTES)], {"LC_ALL": "C"})
+            run_with_progress([*stages, last_bytes], path, "reading", ends.name)
+        trailer = Path(ends.name).read_bytes().splitlines()[1:]  # the first may be cut
         with decoding_stages(path, decryption, info) as stages, path.open("rb") as source:
             first_lines = Stage("head", ["head", "-n", str(ENDS_LINES)], {"LC_ALL": "C"})
             with open(ends.name, "wb") as output:

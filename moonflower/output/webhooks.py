@@ -5,10 +5,7 @@ original error of a failed run is never hidden by a failing ping.
 """
 
 import contextlib
-import http.client
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -67,6 +64,10 @@ def _post_once(url: str, body: bytes, timeout: float) -> int | WebhookFailed:
 
 
 def _request(url: str, body: bytes, timeout: float) -> int:
+    import http.client  # here, in the sending thread: not on the way to pg_dump
+    import urllib.error
+    import urllib.request
+
     request = urllib.request.Request(
         url,
         data=body,

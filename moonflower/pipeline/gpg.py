@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import gnupg
 import pendulum
 
 from moonflower.config.model import EncryptionConfig
@@ -128,6 +127,8 @@ def import_public_key(home: Path, block: KeyBlock) -> Recipient:
     """Import the key into `home` and check it yields exactly one usable encryption key."""
     if shutil.which(GPG_PROGRAM) is None:
         raise _reject(block, "gpg is not installed (install GnuPG to encrypt backups)")
+    import gnupg  # only runs with encryption pay for it
+
     keyring = gnupg.GPG(gnupghome=str(home), gpgbinary=GPG_PROGRAM, env=child_environment())
     result = keyring.import_keys(block.data)
     if getattr(result, "sec_imported", 0):
@@ -251,6 +252,8 @@ class Decryption:
     def _import_private_key(self, block: KeyBlock) -> None:
         if shutil.which(GPG_PROGRAM) is None:
             raise _reject(block, "gpg is not installed (install GnuPG to decrypt backups)")
+        import gnupg
+
         keyring = gnupg.GPG(
             gnupghome=str(self.home), gpgbinary=GPG_PROGRAM, env=child_environment()
         )
