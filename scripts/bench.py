@@ -69,10 +69,27 @@ class Case:
     small_peak_rss: int = 0
     size: int = 0
     server_cpu: list[float] = field(default_factory=list)
+    busy: list[float] = field(default_factory=list)
+    """Cores busy on average during each run (all processes of the machine)."""
 
     @property
     def median(self) -> float:
         return statistics.median(self.seconds)
+
+    def measured(self, measure: Callable[[], float]) -> float:
+        """Run `measure` (which returns its wall seconds), noting how busy the cores were."""
+        before = machine_busy_seconds()
+        seconds = measure()
+        self.busy.append((machine_busy_seconds() - before) / seconds)
+        self.seconds.append(seconds)
+        return seconds
+
+
+def machine_busy_seconds() -> float:
+    """CPU-seconds all cores have spent not idle since boot (/proc/stat)."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
 def timed(command: list[str], env: dict[str, str], stdout: object = subprocess.DEVNULL) -> float:
@@ -192,7 +209,7 @@ def pipeline_only(pg: PgServer, scratch: Path, compressor: list[str]) -> float:
 
 def repeat(case: Case, measure: Callable[[], float]) -> Case:
     for _ in range(REPEATS):
-        case.seconds.append(measure())
+        case.measured(measure)
     return case
 
 
@@ -248,10 +265,16 @@ def main() -> int:
             case = Case(name)
             for _ in range(REPEATS):
                 cpu_before = own_cpu_seconds()
-                seconds, peak = run_moonflower({**base, **extra})
+                peaks: list[int] = []
+
+                def backup(extra: dict[str, str] = extra, peaks: list[int] = peaks) -> float:
+                    seconds, peak = run_moonflower({**base, **extra})
+                    peaks.append(peak)
+                    return seconds
+
+                case.measured(backup)
                 case.server_cpu.append(own_cpu_seconds() - cpu_before)
-                case.seconds.append(seconds)
-                case.peak_rss = max(case.peak_rss, peak)
+                case.peak_rss = max(case.peak_rss, *peaks)
                 _, small_peak = run_moonflower({**base, **extra, "PG_DATABASES": "bench_small"})
                 case.small_peak_rss = max(case.small_peak_rss, small_peak)
             cases.append(case)
@@ -318,15 +341,16 @@ def print_report(
         f"{platform.python_version()}; database {db_size / 2**20:.0f} MiB on disk, "
         f"{ROWS:,} rows; median of {REPEATS} runs.\n"
     )
-    print("| case | median s | x floor | x old tool | peak RSS | object |")
-    print("|---|---|---|---|---|---|")
+    print("| case | median s | x floor | x old tool | peak RSS | object | cores busy |")
+    print("|---|---|---|---|---|---|---|")
     for case in cases:
         old = old_encrypted if "passphrase" in case.name or "\\| gpg" in case.name else old_plain
         rss = f"{case.peak_rss / 2**20:.0f} MiB" if case.peak_rss else "-"
         size = f"{case.size / 2**20:.0f} MiB" if case.size else "-"
+        busy = f"{statistics.median(case.busy):.2f} of {os.cpu_count()}" if case.busy else "-"
         print(
             f"| {case.name} | {case.median:.2f} | {case.median / floor.median:.2f} | "
-            f"{case.median / old.median:.2f} | {rss} | {size} |"
+            f"{case.median / old.median:.2f} | {rss} | {size} | {busy} |"
         )
     print_jobs(jobs)
 
