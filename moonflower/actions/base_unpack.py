@@ -8,25 +8,19 @@ fails as if it had been checked first. When the stream itself breaks (S3 goes aw
 mid-object), the directory is emptied and the caller falls back to download, check, extract.
 """
 
-import hashlib
 import os
 import shutil
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 
 from moonflower.errors import MoonflowerError, RestoreError, StorageError
 from moonflower.pipeline import runner
-from moonflower.pipeline.encoding import HEAD_BYTES, starts_encrypted
+from moonflower.pipeline.encoding import starts_encrypted
+from moonflower.pipeline.feeder import Feeder, StreamBroken, first_bytes
 from moonflower.pipeline.runner import Stage
 
-CHUNK_BYTES = 1024 * 1024
 StagesFor = Callable[[bytes], AbstractContextManager[list[Stage]]]
-
-
-class StreamBroken(MoonflowerError):
-    """The download stopped before the end of the object: start over from a spool file."""
 
 
 def damaged(key: str) -> RestoreError:
@@ -47,61 +41,6 @@ def empty_directory(directory: Path) -> None:
             shutil.rmtree(child)
         else:
             child.unlink()
-
-
-class Feeder:
-    """Writes the object's chunks into the pipeline's stdin and hashes all of them, even
-    after the pipeline stopped reading (its failure may be the damage the hash names)."""
-
-    def __init__(self, chunks: Iterator[bytes], head: bytes, write_end: int) -> None:
-        self.chunks = chunks
-        self.head = head
-        self.write_end = write_end
-        self.digest = hashlib.sha256()
-        self.size = 0
-        self.error: StorageError | None = None
-        self.stop = threading.Event()
-        """Set when the restore is abandoned: nothing more is read."""
-        self.thread = threading.Thread(target=self._feed, name="base-backup-stream")
-
-    def _feed(self) -> None:
-        writing = True
-        try:
-            for chunk in self._all_chunks():
-                if self.stop.is_set():
-                    break
-                self.digest.update(chunk)
-                self.size += len(chunk)
-                if writing:
-                    writing = self._write(chunk)
-        except StorageError as error:
-            self.error = error
-        finally:
-            if writing:
-                os.close(self.write_end)
-
-    def _all_chunks(self) -> Iterator[bytes]:
-        yield self.head
-        yield from self.chunks
-
-    def _write(self, chunk: bytes) -> bool:
-        view = memoryview(chunk)
-        try:
-            while view:
-                view = view[os.write(self.write_end, view) :]
-        except BrokenPipeError:
-            os.close(self.write_end)
-            return False
-        return True
-
-
-def first_bytes(chunks: Iterator[bytes]) -> bytes:
-    head = b""
-    for chunk in chunks:
-        head += chunk
-        if len(head) >= HEAD_BYTES:
-            break
-    return head
 
 
 def unpack_streamed(

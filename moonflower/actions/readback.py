@@ -58,7 +58,11 @@ def detect_format(path: Path) -> Format:
     """From the content, not the name: gzip, plain SQL, or OpenPGP (the original image's .sql.gpg
     holds SQL compressed by gpg itself; ours holds gzip)."""
     with path.open("rb") as handle:
-        head = handle.read(16)
+        return format_of(handle.read(16))
+
+
+def format_of(head: bytes) -> Format:
+    """The format the first 16 bytes of a backup show."""
     if not head:
         raise RestoreError("inspect", "the backup is empty")
     compression = sniff(head)
@@ -94,17 +98,13 @@ class Trust:
 def check_download(info: BackupInfo, path: Path, trust: Trust) -> None:
     """Refuse a download that differs from what was uploaded, or that carries no checksum
     written by Moonflower."""
-    mismatch = RestoreError(
-        "checksum",
-        f"{info.key} does not match the SHA-256 recorded at upload; it is damaged or was changed",
-    )
     if info.sha256 is not None:
         if file_sha256(path) != info.sha256:
-            raise mismatch
+            raise damaged_backup(info)
         log.info("checksum ok (SHA-256 %s…)", info.sha256[:16])
     elif info.part_size and info.s3_checksum:
         if not same_composite(info.s3_checksum, file_composite_sha256(path, info.part_size)):
-            raise mismatch
+            raise damaged_backup(info)
         log.info("checksum ok (composite SHA-256 of %d-byte parts)", info.part_size)
     else:
         trust.refuse(
@@ -112,7 +112,19 @@ def check_download(info: BackupInfo, path: Path, trust: Trust) -> None:
             f"{info.key} has no recorded SHA-256 (made by the original image, or copied into "
             "the bucket), so nothing shows it is a backup Moonflower wrote",
         )
-    if trust.expect_encrypted and not detect_format(path).encrypted:
+    check_encrypted(info, trust, detect_format(path).encrypted)
+
+
+def damaged_backup(info: BackupInfo) -> RestoreError:
+    return RestoreError(
+        "checksum",
+        f"{info.key} does not match the SHA-256 recorded at upload; it is damaged or was changed",
+    )
+
+
+def check_encrypted(info: BackupInfo, trust: Trust, encrypted: bool) -> None:
+    """With encryption configured, an unencrypted backup may have been planted."""
+    if trust.expect_encrypted and not encrypted:
         trust.refuse(
             "checksum",
             f"encryption is configured, but {info.key} is not encrypted: anyone who can write "
@@ -134,10 +146,17 @@ def fetched(storage: Storage, info: BackupInfo, spool_dir: Path, trust: Trust) -
         yield path
 
 
-@contextlib.contextmanager
-def decoding_stages(path: Path, decryption: Decryption, info: BackupInfo) -> Iterator[list[Stage]]:
+def decoding_stages(
+    path: Path, decryption: Decryption, info: BackupInfo
+) -> contextlib.AbstractContextManager[list[Stage]]:
     """Stages turning the file into SQL: [gpg --decrypt] | [gzip -dc or zstd -dc]."""
-    found = detect_format(path)
+    return decoding_stages_of(detect_format(path), decryption, info)
+
+
+@contextlib.contextmanager
+def decoding_stages_of(
+    found: Format, decryption: Decryption, info: BackupInfo
+) -> Iterator[list[Stage]]:
     with contextlib.ExitStack() as stack:
         stages = []
         if found.encrypted:
@@ -206,19 +225,34 @@ def read_plain_to_the_end(
     path: Path, decryption: Decryption, info: BackupInfo, spool_dir: Path
 ) -> PlainSql:
     """Decrypt and decompress the whole backup; it must end with pg_dump's (or
-    pg_dumpall's) "dump complete" trailer, or it is truncated. `tail -c` keeps the last bytes
-    (on a pipe it costs a tenth of awk's CPU, and less than `tail -n`, which looks for
-    every newline); the first lines come from a second, short decode that `head` stops."""
+    pg_dumpall's) "dump complete" trailer, or it is truncated."""
     with step("read"), tempfile.NamedTemporaryFile(dir=spool_dir) as ends:
         with decoding_stages(path, decryption, info) as stages:
-            last_bytes = Stage("tail", ["tail", "-c", str(END_BYTES)], {"LC_ALL": "C"})
-            run_with_progress([*stages, last_bytes], path, "reading", ends.name)
-        trailer = Path(ends.name).read_bytes().splitlines()[1:]  # the first may be cut
-        with decoding_stages(path, decryption, info) as stages, path.open("rb") as source:
-            first_lines = Stage("head", ["head", "-n", str(ENDS_LINES)], {"LC_ALL": "C"})
-            with open(ends.name, "wb") as output:
-                runner.run([*stages, first_lines], output, source, last_decides=True)
-        header = Path(ends.name).read_bytes()
+            run_with_progress([*stages, last_bytes()], path, "reading", ends.name)
+        return judged(Path(ends.name).read_bytes(), path, decryption, info, spool_dir)
+
+
+def last_bytes() -> Stage:
+    """The stage that keeps the end of the SQL. `tail -c` (on a pipe it costs a tenth of
+    awk's CPU, and less than `tail -n`, which looks for every newline)."""
+    return Stage("tail", ["tail", "-c", str(END_BYTES)], {"LC_ALL": "C"})
+
+
+def judged(
+    end: bytes, path: Path, decryption: Decryption, info: BackupInfo, spool_dir: Path
+) -> PlainSql:
+    """The verdict on the SQL whose last bytes are `end`: complete or truncated, and its
+    restrict key. The first lines come from a second, short decode that `head` stops."""
+    trailer = end.splitlines()[1:]  # the first may be cut
+    with (
+        tempfile.NamedTemporaryFile(dir=spool_dir) as start,
+        decoding_stages(path, decryption, info) as stages,
+        path.open("rb") as source,
+    ):
+        first_lines = Stage("head", ["head", "-n", str(ENDS_LINES)], {"LC_ALL": "C"})
+        with open(start.name, "wb") as output:
+            runner.run([*stages, first_lines], output, source, last_decides=True)
+        header = Path(start.name).read_bytes()
     if not any(TRAILER.match(line) for line in trailer):
         raise RestoreError(
             "read", 'the SQL does not end with pg_dump\'s "dump complete" line: it is truncated'

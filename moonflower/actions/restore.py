@@ -1,11 +1,11 @@
 """Bringing a backup back: download, check, then decrypt | decompress | psql as one pipeline."""
 
-import itertools
 import os
 import re
 import time
 from pathlib import Path
 
+from moonflower.actions.fetching import Reader, fetched_and_read
 from moonflower.actions.readback import (
     PlainSql,
     Trust,
@@ -13,7 +13,6 @@ from moonflower.actions.readback import (
     fetched,
     plain_dump_file,
     read_plain_to_the_end,
-    read_to_the_end,
     restricted_psql,
     run_with_progress,
 )
@@ -104,24 +103,26 @@ class Restorer:
             server = Server(self.config.postgres, password)
             if with_globals:
                 self._restore_globals(server, decryption)
-            clock = [time.monotonic()]
-            with fetched(self.storage, info, spool_dir, self.trust) as path:
-                clock.append(time.monotonic())
-                sql = self.read(path, info, decryption)
-                clock.append(time.monotonic())
+            reader = Reader(
+                self.storage, spool_dir, self.trust, decryption, self.config.postgres.pg_dump_path
+            )
+            with fetched_and_read(reader, info) as got:
+                loading_started = time.monotonic()
                 with step("target"):
                     self._prepare_target(server, target, drop_existing)
                 with step("load"):
                     try:
-                        self.load_into(path, info, decryption, server, target, no_owner, sql)
+                        self.load_into(
+                            got.path, info, decryption, server, target, no_owner, got.sql
+                        )
                     except MoonflowerError as error:
                         raise RestoreError(
                             "load",
                             f"{error}{owner_hint(str(error))}; the database {target} was left "
                             "as it is for inspection",
                         ) from None
-                clock.append(time.monotonic())
-        download, check, load = (later - earlier for earlier, later in itertools.pairwise(clock))
+                load = time.monotonic() - loading_started
+        download, check = got.download_seconds, got.check_seconds
         log.info(
             "restored %s into database %s: %s in %.1f s (download %.1f s, check %.1f s, "
             "load %.1f s at %s/s of backup)",
@@ -134,11 +135,6 @@ class Restorer:
             load,
             human_size(info.size / load) if load > 0 else "-",
         )
-
-    def read(self, path: Path, info: BackupInfo, decryption: Decryption) -> PlainSql | None:
-        """The whole backup decoded and checked complete, before any database is touched."""
-        pg_dump_path = self.config.postgres.pg_dump_path
-        return read_to_the_end(path, decryption, info, self.config.backup.spool_dir, pg_dump_path)
 
     def load_into(
         self,

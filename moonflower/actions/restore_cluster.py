@@ -19,13 +19,7 @@ from pathlib import Path
 import pendulum
 
 from moonflower.actions.base_chain import chain_of, combine_area
-from moonflower.actions.base_unpack import (
-    CHUNK_BYTES,
-    StreamBroken,
-    damaged,
-    not_encrypted,
-    unpack_streamed,
-)
+from moonflower.actions.base_unpack import damaged, not_encrypted, unpack_streamed
 from moonflower.actions.basebackup_record import BaseBackupRecord
 from moonflower.actions.wal_archive import WalArchive
 from moonflower.config.model import Config
@@ -34,6 +28,7 @@ from moonflower.output.logs import log, step
 from moonflower.output.sizes import human_size
 from moonflower.pipeline import runner
 from moonflower.pipeline.encoding import decoding_stages, decoding_stages_for, is_encrypted
+from moonflower.pipeline.feeder import CHUNK_BYTES, StreamBroken
 from moonflower.pipeline.gpg import Decryption
 from moonflower.pipeline.runner import Stage
 from moonflower.pipeline.spool import spool_file

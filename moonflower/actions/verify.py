@@ -7,7 +7,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from moonflower.actions.readback import PlainSql, fetched
+from moonflower.actions.fetching import Reader, fetched_and_read
+from moonflower.actions.readback import PlainSql
 from moonflower.actions.restore import Restorer
 from moonflower.config.model import Config
 from moonflower.errors import MoonflowerError
@@ -68,13 +69,16 @@ class Verifier:
         result = Verified(info)
         started = time.monotonic()
         try:
-            with fetched(
-                self.storage, info, self.config.backup.spool_dir, self.restorer.trust
-            ) as path:
-                restorer = self.restorer
-                sql = restorer.read(path, info, decryption)
+            reader = Reader(
+                self.storage,
+                self.config.backup.spool_dir,
+                self.restorer.trust,
+                decryption,
+                self.config.postgres.pg_dump_path,
+            )
+            with fetched_and_read(reader, info) as got:
                 if server is not None:
-                    self._trial_restore(restorer, path, decryption, info, server, sql)
+                    self._trial_restore(self.restorer, got.path, decryption, info, server, got.sql)
                     result.restored = True
             log.info("verified %s", info.key)
         except MoonflowerError as error:

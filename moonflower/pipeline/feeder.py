@@ -1,0 +1,96 @@
+"""Feeding a pipeline from an object as S3 sends it: each chunk goes into the pipeline's
+stdin (and, when asked, into a spool file) while its SHA-256 is computed, so the download
+and the work on the bytes overlap instead of following each other."""
+
+import hashlib
+import os
+import threading
+from collections.abc import Callable, Iterator
+from typing import BinaryIO
+
+from moonflower.errors import MoonflowerError, StorageError
+from moonflower.pipeline.encoding import HEAD_BYTES
+
+CHUNK_BYTES = 1024 * 1024
+
+
+class StreamBroken(MoonflowerError):
+    """The download stopped before the end of the object: start over from a spool file."""
+
+
+class Feeder:
+    """Writes the object's chunks into the pipeline's stdin and hashes all of them, even
+    after the pipeline stopped reading (its failure may be the damage the hash names)."""
+
+    def __init__(
+        self,
+        chunks: Iterator[bytes],
+        head: bytes,
+        write_end: int,
+        copy_to: BinaryIO | None = None,
+        on_bytes: Callable[[int], None] | None = None,
+    ) -> None:
+        self.chunks = chunks
+        self.head = head
+        self.write_end = write_end
+        self.copy_to = copy_to
+        """Where every chunk is also written (a spool file), even once the pipeline stopped."""
+        self.on_bytes = on_bytes
+        self.digest = hashlib.sha256()
+        self.size = 0
+        self.error: StorageError | None = None
+        self.spool_error: MoonflowerError | None = None
+        """Why the copy could not be written (a full spool directory)."""
+        self.stop = threading.Event()
+        """Set when the restore is abandoned: nothing more is read."""
+        self.thread = threading.Thread(target=self._feed, name="s3-stream")
+
+    def _feed(self) -> None:
+        writing = True
+        try:
+            for chunk in self._all_chunks():
+                if self.stop.is_set():
+                    break
+                self.digest.update(chunk)
+                self.size += len(chunk)
+                if self.copy_to is not None and self.spool_error is None:
+                    self._copy(chunk)
+                if self.on_bytes is not None:
+                    self.on_bytes(len(chunk))
+                if writing:
+                    writing = self._write(chunk)
+        except StorageError as error:
+            self.error = error
+        finally:
+            if writing:
+                os.close(self.write_end)
+
+    def _copy(self, chunk: bytes) -> None:
+        assert self.copy_to is not None
+        try:
+            self.copy_to.write(chunk)
+        except OSError as error:
+            self.spool_error = MoonflowerError(f"cannot write the spool file: {error.strerror}")
+
+    def _all_chunks(self) -> Iterator[bytes]:
+        yield self.head
+        yield from self.chunks
+
+    def _write(self, chunk: bytes) -> bool:
+        view = memoryview(chunk)
+        try:
+            while view:
+                view = view[os.write(self.write_end, view) :]
+        except BrokenPipeError:
+            os.close(self.write_end)
+            return False
+        return True
+
+
+def first_bytes(chunks: Iterator[bytes]) -> bytes:
+    head = b""
+    for chunk in chunks:
+        head += chunk
+        if len(head) >= HEAD_BYTES:
+            break
+    return head
