@@ -8,6 +8,7 @@ fails as if it had been checked first. When the stream itself breaks (S3 goes aw
 mid-object), the directory is emptied and the caller falls back to download, check, extract.
 """
 
+import hashlib
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -58,7 +59,8 @@ def unpack_streamed(
     except StorageError as error:
         raise StreamBroken(str(error)) from None
     read_end, write_end = os.pipe()
-    feeder = Feeder(chunks, head, write_end)
+    digest = hashlib.sha256()
+    feeder = Feeder(chunks, head, write_end, digest=digest)
     failure: MoonflowerError | None = None
     try:
         with os.fdopen(read_end, "rb") as source, stages_for(head) as stages:
@@ -75,19 +77,20 @@ def unpack_streamed(
             os.close(write_end)
         else:
             feeder.thread.join()
-    checked = checked_failure(feeder, key, sha256, must_be_encrypted) or failure
+    found = digest.hexdigest()
+    checked = checked_failure(feeder, found, key, sha256, must_be_encrypted) or failure
     if checked is not None:
         empty_directory(directory)
         raise checked
 
 
 def checked_failure(
-    feeder: Feeder, key: str, sha256: str, must_be_encrypted: bool
+    feeder: Feeder, found: str, key: str, sha256: str, must_be_encrypted: bool
 ) -> MoonflowerError | None:
     """What is wrong with what was read, in the order a spooled restore reports it."""
     if feeder.error is not None:
         return StreamBroken(str(feeder.error))
-    if feeder.digest.hexdigest() != sha256:
+    if found != sha256:
         return damaged(key)
     if must_be_encrypted and not starts_encrypted(feeder.head):
         return not_encrypted(key)

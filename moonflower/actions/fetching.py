@@ -1,7 +1,8 @@
 """Getting a backup ready to restore: downloaded to a spool file, checked against its
 recorded SHA-256 and read to the end, before any database is touched.
 
-A plain SQL backup with Moonflower's SHA-256 is read while it downloads: the object flows
+A plain SQL backup with Moonflower's SHA-256 (or S3's composite one, for a multipart
+upload) is read while it downloads: the object flows
 into its spool file and, on the way, through the decoders into `tail -c`, so proving it
 complete costs no second pass over the file. Nothing is decided before the whole object is
 in and its checksum matched: a mismatch is the checksum's failure, whatever the decoders
@@ -10,6 +11,7 @@ downloaded again and checked step by step (`fetched`, then `read_to_the_end`).
 """
 
 import contextlib
+import hashlib
 import os
 import tempfile
 import time
@@ -38,6 +40,7 @@ from moonflower.pipeline.gpg import Decryption
 from moonflower.pipeline.spool import spool_file
 from moonflower.postgres.plans import CUSTOM_EXTENSION, CUSTOM_MAGIC
 from moonflower.s3.catalog import BackupInfo
+from moonflower.s3.checksums import CompositeSha256, same_composite
 from moonflower.s3.gateway import Storage
 
 
@@ -61,15 +64,41 @@ class Reader:
     pg_dump_path: Path | None
 
 
+@dataclass(frozen=True)
+class Expected:
+    """The checksum Moonflower recorded for a backup, computed as the bytes pass."""
+
+    digest: "hashlib._Hash | CompositeSha256"
+    value: str
+    described: str
+
+    @staticmethod
+    def of(info: BackupInfo) -> "Expected | None":
+        if info.sha256 is not None:
+            return Expected(hashlib.sha256(), info.sha256, f"SHA-256 {info.sha256[:16]}…")
+        if info.part_size and info.s3_checksum:
+            described = f"composite SHA-256 of {info.part_size}-byte parts"
+            return Expected(CompositeSha256(info.part_size), info.s3_checksum, described)
+        return None
+
+    def matches(self) -> bool:
+        if isinstance(self.digest, CompositeSha256):
+            return same_composite(self.value, self.digest.value())
+        return self.digest.hexdigest() == self.value
+
+
 @contextlib.contextmanager
 def fetched_and_read(reader: Reader, info: BackupInfo) -> Iterator[Fetched]:
     """The backup in a spool file, checked and read to the end (removed afterwards)."""
-    if info.sha256 is not None and not info.backup.extension.startswith(CUSTOM_EXTENSION):
+    expected = Expected.of(info)
+    if expected is not None and not info.backup.extension.startswith(CUSTOM_EXTENSION):
         with spool_file(reader.spool_dir, info.backup.extension) as path:
             started = time.monotonic()
             try:
                 with StepProgress("downloading", info.size) as progress:
-                    feeder, end = stream_through_decoders(reader, info, path, progress.advance)
+                    feeder, end = stream_through_decoders(
+                        reader, info, path, progress.advance, expected
+                    )
             except StreamBroken as broken:
                 log.warning(
                     "reading %s while it downloads stopped (%s); downloading it whole instead",
@@ -78,7 +107,7 @@ def fetched_and_read(reader: Reader, info: BackupInfo) -> Iterator[Fetched]:
                 )
             else:
                 downloaded = time.monotonic()
-                plain = checked_stream(reader, info, path, feeder, end)
+                plain = checked_stream(reader, info, path, feeder, end, expected)
                 yield Fetched(path, plain, downloaded - started, time.monotonic() - downloaded)
                 return
     started = time.monotonic()
@@ -97,7 +126,11 @@ class StreamEnd:
 
 
 def stream_through_decoders(
-    reader: Reader, info: BackupInfo, path: Path, on_bytes: Callable[[int], None]
+    reader: Reader,
+    info: BackupInfo,
+    path: Path,
+    on_bytes: Callable[[int], None],
+    expected: Expected,
 ) -> tuple[Feeder, StreamEnd]:
     """Download into `path` while the decoders read the same bytes. StreamBroken when the
     download broke, or when the start of the object is not plain SQL in a known form (the
@@ -116,7 +149,7 @@ def stream_through_decoders(
         path.open("wb") as copy,
         tempfile.NamedTemporaryFile(dir=reader.spool_dir) as ends,
     ):
-        feeder = Feeder(chunks, head, write_end, copy, on_bytes)
+        feeder = Feeder(chunks, head, write_end, copy, on_bytes, expected.digest)
         failure: MoonflowerError | None = None
         try:
             with (
@@ -146,13 +179,18 @@ def stream_through_decoders(
 
 
 def checked_stream(
-    reader: Reader, info: BackupInfo, path: Path, feeder: Feeder, end: StreamEnd
+    reader: Reader,
+    info: BackupInfo,
+    path: Path,
+    feeder: Feeder,
+    end: StreamEnd,
+    expected: Expected,
 ) -> PlainSql:
     """The same checks, in the same order, as a download checked step by step."""
     with step("checksum"):
-        if feeder.digest.hexdigest() != info.sha256:
+        if not expected.matches():
             raise damaged_backup(info)
-        log.info("checksum ok (SHA-256 %s…)", feeder.digest.hexdigest()[:16])
+        log.info("checksum ok (%s)", expected.described)
         check_encrypted(info, reader.trust, format_of(feeder.head).encrypted)
     with step("read"):
         if end.failure is not None:

@@ -17,6 +17,7 @@ from moonflower.actions.readback import (
     run_with_progress,
 )
 from moonflower.actions.restore_jobs import default_restore_jobs
+from moonflower.actions.target_survey import TargetState, TargetSurvey
 from moonflower.config.model import Config
 from moonflower.errors import MoonflowerError, RestoreError
 from moonflower.output.logs import log, step
@@ -25,8 +26,9 @@ from moonflower.pipeline import runner
 from moonflower.pipeline.gpg import Decryption
 from moonflower.pipeline.runner import Stage
 from moonflower.pipeline.spool import spool_file
-from moonflower.postgres.clients import newest_client
+from moonflower.postgres.clients import ClientTool, newest_client
 from moonflower.postgres.connection import MAINTENANCE_DATABASE, passfile
+from moonflower.postgres.plans import CUSTOM_EXTENSION
 from moonflower.postgres.roles import RoleFilter
 from moonflower.postgres.server import Server
 from moonflower.s3.catalog import BackupInfo, Catalog
@@ -103,17 +105,19 @@ class Restorer:
             server = Server(self.config.postgres, password)
             if with_globals:
                 self._restore_globals(server, decryption)
-            reader = Reader(
-                self.storage, spool_dir, self.trust, decryption, self.config.postgres.pg_dump_path
-            )
+            pg_dump_path = self.config.postgres.pg_dump_path
+            reader = Reader(self.storage, spool_dir, self.trust, decryption, pg_dump_path)
+            custom = info.backup.extension.startswith(CUSTOM_EXTENSION)
+            survey = TargetSurvey(server, target, "pg_restore" if custom else "psql", pg_dump_path)
             with fetched_and_read(reader, info) as got:
                 loading_started = time.monotonic()
                 with step("target"):
-                    self._prepare_target(server, target, drop_existing)
+                    state = survey.state()
+                    self._prepare_target(server, target, drop_existing, state)
                 with step("load"):
                     try:
                         self.load_into(
-                            got.path, info, decryption, server, target, no_owner, got.sql
+                            got.path, info, decryption, server, target, no_owner, got.sql, state
                         )
                     except MoonflowerError as error:
                         raise RestoreError(
@@ -145,14 +149,13 @@ class Restorer:
         target: str,
         no_owner: bool,
         sql: PlainSql | None,
+        state: TargetState | None = None,
     ) -> None:
         """Load a backup already read to the end (`sql` is what that read found; None for
-        the custom format)."""
+        the custom format), with the client the survey of the target chose when it fits."""
         if sql is None:
             with plain_dump_file(path, info, decryption, self.config.backup.spool_dir) as dump:
-                tool = newest_client(
-                    "pg_restore", server.version(), self.config.postgres.pg_dump_path
-                )
+                tool = self._loader("pg_restore", server, state)
                 argv = [
                     str(tool.path),
                     "--no-password",
@@ -166,7 +169,7 @@ class Restorer:
                 with open(os.devnull, "wb") as output:
                     runner.run([stage_], output=output)
             return
-        psql = newest_client("psql", server.version(), self.config.postgres.pg_dump_path)
+        psql = self._loader("psql", server, state)
         loading = restricted_psql(psql, server.environment(target), sql)
         with decoding_stages(path, decryption, info) as stages:
             run_with_progress([*stages, *loading], path, "loading", os.devnull)
@@ -213,10 +216,17 @@ class Restorer:
                     ", ".join(roles.kept),
                 )
 
-    def _prepare_target(self, server: Server, target: str, drop_existing: bool) -> None:
+    def _loader(self, program: str, server: Server, state: TargetState | None) -> ClientTool:
+        if state is not None and state.loader.path.name == program:
+            return state.loader
+        return newest_client(program, server.version(), self.config.postgres.pg_dump_path)
+
+    def _prepare_target(
+        self, server: Server, target: str, drop_existing: bool, state: TargetState
+    ) -> None:
         try:
-            if server.exists(target):
-                contents = server.contents(target)
+            if state.exists:
+                contents = state.contents
                 if contents and not drop_existing:
                     held = ", ".join(f"{count} {kind}(s)" for kind, count in contents.items())
                     raise RestoreError(

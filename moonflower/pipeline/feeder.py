@@ -6,12 +6,16 @@ import hashlib
 import os
 import threading
 from collections.abc import Callable, Iterator
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from moonflower.errors import MoonflowerError, StorageError
 from moonflower.pipeline.encoding import HEAD_BYTES
 
 CHUNK_BYTES = 1024 * 1024
+
+
+class Digest(Protocol):
+    def update(self, data: bytes, /) -> None: ...
 
 
 class StreamBroken(MoonflowerError):
@@ -29,6 +33,7 @@ class Feeder:
         write_end: int,
         copy_to: BinaryIO | None = None,
         on_bytes: Callable[[int], None] | None = None,
+        digest: Digest | None = None,
     ) -> None:
         self.chunks = chunks
         self.head = head
@@ -36,7 +41,8 @@ class Feeder:
         self.copy_to = copy_to
         """Where every chunk is also written (a spool file), even once the pipeline stopped."""
         self.on_bytes = on_bytes
-        self.digest = hashlib.sha256()
+        self.digest: Digest = hashlib.sha256() if digest is None else digest
+        """What every byte is hashed into: the object's SHA-256 unless another is asked for."""
         self.size = 0
         self.error: StorageError | None = None
         self.spool_error: MoonflowerError | None = None

@@ -87,7 +87,8 @@ def temporary_home(spool_dir: Path) -> Iterator[Path]:
     try:
         yield home
     finally:
-        stop_gpg_agent(home)
+        if any(home.iterdir()):  # still empty: no gpg ran here, so no agent to stop
+            stop_gpg_agent(home)
         shutil.rmtree(home, ignore_errors=True)
 
 

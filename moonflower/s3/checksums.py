@@ -43,6 +43,33 @@ def file_composite_sha256(path: Path, part_size: int) -> str:
     )
 
 
+class CompositeSha256:
+    """S3's composite SHA-256 of a stream cut into `part_size`-byte parts, computed as the
+    bytes pass (chunks need not line up with the parts)."""
+
+    def __init__(self, part_size: int) -> None:
+        self.part_size = part_size
+        self._parts: list[bytes] = []
+        self._part = hashlib.sha256()
+        self._in_part = 0
+
+    def update(self, chunk: bytes) -> None:
+        view = memoryview(chunk)
+        while view:
+            taken = view[: self.part_size - self._in_part]
+            self._part.update(taken)
+            self._in_part += len(taken)
+            view = view[len(taken) :]
+            if self._in_part == self.part_size:
+                self._parts.append(self._part.digest())
+                self._part = hashlib.sha256()
+                self._in_part = 0
+
+    def value(self) -> str:
+        last = [self._part.digest()] if self._in_part else []
+        return composite_of([*self._parts, *last])
+
+
 def same_composite(reported: str, computed: str) -> bool:
     """S3 reports `<base64>-<parts>`; some servers leave the part count out."""
     return reported.split("-", 1)[0] == computed

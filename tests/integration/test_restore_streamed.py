@@ -95,3 +95,24 @@ def test_a_backup_damaged_after_upload_is_refused_whatever_its_decoders_say(
     assert restored.returncode == 1
     assert "does not match the SHA-256" in restored.stderr
     assert pg.psql(f"SELECT count(*) FROM pg_database WHERE datname = '{target}'") == "0"
+
+
+def test_a_multipart_backup_is_read_in_one_pass_against_its_composite_checksum(
+    pg: PgServer, s3: S3Server, bucket: str, backup_env: dict[str, str], big_database: str
+) -> None:
+    env = {**backup_env, "PG_DATABASES": big_database, "BACKUP_COMPRESSION": "none"}
+    backed_up(env)
+    [key] = [key for key in s3.keys(bucket) if f"/{big_database}_" in key]
+    assert s3.client().head_object(Bucket=bucket, Key=key)["Metadata"].get("part-size")
+    copy = unique_name("mf_streamed_multipart")
+
+    with FaultProxy(s3.endpoint) as proxy:
+        restored = run_moonflower(
+            "restore", big_database, "--into", copy, env={**env, "S3_ENDPOINT": proxy.endpoint}
+        )
+
+    assert restored.returncode == 0, restored.stderr
+    assert "checksum ok (composite SHA-256" in restored.stderr
+    gets = [seen for seen in proxy.seen if seen.method == "GET" and key in unquote(seen.path)]
+    assert len(gets) == 1, "the backup was not read in one streamed GET"
+    assert pg.dump_text(copy) == pg.dump_text(big_database)

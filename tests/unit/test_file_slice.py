@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from moonflower.s3.checksums import (
     HASH_BUFFER_BYTES,
+    CompositeSha256,
     composite_of,
     file_composite_sha256,
     part_sha256,
@@ -72,3 +73,23 @@ def test_composite_checksum_hashes_each_part_then_the_digests(tmp_path: Path, si
     expected = composite_of(hashlib.sha256(part).digest() for part in parts)
 
     assert file_composite_sha256(path, 4096) == expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    size=st.integers(min_value=1, max_value=4096 * 4),
+    cuts=st.lists(st.integers(min_value=1, max_value=4096 * 4), max_size=12),
+)
+def test_the_composite_computed_while_streaming_matches_the_file_one(
+    size: int, cuts: list[int]
+) -> None:
+    """However the download is cut into chunks, the running composite is the file's."""
+    data = CONTENT[:size]
+    running = CompositeSha256(4096)
+    start = 0
+    for end in sorted({cut for cut in cuts if cut < size} | {size}):
+        running.update(data[start:end])
+        start = end
+    parts = [data[offset : offset + 4096] for offset in range(0, size, 4096)]
+
+    assert running.value() == composite_of(hashlib.sha256(part).digest() for part in parts)
