@@ -157,6 +157,8 @@ def many_databases(s3: S3Server, scratch: Path, repeats: int) -> None:
             pg.psql("CREATE TABLE t AS SELECT n, md5(n::text) FROM generate_series(1, 500) n", name)
         bucket = s3.new_bucket()
         base = {**pg.moonflower_env("*"), **s3.moonflower_env(bucket, "many")}
+        base["BACKUP_STATE_DIR"] = str(scratch / "many-state")
+        (scratch / "many-state").mkdir(mode=0o700)
         base["PG_EXCLUDE_DATABASES"] = "postgres"
         print(
             f"\n| {SMALL_DATABASE_COUNT} small databases, PG_DATABASES=* | wall s | "

@@ -141,6 +141,8 @@ class PageSource:
         state = self.state.read() or {}
         backups, window, error = self.bucket()
         history = state.get("databases") or {}
+        for database, entries in self.state.history().items():
+            history.setdefault(database, {})["history"] = entries
         timeout = self.config.backup.timeout.seconds if self.config.backup.timeout else None
         verdict = health(state or None, timeout)
         parts = [

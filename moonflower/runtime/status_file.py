@@ -18,6 +18,9 @@ import pendulum
 from moonflower.runtime.liveness import is_alive
 
 STATE_NAME = f"moonflower-state-{os.getuid()}.json"
+HISTORY_NAME = f"moonflower-history-{os.getuid()}.json"
+"""The databases' recent backups, apart: a run reads and rewrites the state file three
+times, once before pg_dump starts, and 30 backups of each of 200 databases are 1.5 MB."""
 _update_lock = threading.Lock()
 HISTORY_LENGTH = 30
 """Backups remembered per database: the status page charts them."""
@@ -32,13 +35,14 @@ class Health:
 class StateFile:
     def __init__(self, directory: Path) -> None:
         self.path = directory / STATE_NAME
+        self.history_path = directory / HISTORY_NAME
 
     def read(self) -> dict[str, Any] | None:
-        try:
-            loaded = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        return loaded if isinstance(loaded, dict) else None
+        return read_json(self.path)
+
+    def history(self) -> dict[str, list[dict[str, Any]]]:
+        """Each database's recent backups, oldest first."""
+        return read_json(self.history_path) or {}
 
     def _update(self, **changes: Any) -> None:
         with _update_lock:  # the WAL stream's thread writes beside the scheduler
@@ -47,18 +51,7 @@ class StateFile:
     def _write(self, changes: dict[str, Any]) -> None:
         state = self.read() or {}
         state.update(changes)
-        descriptor, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".moonflower-state-")
-        try:
-            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-                # One line: with `indent`, json encodes in Python instead of C, and a file
-                # with 30 backups of each database cost 15 ms a write.
-                handle.write(json.dumps(state, separators=(",", ":")))
-            os.chmod(temporary, 0o644)
-            os.replace(temporary, self.path)
-        except OSError:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
-            raise
+        write_json(self.path, state)
 
     def scheduler_started(self, expression: str) -> None:
         self._update(
@@ -84,8 +77,14 @@ class StateFile:
         with _update_lock:
             state = self.read() or {}
             databases: dict[str, Any] = state.get("databases") or {}
+            histories = self.history()
+            for name, earlier in databases.items():  # kept in this file by earlier versions
+                moved = earlier.pop("history", None)
+                if moved:
+                    histories.setdefault(name, moved)
             for backup in backups:
                 record = databases.setdefault(backup["database"], {})
+                history = histories.setdefault(backup["database"], [])
                 record["last_attempt"] = backup["time"]
                 record["last_ok"] = backup["ok"]
                 record["size_drop"] = backup.get("size_drop")
@@ -95,18 +94,41 @@ class StateFile:
                         last_size=backup["size"],
                         last_seconds=backup["seconds"],
                     )
-                history = record.setdefault("history", [])
                 history.append(backup)
                 del history[:-HISTORY_LENGTH]
             totals: dict[str, int] = state.get("counters") or {}
             for name, amount in counts.items():
                 totals[name] = totals.get(name, 0) + amount
+            write_json(self.history_path, histories)
             self._write({"databases": databases, "counters": totals})
 
     def run_finished(self, started: str, status: int) -> None:
         self._update(
             last_run={"started": started, "finished": now(), "status": status}, current_run=None
         )
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        loaded = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return loaded if isinstance(loaded, dict) else None
+
+
+def write_json(path: Path, content: dict[str, Any]) -> None:
+    """Replaced whole, never seen half-written. One line: with `indent`, json encodes in
+    Python instead of C."""
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".moonflower-state-")
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(content, separators=(",", ":")))
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
 
 
 def now() -> str:
