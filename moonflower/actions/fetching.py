@@ -2,9 +2,9 @@
 recorded SHA-256 and read to the end, before any database is touched.
 
 A plain SQL backup with Moonflower's SHA-256 (or S3's composite one, for a multipart
-upload) is read while it downloads: the object flows
-into its spool file and, on the way, through the decoders into `tail -c`, so proving it
-complete costs no second pass over the file. Nothing is decided before the whole object is
+upload) is read while it downloads: the object flows into its spool file and, on the way,
+through the decoders into `tail -c`, so proving it complete costs no second pass over the
+file. Nothing is decided before the whole object is
 in and its checksum matched: a mismatch is the checksum's failure, whatever the decoders
 said. When the stream breaks, or the content is not what its name says, the backup is
 downloaded again and checked step by step (`fetched`, then `read_to_the_end`).
