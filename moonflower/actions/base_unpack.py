@@ -9,14 +9,12 @@ mid-object), the directory is emptied and the caller falls back to download, che
 """
 
 import hashlib
-import os
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 
 from moonflower.errors import MoonflowerError, RestoreError, StorageError
-from moonflower.pipeline import runner
 from moonflower.pipeline.encoding import starts_encrypted
 from moonflower.pipeline.feeder import Feeder, StreamBroken, first_bytes
 from moonflower.pipeline.runner import Stage
@@ -58,25 +56,9 @@ def unpack_streamed(
         head = first_bytes(chunks)
     except StorageError as error:
         raise StreamBroken(str(error)) from None
-    read_end, write_end = os.pipe()
     digest = hashlib.sha256()
-    feeder = Feeder(chunks, head, write_end, digest=digest)
-    failure: MoonflowerError | None = None
-    try:
-        with os.fdopen(read_end, "rb") as source, stages_for(head) as stages:
-            feeder.thread.start()
-            try:
-                runner.run([*stages, extract], source=source)
-            except MoonflowerError as error:
-                failure = error
-    except BaseException:
-        feeder.stop.set()
-        raise
-    finally:
-        if feeder.thread.ident is None:
-            os.close(write_end)
-        else:
-            feeder.thread.join()
+    feeder = Feeder(chunks, head, digest=digest)
+    failure = feeder.feed(stages_for(head), extract)
     found = digest.hexdigest()
     checked = checked_failure(feeder, found, key, sha256, must_be_encrypted) or failure
     if checked is not None:

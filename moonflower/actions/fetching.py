@@ -12,7 +12,6 @@ downloaded again and checked step by step (`fetched`, then `read_to_the_end`).
 
 import contextlib
 import hashlib
-import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -34,7 +33,6 @@ from moonflower.actions.readback import (
 from moonflower.errors import MoonflowerError, RestoreError, StorageError
 from moonflower.output.logs import log, step
 from moonflower.output.progress import StepProgress
-from moonflower.pipeline import runner
 from moonflower.pipeline.feeder import CHUNK_BYTES, Feeder, StreamBroken, first_bytes
 from moonflower.pipeline.gpg import Decryption
 from moonflower.pipeline.spool import spool_file
@@ -143,33 +141,15 @@ def stream_through_decoders(
         raise StreamBroken(str(error)) from None
     if head.startswith(CUSTOM_MAGIC):
         raise StreamBroken("it holds a custom-format archive")
-    read_end, write_end = os.pipe()
     with (
         step("download"),
         path.open("wb") as copy,
         tempfile.NamedTemporaryFile(dir=reader.spool_dir) as ends,
     ):
-        feeder = Feeder(chunks, head, write_end, copy, on_bytes, expected.digest)
-        failure: MoonflowerError | None = None
-        try:
-            with (
-                os.fdopen(read_end, "rb") as source,
-                decoding_stages_of(found, reader.decryption, info) as stages,
-                open(ends.name, "wb") as output,
-            ):
-                feeder.thread.start()
-                try:
-                    runner.run([*stages, last_bytes()], output=output, source=source)
-                except MoonflowerError as error:
-                    failure = error
-        except BaseException:
-            feeder.stop.set()
-            raise
-        finally:
-            if feeder.thread.ident is None:
-                os.close(write_end)
-            else:
-                feeder.thread.join()
+        feeder = Feeder(chunks, head, copy, on_bytes, expected.digest)
+        with open(ends.name, "wb") as output:
+            stages = decoding_stages_of(found, reader.decryption, info)
+            failure = feeder.feed(stages, last_bytes(), output)
         end = StreamEnd(failure, Path(ends.name).read_bytes())
     if feeder.error is not None:
         raise StreamBroken(str(feeder.error))

@@ -6,10 +6,13 @@ import hashlib
 import os
 import threading
 from collections.abc import Callable, Iterator
-from typing import BinaryIO, Protocol
+from contextlib import AbstractContextManager
+from typing import IO, BinaryIO, Protocol
 
 from moonflower.errors import MoonflowerError, StorageError
+from moonflower.pipeline import runner
 from moonflower.pipeline.encoding import HEAD_BYTES
+from moonflower.pipeline.runner import Stage
 
 CHUNK_BYTES = 1024 * 1024
 
@@ -30,14 +33,13 @@ class Feeder:
         self,
         chunks: Iterator[bytes],
         head: bytes,
-        write_end: int,
         copy_to: BinaryIO | None = None,
         on_bytes: Callable[[int], None] | None = None,
         digest: Digest | None = None,
     ) -> None:
         self.chunks = chunks
         self.head = head
-        self.write_end = write_end
+        self.read_end, self.write_end = os.pipe()
         self.copy_to = copy_to
         """Where every chunk is also written (a spool file), even once the pipeline stopped."""
         self.on_bytes = on_bytes
@@ -50,6 +52,32 @@ class Feeder:
         self.stop = threading.Event()
         """Set when the restore is abandoned: nothing more is read."""
         self.thread = threading.Thread(target=self._feed, name="s3-stream")
+
+    def feed(
+        self,
+        stages: AbstractContextManager[list[Stage]],
+        last: Stage,
+        output: IO[bytes] | None = None,
+    ) -> MoonflowerError | None:
+        """Run `stages | last` on the object's bytes while they arrive; the pipeline's
+        failure is returned, not raised: only the checksum can tell whether it is damage."""
+        failure: MoonflowerError | None = None
+        try:
+            with os.fdopen(self.read_end, "rb") as source, stages as entered:
+                self.thread.start()
+                try:
+                    runner.run([*entered, last], output=output, source=source)
+                except MoonflowerError as error:
+                    failure = error
+        except BaseException:
+            self.stop.set()
+            raise
+        finally:
+            if self.thread.ident is None:
+                os.close(self.write_end)
+            else:
+                self.thread.join()
+        return failure
 
     def _feed(self) -> None:
         writing = True
