@@ -28,7 +28,12 @@ from moonflower.exit_status import ExitStatus
 from moonflower.output.logs import log, setup_logging
 from moonflower.output.redact import redactor
 from moonflower.physical_cli import COMMANDS as PHYSICAL_COMMANDS
-from moonflower.physical_cli import add_physical_commands, execute_physical, postgres_needs
+from moonflower.physical_cli import (
+    add_physical_commands,
+    execute_physical,
+    postgres_needs,
+    require_databases,
+)
 from moonflower.prune_cli import add_prune_command, retention_overrides
 from moonflower.runtime.lifecycle import Shutdown, shutdown
 
@@ -228,6 +233,7 @@ def execute(
         **({} if needs is None else {"postgres_needs": needs}),
         notifying=arguments.command in NOTIFYING,
     )
+    require_databases(config, arguments.command)
     setup_logging(config.logging.format, config.logging.level)
     for warning in config.warnings:
         log.warning("%s", warning)

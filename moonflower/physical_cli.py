@@ -21,12 +21,34 @@ POSTGRES_NEEDS = {
 restore talk to S3 only, a base backup copies the whole cluster (no database list)."""
 
 
+S3_ONLY = frozenset({"list", "prune", "health", "status"})
+"""Commands that read only S3 or the status file: no PG_* setting at all (a disaster
+recovery host knows nothing of the lost server)."""
+WAL_ONLY_CAPABLE = frozenset({"run", "check"})
+"""Commands that need no database list when only physical backups are configured."""
+
+
 def postgres_needs(arguments: Any) -> frozenset[str] | None:
     """For the physical commands (and `verify --physical`), what they need of PG_*; None
     for every other command (all of it)."""
-    if getattr(arguments, "physical", False):
+    if getattr(arguments, "physical", False) or arguments.command in S3_ONLY:
         return frozenset()
+    if arguments.command in WAL_ONLY_CAPABLE:
+        return CONNECTION
     return POSTGRES_NEEDS.get(arguments.command or "")
+
+
+def require_databases(config: Config, command: str | None) -> None:
+    """`run` and `check` need PG_DATABASES for logical backups (SCHEDULE), not for a
+    WAL-only set-up (WAL_STREAM or BASEBACKUP_SCHEDULE without SCHEDULE)."""
+    from moonflower.errors import ConfigError
+
+    physical = config.wal.stream or config.wal.basebackup_schedule is not None
+    wal_only = physical and config.schedule is None
+    if command in WAL_ONLY_CAPABLE and not wal_only and not config.postgres.databases:
+        raise ConfigError(
+            ["PG_DATABASES: required, not set (or set WAL_STREAM=on for a WAL-only set-up)"]
+        )
 
 
 def add_physical_commands(add_command: AddCommand) -> None:
@@ -74,6 +96,12 @@ def add_physical_commands(add_command: AddCommand) -> None:
     which.add_argument("--lsn", metavar="LSN", help="a WAL position, e.g. 0/3000028")
     which.add_argument("--latest", action="store_true", help="as far as the archive reaches")
     restore.add_argument(
+        "--timeline",
+        metavar="N|latest",
+        help="the timeline to recover along (default: the base backup's own, and a newer one "
+        "only where the old one ended, as after a failover; a fork is reported, not followed)",
+    )
+    restore.add_argument(
         "--start", action="store_true", help="run the recovery now, then stop the server"
     )
     restore.add_argument(
@@ -85,7 +113,9 @@ def add_physical_commands(add_command: AddCommand) -> None:
         "--wal-fetch-command",
         action="store_true",
         help="do not copy the WAL into DIR; set restore_command to `moonflower wal-fetch` "
-        "(for very long WAL ranges; the server then needs Moonflower's settings)",
+        "(for very long WAL ranges). Needs --config FILE: the server has none of Moonflower's "
+        "environment, and its user must be able to run Moonflower and read FILE (checked "
+        "by fetching one WAL file as that user before anything is written)",
     )
 
 

@@ -18,7 +18,8 @@ from moonflower.output.logs import log
 from moonflower.postgres.wal_names import parse_lsn
 
 if TYPE_CHECKING:
-    from moonflower.actions.restore_cluster import RecoveryTarget
+    from moonflower.actions.recovery_target import RecoveryTarget
+    from moonflower.s3.recovery_window import Follow, Window
 
 
 def base_backup(config: Config, full: bool = False) -> ExitStatus:
@@ -83,8 +84,9 @@ def moonflower_command(config_path: Path | None) -> str:
 
 
 def recovery_target(arguments: argparse.Namespace) -> "RecoveryTarget":
-    from moonflower.actions.restore_cluster import RecoveryTarget
+    from moonflower.actions.recovery_target import RecoveryTarget
 
+    timeline = followed_timeline(arguments.timeline)
     if arguments.time is not None:
         try:
             moment = pendulum.parse(arguments.time, tz="UTC")
@@ -97,29 +99,61 @@ def recovery_target(arguments: argparse.Namespace) -> "RecoveryTarget":
                     '"2026-11-26 14:03:07+00" (UTC when no offset is given)'
                 ]
             )
-        return RecoveryTarget(time=moment)
+        return RecoveryTarget(time=moment, timeline=timeline)
     if arguments.lsn is not None:
         try:
-            return RecoveryTarget(lsn=parse_lsn(arguments.lsn))
+            return RecoveryTarget(lsn=parse_lsn(arguments.lsn), timeline=timeline)
         except ValueError as error:
             raise ConfigError([f"--lsn: {error}"]) from None
-    return RecoveryTarget()
+    return RecoveryTarget(timeline=timeline)
+
+
+def followed_timeline(text: str | None) -> "Follow":
+    from moonflower.s3.recovery_window import FOLLOW_LATEST
+
+    if text is None or text == FOLLOW_LATEST:
+        return text
+    if text.isascii() and text.isdigit() and 0 < int(text) < 2**32:
+        return int(text)
+    raise ConfigError([f'--timeline: "{text}" is not a timeline number or "latest"'])
+
+
+def wal_fetch_command(arguments: argparse.Namespace) -> str | None:
+    if not arguments.wal_fetch_command:
+        return None
+    if arguments.config is None:
+        raise ConfigError(
+            [
+                "--config: --wal-fetch-command needs the settings in a file (--config FILE) "
+                "that the server's user can read: the server has none of Moonflower's "
+                "environment, so a restore_command relying on it cannot fetch any WAL"
+            ]
+        )
+    return moonflower_command(arguments.config)
 
 
 def restore_cluster(config: Config, arguments: argparse.Namespace) -> ExitStatus:
     from moonflower.actions.recovery_run import run_recovery, server_account
+    from moonflower.actions.recovery_target import check_reached
     from moonflower.actions.restore_cluster import ClusterRestore, give_to, start_command
+    from moonflower.actions.wal_fetch_probe import probe_wal_fetch
 
     directory = Path(arguments.to).absolute()
     target = recovery_target(arguments)
+    fetch_command = wal_fetch_command(arguments)
     account = server_account(directory, arguments.run_as, required=arguments.start)
-    fetch_command = moonflower_command(arguments.config) if arguments.wal_fetch_command else None
     restore = ClusterRestore(config, directory, target)
-    prepared = restore.prepare(fetch_command)
+
+    def probe(window: "Window") -> None:
+        if fetch_command is not None:
+            probe_wal_fetch(config, fetch_command, arguments.config, window, account)
+
+    prepared = restore.prepare(fetch_command, before_filling=probe)
     if account is not None:
         give_to(directory, account.uid, account.gid)
     major = prepared.base.server_major
     if not arguments.start:
+        log.info("restore-cluster took %s", steps_taken(restore.seconds))
         command = start_command(directory, major, config.postgres.pg_dump_path)
         log.info("ready: recovery to %s runs when it starts: %s", target.describe(), command)
         print(command)
@@ -129,36 +163,33 @@ def restore_cluster(config: Config, arguments: argparse.Namespace) -> ExitStatus
     restore.seconds["recovery"] = time.monotonic() - started
     log.info("restore-cluster took %s", steps_taken(restore.seconds))
     log.info(
-        "recovered to %s: last transaction at %s, redo done at %s, new timeline %s; "
-        "the server is stopped and %s is ready",
-        target.describe(),
+        "recovered: last transaction at %s, redo done at %s, new timeline %s",
         reached.last_transaction or "(none replayed)",
         reached.redo_lsn or "?",
         reached.timeline or "?",
-        directory,
     )
     if reached.stop_reason:
         log.info("%s", reached.stop_reason)
+    check_reached(target, prepared.base, prepared.window, reached)
+    log.info("recovered to %s; the server is stopped and %s is ready", target.describe(), directory)
     return ExitStatus.OK
-
-
-SCRATCH_USER = "nobody"
-"""As root, a trial recovery runs as this user (PostgreSQL refuses root)."""
 
 
 def verify_physical(config: Config, trial_restore: bool) -> ExitStatus:
     """The newest base backup: downloaded, checked, extracted and verified against its
     manifest in a scratch directory; the WAL chain after it checked for gaps; with
     `trial_restore`, recovered to the newest WAL by a temporary server."""
-    from moonflower.actions.recovery_run import run_recovery, server_account
-    from moonflower.actions.restore_cluster import ClusterRestore, RecoveryTarget, give_to
+    from moonflower.actions.recovery_run import private_account, run_recovery
+    from moonflower.actions.recovery_target import RecoveryTarget
+    from moonflower.actions.restore_cluster import ClusterRestore, give_to
 
     with tempfile.TemporaryDirectory(prefix="moonflower-verify-") as scratch:
         Path(scratch).chmod(0o711)  # the server's user must reach the data directory
         directory = Path(scratch) / "data"
         account = None
         if trial_restore and os.geteuid() == 0:
-            account = server_account(directory, SCRATCH_USER, required=True)
+            account = private_account()
+            log.info("the trial recovery runs as %s, a user id of its own", account.name)
         prepared = ClusterRestore(config, directory, RecoveryTarget()).prepare(
             fetch_wal=trial_restore
         )

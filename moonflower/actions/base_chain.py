@@ -2,13 +2,14 @@
 incremental one up to it, oldest first, as `pg_combinebackup` takes them."""
 
 import contextlib
-import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from moonflower.actions.basebackup_record import BaseBackupRecord
 from moonflower.errors import RestoreError
+from moonflower.pipeline.spool import owned_prefix
 
 
 def chain_of(base: BaseBackupRecord, bases: list[BaseBackupRecord]) -> list[BaseBackupRecord]:
@@ -28,10 +29,10 @@ def chain_of(base: BaseBackupRecord, bases: list[BaseBackupRecord]) -> list[Base
 
 @contextlib.contextmanager
 def combine_area(spool: Path) -> Iterator[Path]:
-    """A private directory in the spool for the extracted backups of a chain; removed after."""
-    area = spool / f".moonflower-combine-{os.getpid()}"
-    shutil.rmtree(area, ignore_errors=True)
-    area.mkdir(mode=0o700)
+    """A private directory in the spool for the extracted backups of a chain; removed after.
+    Named with this run's lease token (not its pid, which another container sharing the
+    spool may have too), so a killed run's area is removed as stale at the next start."""
+    area = Path(tempfile.mkdtemp(prefix=owned_prefix(spool), suffix="-combine", dir=spool))
     try:
         yield area
     finally:

@@ -46,6 +46,7 @@ from moonflower.s3.streaming import StreamingUpload, streaming_upload
 START_POINT = re.compile(r"write-ahead log start point: (\S+) on timeline (\d+)")
 END_POINT = re.compile(r"write-ahead log end point: (\S+)")
 SEGMENT_SIZE_QUERY = "SELECT pg_size_bytes(current_setting('wal_segment_size'))"
+SYSTEM_IDENTIFIER_QUERY = "SELECT system_identifier FROM pg_catalog.pg_control_system()"
 CLUSTER_SIZE_QUERY = "SELECT sum(pg_database_size(oid)) FROM pg_catalog.pg_database"
 """An upper bound of the tar's size, to size the parts of the upload that runs beside it."""
 TAR_TYPE = "application/x-tar"
@@ -79,6 +80,7 @@ def take_base_backup(
         psql = any_psql(pg.pg_dump_path)
         server = server_version(psql, environment)
         segment_size = int(psql_query(psql, environment, SEGMENT_SIZE_QUERY))
+        system_identifier = psql_query(psql, environment, SYSTEM_IDENTIFIER_QUERY) or None
         tool = find_client("pg_basebackup", server, pg.pg_dump_path)
         log.info("server %s, pg_basebackup %s (%s)", server.text, tool.version, tool.path)
         parent = None
@@ -117,6 +119,8 @@ def take_base_backup(
         parent=parent.label if parent else None,
         chain_length=parent.chain_length + 1 if parent else 1,
         manifest_key=taken.manifest_key,
+        manifest_sha256=taken.manifest_sha256,
+        system_identifier=system_identifier,
     )
     write_description(storage, config, record)
     log.info(
@@ -157,6 +161,7 @@ class Taken:
     size: int
     sha256: str
     manifest_key: str | None
+    manifest_sha256: str | None
 
 
 def run_base_backup(
@@ -210,12 +215,14 @@ def run_base_backup(
                 if uploaded is None:
                     uploaded = storage.upload(spooled, key, TAR_TYPE)
                 digest = file_sha256(spooled)  # the whole file's, whichever way it went up
-                manifest_key = None
+                manifest_key = manifest_sha256 = None
                 if config.wal.incremental:
                     from moonflower.actions.incremental import MANIFEST, keep_manifest
 
                     manifest_key = f"{folder}{MANIFEST}{suffix}"
-                    keep_manifest(config, storage, encryption, label, manifest, manifest_key)
+                    manifest_sha256 = keep_manifest(
+                        config, storage, encryption, label, manifest, manifest_key
+                    )
         finished = True
     finally:
         with shutdown.critical():
@@ -234,6 +241,7 @@ def run_base_backup(
         uploaded.size,
         digest,
         manifest_key,
+        manifest_sha256,
     )
 
 

@@ -29,6 +29,10 @@ class BaseBackupRecord:
     """How many base backups a restore from this one combines (1: a full backup)."""
     manifest_key: str | None = None
     """Its backup manifest, stored beside it for the next incremental backup."""
+    manifest_sha256: str | None = None
+    """The SHA-256 of the stored manifest object, checked when it is downloaded."""
+    system_identifier: str | None = None
+    """The cluster's system identifier (pg_control_system()): WAL of another is refused."""
 
     @classmethod
     def from_json(cls, text: bytes) -> "BaseBackupRecord":
@@ -36,7 +40,13 @@ class BaseBackupRecord:
         document = json.loads(text)
         if not isinstance(document, dict):
             raise ValueError("not a JSON object")
-        optional = {"parent", "chain_length", "manifest_key"}
+        optional = {
+            "parent",
+            "chain_length",
+            "manifest_key",
+            "manifest_sha256",
+            "system_identifier",
+        }
         return cls(
             **{
                 field.name: document[field.name]

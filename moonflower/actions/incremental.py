@@ -26,7 +26,9 @@ from moonflower.pipeline.runner import Stage
 from moonflower.pipeline.spool import spool_file
 from moonflower.postgres.queries import ServerVersion
 from moonflower.runtime.state_dir import state_directory
+from moonflower.s3.checksums import file_sha256
 from moonflower.s3.gateway import Storage
+from moonflower.s3.objects import SHA256_METADATA_KEY
 from moonflower.s3.physical_catalog import base_backups
 
 MANIFEST = "backup_manifest"
@@ -91,6 +93,14 @@ def parent_manifest(
         yield plain
 
 
+def recorded_sha256(storage: Storage, key: str) -> str | None:
+    """What an object recorded of itself (base backups described before their manifest's
+    checksum went into backup.json)."""
+    head = storage.head(key) or {}
+    found = head.get("Metadata", {}).get(SHA256_METADATA_KEY)
+    return found if isinstance(found, str) else None
+
+
 def download_manifest(
     config: Config, storage: Storage, parent: BaseBackupRecord, target: Path
 ) -> None:
@@ -101,6 +111,11 @@ def download_manifest(
         Decryption.open(config.encryption, config.backup.spool_dir) as decryption,
     ):
         storage.download(parent.manifest_key, stored, lambda _: None)
+        expected = parent.manifest_sha256 or recorded_sha256(storage, parent.manifest_key)
+        if expected is None or file_sha256(stored) != expected:
+            raise MoonflowerError(
+                f"{parent.manifest_key} does not match the SHA-256 recorded when it was stored"
+            )
         with (
             decoding_stages(stored, suffix, decryption, parent.manifest_key) as stages,
             stored.open("rb") as source,
@@ -148,8 +163,9 @@ def release(fifo: Path, reader: threading.Thread) -> None:
 
 def keep_manifest(
     config: Config, storage: Storage, encryption: Encryption | None, label: str, raw: Path, key: str
-) -> None:
-    """Keep the manifest locally and upload it, encoded, beside the base backup."""
+) -> str:
+    """Keep the manifest locally and upload it, encoded, beside the base backup; returns the
+    SHA-256 of what was uploaded."""
     local = local_manifest(config, label)
     for stale in local.parent.glob(f"base-*.{MANIFEST}"):
         stale.unlink(missing_ok=True)  # only the newest is ever built on
@@ -158,3 +174,4 @@ def keep_manifest(
     with spool_file(config.backup.spool_dir, ".manifest") as encoded:
         encode_file(local, encoded, config.backup.compression, encryption)
         storage.upload(encoded, key, "application/octet-stream")
+        return file_sha256(encoded)

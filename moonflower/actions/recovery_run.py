@@ -7,8 +7,10 @@ a server already running from the same configuration, and `hot_standby` is off s
 """
 
 import contextlib
+import grp
 import os
 import pwd
+import random
 import re
 import shutil
 import tempfile
@@ -17,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from moonflower.actions.recovery_settings import trial_options
 from moonflower.errors import MoonflowerError, RestoreError, StageFailed
 from moonflower.output.logs import log, step
 from moonflower.pipeline.runner import Stage, capture
@@ -83,6 +86,49 @@ def server_account(directory: Path, run_as: str | None, required: bool) -> Accou
     return Account(entry.pw_name, entry.pw_uid, entry.pw_gid)
 
 
+PRIVATE_IDS = range(61184, 65520)
+"""Where a trial recovery's user id is drawn from, as root: the range systemd gives its
+dynamic users, which no account of the host's own has."""
+
+
+def private_account() -> Account:
+    """A user id of its own for a trial recovery: no account, group or running process has
+    it, so no other process on the host can read the cluster copy or signal its server."""
+    taken = running_ids()
+    candidates = list(PRIVATE_IDS)
+    random.shuffle(candidates)
+    for number in candidates:
+        if number in taken or has_account(number):
+            continue
+        return Account(f"uid {number}", number, number)
+    raise RestoreError("prepare", "no free user id for the trial recovery")
+
+
+def has_account(number: int) -> bool:
+    try:
+        pwd.getpwuid(number)
+    except KeyError:
+        try:
+            grp.getgrgid(number)
+        except KeyError:
+            return False
+    return True
+
+
+def running_ids() -> set[int]:
+    """Every real, effective and saved user id of the processes running now."""
+    found: set[int] = set()
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            text = status.read_text()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            if line.startswith(("Uid:", "Gid:")):
+                found.update(int(value) for value in line.split()[1:])
+    return found
+
+
 def as_account(account: Account | None, argv: list[str]) -> list[str]:
     if account is None:
         return argv
@@ -111,7 +157,7 @@ def run_recovery(
         server_log = private / "server.log"
         options = (
             f"-c listen_addresses= -c unix_socket_directories={private} "
-            "-c hot_standby=off -c archive_mode=off"
+            f"-c hot_standby=off {trial_options()}"
         )
         if major >= SYNCFS_SINCE:  # one syncfs(2) instead of an fsync of every file
             options += " -c recovery_init_sync_method=syncfs"

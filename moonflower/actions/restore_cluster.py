@@ -10,58 +10,43 @@ import contextlib
 import contextvars
 import os
 import shutil
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import pendulum
-
 from moonflower.actions.base_chain import chain_of, combine_area
-from moonflower.actions.base_unpack import damaged, not_encrypted, unpack_streamed
+from moonflower.actions.base_unpack import (
+    damaged,
+    empty_directory,
+    not_encrypted,
+    unpack_streamed,
+)
 from moonflower.actions.basebackup_record import BaseBackupRecord
+from moonflower.actions.recovery_settings import make_safe, write_private
+from moonflower.actions.recovery_target import RecoveryTarget, check_reachable, choose_base
 from moonflower.actions.wal_archive import WalArchive
 from moonflower.config.model import Config
 from moonflower.errors import MoonflowerError, RestoreError
 from moonflower.output.logs import log, step
 from moonflower.output.sizes import human_size
-from moonflower.pipeline import runner
+from moonflower.pipeline import runner, untar
 from moonflower.pipeline.encoding import decoding_stages, decoding_stages_for, is_encrypted
 from moonflower.pipeline.feeder import CHUNK_BYTES, StreamBroken
 from moonflower.pipeline.gpg import Decryption
 from moonflower.pipeline.runner import Stage
 from moonflower.pipeline.spool import spool_file
 from moonflower.postgres.clients import exact_client
-from moonflower.postgres.wal_names import format_lsn, parse_lsn
 from moonflower.s3.checksums import file_sha256
 from moonflower.s3.gateway import Storage
-from moonflower.s3.physical_catalog import Window, base_backups, recoverable_window, wal_archive
+from moonflower.s3.physical_catalog import base_backups, wal_archive
+from moonflower.s3.recovery_window import Window, recoverable_window
 
 SETTINGS_MARK = "# Added by moonflower restore-cluster"
 WAL_FETCH_JOBS = 4
 """Segments downloaded and decoded at once: each is a small request and a short pipeline."""
-
-
-@dataclass(frozen=True)
-class RecoveryTarget:
-    time: pendulum.DateTime | None = None
-    lsn: int | None = None
-    """Neither: the newest state the archive holds (--latest)."""
-
-    def describe(self) -> str:
-        if self.time is not None:
-            return f"time {self.time.isoformat()}"
-        if self.lsn is not None:
-            return f"LSN {format_lsn(self.lsn)}"
-        return "the newest archived WAL"
-
-    def settings(self) -> list[str]:
-        if self.time is not None:
-            return [f"recovery_target_time = '{self.time.isoformat()}'"]
-        if self.lsn is not None:
-            return [f"recovery_target_lsn = '{format_lsn(self.lsn)}'"]
-        return []
 
 
 @dataclass(frozen=True)
@@ -70,24 +55,6 @@ class Prepared:
     base: BaseBackupRecord
     window: Window
     segments: int
-
-
-def choose_base(bases: list[BaseBackupRecord], target: RecoveryTarget) -> BaseBackupRecord:
-    """The newest base backup that ended before the target."""
-    if not bases:
-        raise RestoreError("choose", "there is no base backup under S3_PATH/base/")
-    fitting = bases
-    if target.time is not None:
-        fitting = [base for base in bases if base.stopped <= target.time]
-    elif target.lsn is not None:
-        fitting = [base for base in bases if parse_lsn(base.stop_lsn) <= target.lsn]
-    if not fitting:
-        raise RestoreError(
-            "choose",
-            f"no base backup ended before {target.describe()}; the oldest ended at "
-            f"{bases[0].stop_time} (LSN {bases[0].stop_lsn})",
-        )
-    return fitting[-1]
 
 
 def check_empty_directory(directory: Path) -> None:
@@ -120,7 +87,12 @@ class ClusterRestore:
             self._storage = Storage(self.config.s3)
         return self._storage
 
-    def prepare(self, wal_fetch_command: str | None = None, fetch_wal: bool = True) -> Prepared:
+    def prepare(
+        self,
+        wal_fetch_command: str | None = None,
+        fetch_wal: bool = True,
+        before_filling: Callable[[Window], None] = lambda window: None,
+    ) -> Prepared:
         check_empty_directory(self.directory)
         storage = self.storage()
         prefix = self.config.s3.prefix
@@ -128,25 +100,37 @@ class ClusterRestore:
             bases = base_backups(storage, prefix)
             base = choose_base(bases, self.target)
             chain = chain_of(base, bases)
-            window = recoverable_window(base, wal_archive(storage, prefix))
+            window = recoverable_window(base, wal_archive(storage, prefix), self.target.timeline)
         log.info(
-            "base backup %s (WAL %s to %s, timeline %d); recoverable to %s",
+            "base backup %s (WAL %s to %s, timeline %d); recoverable to %s on timeline %d",
             base.label,
             base.start_lsn,
             base.stop_lsn,
             base.timeline,
             window.end.isoformat(),
+            window.timeline,
         )
-        if window.gap_after is not None:
-            log.warning("the WAL archive has a gap at %s: recovery ends there", window.gap_after)
-        if self.target.time is not None and self.target.time > window.end:
-            raise RestoreError(
-                "choose",
-                f"{self.target.describe()} is after the newest archived WAL of this base "
-                f"backup ({window.end.isoformat()})",
-            )
+        for fork in window.forks:
+            log.warning("the archive forks: %s; it is not followed (--timeline N follows it)", fork)
+        check_reachable(self.target, base, window)
+        before_filling(window)
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.directory.chmod(0o700)
+        try:
+            segments = self._fill(chain, window, wal_fetch_command, fetch_wal)
+        except BaseException:
+            empty_directory(self.directory)
+            raise
+        return Prepared(self.directory, base, window, segments)
+
+    def _fill(
+        self,
+        chain: list[BaseBackupRecord],
+        window: Window,
+        wal_fetch_command: str | None,
+        fetch_wal: bool,
+    ) -> int:
+        base = chain[-1]
         spool = self.config.backup.spool_dir
         with Decryption.open(self.config.encryption, spool) as decryption:
             if len(chain) == 1:
@@ -154,11 +138,12 @@ class ClusterRestore:
             else:
                 self._combine(chain, decryption)
             self._verify(base)
+            make_safe(self.directory)
             segments = 0
             if wal_fetch_command is None and fetch_wal:
                 segments = self._fetch_wal(base, window, decryption)
-        self._write_settings(wal_fetch_command)
-        return Prepared(self.directory, base, window, segments)
+        self._write_settings(window, wal_fetch_command)
+        return segments
 
     def _combine(self, chain: list[BaseBackupRecord], decryption: Decryption) -> None:
         """Each backup of an incremental chain extracted apart, then pg_combinebackup."""
@@ -244,7 +229,8 @@ class ClusterRestore:
                     fetched += 1
 
             def fetch(name: str) -> bool:
-                return archive.fetch(name, wal_dir / name, decryption, base.stopped)
+                since, system = base.stopped, base.system_identifier
+                return archive.fetch(name, wal_dir / name, decryption, since, system)
 
             with ThreadPoolExecutor(WAL_FETCH_JOBS, thread_name_prefix="wal-fetch") as pool:
                 futures = [
@@ -264,8 +250,8 @@ class ClusterRestore:
         log.info("fetched %d WAL file(s) into %s", fetched, wal_dir)
         return fetched
 
-    def _write_settings(self, wal_fetch_command: str | None) -> None:
-        lines = [SETTINGS_MARK, *self.target.settings(), "recovery_target_action = 'promote'"]
+    def _write_settings(self, window: Window, wal_fetch_command: str | None) -> None:
+        lines = [SETTINGS_MARK, *self.target.settings(window), "recovery_target_action = 'promote'"]
         if wal_fetch_command is not None:
             quoted = wal_fetch_command.replace("'", "''")
             lines.append(f"restore_command = '{quoted} wal-fetch %f %p'")
@@ -273,20 +259,16 @@ class ClusterRestore:
             # Archive recovery needs a restore_command; the WAL is already in pg_wal, where
             # recovery looks for every file the command does not provide.
             lines.append("restore_command = 'false'")
-        auto = self.directory / "postgresql.auto.conf"
-        with auto.open("a", encoding="utf-8") as handle:
-            handle.write("\n" + "\n".join(lines) + "\n")
-        (self.directory / "recovery.signal").touch()
+        settings = "\n" + "\n".join(lines) + "\n"
+        write_private(self.directory / "postgresql.auto.conf", settings, append=True)
+        write_private(self.directory / "recovery.signal", "")
         for leftover in ("standby.signal", "postmaster.pid"):
             (self.directory / leftover).unlink(missing_ok=True)
 
 
 def extract_stage(directory: Path) -> Stage:
-    return Stage(
-        "tar",
-        # 1 MiB records: a quarter less time than tar's 10 KiB default here.
-        ["tar", "-x", "-b", "2048", "-f", "-", "--no-same-owner", "-C", str(directory)],
-    )
+    """The vetting extractor (pipeline/untar.py): only regular files and directories."""
+    return Stage("tar -x", [sys.executable, "-I", untar.__file__, str(directory)])
 
 
 def give_to(directory: Path, uid: int, gid: int) -> None:

@@ -9,8 +9,10 @@ the encryption, which never produces the same bytes twice.
 
 import contextlib
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import pendulum
 
@@ -36,8 +38,31 @@ from moonflower.s3.physical_keys import (
 
 CONTENT_SHA256 = "content-sha256"
 """Object metadata: the SHA-256 of the raw WAL file, before compression and encryption."""
+SYSTEM_IDENTIFIER = "system-identifier"
+"""Object metadata: the system identifier of the cluster that wrote the segment."""
 CONTENT_TYPE = "application/octet-stream"
 SHA256_HEX_LENGTH = 64
+
+
+def open_new(path: Path) -> BinaryIO:
+    """A file that did not exist, never reached through a symbolic link."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    return os.fdopen(os.open(path, flags, 0o600), "wb")
+
+
+SYSTEM_IDENTIFIER_AT = 24
+"""Where a segment's first page header holds the system identifier (XLogLongPageHeaderData:
+the 20-byte short header, aligned to 24, then xlp_sysid, a uint64 in the host's order)."""
+
+
+def system_identifier(path: Path) -> str | None:
+    """The system identifier in a segment's first page header; None when it has none yet."""
+    with path.open("rb") as handle:
+        header = handle.read(SYSTEM_IDENTIFIER_AT + 8)
+    if len(header) < SYSTEM_IDENTIFIER_AT + 8:
+        return None
+    found = int.from_bytes(header[SYSTEM_IDENTIFIER_AT:], sys.byteorder)
+    return str(found) if found else None
 
 
 def content_digest(path: Path) -> str:
@@ -58,6 +83,7 @@ class WalArchive:
         self.storage = storage
         self.encryption = encryption
         self.suffix = encoding_suffix(config.backup.compression.algorithm, encryption is not None)
+        self._identity: str | None = None
         self._last_partial: dict[str, tuple[str, str]] = {}
         """Per segment: the key and content digest of this process's newest partial push."""
 
@@ -68,13 +94,14 @@ class WalArchive:
         if not is_wal_file(name) or name.endswith(PARTIAL_SUFFIX):
             raise WalError(f"{name} is not a WAL segment or history file")
         key = wal_key(self.prefix, name, self.suffix)
-        digest = content_digest(source)
+        metadata = self._metadata(source, name)
+        digest = metadata[CONTENT_SHA256]
         if self._already_archived(key, name, digest):
             return False
         with spool_file(self.config.backup.spool_dir, self.suffix or ".wal") as encoded:
             encode_file(source, encoded, self.config.backup.compression, self.encryption)
             try:
-                self.storage().upload(encoded, key, CONTENT_TYPE, {CONTENT_SHA256: digest})
+                self.storage().upload(encoded, key, CONTENT_TYPE, metadata)
             except KeyTaken:  # a concurrent push of the same name landed first
                 if not self._already_archived(key, name, digest):
                     raise
@@ -83,6 +110,31 @@ class WalArchive:
         if segment_of(name) is not None:
             self._forget_partials(name)
         return True
+
+    def _metadata(self, source: Path, name: str) -> dict[str, str]:
+        """What each WAL object records of its content; refuses a segment written by
+        another cluster than the one this S3_PATH's base backups come from."""
+        metadata = {CONTENT_SHA256: content_digest(source)}
+        found = system_identifier(source) if segment_of(name) is not None else None
+        if found is None:
+            return metadata
+        expected = self.archive_identity()
+        if expected is not None and found != expected:
+            raise WalError(
+                f"{name} was written by the cluster with system identifier {found}, but the "
+                f"base backups under this S3_PATH are of {expected}: it was not archived. "
+                "One S3_PATH per cluster"
+            )
+        return {**metadata, SYSTEM_IDENTIFIER: found}
+
+    def archive_identity(self) -> str | None:
+        """The system identifier of the newest base backup that recorded one."""
+        if self._identity is None:
+            from moonflower.s3.physical_catalog import base_backups
+
+            known = [b.system_identifier for b in base_backups(self.storage(), self.prefix)]
+            self._identity = next((found for found in reversed(known) if found), "")
+        return self._identity or None
 
     def _already_archived(self, key: str, name: str, digest: str) -> bool:
         head = self.storage().head(key)
@@ -106,16 +158,15 @@ class WalArchive:
         with spool_file(spool, ".partial") as snapshot:
             with source.open("rb") as reader, snapshot.open("wb") as writer:
                 runner.run([COPY], output=writer, source=reader)
-            digest = content_digest(snapshot)
+            metadata = self._metadata(snapshot, segment)
+            digest = metadata[CONTENT_SHA256]
             previous = self._last_partial.get(segment)
             if previous is not None and previous[1] == digest:
                 return False
             key = partial_key(self.prefix, segment, pendulum.now("UTC"), self.suffix)
             with spool_file(spool, self.suffix or ".wal") as encoded:
                 encode_file(snapshot, encoded, self.config.backup.compression, self.encryption)
-                self.storage().upload(
-                    encoded, key, CONTENT_TYPE, {CONTENT_SHA256: digest}, lasting=False
-                )
+                self.storage().upload(encoded, key, CONTENT_TYPE, metadata, lasting=False)
         self._last_partial[segment] = (key, digest)
         if previous is not None:
             self._delete_quietly(previous[0])
@@ -156,9 +207,20 @@ class WalArchive:
         pushed = sorted(
             (found.partial_time, found.key) for found in candidates if found.partial_time
         )
-        if pushed and (partial_since is None or pushed[-1][0] >= partial_since):
-            return pushed[-1][1]
-        return None
+        if not pushed or (partial_since is not None and pushed[-1][0] < partial_since):
+            return None
+        if self._followed_by_more(name):
+            log.warning("%s is only partially archived, yet WAL after it is: a gap", name)
+            return None
+        return pushed[-1][1]
+
+    def _followed_by_more(self, name: str) -> bool:
+        """A partial upload is only ever the last segment of its timeline."""
+        segment = segment_of(name)
+        if segment is None:
+            return False
+        following = f"{wal_prefix(self.prefix)}{segment.next().name}"
+        return any(True for _ in self.storage().list_objects(following))
 
     def fetch(
         self,
@@ -166,8 +228,10 @@ class WalArchive:
         target: Path,
         decryption: Decryption,
         partial_since: pendulum.DateTime | None = None,
+        expected_system: str | None = None,
     ) -> bool:
-        """Write the WAL file `name` to `target`, checked; False when the archive lacks it."""
+        """Write the WAL file `name` to `target`, checked (with `expected_system`, also that
+        a segment was written by that cluster); False when the archive lacks it."""
         key = self.find(name, partial_since)
         if key is None:
             return False
@@ -184,15 +248,22 @@ class WalArchive:
             if self.encryption_expected and not is_encrypted(stored):
                 raise WalError(f"{key} is not encrypted, but encryption is configured")
             staged = target.with_name(f".{target.name}.moonflower")
+            staged.unlink(missing_ok=True)  # a killed fetch's (a link is removed, not followed)
             try:
                 with (
                     decoding_stages(stored, found.suffix, decryption, key) as stages,
                     stored.open("rb") as reader,
-                    staged.open("wb") as writer,
+                    open_new(staged) as writer,
                 ):
                     runner.run(stages, output=writer, source=reader)
                 if content_digest(staged) != metadata.get(CONTENT_SHA256):
                     raise WalError(f"{key} decodes to content other than what was archived")
+                written_by = system_identifier(staged) if segment_of(name) else None
+                if expected_system not in (None, written_by):
+                    raise WalError(
+                        f"{key} was written by the cluster with system identifier "
+                        f"{written_by}, not by the base backup's ({expected_system})"
+                    )
                 os.replace(staged, target)
             finally:
                 staged.unlink(missing_ok=True)

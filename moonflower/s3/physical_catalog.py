@@ -1,7 +1,6 @@
 """What the bucket holds for point-in-time recovery: base backups (from their backup.json)
 and the WAL archive, and the window each timeline can be recovered to."""
 
-from dataclasses import dataclass
 from typing import Any
 
 import pendulum
@@ -9,23 +8,26 @@ import pendulum
 from moonflower.actions.basebackup_record import BaseBackupRecord
 from moonflower.errors import MoonflowerError
 from moonflower.output.logs import log
-from moonflower.postgres.wal_names import Segment, is_history, parse_lsn, segment_for, segment_of
+from moonflower.s3.catalog import S3_CLOCK_SKEW
 from moonflower.s3.gateway import Storage
+from moonflower.s3.objects import StoredObject
 from moonflower.s3.physical_keys import (
     BASE_DESCRIPTION,
-    WalObject,
     base_label,
     base_prefix,
     parse_wal_key,
     wal_prefix,
 )
+from moonflower.s3.recovery_window import WalStored, recoverable_window
 
 DESCRIPTION_LIMIT = 64 * 1024
 
 
 def base_backups(storage: Storage, prefix: str) -> list[BaseBackupRecord]:
-    """Every described base backup, oldest first; one whose description is unreadable or
-    names another object is left out with a warning."""
+    """Every described base backup, oldest first. One whose description is unreadable,
+    names another object, or is dated later than S3 received it (a description planted to
+    pass for the newest, which prune would then keep instead of the real ones) is left out
+    with a warning."""
     found = []
     for item in storage.list_objects(base_prefix(prefix), deep=True):
         label = base_label(item.key, prefix)
@@ -39,80 +41,45 @@ def base_backups(storage: Storage, prefix: str) -> list[BaseBackupRecord]:
         if record.label != label or base_label(record.key, prefix) != label:
             log.warning("ignoring the base backup %s: its description names another", label)
             continue
+        claimed = max(label_time(label), record.stopped)
+        if claimed > trusted_until(item):
+            log.warning("ignoring the base backup %s: %s", label, dated_later(claimed, item))
+            continue
         found.append(record)
     return sorted(found, key=lambda record: record.label)
 
 
-@dataclass(frozen=True)
-class WalStored:
-    item: WalObject
-    last_modified: pendulum.DateTime
-    size: int
-
-
 def wal_archive(storage: Storage, prefix: str) -> list[WalStored]:
+    """The WAL objects under S3_PATH/wal/. A partial upload whose name is dated later than
+    S3 received it was not pushed by Moonflower: it is left out (it could otherwise pass
+    for the newest push of its segment)."""
     found = []
     for item in storage.list_objects(wal_prefix(prefix)):
         parsed = parse_wal_key(item.key, prefix)
-        if parsed is not None:
-            found.append(WalStored(parsed, item.last_modified, item.size))
+        if parsed is None:
+            continue
+        if parsed.partial_time is not None and parsed.partial_time > trusted_until(item):
+            log.warning("ignoring %s: %s", item.key, dated_later(parsed.partial_time, item))
+            continue
+        found.append(WalStored(parsed, item.last_modified, item.size))
     return found
 
 
-@dataclass(frozen=True)
-class Window:
-    """From a base backup's end to the newest WAL that follows it without a gap."""
-
-    timeline: int
-    """The timeline the chain ends on (a failover moves it to a newer one)."""
-    start: pendulum.DateTime
-    end: pendulum.DateTime
-    gap_after: str | None = None
-    """The first missing segment, when the chain breaks before the newest archived one."""
-    chain: tuple[str, ...] = ()
-    """The segments a recovery reads, in order, after the base backup's own WAL."""
-    histories: tuple[str, ...] = ()
-    """The history files of the timelines after the base backup's."""
+def label_time(label: str) -> pendulum.DateTime:
+    moment = pendulum.parse(label, tz="UTC")
+    assert isinstance(moment, pendulum.DateTime)
+    return moment
 
 
-def recoverable_window(base: BaseBackupRecord, wal: list[WalStored]) -> Window:
-    """How far WAL reaches from `base`. At each segment the newest timeline that has it is
-    followed, as recovery to the latest timeline does after a failover (the segment of the
-    switch exists on both timelines). The end is when the newest segment of the unbroken
-    chain was archived: commits up to about then can be recovered."""
-    size = base.segment_size
-    by_timeline: dict[int, dict[int, WalStored]] = {}
-    histories = []
-    for stored in wal:
-        if is_history(stored.item.name):
-            if int(stored.item.name[:8], 16) > base.timeline:
-                histories.append(stored.item.name)
-            continue
-        segment = segment_of(stored.item.name, size)
-        if segment is None or segment.timeline < base.timeline:
-            continue
-        numbers = by_timeline.setdefault(segment.timeline, {})
-        known = numbers.get(segment.number)
-        if known is None or (known.item.partial and not stored.item.partial):
-            numbers[segment.number] = stored
-    # The tar holds the WAL up to the stop point; going further starts with the stop segment.
-    first = segment_for(base.timeline, parse_lsn(base.stop_lsn), size)
-    number, timeline, end = first.number, base.timeline, base.stopped
-    chain = []
-    while True:
-        holding = [
-            tli for tli, numbers in by_timeline.items() if tli >= timeline and number in numbers
-        ]
-        if not holding:
-            break
-        timeline = max(holding)
-        stored = by_timeline[timeline][number]
-        end = max(end, stored.last_modified)
-        chain.append(stored.item.name)
-        number += 1
-    newer = any(n > number for numbers in by_timeline.values() for n in numbers)
-    gap = Segment(timeline, number, size).name if newer else None
-    return Window(timeline, base.stopped, end, gap, tuple(chain), tuple(sorted(histories)))
+def trusted_until(item: StoredObject) -> pendulum.DateTime:
+    return item.last_modified + S3_CLOCK_SKEW
+
+
+def dated_later(claimed: pendulum.DateTime, item: StoredObject) -> str:
+    return (
+        f"its name says {claimed.isoformat()}, but S3 received it at "
+        f"{item.last_modified.isoformat()} (not made by Moonflower?)"
+    )
 
 
 def base_backup_listing(storage: Storage, prefix: str) -> list[dict[str, Any]]:
@@ -134,6 +101,7 @@ def base_backup_listing(storage: Storage, prefix: str) -> list[dict[str, Any]]:
                 "recoverable_from": window.start.isoformat(),
                 "recoverable_to": window.end.isoformat(),
                 "gap_at": window.gap_after,
+                "forks": list(window.forks),
                 "incremental_on": base.parent,
                 "chain_length": base.chain_length,
             }

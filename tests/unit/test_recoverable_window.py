@@ -3,7 +3,7 @@
 import pendulum
 
 from moonflower.actions.basebackup_record import BaseBackupRecord
-from moonflower.s3.physical_catalog import WalStored, recoverable_window
+from moonflower.s3.recovery_window import WalStored, recoverable_window
 from moonflower.s3.physical_keys import WalObject
 
 STOPPED = pendulum.datetime(2026, 11, 26, 1, 0, 0, tz="UTC")

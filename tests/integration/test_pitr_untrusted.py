@@ -1,0 +1,264 @@
+"""Point-in-time recovery with an untrusted bucket: base backups rewritten as whoever can
+write to the bucket would (symbolic and hard links, device nodes, setuid files, names that
+climb out, commands in postgresql.auto.conf, descriptions dated in the future, WAL of
+another cluster), each refused or made harmless, through a real PostgreSQL 18 and moto."""
+
+import json
+import os
+import shutil
+import stat
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.crafted_base import (
+    Member,
+    StoredBase,
+    adding,
+    plant,
+    regular,
+    replacing,
+    special,
+)
+from tests.support.pgserver import PgServer
+from tests.support.runner import run_moonflower
+from tests.support.s3server import S3Server
+
+UNPRIVILEGED = "nobody"
+NOT_INSTALLED_MAJOR = 99
+"""Set in a planted description: pg_verifybackup of that version does not exist, so only
+the extraction itself stands between the tar and the host."""
+
+
+@pytest.fixture(scope="module")
+def taken(s3: S3Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StoredBase]:
+    """One real base backup (uncompressed, unencrypted) to rewrite."""
+    with PgServer() as server:
+        server.create_database("app")
+        server.psql("CREATE TABLE ledger (n int PRIMARY KEY)", "app")
+        server.psql("INSERT INTO ledger SELECT generate_series(1, 30)", "app")
+        bucket = s3.new_bucket()
+        spool = tmp_path_factory.mktemp("spool")
+        env = base_env(s3, bucket, spool, server)
+        result = run_moonflower("basebackup", env=env)
+        assert result.returncode == 0, result.stderr
+        yield StoredBase.read(s3, bucket)
+
+
+def base_env(
+    s3: S3Server, bucket: str, spool: Path, server: PgServer | None = None
+) -> dict[str, str]:
+    env = {
+        **s3.moonflower_env(bucket, "pitr"),
+        "BACKUP_SPOOL_DIR": str(spool),
+        "BACKUP_STATE_DIR": str(spool),
+        "BACKUP_COMPRESSION": "none",
+    }
+    if server is not None:
+        env.update(server.moonflower_env("app"))
+    return env
+
+
+@pytest.fixture
+def outside() -> Iterator[Path]:
+    """A directory out of every restore's reach, holding a file that must stay as it is;
+    open to everyone, so that only Moonflower's refusal keeps a write out."""
+    place = Path(tempfile.mkdtemp(prefix="mf-out-"))
+    place.chmod(0o777)
+    (place / "keys").write_text("original\n")
+    (place / "keys").chmod(0o666)
+    yield place
+    shutil.rmtree(place, ignore_errors=True)
+
+
+def untouched(place: Path) -> bool:
+    return sorted(p.name for p in place.iterdir()) == ["keys"] and (
+        (place / "keys").read_text() == "original\n"
+    )
+
+
+@pytest.fixture
+def restore_dir() -> Iterator[Path]:
+    parent = Path(tempfile.mkdtemp(prefix="mf-untrusted-"))
+    parent.chmod(0o755)
+    target = parent / "restored"
+    target.mkdir(mode=0o700)
+    if os.geteuid() == 0:
+        shutil.chown(target, UNPRIVILEGED, "nogroup")
+    yield target
+    shutil.rmtree(parent, ignore_errors=True)
+
+
+def crafted_cases(outside_dir: str) -> dict[str, object]:
+    keys = f"{outside_dir}/keys"
+    return {
+        "staging-link": adding(
+            special("pg_wal/.000000010000000000000009.moonflower", tarfile.SYMTYPE, keys)
+        ),
+        "auto-conf-link": adding(
+            special("postgresql.auto.conf", tarfile.SYMTYPE, keys), dropping="postgresql.auto"
+        ),
+        "signal-link": adding(special("recovery.signal", tarfile.SYMTYPE, keys)),
+        "pg-wal-directory-link": adding(
+            special("pg_wal", tarfile.SYMTYPE, outside_dir), dropping="pg_wal"
+        ),
+        "hard-link": adding(special("global/keys", tarfile.LNKTYPE, keys.lstrip("/"))),
+        "device-node": adding(special("dev_mem", tarfile.CHRTYPE, mode=0o666)),
+        "fifo": adding(special("pipe", tarfile.FIFOTYPE)),
+        "absolute-name": adding(regular(f"{outside_dir}/planted", b"x")),
+        "climbing-name": adding(regular("../../../../../../tmp/mf-climbed", b"x")),
+    }
+
+
+CASES = list(crafted_cases("/o"))
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_a_crafted_base_backup_writes_nothing_outside_and_is_refused(
+    s3: S3Server,
+    taken: StoredBase,
+    tmp_path: Path,
+    outside: Path,
+    restore_dir: Path,
+    case: str,
+) -> None:
+    bucket = s3.new_bucket()
+    change = crafted_cases(str(outside))[case]
+    plant(s3, bucket, taken, change, server_major=NOT_INSTALLED_MAJOR)  # type: ignore[arg-type]
+    env = base_env(s3, bucket, tmp_path)
+
+    restore = run_moonflower("restore-cluster", "--to", str(restore_dir), "--latest", env=env)
+    assert restore.returncode == 1, restore.stderr
+    assert "refused" in restore.stderr
+    assert "Traceback" not in restore.stderr
+    assert not any(restore_dir.iterdir()), "a failed restore left files behind"
+    assert untouched(outside)
+    assert not Path("/tmp/mf-climbed").exists()
+
+    verify = run_moonflower("verify", "--physical", env=env)
+    assert verify.returncode == 1, verify.stderr
+    assert "refused" in verify.stderr
+    assert untouched(outside)
+
+
+def test_setuid_and_setgid_bits_never_come_from_a_backup(
+    s3: S3Server, taken: StoredBase, tmp_path: Path, restore_dir: Path
+) -> None:
+    bucket = s3.new_bucket()
+    directory = tarfile.TarInfo("global/shared")
+    directory.type, directory.mode = tarfile.DIRTYPE, 0o2777
+    extra: list[Member] = [regular("global/tool", b"#!/bin/sh\n", 0o4777), (directory, None)]
+    plant(s3, bucket, taken, adding(*extra), server_major=NOT_INSTALLED_MAJOR)
+    restore = run_moonflower(
+        "restore-cluster", "--to", str(restore_dir), "--latest", env=base_env(s3, bucket, tmp_path)
+    )
+    assert restore.returncode == 0, restore.stderr
+    tool = (restore_dir / "global" / "tool").stat().st_mode
+    shared = (restore_dir / "global" / "shared").stat().st_mode
+    assert not tool & (stat.S_ISUID | stat.S_ISGID | stat.S_IWOTH | stat.S_IXOTH)
+    assert not shared & (stat.S_ISGID | stat.S_ISUID | stat.S_IWOTH)
+
+
+def commands_in(outside: Path) -> bytes:
+    marker = outside / "ran"
+    return (
+        (
+            "recovery_end_command = 'touch {m}-recovery-end'\n"
+            "archive_mode = on\n"
+            "archive_command = 'touch {m}-archive'\n"
+            "archive_cleanup_command = 'touch {m}-cleanup'\n"
+            "shared_preload_libraries = 'no_such_library'\n"
+            "include_if_exists = '{o}/keys'\n"
+            "ARCHIVE_Command='touch {m}-upper'\n"
+        )
+        .format(m=marker, o=outside)
+        .encode()
+    )
+
+
+def test_commands_in_the_backups_settings_never_run(
+    s3: S3Server, taken: StoredBase, tmp_path: Path, outside: Path, restore_dir: Path
+) -> None:
+    bucket = s3.new_bucket()
+    plant(s3, bucket, taken, replacing("postgresql.auto.conf", commands_in(outside)))
+    env = base_env(s3, bucket, tmp_path)
+
+    verify = run_moonflower("verify", "--physical", "--restore", env=env)
+    assert verify.returncode == 0, verify.stderr
+    assert "left out" in verify.stderr
+    if os.geteuid() == 0:
+        assert "the trial recovery runs as uid " in verify.stderr
+        assert "nobody" not in verify.stderr
+    assert untouched(outside), sorted(p.name for p in outside.iterdir())
+
+    restore = run_moonflower(
+        "restore-cluster", "--to", str(restore_dir), "--latest", "--start", env=env
+    )
+    assert restore.returncode == 0, restore.stderr
+    assert untouched(outside), sorted(p.name for p in outside.iterdir())
+    settings = (restore_dir / "postgresql.auto.conf").read_text()
+    assert "touch" not in settings
+    assert "no_such_library" not in settings
+    assert "left out archive_mode" in settings
+
+
+def test_a_description_dated_in_the_future_is_ignored(
+    s3: S3Server, taken: StoredBase, tmp_path: Path, restore_dir: Path
+) -> None:
+    """Planted as the "newest" base backup, it would be restored by --latest and make
+    prune remove the real ones."""
+    bucket = s3.new_bucket()
+    plant(s3, bucket, taken, lambda members: members)
+    future = "2027-06-01T00:00:00.000Z"
+    plant(
+        s3,
+        bucket,
+        taken,
+        adding(special("pg_wal", tarfile.SYMTYPE, "/etc"), dropping="pg_wal"),
+        label=future,
+        stop_time="2027-06-01T00:00:05+00:00",
+        start_time="2027-06-01T00:00:00+00:00",
+    )
+    env = base_env(s3, bucket, tmp_path)
+    listing = run_moonflower("list", "--json", env=env)
+    assert listing.returncode == 0, listing.stderr
+    labels = [e["key"] for e in json.loads(listing.stdout) if e.get("kind") == "base"]
+    assert labels == [taken.record["key"]]
+    assert f"ignoring the base backup {future}" in listing.stderr
+
+    restore = run_moonflower("restore-cluster", "--to", str(restore_dir), "--latest", env=env)
+    assert restore.returncode == 0, restore.stderr
+    assert taken.record["label"] in restore.stderr
+
+    pruned = run_moonflower("prune", env={**env, "S3_EXPIRES_IN": "1 second"})
+    assert pruned.returncode == 0, pruned.stderr
+    assert any(key == taken.record["key"] for key in s3.keys(bucket))
+
+
+def test_wal_of_another_cluster_is_not_archived_beside_its_base_backups(
+    s3: S3Server, taken: StoredBase, tmp_path: Path
+) -> None:
+    bucket = s3.new_bucket()
+    plant(s3, bucket, taken, lambda members: members)
+    assert taken.record["system_identifier"]
+    foreign = tmp_path / "incoming" / "000000010000000000000042"
+    foreign.parent.mkdir()
+    header = bytearray(64)
+    header[24:32] = (int(taken.record["system_identifier"]) ^ 0x5A5A).to_bytes(8, "little")
+    foreign.write_bytes(bytes(header) + os.urandom(4096))
+    pushed = run_moonflower("wal-push", str(foreign), env=base_env(s3, bucket, tmp_path))
+    assert pushed.returncode == 1, pushed.stderr
+    assert "system identifier" in pushed.stderr
+    assert not [key for key in s3.keys(bucket) if "/wal/" in key]
+
+    own = foreign.with_name("000000010000000000000043")
+    header[24:32] = int(taken.record["system_identifier"]).to_bytes(8, "little")
+    own.write_bytes(bytes(header) + os.urandom(4096))
+    pushed = run_moonflower("wal-push", str(own), env=base_env(s3, bucket, tmp_path))
+    assert pushed.returncode == 0, pushed.stderr
+    (key,) = [key for key in s3.keys(bucket) if "/wal/" in key]
+    metadata = s3.client().head_object(Bucket=bucket, Key=key)["Metadata"]
+    assert metadata["system-identifier"] == taken.record["system_identifier"]
