@@ -165,18 +165,14 @@ def test_setuid_and_setgid_bits_never_come_from_a_backup(
 def commands_in(outside: Path) -> bytes:
     marker = outside / "ran"
     return (
-        (
-            "recovery_end_command = 'touch {m}-recovery-end'\n"
-            "archive_mode = on\n"
-            "archive_command = 'touch {m}-archive'\n"
-            "archive_cleanup_command = 'touch {m}-cleanup'\n"
-            "shared_preload_libraries = 'no_such_library'\n"
-            "include_if_exists = '{o}/keys'\n"
-            "ARCHIVE_Command='touch {m}-upper'\n"
-        )
-        .format(m=marker, o=outside)
-        .encode()
-    )
+        f"recovery_end_command = 'touch {marker}-recovery-end'\n"
+        "archive_mode = on\n"
+        f"archive_command = 'touch {marker}-archive'\n"
+        f"archive_cleanup_command = 'touch {marker}-cleanup'\n"
+        "shared_preload_libraries = 'no_such_library'\n"
+        f"include_if_exists = '{outside}/keys'\n"
+        f"ARCHIVE_Command='touch {marker}-upper'\n"
+    ).encode()
 
 
 def test_commands_in_the_backups_settings_never_run(
