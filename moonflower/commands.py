@@ -11,9 +11,10 @@ from moonflower.config.model import Config
 from moonflower.errors import ConfigError, MoonflowerError, Terminated
 from moonflower.exit_status import ExitStatus
 from moonflower.output.logs import log
+from moonflower.runtime.health import health
 from moonflower.runtime.lifecycle import Shutdown
 from moonflower.runtime.state_dir import state_directory
-from moonflower.runtime.status_file import StateFile, health
+from moonflower.runtime.status_file import StateFile
 from moonflower.runtime.status_file import now as state_now
 
 if TYPE_CHECKING:
@@ -302,7 +303,7 @@ def status_server(config: Config) -> "Iterator[None]":
 
 
 def logical_schedule(config: Config, shutdown: Shutdown) -> ExitStatus:
-    from moonflower.runtime.lifecycle import reap_orphans
+    from moonflower.runtime.children import reap_orphans
     from moonflower.runtime.scheduler import Runner
 
     assert config.schedule is not None

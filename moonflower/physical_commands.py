@@ -23,10 +23,16 @@ if TYPE_CHECKING:
 
 
 def base_backup(config: Config, full: bool = False) -> ExitStatus:
+    """One base backup, reported like a run (status file, failure webhook, notification,
+    metrics), then the prune of physical backups when expiry or keep rules are set."""
     from moonflower.actions.basebackup import take_base_backup
+    from moonflower.monitoring.jobs import reported
     from moonflower.pipeline.gpg import Encryption
 
-    with Encryption.open(config.encryption, config.backup.spool_dir) as encryption:
+    with (
+        reported(config, "basebackup"),
+        Encryption.open(config.encryption, config.backup.spool_dir) as encryption,
+    ):
         take_base_backup(config, encryption, full)
     if config.s3.prunes:
         from moonflower.actions.prune import Pruner

@@ -34,7 +34,11 @@ UNSAFE_NAMES = frozenset(
 SPACE = "[ \t\r\f]"
 """What the server's configuration lexer takes for white space: lines end at \\n only."""
 IDENTIFIER = "[A-Za-z_][A-Za-z0-9_]*"
-SETTING = re.compile(rf"^{SPACE}*({IDENTIFIER}(?:\.{IDENTIFIER})?){SPACE}*(=|'|{SPACE}|$)")
+VALUE = r"(?:'(?:[^'\\\n]|\\.|'')*'|[A-Za-z0-9_.:/+-]+)"
+SETTING = re.compile(
+    rf"^{SPACE}*({IDENTIFIER}(?:\.{IDENTIFIER})?){SPACE}*=?{SPACE}*{VALUE}{SPACE}*(?:#.*)?$"
+)
+"""One `name = value` line as the server's lexer reads it; anything else is left out."""
 BLANK_OR_COMMENT = re.compile(rf"^{SPACE}*(#[^\n]*)?$")
 LEFT_OUT = "# moonflower restore-cluster left out {what} from the backup: {why}"
 SIZE_LIMIT = 1024 * 1024

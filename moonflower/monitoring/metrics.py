@@ -13,8 +13,10 @@ from prometheus_client.registry import Collector
 from moonflower.config.model import Config
 from moonflower.errors import MoonflowerError
 from moonflower.output.logs import log
+from moonflower.runtime.health import health
+from moonflower.runtime.liveness import is_alive
 from moonflower.runtime.state_dir import state_directory
-from moonflower.runtime.status_file import StateFile, health
+from moonflower.runtime.status_file import StateFile
 
 PUSH_TIMEOUT_SECONDS = 10
 PUSH_JOB = "moonflower"
@@ -67,6 +69,26 @@ class StateCollector(Collector):
                 "moonflower_next_run_timestamp_seconds", "When the next run starts", next_run
             )
         yield from self._wal(state.get("wal_stream") or {})
+        yield from self._jobs(state.get("jobs") or {})
+
+    def _jobs(self, jobs: dict[str, Any]) -> Iterator[Metric]:
+        result = GaugeMetricFamily(
+            "moonflower_job_last_result", "1 if the job's last attempt succeeded", labels=["kind"]
+        )
+        success = GaugeMetricFamily(
+            "moonflower_job_last_success_timestamp_seconds",
+            "When the job last succeeded",
+            labels=["kind"],
+        )
+        for kind, record in sorted(jobs.items()):
+            if not isinstance(record, dict) or "last_ok" not in record:
+                continue
+            result.add_metric([kind], 1.0 if record.get("last_ok") else 0.0)
+            moment = timestamp(record.get("last_success"))
+            if moment is not None:
+                success.add_metric([kind], moment)
+        yield result
+        yield success
 
     def _databases(self, databases: dict[str, Any]) -> Iterator[Metric]:
         families = {
@@ -99,7 +121,7 @@ class StateCollector(Collector):
         yield GaugeMetricFamily(
             "moonflower_wal_stream_up",
             "1 while pg_receivewal runs",
-            value=bool(stream.get("running")),
+            value=bool(stream.get("running")) and stream_alive(stream),
         )
         yield GaugeMetricFamily(
             "moonflower_wal_waiting_bytes",
@@ -120,6 +142,12 @@ class StateCollector(Collector):
                 "When the newest WAL file reached S3",
                 value=archived,
             )
+
+
+def stream_alive(stream: dict[str, Any]) -> bool:
+    """The process that published the stream's state still runs (older states: no pid)."""
+    pid = stream.get("pid")
+    return not isinstance(pid, int) or is_alive(pid)
 
 
 def registry_for(config: Config) -> CollectorRegistry:

@@ -83,9 +83,17 @@ def deliver(position: int, url: str, title: str, body: str) -> bool:
 
 def notify(config: MonitoringConfig, report: "RunReport", ok: bool) -> None:
     """Every URL at once; never raises."""
-    if not config.notify_urls or (ok and config.notify_on == NotifyOn.FAILURE):
-        return
-    title, body = message(report, ok)
+    if wanted(config, ok):
+        notify_all(config, *message(report, ok))
+
+
+def wanted(config: MonitoringConfig, ok: bool) -> bool:
+    return bool(config.notify_urls) and not (ok and config.notify_on == NotifyOn.FAILURE)
+
+
+def notify_all(config: MonitoringConfig, title: str, body: str) -> None:
+    """`title` and `body` (masked here) to every URL at once; never raises."""
+    title, body = redactor.mask(title), redactor.mask(body)
     results: dict[int, bool] = {}
 
     def one(position: int, url: str) -> None:

@@ -15,7 +15,8 @@ from moonflower.config.model import Config
 from moonflower.errors import MoonflowerError
 from moonflower.output.redact import redactor
 from moonflower.output.sizes import human_size
-from moonflower.runtime.status_file import StateFile, health
+from moonflower.runtime.health import health
+from moonflower.runtime.status_file import StateFile
 
 CHART_POINTS = 30
 LOCKS_SHOWN = 5
@@ -29,6 +30,16 @@ border-bottom:1px solid #ddd}.ok{color:#176117}.failed{color:#a11}.warn{color:#8
 svg{background:#fafafa;border:1px solid #ddd}.size{fill:#1f5fa8}.duration{fill:#c25400}
 polyline{fill:none;stroke-width:1.5}.size-line{stroke:#1f5fa8}.duration-line{stroke:#c25400}
 """
+
+
+def pitr_window(bases: list[dict[str, Any]]) -> str | None:
+    """From the oldest base backup's start to the farthest its WAL reaches, whatever order
+    the listing is in (`list` gives the newest first)."""
+    if not bases:
+        return None
+    start = min(pendulum.parse(base["recoverable_from"]) for base in bases)
+    end = max(pendulum.parse(base["recoverable_to"]) for base in bases)
+    return f"from {start.isoformat()} to {end.isoformat()}"  # type: ignore[union-attr]
 
 
 @dataclass(frozen=True)
@@ -131,8 +142,7 @@ class PageSource:
             window = None
             if self.config.wal.stream or self.config.wal.basebackup_schedule is not None:
                 bases = base_backup_listing(storage, self.config.s3.prefix)
-                if bases:
-                    window = f"from {bases[0]['recoverable_from']} to {bases[-1]['recoverable_to']}"
+                window = pitr_window(bases)
             return found, window, None
         except MoonflowerError as error:
             return {}, None, str(error)

@@ -16,8 +16,9 @@ from moonflower.errors import ConfigError
 from moonflower.monitoring.metrics import exposition
 from moonflower.monitoring.page import PageSource
 from moonflower.output.logs import log
+from moonflower.runtime.health import health
 from moonflower.runtime.state_dir import state_directory
-from moonflower.runtime.status_file import StateFile, health
+from moonflower.runtime.status_file import StateFile
 
 REALM = 'Basic realm="moonflower", charset="UTF-8"'
 

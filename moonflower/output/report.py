@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from moonflower.actions.backup import RunReport
     from moonflower.actions.check import Check
     from moonflower.actions.verify import Verified
-    from moonflower.runtime.status_file import Health
+    from moonflower.runtime.health import Health
     from moonflower.s3.catalog import BackupInfo
 
 

@@ -23,6 +23,7 @@ import sh
 from moonflower.errors import Abandoned, StageFailed, TimedOut
 from moonflower.output.logs import log
 from moonflower.output.redact import redactor
+from moonflower.runtime.children import spawning, track, untrack
 from moonflower.runtime.lifecycle import shutdown
 
 STDERR_TAIL_LINES = 20
@@ -141,6 +142,7 @@ class Pipeline:
         try:
             self.terminate()
         finally:
+            untrack([process.pid for process in self.processes])
             with _active_lock:
                 _active.discard(self)
 
@@ -171,7 +173,9 @@ class Pipeline:
                 command = sh.Command(stage.argv[0])
             except sh.CommandNotFound:
                 raise StageFailed(stage.name, 127, f"{stage.argv[0]}: command not found") from None
-            previous = command(*stage.argv[1:], **options)
+            with spawning():
+                previous = command(*stage.argv[1:], **options)
+                track(previous.pid)
             self.processes.append(previous)
             if index < last_index:
                 widen_pipe(previous)
@@ -284,16 +288,17 @@ def capture(stage: Stage, timeout: float | None = None) -> str:
     running after `timeout` seconds is killed and fails."""
     tail = StderrTail()
     try:
-        result = sh.Command(stage.argv[0])(
-            *stage.argv[1:],
-            _env=child_environment(stage.env),
-            _err=tail,
-            _decode_errors="replace",
-            _tty_out=False,
-            _return_cmd=True,
-            _timeout=timeout,
-            _preexec_fn=die_with_parent,
-        )
+        with spawning():  # waited for inside: tracked until it returns
+            result = sh.Command(stage.argv[0])(
+                *stage.argv[1:],
+                _env=child_environment(stage.env),
+                _err=tail,
+                _decode_errors="replace",
+                _tty_out=False,
+                _return_cmd=True,
+                _timeout=timeout,
+                _preexec_fn=die_with_parent,
+            )
     except sh.TimeoutException as error:
         code = error.exit_code if error.exit_code is not None else -signal.SIGKILL
         raise StageFailed(stage.name, code, f"timed out after {timeout} s") from None

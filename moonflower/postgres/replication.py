@@ -54,3 +54,16 @@ def slot_lag(pg: PostgresConfig, slot: str, environment: dict[str, str]) -> int 
         return max(0, int(float(answer)))
     except ValueError:
         return None  # no such slot (yet), or no position
+
+
+DROP_SLOT = (
+    "SELECT pg_catalog.pg_drop_replication_slot(slot_name) FROM pg_catalog.pg_replication_slots "
+    "WHERE slot_name = '{slot}' AND NOT active"
+)
+
+
+def drop_slot(pg: PostgresConfig, slot: str, environment: dict[str, str]) -> None:
+    """Drop an invalidated slot, so that `ensure_slot` makes a new one where a new chain
+    starts."""
+    psql_query(any_psql(pg.pg_dump_path), environment, DROP_SLOT.format(slot=slot))
+    log.warning("dropped the invalidated replication slot %s; a new one starts a new chain", slot)

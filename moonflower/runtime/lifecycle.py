@@ -1,7 +1,6 @@
 """Signals: SIGTERM and SIGINT stop an idle process at once and abandon a run in progress."""
 
 import contextlib
-import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -68,17 +67,3 @@ def raise_for(signum: int) -> None:
 
 shutdown = Shutdown()
 """The process-wide instance: signal handlers are process-wide too."""
-
-
-def reap_orphans() -> None:
-    """Collect exited children nobody waits for (we may be PID 1 in a container).
-
-    Call only while no pipeline runs, so no status a pipeline waits for is taken from it.
-    """
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return

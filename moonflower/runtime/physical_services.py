@@ -5,12 +5,19 @@ import contextlib
 import functools
 import threading
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from moonflower.config.model import Config
 from moonflower.errors import ConfigError, MoonflowerError
 from moonflower.exit_status import ExitStatus
 from moonflower.output.logs import log
 from moonflower.runtime.lifecycle import Shutdown
+from moonflower.runtime.wal_stream import BACKOFF_MAX_SECONDS, BACKOFF_START_SECONDS
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from moonflower.runtime.wal_stream import WalStreamer
 
 JOIN_SECONDS = 30.0
 
@@ -58,8 +65,8 @@ def physical_services(config: Config, shutdown: Shutdown) -> Iterator[list[threa
                 raise
             except MoonflowerError as error:  # the server is down: the stream waits for it
                 log.warning("WAL streaming waits for the server: %s", error)
-            start_stream = functools.partial(streamer.run, program)
-            threads.append(threading.Thread(target=guarded(start_stream), name="wal-stream"))
+            supervise = functools.partial(supervised, streamer, program, stop)
+            threads.append(threading.Thread(target=supervise, name="wal-stream"))
         if config.wal.basebackup_schedule is not None:
             threads.append(
                 threading.Thread(target=base_backup_schedule(config, stop), name="basebackups")
@@ -75,6 +82,24 @@ def physical_services(config: Config, shutdown: Shutdown) -> Iterator[list[threa
                 thread.join(JOIN_SECONDS)
 
 
+def supervised(streamer: "WalStreamer", program: "Path | None", stop: threading.Event) -> None:
+    """The stream's thread: whatever ends `run` other than a stop request is logged, shown
+    in `health` and the metrics as the stream being down, and followed by a restart with a
+    backoff of 1 s doubling up to a minute."""
+    backoff = BACKOFF_START_SECONDS
+    while not stop.is_set():
+        try:
+            streamer.run(program)
+            return
+        except Exception as error:
+            streamer.mark_down(f"{type(error).__name__}: {error}")
+            log.error("the WAL stream failed (%s); restarting it in %.0f s", error, backoff)
+        program = None
+        if stop.wait(backoff):
+            return
+        backoff = min(backoff * 2, BACKOFF_MAX_SECONDS)
+
+
 def guarded(work: Callable[[], None]) -> Callable[[], None]:
     def run() -> None:
         try:
@@ -88,16 +113,21 @@ def guarded(work: Callable[[], None]) -> Callable[[], None]:
 def base_backup_schedule(config: Config, stop: threading.Event) -> Callable[[], None]:
     from moonflower.physical_commands import base_backup
     from moonflower.runtime.scheduler import Runner
+    from moonflower.runtime.state_dir import state_directory
+    from moonflower.runtime.status_file import StateFile
 
     assert config.wal.basebackup_schedule is not None
 
     def one() -> ExitStatus:
         try:
-            return base_backup(config)
-        except MoonflowerError as error:
-            log.error("base backup failed: %s", error)
+            return base_backup(config)  # reported there, failure or not
+        except MoonflowerError:
             return ExitStatus.BACKUP_FAILED
 
+    with contextlib.suppress(OSError, MoonflowerError):
+        StateFile(state_directory(config.backup)).job_started(
+            "basebackup", config.wal.basebackup_schedule.expression
+        )
     runner = Runner(
         config.wal.basebackup_schedule, run_once=one, wait=stop.wait, what="base backup"
     )

@@ -8,14 +8,11 @@ import json
 import os
 import tempfile
 import threading
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pendulum
-
-from moonflower.runtime.liveness import is_alive
 
 STATE_NAME = f"moonflower-state-{os.getuid()}.json"
 HISTORY_NAME = f"moonflower-history-{os.getuid()}.json"
@@ -24,12 +21,6 @@ times, once before pg_dump starts, and 30 backups of each of 200 databases are 1
 _update_lock = threading.Lock()
 HISTORY_LENGTH = 30
 """Backups remembered per database: the status page charts them."""
-
-
-@dataclass(frozen=True)
-class Health:
-    ok: bool
-    reason: str
 
 
 class StateFile:
@@ -102,6 +93,29 @@ class StateFile:
             write_json(self.history_path, histories)
             self._write({"databases": databases, "counters": totals})
 
+    def job_started(self, kind: str, schedule: str | None) -> None:
+        """A job beside the logical backups (`basebackup`) is scheduled by this process."""
+        with _update_lock:
+            state = self.read() or {}
+            jobs = valid_dict(state.get("jobs"))
+            record = valid_dict(jobs.get(kind))
+            record.update(pid=os.getpid(), schedule=schedule, started=now())
+            jobs[kind] = record
+            self._write({"jobs": jobs})
+
+    def job_finished(self, kind: str, ok: bool, error: str | None = None) -> None:
+        """The outcome of a job: `health` is unhealthy while its last attempt failed."""
+        with _update_lock:
+            state = self.read() or {}
+            jobs = valid_dict(state.get("jobs"))
+            record = valid_dict(jobs.get(kind))
+            moment = now()
+            record.update(last_attempt=moment, last_ok=ok, last_error=error)
+            if ok:
+                record["last_success"] = moment
+            jobs[kind] = record
+            self._write({"jobs": jobs})
+
     def run_finished(self, started: str, status: int) -> None:
         self._update(
             last_run={"started": started, "finished": now(), "status": status}, current_run=None
@@ -131,73 +145,9 @@ def write_json(path: Path, content: dict[str, Any]) -> None:
         raise
 
 
+def valid_dict(value: object) -> dict[str, Any]:
+    return dict(value) if isinstance(value, dict) else {}
+
+
 def now() -> str:
     return pendulum.now("UTC").isoformat()
-
-
-def overdue_run(state: dict[str, Any], too_long: float | None) -> str | None:
-    """The start of a run that is still going after `too_long` seconds, if there is one."""
-    current = state.get("current_run") or {}
-    if too_long is None or not current or not is_alive(int(current.get("pid", 0))):
-        return None
-    started = pendulum.parse(str(current.get("started")))
-    if not isinstance(started, pendulum.DateTime):
-        return None
-    return (
-        str(current["started"])
-        if pendulum.now("UTC").diff(started).in_seconds() > too_long
-        else None
-    )
-
-
-STREAM_DOWN_GRACE_SECONDS = 300
-"""A server restart or failover takes a minute or two; longer than this is an outage."""
-
-
-def stream_down_since(stream: dict[str, Any]) -> str | None:
-    down = stream.get("down_since")
-    if not down:
-        return None
-    moment = pendulum.parse(str(down))
-    if not isinstance(moment, pendulum.DateTime):
-        return None
-    return (
-        str(down)
-        if pendulum.now("UTC").diff(moment).in_seconds() > STREAM_DOWN_GRACE_SECONDS
-        else None
-    )
-
-
-def health(state: dict[str, Any] | None, too_long: float | None = None) -> Health:
-    """Healthy: the last run succeeded, or none ran yet and the scheduler is alive (or was
-    stopped cleanly). A scheduler that was killed leaves its pid behind: unhealthy."""
-    if state is None:
-        return Health(False, "no status file yet: no backup has run and no scheduler started")
-    scheduler = state.get("scheduler") or {}
-    last = state.get("last_run")
-    if scheduler and not is_alive(int(scheduler.get("pid", 0))):
-        return Health(False, f"the scheduler (pid {scheduler.get('pid')}) is not running")
-    stream = state.get("wal_stream") or {}
-    if scheduler and (stream.get("gap") or stream.get("problems")):
-        return Health(False, f"WAL stream: {stream.get('gap') or stream['problems'][-1]}")
-    down = stream_down_since(stream) if scheduler else None
-    if down is not None:
-        return Health(False, f"WAL stream: pg_receivewal has not been running since {down}")
-    overdue = overdue_run(state, too_long)
-    if overdue is not None:
-        return Health(
-            False, f"the run started {overdue} is still going, longer than BACKUP_TIMEOUT"
-        )
-    if last is None and scheduler:
-        return Health(True, "scheduler running; no run yet")
-    if last is None and state.get("current_run"):
-        return Health(True, f"the first run is going since {state['current_run'].get('started')}")
-    if last is None:
-        return Health(True, f"the scheduler stopped cleanly at {state.get('scheduler_stopped')}")
-    if last.get("status") != 0:
-        return Health(
-            False,
-            f"the last run, finished {last.get('finished')}, failed "
-            f"(exit status {last.get('status')})",
-        )
-    return Health(True, f"the last run, finished {last.get('finished')}, succeeded")

@@ -10,6 +10,7 @@ starts a new unbroken chain.
 """
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -25,7 +26,7 @@ from moonflower.errors import ConfigError, MoonflowerError, WalError
 from moonflower.output.logs import log
 from moonflower.pipeline.runner import Pipeline, Stage
 from moonflower.postgres.connection import MAINTENANCE_DATABASE, libpq_environment
-from moonflower.postgres.replication import ensure_slot, slot_lag
+from moonflower.postgres.replication import drop_slot, ensure_slot, slot_lag
 from moonflower.postgres.wal_names import PARTIAL_SUFFIX, is_history, segment_of
 from moonflower.runtime.lifecycle import shutdown
 
@@ -33,9 +34,11 @@ BACKOFF_START_SECONDS = 1.0
 BACKOFF_MAX_SECONDS = 60.0
 SLOT_LAG_SECONDS = 30.0
 """How often the server is asked how much WAL it keeps for the slot (for the metrics)."""
-GAP_MESSAGES = ("has already been removed", "does not exist")
-"""pg_receivewal's words when the WAL it needs is gone: removed by the server, or the slot
-that held it was dropped."""
+GAP_MESSAGES = ("has already been removed", "does not exist", "invalidated")
+"""pg_receivewal's words when the WAL it needs is gone: removed by the server, the slot that
+held it dropped, or invalidated (max_slot_wal_keep_size)."""
+GAP_CHECK_SECONDS = 10.0
+"""While a gap is reported, how often the bucket is asked for a base backup taken after it."""
 STREAM_DIRECTORY = "wal-stream"
 SPOOL_ALARM = "completed WAL waiting for S3 exceeds WAL_SPOOL_LIMIT: the archive is falling behind"
 
@@ -54,8 +57,14 @@ class StreamState:
     restarts: int = 0
     problems: list[str] = field(default_factory=list)
     gap: str | None = None
+    gap_since: str | None = None
     down_since: str | None = None
     """When pg_receivewal last stopped without getting going again (UTC, ISO 8601)."""
+    last_error: str | None = None
+    stopped: str | None = None
+    """When the stream was stopped on request (`run` ending): nothing to watch any more."""
+    pid: int = field(default_factory=os.getpid)
+    """The process streaming: `health` trusts this state only while it runs."""
 
 
 def stream_directory(config: Config) -> Path:
@@ -99,6 +108,7 @@ class WalStreamer:
         self._conflicts: list[str] = []
         self._spool_alarm = False
         self._lag_measured = -SLOT_LAG_SECONDS
+        self._gap_checked = -GAP_CHECK_SECONDS
 
     def prepare(self) -> Path:
         """The directory, the right pg_receivewal, and the replication slot (created when
@@ -143,6 +153,7 @@ class WalStreamer:
                 log.info("WAL streaming started (slot %s)", self.config.wal.slot)
                 while not self.stop.is_set() and any(p.is_alive() for p in receiver.processes):
                     self.measure_slot_lag()
+                    self.heal_gap()
                     self.archive_waiting()
                     if any(p.is_alive() for p in receiver.processes):
                         self.state.down_since = None  # it got past its start
@@ -159,6 +170,10 @@ class WalStreamer:
             self.publish()
             if any(message in reason for message in GAP_MESSAGES):
                 self.report_gap(reason)
+                self.set_aside_partials()
+                if "invalidated" in reason:
+                    with contextlib.suppress(MoonflowerError):
+                        drop_slot(self.config.postgres, self.config.wal.slot, self.environment)
             if time.monotonic() - started > BACKOFF_MAX_SECONDS:
                 backoff = BACKOFF_START_SECONDS
             log.warning("pg_receivewal stopped (%s); restarting in %.0f s", reason or "?", backoff)
@@ -167,7 +182,18 @@ class WalStreamer:
             backoff = min(backoff * 2, BACKOFF_MAX_SECONDS)
             with contextlib.suppress(MoonflowerError):
                 program = self.prepare()
+        self.state.running = False
+        self.state.stopped = pendulum.now("UTC").isoformat()
+        self.publish()
         log.info("WAL streaming stopped")
+
+    def mark_down(self, reason: str) -> None:
+        """The stream stopped on an error: not running, and down since now (unless it
+        already was)."""
+        self.state.running = False
+        self.state.down_since = self.state.down_since or pendulum.now("UTC").isoformat()
+        self.state.last_error = reason
+        self.publish()
 
     def measure_slot_lag(self) -> None:
         if time.monotonic() - self._lag_measured < SLOT_LAG_SECONDS:
@@ -234,11 +260,46 @@ class WalStreamer:
         alarm = [SPOOL_ALARM] if over else []
         self.state.problems = [*self._conflicts, *alarm]
 
+    def set_aside_partials(self) -> None:
+        """After a gap, pg_receivewal must start from the slot, not resume the segment it
+        was writing (the server no longer has what follows it): the partial goes up once
+        more and leaves the directory (renamed `.gap` when S3 cannot take it now)."""
+        for partial in self.directory.glob("*" + PARTIAL_SUFFIX):
+            try:
+                self.archive.push_partial(partial)
+                partial.unlink()
+            except MoonflowerError as error:
+                log.warning("%s kept as %s.gap: %s", partial.name, partial.name, error)
+                partial.rename(partial.with_name(partial.name + ".gap"))
+
+    def heal_gap(self) -> None:
+        """A base backup taken after the gap starts a new unbroken chain: the alarm ends."""
+        if self.state.gap is None or time.monotonic() - self._gap_checked < GAP_CHECK_SECONDS:
+            return
+        self._gap_checked = time.monotonic()
+        from moonflower.s3.physical_catalog import base_backups
+
+        try:
+            bases = base_backups(self.archive.storage(), self.config.s3.prefix)
+        except MoonflowerError as error:
+            log.debug("base backups not listed: %s", error)
+            return
+        since = pendulum.parse(self.state.gap_since or "")
+        if bases and isinstance(since, pendulum.DateTime) and bases[-1].stopped > since:
+            log.info(
+                "base backup %s was taken after the gap: recovery from it has an unbroken "
+                "chain again",
+                bases[-1].label,
+            )
+            self.state.gap = self.state.gap_since = None
+            self.publish()
+
     def report_gap(self, reason: str) -> None:
         message = (
             f"the WAL chain has a gap ({reason}); recovery past it is impossible until the "
             "next base backup starts a new chain"
         )
         self.state.gap = message
+        self.state.gap_since = pendulum.now("UTC").isoformat()
         log.error("%s", message)
         self.on_gap(message)

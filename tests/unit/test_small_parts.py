@@ -137,7 +137,7 @@ def test_health_reports_a_run_that_has_gone_on_too_long() -> None:
 
     import pendulum
 
-    from moonflower.runtime.status_file import health
+    from moonflower.runtime.health import health
     from tests.support.procs import read_proc
     from tests.support.waiting import eventually
 

@@ -12,7 +12,7 @@ import pendulum
 import pytest
 
 from moonflower.config.loader import load_config
-from moonflower.runtime.status_file import health
+from moonflower.runtime.health import health
 from moonflower.runtime.wal_stream import SPOOL_ALARM, WalStreamer, waiting_files
 from tests.support.procs import read_proc
 from tests.support.waiting import eventually
@@ -105,3 +105,47 @@ def test_health_sees_a_stream_that_stays_down(scheduler_pid: int) -> None:
     assert health(scheduler_state({"down_since": None})).ok
     assert not health(scheduler_state({"gap": "the WAL chain has a gap"})).ok
     assert not health(scheduler_state({"problems": [SPOOL_ALARM]})).ok
+
+
+def test_a_wal_only_stream_decides_health_without_a_scheduler(scheduler_pid: int) -> None:
+    """No SCHEDULE: the stream's own process stands for it (issue 27, items 11 and 13)."""
+    just_now = pendulum.now("UTC").subtract(seconds=3).isoformat()
+    streaming = {"pid": scheduler_pid, "running": True, "last_archived_at": just_now}
+    verdict = health({"wal_stream": streaming})
+    assert verdict.ok
+    assert verdict.reason.startswith("streaming WAL, last WAL upload ")
+    assert "None" not in verdict.reason
+    gap = health({"wal_stream": {**streaming, "gap": "the WAL chain has a gap (x)"}})
+    assert not gap.ok
+    assert "gap" in gap.reason
+    assert health({"wal_stream": {**streaming, "stopped": just_now, "gap": "x"}}).ok
+
+
+def test_a_stream_whose_process_died_is_unhealthy() -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass", "moonflower"])
+    dead.wait()
+    verdict = health({"wal_stream": {"pid": dead.pid, "running": True}})
+    assert not verdict.ok
+    assert "is not running" in verdict.reason
+
+
+def test_base_backups_that_fail_or_stop_coming_are_unhealthy(scheduler_pid: int) -> None:
+    now = pendulum.now("UTC")
+    failed = {
+        "pid": scheduler_pid,
+        "schedule": "0 * * * *",
+        "last_attempt": now.isoformat(),
+        "last_ok": False,
+        "last_error": "pg_basebackup failed",
+    }
+    verdict = health({"jobs": {"basebackup": failed}})
+    assert not verdict.ok
+    assert "the last base backup" in verdict.reason
+    assert "pg_basebackup failed" in verdict.reason
+    old = now.subtract(hours=3).isoformat()
+    late = {"pid": scheduler_pid, "schedule": "0 * * * *", "last_ok": True, "last_success": old}
+    verdict = health({"jobs": {"basebackup": late}})
+    assert not verdict.ok
+    assert "older than BASEBACKUP_SCHEDULE allows" in verdict.reason
+    recent = {**late, "last_success": now.subtract(minutes=30).isoformat()}
+    assert health({"jobs": {"basebackup": recent}}).ok

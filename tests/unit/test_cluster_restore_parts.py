@@ -1,0 +1,68 @@
+"""Pieces of restore-cluster: the combine area, the target checks, the status page's window
+(issue 27, items 8, 9 and 14)."""
+
+from pathlib import Path
+
+import pytest
+
+from moonflower.actions.base_chain import combine_area
+from moonflower.actions.recovery_run import Reached
+from moonflower.actions.recovery_target import RecoveryTarget, check_reachable, check_reached
+from moonflower.errors import RestoreError
+from moonflower.monitoring.page import pitr_window
+from moonflower.runtime.ownership import lease
+from moonflower.s3.recovery_window import recoverable_window
+from tests.unit.test_recoverable_window import STOPPED, base, stored
+
+
+def test_two_combine_areas_in_one_spool_never_collide(tmp_path: Path) -> None:
+    with combine_area(tmp_path) as first, combine_area(tmp_path) as second:
+        assert first != second
+        assert first.is_dir()
+        assert second.is_dir()
+        assert lease.token in first.name
+    assert not first.exists()
+    assert not second.exists()
+
+
+WAL = [stored("000000010000000000000002", 1), stored("000000010000000000000003", 2)]
+
+
+def test_a_target_beyond_the_archive_is_refused_up_front() -> None:
+    window = recoverable_window(base(), WAL)
+    with pytest.raises(RestoreError, match="out of reach"):
+        check_reachable(RecoveryTarget(lsn=0x50000000), base(), window)
+    with pytest.raises(RestoreError, match="out of reach"):
+        check_reachable(RecoveryTarget(time=STOPPED.add(hours=1)), base(), window)
+    check_reachable(RecoveryTarget(lsn=0x3000100), base(), window)
+    gap = recoverable_window(base(), [*WAL[:1], stored("000000010000000000000004", 3)])
+    with pytest.raises(RestoreError, match="--latest cannot reach"):
+        check_reachable(RecoveryTarget(), base(), gap)
+
+
+def test_a_recovery_short_of_the_newest_wal_fails() -> None:
+    window = recoverable_window(base(), WAL)
+    short = Reached(last_transaction=None, redo_lsn="0/2000120", timeline=2, stop_reason=None)
+    with pytest.raises(RestoreError, match="short of the newest archived WAL"):
+        check_reached(RecoveryTarget(), base(), window, short)
+    whole = Reached(last_transaction=None, redo_lsn="0/3000400", timeline=2, stop_reason=None)
+    check_reached(RecoveryTarget(), base(), window, whole)
+    with pytest.raises(RestoreError, match="without reaching"):
+        check_reached(RecoveryTarget(lsn=0x3000500), base(), window, short)
+
+
+def test_the_pitr_window_spans_every_base_backup_in_any_order() -> None:
+    newest_first = [
+        {
+            "recoverable_from": "2026-11-27T01:00:00+00:00",
+            "recoverable_to": "2026-11-27T09:00:00+00:00",
+        },
+        {
+            "recoverable_from": "2026-11-26T01:00:00+00:00",
+            "recoverable_to": "2026-11-27T09:00:00+00:00",
+        },
+    ]
+    window = pitr_window(newest_first)
+    assert window == "from 2026-11-26T01:00:00+00:00 to 2026-11-27T09:00:00+00:00"
+    assert pitr_window(list(reversed(newest_first))) == window
+    assert pitr_window([]) is None
