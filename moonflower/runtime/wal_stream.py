@@ -301,5 +301,6 @@ class WalStreamer:
         )
         self.state.gap = message
         self.state.gap_since = pendulum.now("UTC").isoformat()
+        self.publish()
         log.error("%s", message)
         self.on_gap(message)

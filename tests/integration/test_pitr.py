@@ -10,7 +10,6 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -33,27 +32,6 @@ PUSH_SECONDS = 1
 UNPRIVILEGED = "nobody"
 
 
-@pytest.fixture
-def source() -> Iterator[PgServer]:
-    with PgServer() as server:
-        server.create_database("app")
-        server.psql("CREATE TABLE ledger (n int PRIMARY KEY, committed timestamptz)", "app")
-        yield server
-
-
-@pytest.fixture
-def restore_dir() -> Iterator[Path]:
-    """An empty directory the server's user can reach (and own, when tests run as root)."""
-    parent = Path(tempfile.mkdtemp(prefix="mf-pitr-"))
-    parent.chmod(0o755)
-    target = parent / "restored"
-    target.mkdir(mode=0o700)
-    if os.geteuid() == 0:
-        shutil.chown(target, UNPRIVILEGED, "nogroup")
-    yield target
-    shutil.rmtree(parent, ignore_errors=True)
-
-
 def pitr_env(
     source: PgServer, s3: S3Server, bucket: str, spool: Path, **extra: str
 ) -> dict[str, str]:
@@ -61,6 +39,7 @@ def pitr_env(
         **source.moonflower_env("app"),
         **s3.moonflower_env(bucket, "pitr"),
         "BACKUP_SPOOL_DIR": str(spool),
+        "BACKUP_STATE_DIR": str(spool),
         "WAL_STREAM": "on",
         "WAL_PUSH_INTERVAL": str(PUSH_SECONDS),
         **extra,

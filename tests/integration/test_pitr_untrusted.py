@@ -80,18 +80,6 @@ def untouched(place: Path) -> bool:
     )
 
 
-@pytest.fixture
-def restore_dir() -> Iterator[Path]:
-    parent = Path(tempfile.mkdtemp(prefix="mf-untrusted-"))
-    parent.chmod(0o755)
-    target = parent / "restored"
-    target.mkdir(mode=0o700)
-    if os.geteuid() == 0:
-        shutil.chown(target, UNPRIVILEGED, "nogroup")
-    yield target
-    shutil.rmtree(parent, ignore_errors=True)
-
-
 def crafted_cases(outside_dir: str) -> dict[str, object]:
     keys = f"{outside_dir}/keys"
     return {
