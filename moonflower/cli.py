@@ -203,7 +203,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run backups on the cron schedule in SCHEDULE (local time) until SIGTERM "
         "or SIGINT. BACKUP_ON_START=true also runs one backup at start-up. With WAL_STREAM=on "
         "the WAL is streamed to S3_PATH/wal/ meanwhile, and BASEBACKUP_SCHEDULE takes base "
-        "backups (point-in-time recovery); SCHEDULE may then be left out.",
+        "backups (point-in-time recovery). A WAL-only set-up leaves SCHEDULE out and needs "
+        "no PG_DATABASES: PG_HOST, PG_USER (with REPLICATION), PG_PASSWORD and the S3 "
+        "settings are enough. The WAL stream is restarted whenever it fails; `health` "
+        'reports it ("streaming WAL, last WAL upload 3 s ago"), a gap in it, and a failed '
+        "or overdue base backup.",
     )
     return parser
 

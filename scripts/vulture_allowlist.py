@@ -38,3 +38,4 @@ _server.daemon_threads, _server.sys_version  # type: ignore[attr-defined]  # htt
 _handler = object()
 _handler.log_message, _handler.do_GET  # type: ignore[attr-defined]  # called by http.server
 StreamState.slot_lag_bytes  # read through dataclasses.asdict into the status file
+StreamState.last_error  # read through dataclasses.asdict into the status file

@@ -14,7 +14,13 @@ import pendulum
 
 from moonflower.actions.basebackup_record import BaseBackupRecord
 from moonflower.actions.keep_rules import NEWEST, Policy, reasons_to_keep, refusal
-from moonflower.actions.prune_physical import BASE_SERIES, base_keys, unneeded_wal
+from moonflower.actions.prune_physical import (
+    BASE_SERIES,
+    WAL_SERIES,
+    base_keys,
+    unneeded_wal,
+    wal_refusal,
+)
 from moonflower.config.model import S3Config
 from moonflower.output.logs import log
 from moonflower.s3.catalog import our_backups
@@ -124,14 +130,21 @@ class Pruner:
             removing = sum(not decision.keep for decision in decisions)
             limit = self.config.retention.max_delete_percent
             refused = refusal(series, len(decisions), removing, limit)
-            if refused and self.config.retention.has_rules and not force:
+            bounded = self.config.retention.has_rules or kind == BASE
+            if refused and bounded and not force:
                 report.refused[series] = refused
                 log.error("%s", refused)
         if databases is None and self.bases:
             kept = [self.bases[d.key] for d in report.decisions if d.kind == BASE and d.keep]
             if BASE_SERIES in report.refused:
                 kept = list(self.bases.values())
-            report.wal_keys = unneeded_wal(self.storage, self.config.prefix, kept)
+            wal = unneeded_wal(self.storage, self.config.prefix, kept)
+            refused_wal = wal_refusal(wal, self.config.retention.max_delete_percent)
+            if refused_wal and not force:
+                report.refused[WAL_SERIES] = refused_wal
+                log.error("%s", refused_wal)
+            else:
+                report.wal_keys = wal.keys
         verb = "would delete" if dry_run else "deleting"
         for decision in report.removed:
             log.info("%s %s (created %s)", verb, decision.key, decision.created.isoformat())

@@ -246,3 +246,35 @@ def test_wal_of_another_cluster_is_not_archived_beside_its_base_backups(
     (key,) = [key for key in s3.keys(bucket) if "/wal/" in key]
     metadata = s3.client().head_object(Bucket=bucket, Key=key)["Metadata"]
     assert metadata["system-identifier"] == taken.record["system_identifier"]
+
+
+def test_a_planted_description_cannot_make_prune_delete_the_wal(
+    s3: S3Server, taken: StoredBase, tmp_path: Path
+) -> None:
+    """Dated correctly but claiming a start far past the archive, a planted base backup is
+    the newest one kept; the WAL the real one needs stays (BACKUP_PRUNE_MAX_DELETE)."""
+    import pendulum
+
+    bucket = s3.new_bucket()
+    plant(s3, bucket, taken, lambda members: members)
+    moment = pendulum.now("UTC")
+    label = moment.format("YYYY-MM-DDTHH:mm:ss.SSS") + "Z"
+    plant(
+        s3,
+        bucket,
+        taken,
+        lambda members: members[:1],
+        label=label,
+        start_lsn="FF/0",
+        stop_lsn="FF/100",
+        start_time=moment.isoformat(),
+        stop_time=moment.isoformat(),
+    )
+    client = s3.client()
+    wal = [f"pitr/wal/0000000100000000000000{n:02X}.zst" for n in range(2, 6)]
+    for key in wal:
+        client.put_object(Bucket=bucket, Key=key, Body=b"segment")
+    pruned = run_moonflower("prune", "--keep-last", "1", env=base_env(s3, bucket, tmp_path))
+    assert pruned.returncode == 1, pruned.stderr
+    assert "BACKUP_PRUNE_MAX_DELETE" in pruned.stderr
+    assert all(key in s3.keys(bucket) for key in wal)

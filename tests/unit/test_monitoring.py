@@ -132,6 +132,7 @@ def test_the_alert_rules_use_only_metrics_moonflower_exports(tmp_path: Path) -> 
             "slot_lag_bytes": 0,
         }
     )
+    state.job_finished("basebackup", ok=True)
     registry = CollectorRegistry()
     registry.register(StateCollector(state, None))
     exported = set(
