@@ -139,6 +139,7 @@ def wal_fetch_command(arguments: argparse.Namespace) -> str | None:
 
 
 def restore_cluster(config: Config, arguments: argparse.Namespace) -> ExitStatus:
+    from moonflower.actions.base_unpack import empty_directory
     from moonflower.actions.recovery_run import run_recovery, server_account
     from moonflower.actions.recovery_target import check_reached
     from moonflower.actions.restore_cluster import ClusterRestore, give_to, start_command
@@ -165,18 +166,23 @@ def restore_cluster(config: Config, arguments: argparse.Namespace) -> ExitStatus
         print(command)
         return ExitStatus.OK
     started = time.monotonic()
-    reached = run_recovery(directory, major, config.postgres.pg_dump_path, account)
-    restore.seconds["recovery"] = time.monotonic() - started
-    log.info("restore-cluster took %s", steps_taken(restore.seconds))
-    log.info(
-        "recovered: last transaction at %s, redo done at %s, new timeline %s",
-        reached.last_transaction or "(none replayed)",
-        reached.redo_lsn or "?",
-        reached.timeline or "?",
-    )
-    if reached.stop_reason:
-        log.info("%s", reached.stop_reason)
-    check_reached(target, prepared.base, prepared.window, reached)
+    try:
+        reached = run_recovery(directory, major, config.postgres.pg_dump_path, account)
+        restore.seconds["recovery"] = time.monotonic() - started
+        log.info("restore-cluster took %s", steps_taken(restore.seconds))
+        log.info(
+            "recovered: last transaction at %s, redo done at %s, new timeline %s",
+            reached.last_transaction or "(none replayed)",
+            reached.redo_lsn or "?",
+            reached.timeline or "?",
+        )
+        if reached.stop_reason:
+            log.info("%s", reached.stop_reason)
+        check_reached(target, prepared.base, prepared.window, reached)
+    except BaseException:
+        empty_directory(directory)  # a second restore-cluster needs it empty
+        log.error("the restore failed; %s was emptied", directory)
+        raise
     log.info("recovered to %s; the server is stopped and %s is ready", target.describe(), directory)
     return ExitStatus.OK
 
