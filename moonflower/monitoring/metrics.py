@@ -5,7 +5,6 @@ they are served (METRICS_ADDRESS), written for node_exporter (METRICS_TEXTFILE) 
 from collections.abc import Iterator
 from typing import Any
 
-import pendulum
 from prometheus_client import CollectorRegistry, generate_latest, push_to_gateway, write_to_textfile
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -13,7 +12,7 @@ from prometheus_client.registry import Collector
 from moonflower.config.model import Config
 from moonflower.errors import MoonflowerError
 from moonflower.output.logs import log
-from moonflower.runtime.health import health
+from moonflower.runtime.health import health, parsed
 from moonflower.runtime.liveness import is_alive
 from moonflower.runtime.state_dir import state_directory
 from moonflower.runtime.status_file import StateFile
@@ -39,13 +38,8 @@ PER_DATABASE = {
 
 
 def timestamp(text: object) -> float | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        moment = pendulum.parse(text)
-    except ValueError:
-        return None
-    return moment.timestamp() if isinstance(moment, pendulum.DateTime) else None
+    moment = parsed(text)
+    return None if moment is None else moment.timestamp()
 
 
 class StateCollector(Collector):
