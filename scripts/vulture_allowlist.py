@@ -39,3 +39,5 @@ _handler = object()
 _handler.log_message, _handler.do_GET  # type: ignore[attr-defined]  # called by http.server
 StreamState.slot_lag_bytes  # read through dataclasses.asdict into the status file
 StreamState.last_error  # read through dataclasses.asdict into the status file
+_server.address_family  # type: ignore[attr-defined]  # read by socketserver
+_server.handle_error  # type: ignore[attr-defined]  # called by socketserver

@@ -88,6 +88,8 @@ def parse_cron(expression: str, timezone: tzinfo) -> CronSchedule:
     names = SIX_FIELDS if len(fields) == len(SIX_FIELDS) else FIVE_FIELDS
     with_seconds = names is SIX_FIELDS
     for index, value in enumerate(fields):
+        if not value.isascii():  # croniter would take other scripts' digits
+            raise CronError(f'invalid {names[index]} field "{value}" in "{text}"')
         probe = ["*"] * len(fields)
         probe[index] = value
         if not croniter_class().is_valid(" ".join(probe), second_at_beginning=with_seconds):

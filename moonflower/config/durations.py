@@ -22,7 +22,7 @@ UNITS = {
 MAX_YEARS = 100
 """Longer retention or locks than this are typos (8000 years), and dates past 9999 break."""
 UNIT_OF_WORD = {word: unit for unit, words in UNITS.items() for word in words}
-TERM = re.compile(r"(\d+|an?)\s*([a-z]+)")
+TERM = re.compile(r"([0-9]+|an?)\s*([a-z]+)")
 SEPARATORS = re.compile(r"\s*(?:,|\band\b)\s*|\s+")
 ISO_8601_WHOLE_NUMBERS = re.compile(r"P[0-9YMWDTHS]*[YMWDHS]")
 """Whole numbers only, and no dangling "T": pendulum's parser also takes "P1.5D" and "P1DT"."""

@@ -30,10 +30,13 @@ if TYPE_CHECKING:
 
     from moonflower.config.loader import Validator
 
-ADDRESS = re.compile(r"(?:\[(?P<v6>[0-9a-fA-F:.]+)\]|(?P<host>[^:\[\]]*)):(?P<port>\d+)")
+ADDRESS = re.compile(
+    r"(?:\[(?P<v6>[0-9a-fA-F:.]+)\]|(?P<host>[^:\[\]]*)):(?P<port>[0-9]+)"
+)
 MIN_TOKEN_LENGTH = 16
 SCHEME = re.compile(r"[a-z][a-z0-9+.-]*://\S+")
-PERCENT = re.compile(r"(\d+(?:\.\d+)?)\s*%")
+PERCENT = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*%")
+DECIMAL = re.compile(r"[0-9]*\.?[0-9]+")
 
 
 def metrics_address(raw: RawValue) -> tuple[str, int]:
@@ -113,7 +116,12 @@ def fraction(raw: RawValue) -> float:
     value = raw.value
     match = PERCENT.fullmatch(value.strip()) if isinstance(value, str) else None
     try:
-        share = float(match[1]) / 100 if match else float(value)
+        if match:
+            share = float(match[1]) / 100
+        elif isinstance(value, str) and not DECIMAL.fullmatch(value.strip()):
+            share = -1.0
+        else:
+            share = float(value)
     except (TypeError, ValueError):
         share = -1.0
     if not 0 < share < 1:

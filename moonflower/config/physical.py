@@ -12,7 +12,14 @@ from moonflower.config.model import (
     WalConfig,
 )
 from moonflower.config.sources import RawValue
-from moonflower.config.values import boolean, cron_schedule, period, text, whole_number
+from moonflower.config.values import (
+    ascii_number,
+    boolean,
+    cron_schedule,
+    period,
+    text,
+    whole_number,
+)
 
 if TYPE_CHECKING:
     from moonflower.config.loader import Validator
@@ -21,7 +28,7 @@ SLOT_NAME = re.compile(r"[a-z0-9_]{1,63}")
 """PostgreSQL's rule for replication slot names."""
 MIN_PUSH_SECONDS = 1.0
 MAX_PUSH_SECONDS = 3600.0
-SIZE = re.compile(r"(\d+)\s*([kmgt]i?b?|b)?", re.IGNORECASE)
+SIZE = re.compile(r"([0-9]+)\s*([kmgt]i?b?|b)?", re.IGNORECASE)
 SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 MAX_CHAIN = 100
 """A restore combines every backup of a chain: longer chains are slow and fragile."""
@@ -43,7 +50,7 @@ def push_interval(raw: RawValue) -> float:
     """Seconds, as a number ("5") or a duration ("5 seconds", "1 minute")."""
     if isinstance(raw.value, int | float) and not isinstance(raw.value, bool):
         seconds = float(raw.value)
-    elif isinstance(raw.value, str) and raw.value.strip().isdigit():
+    elif isinstance(raw.value, str) and ascii_number(raw.value.strip()):
         seconds = float(raw.value.strip())
     else:
         seconds = period(raw).seconds

@@ -54,9 +54,14 @@ def secret_text(raw: RawValue) -> str:
     return raw.value
 
 
+def ascii_number(text: str) -> bool:
+    """Digits 0-9 only: `int()` and `\\d` also take other scripts' digits (`٣` is 3)."""
+    return text.isascii() and text.isdigit()
+
+
 def port_number(raw: RawValue) -> int:
     value = raw.value
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and ascii_number(value.strip()):
         value = int(value.strip())
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 65535:
         raise ValueError(f'expected a port number, got "{raw.value}"')
@@ -66,7 +71,7 @@ def port_number(raw: RawValue) -> int:
 def whole_number(low: int, high: int) -> Callable[[RawValue], int]:
     def parse(raw: RawValue) -> int:
         value = raw.value
-        if isinstance(value, str) and value.strip().isdigit():
+        if isinstance(value, str) and ascii_number(value.strip()):
             value = int(value.strip())
         if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
             raise ValueError(f'expected a whole number from {low} to {high}, got "{raw.value}"')

@@ -5,9 +5,11 @@ request needs it (as a bearer token, or as the password of basic auth)."""
 import base64
 import binascii
 import hmac
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
+from typing import Any
 
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -36,6 +38,57 @@ def token_matches(header: str, token: str) -> bool:
     return hmac.compare_digest(given.encode(), token.encode())
 
 
+HEADER_SECONDS = 10.0
+"""How long a connection may take to send its request (and idle between reads): a client
+that opens connections and never finishes its request holds no file descriptor longer."""
+MAX_CONNECTIONS = 32
+"""Connections served at once; more are closed at once, so a flood of them can never take
+the file descriptors a backup needs (pipes, spool files, sockets to S3)."""
+
+
+class BoundedServer(ThreadingHTTPServer):
+    """The standard threading server with an address family taken from the host (IPv6
+    literals and names work), a bound on connections, and errors kept out of stderr."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        self.address_family = family_of(address[0])
+        self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self.slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("status server: a request from %s failed", client_address)
+
+
+def family_of(host: str) -> socket.AddressFamily:
+    """AF_INET6 for an IPv6 literal (`::1`) or a name that resolves only to IPv6."""
+    if ":" in host:
+        return socket.AF_INET6
+    try:
+        found = socket.getaddrinfo(host or None, None, type=socket.SOCK_STREAM)
+    except OSError:
+        return socket.AF_INET
+    families = {entry[0] for entry in found}
+    return socket.AF_INET if socket.AF_INET in families or not families else socket.AF_INET6
+
+
 class StatusServer:
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -44,12 +97,11 @@ class StatusServer:
         self.address = (monitoring.metrics_host, monitoring.metrics_port)
         handler = self.handler_class()
         try:
-            self.server = ThreadingHTTPServer(self.address, handler)
+            self.server = BoundedServer(self.address, handler)
         except OSError as error:
             raise ConfigError(
                 [f"METRICS_ADDRESS: cannot listen on {self.shown}: {error.strerror or error}"]
             ) from None
-        self.server.daemon_threads = True
         self.thread = threading.Thread(
             target=self.server.serve_forever, name="status-server", daemon=True
         )
@@ -83,6 +135,7 @@ class StatusServer:
         class Handler(BaseHTTPRequestHandler):
             server_version = "moonflower"
             sys_version = ""
+            timeout = HEADER_SECONDS
 
             def log_message(self, format: str, *args: object) -> None:
                 return  # scrapes every few seconds would drown the backup log

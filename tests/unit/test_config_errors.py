@@ -228,3 +228,25 @@ def test_keep_rules_in_toml(tmp_path) -> None:
     assert retention.rules == {"daily": 7, "monthly": 0}
     assert retention.timezone == "Europe/Berlin"
     assert retention.max_delete_percent == 20
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("BACKUP_KEEP_LAST", "\u0663"),
+        ("BACKUP_KEEP_DAILY", "\uff13"),
+        ("PG_PORT", "\u0665\u0664\u0663\u0662"),
+        ("S3_EXPIRES_IN", "\u0663 days"),
+        ("S3_EXPIRES_IN", "P\u0663D"),
+        ("BACKUP_TIMEOUT", "\u0663 hours"),
+        ("SCHEDULE", "\u0663 * * * *"),
+        ("WAL_PUSH_INTERVAL", "\u0663"),
+        ("WAL_SPOOL_LIMIT", "\u0663 GiB"),
+        ("BACKUP_SIZE_DROP_THRESHOLD", "\u0660.\u0665"),
+        ("METRICS_ADDRESS", "127.0.0.1:\u0669\u0661\u0668\u0667"),
+    ],
+)
+def test_numbers_take_ascii_digits_only(setting: str, value: str) -> None:
+    """Issue 28, item 3: an Arabic-Indic three is not 3 for Moonflower, whatever int() says."""
+    [problem] = problems_with(**{setting: value})
+    assert problem.startswith(f"{setting}: ")
