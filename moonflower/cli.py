@@ -1,8 +1,11 @@
 """Command line: the single place where exceptions become exit statuses and one-line messages."""
 
 import argparse
+import contextlib
 import functools
 import os
+import select
+import signal
 import sys
 import traceback
 from collections.abc import Mapping, Sequence
@@ -271,6 +274,27 @@ def execute(
         return backup_once(config)
 
 
+OUTPUT_CLOSED = 128 + signal.SIGPIPE
+"""The reader of standard output went away (`moonflower list | head -3`): end quietly, as
+a Unix tool killed by SIGPIPE does (entry.leave ends the process with that signal)."""
+
+
+def output_closed() -> bool:
+    """Is standard output a pipe whose reader has gone? Then writing to it broke, not the
+    work (a broken pipe to a child process is a real failure)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        events = poller.poll(0)
+    except (OSError, ValueError):
+        return False
+    if not any(event & (select.POLLERR | select.POLLHUP) for _, event in events):
+        return False
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return True
+
+
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     """Run Moonflower; `environ` holds the settings (moonflower.entry takes them out of
     os.environ before the libraries load)."""
@@ -294,6 +318,10 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except MoonflowerError as error:
         print(f"moonflower: {redactor.mask(str(error))}", file=sys.stderr)
         return int(ExitStatus.BACKUP_FAILED)
+    except BrokenPipeError:
+        if not output_closed():
+            raise
+        return OUTPUT_CLOSED
     except Exception as error:
         if arguments.traceback:
             print(redactor.mask(traceback.format_exc()), file=sys.stderr)

@@ -8,11 +8,13 @@ then removed from `os.environ` before anything else is imported, so no child can
 import atexit
 import contextlib
 import os
+import signal
 import sys
 import threading
 
 from moonflower.config.settings import KNOWN_NAMES, OWNED_PREFIXES
 
+SIGPIPE_STATUS = 128 + signal.SIGPIPE
 NOT_INSTALLED = 2
 """Nothing ran: like a bad configuration, the installation must be fixed first."""
 
@@ -59,4 +61,7 @@ def leave(status: int) -> None:
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing to do
             stream.flush()
+    if status == SIGPIPE_STATUS:  # standard output's reader left: end as `cat` would
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGPIPE)
     os._exit(status)
