@@ -30,9 +30,7 @@ if TYPE_CHECKING:
 
     from moonflower.config.loader import Validator
 
-ADDRESS = re.compile(
-    r"(?:\[(?P<v6>[0-9a-fA-F:.]+)\]|(?P<host>[^:\[\]]*)):(?P<port>[0-9]+)"
-)
+ADDRESS = re.compile(r"(?:\[(?P<v6>[0-9a-fA-F:.]+)\]|(?P<host>[^:\[\]]*)):(?P<port>[0-9]+)")
 MIN_TOKEN_LENGTH = 16
 SCHEME = re.compile(r"[a-z][a-z0-9+.-]*://\S+")
 PERCENT = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*%")

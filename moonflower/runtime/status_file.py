@@ -14,6 +14,9 @@ from typing import Any
 
 import pendulum
 
+from moonflower.output.logs import log
+from moonflower.runtime.state_shape import history_problems, state_problems
+
 STATE_NAME = f"moonflower-state-{os.getuid()}.json"
 HISTORY_NAME = f"moonflower-history-{os.getuid()}.json"
 """The databases' recent backups, apart: a run reads and rewrites the state file three
@@ -29,11 +32,19 @@ class StateFile:
         self.history_path = directory / HISTORY_NAME
 
     def read(self) -> dict[str, Any] | None:
-        return read_json(self.path)
+        state = read_json(self.path)
+        if state is not None and (problems := state_problems(state)):
+            set_aside(self.path, problems)
+            return None
+        return state
 
     def history(self) -> dict[str, list[dict[str, Any]]]:
         """Each database's recent backups, oldest first."""
-        return read_json(self.history_path) or {}
+        history = read_json(self.history_path) or {}
+        if problems := history_problems(history):
+            set_aside(self.history_path, problems)
+            return {}
+        return history
 
     def _update(self, **changes: Any) -> None:
         with _update_lock:  # the WAL stream's thread writes beside the scheduler
@@ -42,7 +53,7 @@ class StateFile:
     def _write(self, changes: dict[str, Any]) -> None:
         state = self.read() or {}
         state.update(changes)
-        write_json(self.path, state)
+        advisory_write(self.path, state)
 
     def scheduler_started(self, expression: str) -> None:
         self._update(
@@ -90,7 +101,7 @@ class StateFile:
             totals: dict[str, int] = state.get("counters") or {}
             for name, amount in counts.items():
                 totals[name] = totals.get(name, 0) + amount
-            write_json(self.history_path, histories)
+            advisory_write(self.history_path, histories)
             self._write({"databases": databases, "counters": totals})
 
     def job_started(self, kind: str, schedule: str | None) -> None:
@@ -128,6 +139,32 @@ def read_json(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return loaded if isinstance(loaded, dict) else None
+
+
+def set_aside(path: Path, problems: list[str]) -> None:
+    """A damaged file is kept for a look (`<name>.damaged`) and Moonflower starts anew."""
+    aside = path.with_name(path.name + ".damaged")
+    with contextlib.suppress(OSError):
+        os.replace(path, aside)
+    log.warning(
+        "BACKUP_STATE_DIR: %s was damaged (%s); set aside as %s, starting anew",
+        path,
+        "; ".join(problems),
+        aside.name,
+    )
+
+
+def advisory_write(path: Path, content: dict[str, Any]) -> None:
+    """The status file informs `health`, `status` and the metrics; it never decides a
+    backup, so a state directory that cannot take it (full, read-only) is only logged."""
+    try:
+        write_json(path, content)
+    except OSError as error:
+        log.warning(
+            "BACKUP_STATE_DIR: cannot write %s (%s); the backup goes on without it",
+            path,
+            error.strerror or error,
+        )
 
 
 def write_json(path: Path, content: dict[str, Any]) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from moonflower.output.logs import log
 from moonflower.runtime.ownership import lease, owner_is_live, remove_dead_locks
 
 JOURNAL_NAME = "moonflower-uploads.journal"
@@ -56,24 +57,43 @@ class UploadJournal:
         return entry.get("bucket") == self.bucket and entry.get("endpoint") == self.endpoint
 
     def started(self, key: str) -> None:
-        lease.claim(self.path.parent)
-        with self._locked() as entries:
-            entries.append(
-                {"key": key, "bucket": self.bucket, "endpoint": self.endpoint, "run": lease.token}
-            )
+        try:
+            lease.claim(self.path.parent)
+            with self._locked() as entries:
+                entry = {"key": key, "bucket": self.bucket, "endpoint": self.endpoint}
+                entries.append({**entry, "run": lease.token})
+        except OSError as error:
+            self._unwritable(error)
 
     def finished(self, key: str) -> None:
-        with self._locked() as entries:
-            entries[:] = [e for e in entries if not (self._matches(e) and e["key"] == key)]
+        try:
+            with self._locked() as entries:
+                entries[:] = [e for e in entries if not (self._matches(e) and e["key"] == key)]
+        except OSError as error:
+            self._unwritable(error)
+
+    def _unwritable(self, error: OSError) -> None:
+        """The journal only lets a later start abort a killed run's multipart upload: a
+        state directory that cannot take it never stops the backup."""
+        log.warning(
+            "BACKUP_STATE_DIR: cannot write %s (%s); a multipart upload this run leaves if "
+            "it is killed will not be aborted by the next start",
+            self.path,
+            error.strerror or error,
+        )
 
     def stale_keys(self) -> list[str]:
         remove_dead_locks(self.path.parent)  # a killed run's entries stay: it is still dead
-        with self._locked() as entries:
-            return [
-                entry["key"]
-                for entry in entries
-                if self._matches(entry) and not owner_is_live(self.path.parent, _owner(entry))
-            ]
+        try:
+            with self._locked() as entries:
+                return [
+                    entry["key"]
+                    for entry in entries
+                    if self._matches(entry) and not owner_is_live(self.path.parent, _owner(entry))
+                ]
+        except OSError as error:
+            self._unwritable(error)
+            return []
 
 
 def _owner(entry: dict[str, Any]) -> str:
