@@ -50,8 +50,12 @@ def leave(status: int) -> None:
     (with boto3 loaded, 0.05-0.1 CPU-seconds of a run that has nothing left to do). First what
     the interpreter does first: thread pools are told to stop and threads still working are
     waited for; then exit handlers run and output is flushed."""
+    from moonflower.runtime.lifecycle import leftover_threads
+
     wait_for_threads = getattr(threading, "_shutdown", None)  # the interpreter's own step
-    if wait_for_threads is not None:
+    if leftover_threads.is_set():
+        pass  # some may never end (a receiver that trickles): none is waited for
+    elif wait_for_threads is not None:
         wait_for_threads()
     else:
         for thread in threading.enumerate():

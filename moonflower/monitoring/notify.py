@@ -4,12 +4,14 @@ and a notification that cannot be sent never changes the run's result."""
 
 import logging
 import threading
+import time
 from typing import TYPE_CHECKING
 
 from moonflower.config.model import MonitoringConfig, NotifyOn
 from moonflower.output.logs import log
 from moonflower.output.redact import redactor
 from moonflower.output.sizes import human_size
+from moonflower.runtime.lifecycle import leftover_threads
 
 if TYPE_CHECKING:
     from moonflower.actions.backup import RunReport
@@ -17,6 +19,9 @@ if TYPE_CHECKING:
 ATTEMPTS = 2
 ATTEMPT_SECONDS = 20.0
 """How long one attempt may take as a whole; Apprise's own timeouts are per request."""
+WHOLE_SECONDS = ATTEMPTS * ATTEMPT_SECONDS + 5.0
+"""Every notification of a run, all URLs at once, ends within this."""
+WAIT_SLICE_SECONDS = 0.2
 TIMEOUT_PARAMETERS = {"cto": "5", "rto": "10"}
 """Apprise's connect and read timeouts, added to each URL that does not set them."""
 
@@ -73,6 +78,7 @@ def deliver(position: int, url: str, title: str, body: str) -> bool:
         if outcome and outcome[0]:
             return True
         if worker.is_alive():
+            leftover_threads.set()  # Apprise's pool thread in it would be waited for at exit
             log.warning(
                 "notification %d took longer than %.0f s; not repeated", position, ATTEMPT_SECONDS
             )
@@ -95,6 +101,8 @@ def notify_all(config: MonitoringConfig, title: str, body: str) -> None:
     """`title` and `body` (masked here) to every URL at once; never raises."""
     title, body = redactor.mask(title), redactor.mask(body)
     results: dict[int, bool] = {}
+    ended: list[int] = []
+    all_ended = threading.Event()
 
     def one(position: int, url: str) -> None:
         try:
@@ -102,15 +110,28 @@ def notify_all(config: MonitoringConfig, title: str, body: str) -> None:
         except Exception as error:  # a notification library's failure is never the run's
             log.warning("notification %d failed: %s", position, redactor.mask(str(error)))
             results[position] = False
+        finally:
+            ended.append(position)
+            if len(ended) == len(config.notify_urls):
+                all_ended.set()
 
     workers = [
-        threading.Thread(target=one, args=(position, url), name=f"notify-{position}")
+        threading.Thread(target=one, args=(position, url), name=f"notify-{position}", daemon=True)
         for position, url in enumerate(config.notify_urls, start=1)
     ]
     for worker in workers:
         worker.start()
-    for worker in workers:
-        worker.join()
+    deadline = time.monotonic() + WHOLE_SECONDS
+    try:
+        # An Event, not Thread.join: a signal that interrupts join() makes Python 3.11 take a
+        # thread still running for stopped.
+        while not all_ended.wait(WAIT_SLICE_SECONDS) and time.monotonic() < deadline:
+            pass
+    finally:
+        if not all_ended.is_set():
+            # A receiver that never finishes must not keep the process: Apprise's pool
+            # threads would be waited for at exit.
+            leftover_threads.set()
     sent = sum(results.values())
     if sent == len(workers):
         log.info("notification sent to %d URL(s)", sent)

@@ -67,3 +67,8 @@ def raise_for(signum: int) -> None:
 
 shutdown = Shutdown()
 """The process-wide instance: signal handlers are process-wide too."""
+
+
+leftover_threads = threading.Event()
+"""Set when threads that may never end were left behind (a notification past its deadline):
+the process then exits without waiting for threads, instead of hanging at exit."""

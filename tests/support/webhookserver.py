@@ -13,6 +13,9 @@ TRICKLE = -2
 """A scripted status that means: send the answer's first line one byte a second, so every
 read a client makes gets something before its timeout."""
 TRICKLE_LINE = b"HTTP/1.1 200 OK, eventually, after a long while\r\n"
+TRICKLE_ON = -3
+"""A scripted status that means: a byte a second, the status line never ending, until the
+receiver stops (at most HANG_LIMIT_SECONDS)."""
 HANG_LIMIT_SECONDS = 120
 
 
@@ -41,6 +44,13 @@ class WebhookReceiver:
                 status = receiver.statuses.popleft() if receiver.statuses else 200
                 if status == HANG:
                     receiver._stopping.wait(HANG_LIMIT_SECONDS)
+                    return
+                if status == TRICKLE_ON:
+                    for _ in range(HANG_LIMIT_SECONDS):
+                        self.wfile.write(b"H")
+                        self.wfile.flush()
+                        if receiver._stopping.wait(1):
+                            return
                     return
                 if status == TRICKLE:
                     for byte in TRICKLE_LINE:
