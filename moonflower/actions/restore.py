@@ -33,7 +33,7 @@ from moonflower.postgres.roles import RoleFilter
 from moonflower.postgres.server import Server
 from moonflower.s3.catalog import BackupInfo, Catalog
 from moonflower.s3.gateway import Storage
-from moonflower.s3.keys import GLOBALS_NAME
+from moonflower.s3.keys import GLOBALS_SHOWN
 
 PLAIN_SQL_STARTS = (b"--", b"SET ", b"\n", b"\\")
 MISSING_ROLE = re.compile(r'role "([^"]+)" does not exist')
@@ -179,7 +179,7 @@ class Restorer:
         (their passwords, attributes and memberships), unless `overwrite_roles`."""
         with step("globals"):
             try:
-                info = self.catalog.newest(GLOBALS_NAME, globals_=True)
+                info = self.catalog.newest(GLOBALS_SHOWN, globals_=True)
             except MoonflowerError as error:
                 raise RestoreError("globals", str(error)) from None
             log.info("restoring the globals from %s", info.key)

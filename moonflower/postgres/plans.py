@@ -9,7 +9,7 @@ from moonflower.errors import DumpError
 from moonflower.pipeline.compression import Algorithm, Compression
 from moonflower.postgres.clients import ClientTool
 from moonflower.postgres.connection import MAINTENANCE_DATABASE
-from moonflower.s3.keys import GLOBALS_NAME, encode_name
+from moonflower.s3.keys import GLOBALS_NAME, GLOBALS_SHOWN, encode_name
 
 GLOBALS_ITEM = "\x00globals"
 """The globals among the items of a run: no database can be named this (names cannot hold
@@ -49,8 +49,8 @@ class DumpPlan:
 
 
 def shown_name(item: str) -> str:
-    """How an item is named to operators: the globals by their key name."""
-    return GLOBALS_NAME if item == GLOBALS_ITEM else item
+    """How an item is named to operators: the globals by a name no database can have."""
+    return GLOBALS_SHOWN if item == GLOBALS_ITEM else item
 
 
 def program_for(name: str) -> str:

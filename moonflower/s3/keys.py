@@ -25,6 +25,10 @@ UNESCAPE = {"%25": "%", "%2F": "/", "%5F": "_"}
 GLOBALS_NAME = "_globals"
 """Roles and tablespaces of the cluster (pg_dumpall --globals-only), named like a database
 no database can be named in keys (database names starting with "_" are escaped)."""
+GLOBALS_SHOWN = "(globals: the roles and tablespaces of the cluster, not a database)"
+"""How the globals are named to people and in records (the summary, `list`, the status
+file, metrics, webhooks): longer than the 63 bytes a database name can have, so no
+database, not even one named `_globals`, is ever shown under it."""
 TIME_FORMAT = "YYYY-MM-DDTHH:mm:ss.SSS[Z]"
 KEY_NAME = re.compile(
     r"(?P<database>.+)_(?P<time>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)"
@@ -93,5 +97,5 @@ def parse_key(key: str, prefix: str) -> BackupKey | None:
     if not isinstance(created, pendulum.DateTime):
         return None
     encoded = match["database"]
-    database = GLOBALS_NAME if encoded == GLOBALS_NAME else decode_name(encoded)
+    database = GLOBALS_SHOWN if encoded == GLOBALS_NAME else decode_name(encoded)
     return BackupKey(key, database, created, match["extension"], encoded)

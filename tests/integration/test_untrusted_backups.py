@@ -4,6 +4,7 @@ database."""
 
 import gzip
 import hashlib
+import json
 import subprocess
 from pathlib import Path
 
@@ -225,3 +226,13 @@ def test_a_database_named_like_the_globals_is_backed_up_as_a_database(
     assert names == ["%5Fglobals", "_globals"]
     assert restored.returncode == 0, restored.stderr
     assert pg.psql("SELECT x FROM only_in_the_database", target) == "5"
+    # Shown apart too (issue 28, item 12): the globals under a name no database can have.
+    summary = run_moonflower(env={**env, "LOG_FORMAT": "json"})
+    assert summary.returncode == 0, summary.stderr
+    document = json.loads(summary.stdout.strip().splitlines()[-1])
+    shown = sorted(entry["database"] for entry in document["databases"])
+    assert len(set(shown)) == 2, shown
+    assert name in shown
+    assert all(len(entry.encode()) > 63 for entry in shown if entry != name)
+    listing = json.loads(run_moonflower("list", "--json", env=env).stdout)
+    assert len({entry["database"] for entry in listing}) == 2
