@@ -162,7 +162,13 @@ def restore_cluster(config: Config, arguments: argparse.Namespace) -> ExitStatus
     if not arguments.start:
         log.info("restore-cluster took %s", steps_taken(restore.seconds))
         command = start_command(directory, major, config.postgres.pg_dump_path)
-        log.info("ready: recovery to %s runs when it starts: %s", target.describe(), command)
+        log.info(
+            "ready: recovery to %s runs when it starts; this cannot collide with a server "
+            "already on this host (no TCP port: connect with psql -h %s): %s",
+            target.describe(),
+            directory,
+            command,
+        )
         print(command)
         return ExitStatus.OK
     started = time.monotonic()

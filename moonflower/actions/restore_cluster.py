@@ -9,7 +9,9 @@ of Moonflower is needed on the server's side (unless `--wal-fetch-command` asks 
 import contextlib
 import contextvars
 import os
+import shlex
 import shutil
+import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -279,9 +281,28 @@ def give_to(directory: Path, uid: int, gid: int) -> None:
             os.chown(os.path.join(root, name), uid, gid, follow_symlinks=False)
 
 
+SOCKET_PATH_LIMIT = 107
+"""sun_path holds 108 bytes with its terminating NUL."""
+SOCKET_FILE = "/.s.PGSQL.5432"
+
+
 def start_command(directory: Path, major: int, configured: Path | None) -> str:
+    """The stock command that starts the restored directory without colliding with a server
+    already on this host: no TCP port at all, its socket in the data directory itself (or,
+    where that path is too long for a socket, a port free right now on localhost only)."""
     try:
         pg_ctl = str(exact_client("pg_ctl", major, configured).path)
     except MoonflowerError:
         pg_ctl = shutil.which("pg_ctl") or "pg_ctl"
-    return f"{pg_ctl} -D {directory} start"
+    if len(str(directory).encode()) + len(SOCKET_FILE) <= SOCKET_PATH_LIMIT:
+        where = shlex.quote(f"unix_socket_directories={directory}")
+        options = f"-c listen_addresses= -c {where}"
+    else:
+        options = f"-c listen_addresses=localhost -c port={free_port()}"
+    return shlex.join([pg_ctl, "-D", str(directory), "-o", options, "start"])
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

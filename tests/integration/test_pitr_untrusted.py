@@ -23,7 +23,7 @@ from tests.support.crafted_base import (
     replacing,
     special,
 )
-from tests.support.pgserver import PgServer
+from tests.support.pgserver import DEFAULT_PASSWORD, PgServer
 from tests.support.runner import run_moonflower
 from tests.support.s3server import S3Server
 
@@ -278,3 +278,65 @@ def test_a_planted_description_cannot_make_prune_delete_the_wal(
     assert pruned.returncode == 1, pruned.stderr
     assert "BACKUP_PRUNE_MAX_DELETE" in pruned.stderr
     assert all(key in s3.keys(bucket) for key in wal)
+
+
+def test_the_printed_start_command_cannot_collide_and_works(
+    s3: S3Server, taken: StoredBase, tmp_path: Path, restore_dir: Path
+) -> None:
+    """Issue 28, item 10: the next step printed after restore-cluster takes no TCP port."""
+    import shlex
+    import subprocess
+
+    bucket = s3.new_bucket()
+    plant(s3, bucket, taken, lambda members: members)
+    restore = run_moonflower(
+        "restore-cluster", "--to", str(restore_dir), "--latest", env=base_env(s3, bucket, tmp_path)
+    )
+    assert restore.returncode == 0, restore.stderr
+    command = shlex.split(restore.stdout.strip().splitlines()[-1])
+    assert command[-1] == "start"
+    assert "listen_addresses=" in command[command.index("-o") + 1]
+    as_owner = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"]
+    wrapper = as_owner if os.geteuid() == 0 else []
+    pg_ctl = command[0]
+    log = restore_dir.parent / "server.log"
+    if os.geteuid() == 0:
+        shutil.chown(restore_dir.parent, UNPRIVILEGED, "nogroup")
+    started = subprocess.run(
+        [*wrapper, *command[:-1], "-w", "-l", str(log), "start"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    try:
+        assert started.returncode == 0, started.stderr + (log.read_text() if log.exists() else "")
+        psql = str(Path(pg_ctl).with_name("psql"))
+        rows = subprocess.run(
+            [
+                *wrapper,
+                "env",
+                f"PGPASSWORD={DEFAULT_PASSWORD}",
+                psql,
+                "-h",
+                str(restore_dir),
+                "-U",
+                "postgres",
+                "-d",
+                "app",
+                "-Atc",
+                "SELECT count(*) FROM ledger",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert rows.stdout.strip() == "30", rows.stderr
+    finally:
+        subprocess.run(
+            [*wrapper, pg_ctl, "-D", str(restore_dir), "-m", "fast", "-w", "stop"],
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )

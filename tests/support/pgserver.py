@@ -36,10 +36,13 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+DEFAULT_PASSWORD = "s3cr3t 'pa$$' word"
+
+
 class PgServer:
     def __init__(
         self,
-        password: str = "s3cr3t 'pa$$' word",
+        password: str = DEFAULT_PASSWORD,
         bin_dir: Path | None = None,
         data_dir: Path | None = None,
     ) -> None:
