@@ -5,6 +5,7 @@ The user's own keyring is never read or written.
 """
 
 import contextlib
+import functools
 import logging
 import os
 import shutil
@@ -288,9 +289,30 @@ class Decryption:
                     f"ENCRYPTION_PRIVATE_KEY: required to decrypt {what} (public-key encrypted)",
                 )
             secret = self.config.private_key_passphrase
+        explain = functools.partial(decryption_failure, symmetric, what)
         if secret is None:
-            yield Stage("gpg", [*arguments, "--decrypt"])
+            yield Stage("gpg", [*arguments, "--decrypt"], explain=explain)
             return
         with passphrase_pipe(secret) as descriptor:
             arguments += ["--passphrase-fd", str(descriptor), "--decrypt"]
-            yield Stage("gpg", arguments, pass_fds=frozenset({descriptor}))
+            yield Stage("gpg", arguments, pass_fds=frozenset({descriptor}), explain=explain)
+
+
+def decryption_failure(symmetric: bool, what: str, stderr_tail: str) -> RestoreError | None:
+    """gpg's words for a secret that does not fit, as the setting to fix."""
+    if symmetric and "Bad session key" in stderr_tail:
+        return RestoreError(
+            "decrypt", f"ENCRYPTION_PASSPHRASE does not decrypt {what} (a different passphrase?)"
+        )
+    if not symmetric and "No secret key" in stderr_tail:
+        return RestoreError(
+            "decrypt",
+            f"ENCRYPTION_PRIVATE_KEY does not decrypt {what}: it was encrypted to another "
+            "key (does ENCRYPTION_PRIVATE_KEY match the ENCRYPTION_PUBLIC_KEY it was made with?)",
+        )
+    if not symmetric and "Bad passphrase" in stderr_tail:
+        return RestoreError(
+            "decrypt",
+            "ENCRYPTION_PRIVATE_KEY_PASSPHRASE does not unlock ENCRYPTION_PRIVATE_KEY",
+        )
+    return None

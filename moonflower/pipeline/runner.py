@@ -20,7 +20,7 @@ from typing import IO, Any
 
 import sh
 
-from moonflower.errors import Abandoned, StageFailed, TimedOut
+from moonflower.errors import Abandoned, MoonflowerError, StageFailed, TimedOut
 from moonflower.output.logs import log
 from moonflower.output.redact import redactor
 from moonflower.runtime.children import spawning, track, untrack
@@ -73,6 +73,13 @@ class Stage:
     """argv[0] is the executable (a path or a name found on PATH)."""
     env: Mapping[str, str] = field(default_factory=dict)
     pass_fds: frozenset[int] = frozenset()
+    explain: Callable[[str], MoonflowerError | None] | None = None
+    """Turns the stage's stderr into an error that names the step and the setting at fault
+    (gpg's "Bad session key": ENCRYPTION_PASSPHRASE does not decrypt this backup)."""
+
+    def failed(self, code: int, stderr_tail: str) -> MoonflowerError:
+        explained = self.explain(stderr_tail) if self.explain is not None else None
+        return explained or StageFailed(self.name, code, stderr_tail)
 
 
 Cancel = Callable[[], BaseException | None]
@@ -222,7 +229,7 @@ class Pipeline:
             return
         root_causes = [index for index in failed if codes[index] != -signal.SIGPIPE] or failed
         index = root_causes[0]
-        raise StageFailed(self.stages[index].name, codes[index], self.tails[index].text())
+        raise self.stages[index].failed(codes[index], self.tails[index].text())
 
     @staticmethod
     def _exit_code(process: Any) -> int:
