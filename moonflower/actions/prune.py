@@ -24,6 +24,7 @@ from moonflower.actions.prune_physical import (
 from moonflower.config.model import S3Config
 from moonflower.output.logs import log
 from moonflower.s3.catalog import our_backups
+from moonflower.s3.flags import flag_key, flagged
 from moonflower.s3.gateway import Storage
 from moonflower.s3.keys import BackupKey
 from moonflower.s3.physical_catalog import base_backups
@@ -194,12 +195,15 @@ class Pruner:
 
     def _delete(self, report: PruneReport) -> None:
         owner: dict[str, str] = {}
+        marked = flagged(self.storage, self.config.prefix) if report.removed else set()
         for decision in report.removed:
             if decision.kind == BASE:
                 for key in base_keys(self.storage, self.config.prefix, self.bases[decision.key]):
                     owner[key] = decision.key
             else:
                 owner[decision.key] = decision.key
+                if decision.key.rsplit("/", 1)[-1] in marked:  # its size-check flag goes too
+                    owner[flag_key(self.config.prefix, decision.key)] = decision.key
         for key in report.wal_keys:
             owner[key] = key
         for deletion in self.storage.delete_everywhere(list(owner)):

@@ -76,9 +76,15 @@ class Restorer:
 
     def choose(self, database: str, key: str | None) -> BackupInfo:
         try:
-            info = self.catalog.get(key) if key else self.catalog.newest(database)
+            info = self.catalog.get(key) if key else self.catalog.newest_unflagged(database)
         except MoonflowerError as error:
             raise RestoreError("find", str(error)) from None
+        if key and info.backup.key_name and self.catalog.is_flagged(info.key):
+            log.warning(
+                "%s was flagged by its run (%s); restoring it because --backup names it",
+                info.key,
+                self.catalog.flag_reason(info.key),
+            )
         log.info(
             "restoring %s (%s, created %s)",
             info.key,

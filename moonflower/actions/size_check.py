@@ -9,6 +9,7 @@ from moonflower.config.model import Config, SizeDrop
 from moonflower.errors import MoonflowerError
 from moonflower.output.logs import database_context, log
 from moonflower.output.sizes import human_size
+from moonflower.s3.flags import flag_backup
 from moonflower.s3.keys import BackupKey, parse_key
 
 if TYPE_CHECKING:
@@ -124,6 +125,8 @@ def flag_size_drops(
         if result.size_drop is None:
             continue
         with database_context(result.database):
+            key = uploaded[result.database][0]
+            flag_backup(storage(), config.s3.prefix, config.backup.spool_dir, key, result.size_drop)
             if monitoring.size_drop == SizeDrop.FAIL:
                 result.error = f"{result.size_drop} (BACKUP_SIZE_DROP=fail)"
                 log.error("%s", result.error)

@@ -84,7 +84,8 @@ def when(moment: pendulum.DateTime | None) -> str:
 
 def print_backup_list(backups: list[BackupInfo], console: Console) -> None:
     table = Table(title=f"Moonflower backups ({len(backups)})", title_justify="left")
-    for column in ("database", "created", "size", "encrypted", "locked until", "expires", "key"):
+    columns = ("database", "created", "size", "encrypted", "locked until", "expires", "flag", "key")
+    for column in columns:
         table.add_column(column, overflow="fold")
     for info in backups:
         table.add_row(
@@ -94,6 +95,7 @@ def print_backup_list(backups: list[BackupInfo], console: Console) -> None:
             "yes" if info.backup.encrypted else "no",
             when(info.locked_until),
             when(info.expires),
+            "flagged" if info.flagged else "",
             info.key,
         )
     console.print(table)

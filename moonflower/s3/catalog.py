@@ -1,7 +1,7 @@
 """What is in the bucket: Moonflower's backups under S3_PATH, with their details."""
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -10,6 +10,7 @@ import pendulum
 from moonflower.config.model import S3Config
 from moonflower.errors import MoonflowerError
 from moonflower.output.logs import log
+from moonflower.s3.flags import flag_reason, flagged
 from moonflower.s3.gateway import Storage
 from moonflower.s3.keys import BackupKey, listing_prefix, parse_key
 from moonflower.s3.objects import EXPIRES_METADATA_KEY, PART_SIZE_METADATA_KEY, SHA256_METADATA_KEY
@@ -34,6 +35,8 @@ class BackupInfo:
     part_size: int | None = None
     """For objects uploaded while dumping: their part size, to check S3's composite checksum."""
     s3_checksum: str | None = None
+    flagged: bool = False
+    """Its run flagged it (the size check): a restore passes over it unless named."""
 
     @property
     def key(self) -> str:
@@ -48,6 +51,7 @@ class BackupInfo:
             "encrypted": self.backup.encrypted,
             "locked_until": self.locked_until.isoformat() if self.locked_until else None,
             "expires": self.expires.isoformat() if self.expires else None,
+            "flagged": self.flagged,
         }
 
 
@@ -96,8 +100,10 @@ class Catalog:
             return [
                 BackupInfo(backup, size, expires=self._expiry(backup, {})) for backup, size in found
             ]
+        marked = flagged(self.storage, self.config.prefix)
         with ThreadPoolExecutor(max_workers=DETAIL_WORKERS) as pool:
-            return list(pool.map(lambda item: self._described(*item), found))
+            described = list(pool.map(lambda item: self._described(*item), found))
+        return [replace(info, flagged=info.key.rsplit("/", 1)[-1] in marked) for info in described]
 
     def newest(self, database: str, globals_: bool = False) -> BackupInfo:
         """The newest backup of `database`, or of the cluster's globals."""
@@ -107,6 +113,33 @@ class Catalog:
         where = f"s3://{self.config.bucket}/{listing_prefix(self.config.prefix)}"
         what = "the globals" if globals_ else f'database "{database}"'
         raise NotFound(f"no backup of {what} under {where}")
+
+    def newest_unflagged(self, database: str) -> BackupInfo:
+        """The newest backup of `database` that its run did not flag (the size check);
+        each one passed over is named, with the reason."""
+        marked = flagged(self.storage, self.config.prefix)
+        skipped = []
+        for info in self.backups([database], details=False):
+            if info.backup.is_globals:
+                continue
+            if info.key.rsplit("/", 1)[-1] in marked:
+                reason = self.flag_reason(info.key)
+                log.warning("passing over %s: flagged by its run (%s)", info.key, reason)
+                skipped.append(info.key)
+                continue
+            return self._described(info.backup, info.size)
+        if skipped:
+            raise NotFound(
+                f'every backup of database "{database}" was flagged by its run; restore one '
+                f"anyway with --backup KEY (newest: {skipped[0]})"
+            )
+        return self.newest(database)
+
+    def is_flagged(self, key: str) -> bool:
+        return key.rsplit("/", 1)[-1] in flagged(self.storage, self.config.prefix)
+
+    def flag_reason(self, key: str) -> str:
+        return flag_reason(self.storage, self.config.prefix, key)
 
     def get(self, key: str) -> BackupInfo:
         candidates = [key, f"{listing_prefix(self.config.prefix)}{key}"]

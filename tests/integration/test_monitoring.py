@@ -1,6 +1,7 @@
 """Metrics, notifications, the status page and size checks after real runs: PostgreSQL 18,
 moto over HTTP, a real SMTP server and HTTP receivers on loopback."""
 
+import json
 import shutil
 import subprocess
 import time
@@ -14,6 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.faultproxy import FaultProxy, Request, s3_error
+from tests.support.names import unique_name
 from tests.support.pgserver import PgServer, free_port
 from tests.support.runner import clean_environment, moonflower_command, run_moonflower
 from tests.support.s3server import S3Server
@@ -186,7 +188,30 @@ def test_a_size_drop_is_a_warning_or_with_fail_a_failure(
         failed = run_moonflower(env={**backup_env, "BACKUP_SIZE_DROP": "fail"})
     assert failed.returncode == 1
     assert "BACKUP_SIZE_DROP=fail" in failed.stderr
-    assert len(s3.keys(backup_env["S3_BUCKET"])) == 4  # the flagged objects stay
+    keys = s3.keys(backup_env["S3_BUCKET"])
+    backups = [key for key in keys if "/flags/" not in key]
+    assert len(backups) == 4  # the flagged objects stay
+    assert len([key for key in keys if "/flags/" in key]) == 2
+
+    # Issue 28, item 7: a restore passes over what the size check flagged, unless named.
+    listing = json.loads(run_moonflower("list", "--json", env=backup_env).stdout)
+    assert [entry["flagged"] for entry in listing] == [True, True, False, False]
+    target = unique_name("mf_unflagged")
+    restored = run_moonflower("restore", "shrinking", "--into", target, env=backup_env)
+    assert restored.returncode == 0, restored.stderr
+    assert restored.stderr.count("passing over") == 2
+    assert pg.psql("SELECT count(*) FROM big", target) == "20000"
+    named = run_moonflower(
+        "restore",
+        "shrinking",
+        "--into",
+        unique_name("mf_flagged"),
+        "--backup",
+        listing[0]["key"],
+        env=backup_env,
+    )
+    assert named.returncode == 0, named.stderr
+    assert "was flagged by its run" in named.stderr
 
 
 def get(url: str, token: str | None = None) -> tuple[int, str]:
