@@ -113,3 +113,15 @@ def test_without_its_packages_it_says_how_to_install_not_a_traceback() -> None:
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "make venv" in result.stderr
+
+
+def test_a_misspelt_schedule_stops_before_anything(
+    s3: S3Server, bucket: str, backup_env: dict[str, str]
+) -> None:
+    """Issue 28, item 1: SCHEDUEL used to do a one-shot backup and exit 0."""
+    result = run_moonflower(env={**backup_env, "SCHEDUEL": "0 1 * * *"})
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "moonflower: SCHEDUEL: not a Moonflower setting; did you mean SCHEDULE?"
+    ]
+    assert s3.keys(bucket) == []

@@ -250,3 +250,35 @@ def test_numbers_take_ascii_digits_only(setting: str, value: str) -> None:
     """Issue 28, item 3: an Arabic-Indic three is not 3 for Moonflower, whatever int() says."""
     [problem] = problems_with(**{setting: value})
     assert problem.startswith(f"{setting}: ")
+
+
+@pytest.mark.parametrize("name", ["SCHEDUEL", "SCHEDUL", "SCEDULE", "SE_BUCKET", "S3BUCKET"])
+def test_a_typo_without_a_prefix_is_refused_with_the_setting_it_meant(name: str) -> None:
+    """Issue 28, item 1: `SCHEDUEL` would make `run` a one-shot backup."""
+    problems = problems_with(**{name: "0 1 * * *"})
+    assert problems
+    assert problems[0].startswith(f"{name}: not a Moonflower setting; did you mean ")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "HOME",
+        "PATH",
+        "HOSTNAME",
+        "TZ",
+        "PGHOST",
+        "PGPASSWORD",
+        "PGDATA",
+        "POSTGRES_PASSWORD",
+        "SCHEDULER_ENABLED",
+        "LANG",
+        "KUBERNETES_SERVICE_HOST",
+        "AWS_REGION",
+        "SHLVL",
+    ],
+)
+def test_other_softwares_variables_are_left_alone(name: str) -> None:
+    from moonflower.config.loader import unknown_variables
+
+    assert unknown_variables({name: "x"}) == []
