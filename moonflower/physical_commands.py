@@ -1,9 +1,11 @@
 """The commands of physical backups: base backups, the WAL archive, and cluster restores."""
 
 import argparse
+import contextlib
 import os
 import shlex
 import shutil
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -18,6 +20,8 @@ from moonflower.output.logs import log
 from moonflower.postgres.wal_names import parse_lsn
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from moonflower.actions.recovery_target import RecoveryTarget
     from moonflower.s3.recovery_window import Follow, Window
 
@@ -193,6 +197,27 @@ def restore_cluster(config: Config, arguments: argparse.Namespace) -> ExitStatus
     return ExitStatus.OK
 
 
+@contextlib.contextmanager
+def reachable(spool: Path, for_others: bool) -> "Iterator[None]":
+    """While a trial server runs as a user of its own, that user must be able to pass
+    through the spool to its scratch directory: execute (not read) for others is added if
+    missing, and taken back after. Every file in the spool is 0600, its directories 0700."""
+    mode = spool.stat().st_mode
+    missing = for_others and not mode & stat.S_IXOTH
+    if missing:
+        spool.chmod(stat.S_IMODE(mode) | stat.S_IXOTH)
+    try:
+        yield
+    finally:
+        if missing:
+            spool.chmod(stat.S_IMODE(mode))
+
+
+def ancestors_open(path: Path) -> bool:
+    """Can any user pass through every directory above `path`?"""
+    return all(parent.stat().st_mode & stat.S_IXOTH for parent in path.absolute().parents)
+
+
 def verify_physical(config: Config, trial_restore: bool) -> ExitStatus:
     """The newest base backup: downloaded, checked, extracted and verified against its
     manifest in a scratch directory; the WAL chain after it checked for gaps; with
@@ -200,14 +225,23 @@ def verify_physical(config: Config, trial_restore: bool) -> ExitStatus:
     from moonflower.actions.recovery_run import private_account, run_recovery
     from moonflower.actions.recovery_target import RecoveryTarget
     from moonflower.actions.restore_cluster import ClusterRestore, give_to
+    from moonflower.pipeline.spool import owned_prefix
 
-    with tempfile.TemporaryDirectory(prefix="moonflower-verify-") as scratch:
+    spool = config.backup.spool_dir
+    account = None
+    if trial_restore and os.geteuid() == 0:
+        account = private_account()
+        log.info("the trial recovery runs as %s, a user id of its own", account.name)
+    place = spool
+    if account is not None and not ancestors_open(spool):
+        place = Path(tempfile.gettempdir())
+        log.info("%s lies under a directory closed to other users: scratch in %s", spool, place)
+    with (
+        tempfile.TemporaryDirectory(prefix=owned_prefix(place), dir=place) as scratch,
+        reachable(place, account is not None),
+    ):
         Path(scratch).chmod(0o711)  # the server's user must reach the data directory
         directory = Path(scratch) / "data"
-        account = None
-        if trial_restore and os.geteuid() == 0:
-            account = private_account()
-            log.info("the trial recovery runs as %s, a user id of its own", account.name)
         prepared = ClusterRestore(config, directory, RecoveryTarget()).prepare(
             fetch_wal=trial_restore
         )

@@ -12,6 +12,7 @@ import os
 import pwd
 import random
 import re
+import shlex
 import shutil
 import tempfile
 import time
@@ -149,16 +150,35 @@ def private_directory(account: Account | None) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+SOCKET_PATH_LIMIT = 107
+"""sun_path holds 108 bytes with its terminating NUL."""
+SOCKET_FILE = ".s.PGSQL.5432"
+RECOVERY_LOG = "moonflower-recovery.log"
+
+
+@contextlib.contextmanager
+def server_places(directory: Path, account: Account | None) -> Iterator[tuple[Path, Path]]:
+    """Where the recovering server puts its socket and its log: in the data directory
+    itself, so that nothing outside it (no system temp directory) is needed; the log is
+    removed after. Only a path too long for a socket falls back to a private temp directory."""
+    if len(str(directory / SOCKET_FILE).encode()) > SOCKET_PATH_LIMIT:
+        with private_directory(account) as private:
+            yield private, private / "server.log"
+        return
+    server_log = directory / RECOVERY_LOG
+    try:
+        yield directory, server_log
+    finally:
+        server_log.unlink(missing_ok=True)
+
+
 def run_recovery(
     directory: Path, major: int, configured: Path | None, account: Account | None
 ) -> Reached:
     pg_ctl = str(exact_client("pg_ctl", major, configured).path)
-    with private_directory(account) as private:
-        server_log = private / "server.log"
-        options = (
-            f"-c listen_addresses= -c unix_socket_directories={private} "
-            f"-c hot_standby=off {trial_options()}"
-        )
+    with server_places(directory, account) as (sockets, server_log):
+        where = shlex.quote(f"unix_socket_directories={sockets}")
+        options = f"-c listen_addresses= -c {where} -c hot_standby=off {trial_options()}"
         if major >= SYNCFS_SINCE:  # one syncfs(2) instead of an fsync of every file
             options += " -c recovery_init_sync_method=syncfs"
         start = [pg_ctl, "start", "-D", str(directory), "-w", "-t", str(RECOVERY_WAIT_SECONDS)]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.pgserver import PgServer
 from tests.support.runner import (
     RUN_TIMEOUT_SECONDS,
     clean_environment,
@@ -136,3 +137,46 @@ def test_without_a_state_directory_setting_a_private_one_is_made(
     assert private.is_dir()
     assert private.stat().st_mode & 0o777 == 0o700
     assert health.returncode == 0, health.stdout
+
+
+@needs_mount_namespace
+def test_point_in_time_recovery_needs_no_temp_directory(
+    source: PgServer, s3: S3Server, writable_elsewhere: Path
+) -> None:
+    """Issue 28, item 11: basebackup, verify --physical --restore and restore-cluster --start
+    with /tmp read-only: the cluster copy and the server's socket live in the spool or in
+    the target directory."""
+    writable_elsewhere.chmod(0o755)
+    spool, state, target = (writable_elsewhere / name for name in ("spool", "state", "target"))
+    for directory in (spool, state, target):
+        directory.mkdir(mode=0o700)
+    shutil.chown(target, "nobody", "nogroup")
+    bucket = s3.new_bucket()
+    env = {
+        **source.moonflower_env("app"),
+        **s3.moonflower_env(bucket, "pitr"),
+        "BACKUP_SPOOL_DIR": str(spool),
+        "BACKUP_STATE_DIR": str(state),
+        "BACKUP_COMPRESSION": "zstd",
+    }
+    source.psql("INSERT INTO ledger VALUES (1, now()), (2, now())", "app")
+
+    def in_read_only_temp(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["unshare", "-m", "sh", "-c", READ_ONLY_TEMP, "sh", *moonflower_command(*args)],
+            env=clean_environment(env),
+            capture_output=True,
+            text=True,
+            timeout=RUN_TIMEOUT_SECONDS,
+            check=False,
+        )
+
+    backup = in_read_only_temp("basebackup")
+    assert backup.returncode == 0, backup.stderr
+    verify = in_read_only_temp("verify", "--physical", "--restore")
+    assert verify.returncode == 0, verify.stderr
+    restore = in_read_only_temp("restore-cluster", "--to", str(target), "--latest", "--start")
+    assert restore.returncode == 0, restore.stderr
+    assert (target / "PG_VERSION").exists()
+    assert not (target / "moonflower-recovery.log").exists()
+    assert [p.name for p in spool.iterdir() if not p.name.startswith("wal-stream")] == []
