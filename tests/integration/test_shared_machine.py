@@ -43,6 +43,18 @@ needs_mount_namespace = pytest.mark.skipif(
 )
 
 
+def in_read_only_temp(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """bin/moonflower in a mount namespace of its own where /tmp and /var/tmp are read-only."""
+    return subprocess.run(
+        ["unshare", "-m", "sh", "-c", READ_ONLY_TEMP, "sh", *moonflower_command(*args)],
+        env=clean_environment(env),
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_SECONDS,
+        check=False,
+    )
+
+
 @pytest.fixture
 def writable_elsewhere() -> Iterator[Path]:
     """A writable directory outside /tmp and /var/tmp (shared memory)."""
@@ -69,19 +81,9 @@ def test_a_read_only_temp_directory_is_fine_with_spool_and_state_set(
         "ENCRYPTION_PASSPHRASE": "read-only tmp passphrase",
     }
 
-    def in_read_only_temp(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["unshare", "-m", "sh", "-c", READ_ONLY_TEMP, "sh", *moonflower_command(*args)],
-            env=clean_environment(env),
-            capture_output=True,
-            text=True,
-            timeout=RUN_TIMEOUT_SECONDS,
-            check=False,
-        )
-
-    backup = in_read_only_temp("backup")
-    verify = in_read_only_temp("verify")
-    health = in_read_only_temp("health")
+    backup = in_read_only_temp(env, "backup")
+    verify = in_read_only_temp(env, "verify")
+    health = in_read_only_temp(env, "health")
 
     assert backup.returncode == 0, backup.stderr
     assert verify.returncode == 0, verify.stderr
@@ -161,21 +163,11 @@ def test_point_in_time_recovery_needs_no_temp_directory(
     }
     source.psql("INSERT INTO ledger VALUES (1, now()), (2, now())", "app")
 
-    def in_read_only_temp(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["unshare", "-m", "sh", "-c", READ_ONLY_TEMP, "sh", *moonflower_command(*args)],
-            env=clean_environment(env),
-            capture_output=True,
-            text=True,
-            timeout=RUN_TIMEOUT_SECONDS,
-            check=False,
-        )
-
-    backup = in_read_only_temp("basebackup")
+    backup = in_read_only_temp(env, "basebackup")
     assert backup.returncode == 0, backup.stderr
-    verify = in_read_only_temp("verify", "--physical", "--restore")
+    verify = in_read_only_temp(env, "verify", "--physical", "--restore")
     assert verify.returncode == 0, verify.stderr
-    restore = in_read_only_temp("restore-cluster", "--to", str(target), "--latest", "--start")
+    restore = in_read_only_temp(env, "restore-cluster", "--to", str(target), "--latest", "--start")
     assert restore.returncode == 0, restore.stderr
     assert (target / "PG_VERSION").exists()
     assert not (target / "moonflower-recovery.log").exists()
