@@ -236,6 +236,7 @@ def test_list_handles_more_than_a_thousand_backups(
         "encrypted",
         "locked_until",
         "expires",
+        "flagged",
     }
     assert as_table.returncode == 0, as_table.stderr
     assert "(350)" in as_table.stdout
