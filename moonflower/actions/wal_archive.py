@@ -128,13 +128,27 @@ class WalArchive:
         return {**metadata, SYSTEM_IDENTIFIER: found}
 
     def archive_identity(self) -> str | None:
-        """The system identifier of the newest base backup that recorded one."""
+        """The system identifier of the newest base backup that recorded one, else the one
+        recorded by a segment already archived here (asked once per process)."""
         if self._identity is None:
             from moonflower.s3.physical_catalog import base_backups
 
             known = [b.system_identifier for b in base_backups(self.storage(), self.prefix)]
             self._identity = next((found for found in reversed(known) if found), "")
+            if not self._identity:
+                self._identity = self._archived_identity() or ""
         return self._identity or None
+
+    def _archived_identity(self) -> str | None:
+        """From the first complete segment of the listing's first page."""
+        for item in self.storage().list_objects(wal_prefix(self.prefix)):
+            found = parse_wal_key(item.key, self.prefix)
+            if found is None or found.partial or segment_of(found.name) is None:
+                continue
+            head = self.storage().head(item.key) or {}
+            recorded = head.get("Metadata", {}).get(SYSTEM_IDENTIFIER)
+            return recorded if isinstance(recorded, str) and recorded.isdigit() else None
+        return None
 
     def _already_archived(self, key: str, name: str, digest: str) -> bool:
         head = self.storage().head(key)

@@ -340,3 +340,24 @@ def test_the_printed_start_command_cannot_collide_and_works(
             timeout=120,
             check=False,
         )
+
+
+def test_without_base_backups_the_archived_wal_decides_the_cluster(
+    s3: S3Server, tmp_path: Path
+) -> None:
+    bucket = s3.new_bucket()
+    env = base_env(s3, bucket, tmp_path)
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    for name, identifier, expected in (
+        ("000000010000000000000010", 7001, 0),
+        ("000000010000000000000011", 7002, 1),
+        ("000000010000000000000012", 7001, 0),
+    ):
+        header = bytearray(64)
+        header[24:32] = identifier.to_bytes(8, "little")
+        (incoming / name).write_bytes(bytes(header) + os.urandom(1024))
+        pushed = run_moonflower("wal-push", str(incoming / name), env=env)
+        assert pushed.returncode == expected, pushed.stderr
+    names = sorted(key.rsplit("/", 1)[1][:24] for key in s3.keys(bucket))
+    assert names == ["000000010000000000000010", "000000010000000000000012"]
