@@ -199,8 +199,26 @@ def executable_path(raw: RawValue) -> Path:
     return candidate
 
 
+def missing(path: Path) -> bool:
+    """Nothing at all is there (not even a dangling link); other errors are not "missing"."""
+    try:
+        os.lstat(path)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
 def writable_directory(raw: RawValue) -> Path:
+    """An existing writable directory; a missing one whose parent exists is made (0700, as
+    on a new host that has never run Moonflower)."""
     path = user_path(text(raw))
+    if missing(path) and looked_up(path.parent, Path.is_dir):
+        try:
+            os.mkdir(path, 0o700)
+        except OSError as error:
+            raise ValueError(f"{path} is missing and cannot be made: {error.strerror}") from None
     if not looked_up(path, Path.is_dir):
         raise ValueError(f"{path} is not a directory")
     if not os.access(path, os.W_OK | os.X_OK):

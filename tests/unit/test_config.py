@@ -245,8 +245,8 @@ def test_post_logs_is_on_for_any_value_but_the_usual_offs(value: str, expected: 
     assert load_config(REQUIRED | {"WEBHOOK_POST_LOGS": value}).webhooks.post_logs is expected
 
 
-def test_spool_dir_must_exist(tmp_path: Path) -> None:
-    problems = problems_of(REQUIRED | {"BACKUP_SPOOL_DIR": str(tmp_path / "nope")})
+def test_spool_dir_must_exist_or_be_makeable(tmp_path: Path) -> None:
+    problems = problems_of(REQUIRED | {"BACKUP_SPOOL_DIR": str(tmp_path / "no" / "pe")})
 
     assert any(problem.startswith("BACKUP_SPOOL_DIR:") for problem in problems)
 
@@ -280,3 +280,24 @@ def test_a_path_the_system_refuses_to_look_at_is_a_problem_not_a_crash(name: str
 
     assert len(problems) == 1
     assert problems[0].startswith(f"{name}: cannot use this path (File name too long): xxx")
+
+
+def test_a_missing_spool_or_state_directory_is_made_private(tmp_path: Path) -> None:
+    """A new host (issue 29, item 3): the directories are made when their parent exists."""
+    spool, state = tmp_path / "spool", tmp_path / "state"
+    config = load_config(
+        {**REQUIRED, "BACKUP_SPOOL_DIR": str(spool), "BACKUP_STATE_DIR": str(state)}
+    )
+    assert config.backup.spool_dir == spool
+    for made in (spool, state):
+        assert made.is_dir()
+        assert made.stat().st_mode & 0o777 == 0o700
+
+
+def test_a_deeper_missing_directory_or_a_dangling_link_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "link").symlink_to(tmp_path / "nowhere")
+    for path in (tmp_path / "a" / "b", tmp_path / "link"):
+        with pytest.raises(ConfigError) as caught:
+            load_config({**REQUIRED, "BACKUP_SPOOL_DIR": str(path)})
+        assert caught.value.problems[0].startswith("BACKUP_SPOOL_DIR: ")
+        assert not (tmp_path / "nowhere").exists()
