@@ -105,6 +105,13 @@ def add_physical_commands(add_command: AddCommand) -> None:
         "--start", action="store_true", help="run the recovery now, then stop the server"
     )
     restore.add_argument(
+        "--keep-archiving",
+        action="store_true",
+        help="keep the backup's archive_mode and archive_command (off by default: a restored "
+        "copy must not write into the archive it came from; keep them only for a copy that "
+        "becomes the new primary)",
+    )
+    restore.add_argument(
         "--run-as",
         metavar="USER",
         help="as root: the user who owns DIR and runs the server (default: DIR's owner)",

@@ -153,7 +153,7 @@ def restore_cluster(config: Config, arguments: argparse.Namespace) -> ExitStatus
     target = recovery_target(arguments)
     fetch_command = wal_fetch_command(arguments)
     account = server_account(directory, arguments.run_as, required=arguments.start)
-    restore = ClusterRestore(config, directory, target)
+    restore = ClusterRestore(config, directory, target, arguments.keep_archiving)
 
     def probe(window: "Window") -> None:
         if fetch_command is not None:

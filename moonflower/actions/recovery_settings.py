@@ -58,12 +58,19 @@ TRIAL_OVERRIDES = (
 """Given on the trial server's command line as well, which wins over both files."""
 
 
-def is_unsafe(name: str) -> bool:
+ARCHIVING = frozenset({"archive_mode", "archive_command", "archive_library"})
+"""Kept with `restore-cluster --keep-archiving`: the operator's word that the copy is to
+archive where its source did (a new primary)."""
+
+
+def is_unsafe(name: str, keep: frozenset[str] = frozenset()) -> bool:
     lowered = name.lower()
+    if lowered in keep:
+        return False
     return lowered in UNSAFE_NAMES or lowered.endswith(UNSAFE_SUFFIXES)
 
 
-def safe_lines(text: str) -> tuple[list[str], list[str]]:
+def safe_lines(text: str, keep: frozenset[str] = frozenset()) -> tuple[list[str], list[str]]:
     """The file's lines with the unsafe ones replaced by a note; and the names left out."""
     kept, left_out = [], []
     for line in text.split("\n"):
@@ -74,7 +81,7 @@ def safe_lines(text: str) -> tuple[list[str], list[str]]:
         if found is None:
             kept.append(LEFT_OUT.format(what="a line", why="it is not a name = value setting"))
             left_out.append("(an unreadable line)")
-        elif is_unsafe(found.group(1)):
+        elif is_unsafe(found.group(1), keep):
             name = found.group(1).lower()
             why = "a restored server never takes it from the backup"
             kept.append(LEFT_OUT.format(what=name, why=why))
@@ -84,16 +91,16 @@ def safe_lines(text: str) -> tuple[list[str], list[str]]:
     return kept, left_out
 
 
-def make_safe(directory: Path) -> list[str]:
+def make_safe(directory: Path, keep: frozenset[str] = frozenset()) -> list[str]:
     """Rewrite the configuration files of a restored directory without what must not come
-    from a backup; returns the names left out (each logged)."""
+    from a backup (but the settings in `keep`); returns the names left out (logged)."""
     left_out: list[str] = []
     for name in CONFIGURATION_FILES:
         path = directory / name
         if not path.exists() and not path.is_symlink():
             continue
         text = read_regular(path)
-        kept, removed = safe_lines(text)
+        kept, removed = safe_lines(text, keep)
         if removed:
             write_private(path, "\n".join(kept))
             left_out += removed

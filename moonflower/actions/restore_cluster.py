@@ -27,7 +27,7 @@ from moonflower.actions.base_unpack import (
     unpack_streamed,
 )
 from moonflower.actions.basebackup_record import BaseBackupRecord
-from moonflower.actions.recovery_settings import make_safe, write_private
+from moonflower.actions.recovery_settings import ARCHIVING, make_safe, write_private
 from moonflower.actions.recovery_target import RecoveryTarget, check_reachable, choose_base
 from moonflower.actions.wal_archive import WalArchive
 from moonflower.config.model import Config
@@ -69,8 +69,15 @@ def check_empty_directory(directory: Path) -> None:
 
 
 class ClusterRestore:
-    def __init__(self, config: Config, directory: Path, target: RecoveryTarget) -> None:
+    def __init__(
+        self,
+        config: Config,
+        directory: Path,
+        target: RecoveryTarget,
+        keep_archiving: bool = False,
+    ) -> None:
         self.config = config
+        self.keep_archiving = keep_archiving
         self.directory = directory
         self.target = target
         self._storage: Storage | None = None
@@ -140,7 +147,7 @@ class ClusterRestore:
             else:
                 self._combine(chain, decryption)
             self._verify(base)
-            make_safe(self.directory)
+            make_safe(self.directory, ARCHIVING if self.keep_archiving else frozenset())
             segments = 0
             if wal_fetch_command is None and fetch_wal:
                 segments = self._fetch_wal(base, window, decryption)

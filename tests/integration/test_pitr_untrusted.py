@@ -361,3 +361,28 @@ def test_without_base_backups_the_archived_wal_decides_the_cluster(
         assert pushed.returncode == expected, pushed.stderr
     names = sorted(key.rsplit("/", 1)[1][:24] for key in s3.keys(bucket))
     assert names == ["000000010000000000000010", "000000010000000000000012"]
+
+
+def test_a_restored_copy_does_not_archive_unless_asked(
+    s3: S3Server, taken: StoredBase, tmp_path: Path, restore_dir: Path
+) -> None:
+    """Issue 29, item 1: the source's archiving would push the copy's new timeline into the
+    archive it came from."""
+    bucket = s3.new_bucket()
+    archiving = b"archive_mode = on\narchive_command = 'true'\n"
+    plant(s3, bucket, taken, replacing("postgresql.auto.conf", archiving))
+    env = base_env(s3, bucket, tmp_path)
+    kept = restore_dir.parent / "kept"
+    kept.mkdir(mode=0o700)
+    if os.geteuid() == 0:
+        shutil.chown(kept, UNPRIVILEGED, "nogroup")
+    for directory, flags, expected in (
+        (restore_dir, [], "off"),
+        (kept, ["--keep-archiving"], "on"),
+    ):
+        restored = run_moonflower(
+            "restore-cluster", "--to", str(directory), "--latest", "--start", *flags, env=env
+        )
+        assert restored.returncode == 0, restored.stderr
+        with PgServer(password=DEFAULT_PASSWORD, data_dir=directory) as copy:
+            assert copy.psql("SHOW archive_mode") == expected
