@@ -124,6 +124,10 @@ class Pipeline:
         self._all_ended = threading.Event()
         self._count_lock = threading.Lock()
 
+    def ended(self, seconds: float) -> bool:
+        """Wait up to `seconds` for every stage to end; True when they have."""
+        return self._all_ended.wait(seconds)
+
     def _one_ended(self, *_: object) -> None:
         """sh's done callback (from its waiting thread): wakes `wait` as soon as the last
         stage ends, instead of at its next poll."""

@@ -37,6 +37,7 @@ SLOT_LAG_SECONDS = 30.0
 GAP_MESSAGES = ("has already been removed", "does not exist", "invalidated")
 """pg_receivewal's words when the WAL it needs is gone: removed by the server, the slot that
 held it dropped, or invalidated (max_slot_wal_keep_size)."""
+ROUND_SLICE_SECONDS = 0.1
 GAP_CHECK_SECONDS = 10.0
 """While a gap is reported, how often the bucket is asked for a base backup taken after it."""
 STREAM_DIRECTORY = "wal-stream"
@@ -157,7 +158,7 @@ class WalStreamer:
                     self.archive_waiting()
                     if any(p.is_alive() for p in receiver.processes):
                         self.state.down_since = None  # it got past its start
-                    self.stop.wait(self.config.wal.push_interval)
+                    self.wait_round(receiver)
                 self.state.running = False
                 stopping = self.stop.is_set()
                 receiver.terminate()
@@ -186,6 +187,15 @@ class WalStreamer:
         self.state.stopped = pendulum.now("UTC").isoformat()
         self.publish()
         log.info("WAL streaming stopped")
+
+    def wait_round(self, receiver: Pipeline) -> None:
+        """Until the next push, a stop request, or the receiver's end, whichever comes first:
+        when the server goes away, the last WAL it sent leaves for S3 at once, not up to
+        WAL_PUSH_INTERVAL later (a host that dies meanwhile would lose it)."""
+        deadline = time.monotonic() + self.config.wal.push_interval
+        while not self.stop.is_set() and (left := deadline - time.monotonic()) > 0:
+            if receiver.ended(min(left, ROUND_SLICE_SECONDS)):
+                return
 
     def mark_down(self, reason: str) -> None:
         """The stream stopped on an error: not running, and down since now (unless it

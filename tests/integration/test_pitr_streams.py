@@ -16,6 +16,7 @@ from tests.integration.test_pitr import (
     archive_caught_up,
     commit_rows,
     pitr_env,
+    receivers_of,
 )
 from tests.support.pgserver import PgServer
 from tests.support.procs import read_proc
@@ -192,3 +193,28 @@ def test_a_wal_only_set_up_needs_no_database_list(
     logical = run_moonflower("run", env={**env, "SCHEDULE": NEVER})
     assert logical.returncode == 2
     assert "PG_DATABASES" in logical.stderr
+
+
+def test_the_last_wal_leaves_as_soon_as_the_server_is_gone(
+    source: PgServer, s3: S3Server, tmp_path: Path
+) -> None:
+    """Issue 29, item 4: with a long WAL_PUSH_INTERVAL, the final partial segment of a killed
+    server still reaches S3 within seconds of the receiver's exit, not an interval later."""
+    bucket = s3.new_bucket()
+    env = pitr_env(source, s3, bucket, tmp_path, WAL_PUSH_INTERVAL="60")
+    streaming = Streaming(env, tmp_path / "run.log")
+
+    def partials() -> set[str]:
+        return {key for key in s3.keys(bucket) if ".partial." in key}
+
+    try:
+        streaming.wait_started()
+        assert eventually(lambda: receivers_of(streaming.process), 60), streaming.text()
+        commit_rows(source, 0, 3)
+        assert eventually(lambda: bool(partials()), 90), streaming.text()  # the first round's
+        before = partials()
+        source.kill()
+        assert eventually(lambda: "pg_receivewal stopped" in streaming.text(), 30)
+        assert eventually(lambda: bool(partials() - before), 10), streaming.text()
+    finally:
+        streaming.stop()
