@@ -293,6 +293,8 @@ def test_the_printed_start_command_cannot_collide_and_works(
         "restore-cluster", "--to", str(restore_dir), "--latest", env=base_env(s3, bucket, tmp_path)
     )
     assert restore.returncode == 0, restore.stderr
+    assert "restore-cluster took" in restore.stderr  # the step timings, without --start too
+    assert "download and extract" in restore.stderr
     command = shlex.split(restore.stdout.strip().splitlines()[-1])
     assert command[-1] == "start"
     assert "listen_addresses=" in command[command.index("-o") + 1]
