@@ -52,17 +52,38 @@ def open_new(path: Path) -> BinaryIO:
 
 SYSTEM_IDENTIFIER_AT = 24
 """Where a segment's first page header holds the system identifier (XLogLongPageHeaderData:
-the 20-byte short header, aligned to 24, then xlp_sysid, a uint64 in the host's order)."""
+the 20-byte short header, aligned to 24, then xlp_sysid, a uint64 in the host's order, then
+xlp_seg_size and xlp_xlog_blcksz; xlp_info, at byte 2, flags the long header)."""
+
+
+XLP_LONG_HEADER = 0x0002
+LONG_HEADER_BYTES = 40
 
 
 def system_identifier(path: Path) -> str | None:
-    """The system identifier in a segment's first page header; None when it has none yet."""
+    """The system identifier in a segment's first page header; None when the file does not
+    start with a long page header (nothing written yet, or not a WAL segment)."""
     with path.open("rb") as handle:
-        header = handle.read(SYSTEM_IDENTIFIER_AT + 8)
-    if len(header) < SYSTEM_IDENTIFIER_AT + 8:
+        header = handle.read(LONG_HEADER_BYTES)
+    if len(header) < LONG_HEADER_BYTES:
         return None
-    found = int.from_bytes(header[SYSTEM_IDENTIFIER_AT:], sys.byteorder)
+
+    def number(at: int, size: int) -> int:
+        return int.from_bytes(header[at : at + size], sys.byteorder)
+
+    segment_size, block_size = number(32, 4), number(36, 4)
+    if not (
+        number(2, 2) & XLP_LONG_HEADER
+        and is_power_of_two(segment_size, 1 << 20, 1 << 30)
+        and is_power_of_two(block_size, 1 << 10, 1 << 15)
+    ):
+        return None
+    found = number(SYSTEM_IDENTIFIER_AT, 8)
     return str(found) if found else None
+
+
+def is_power_of_two(value: int, low: int, high: int) -> bool:
+    return low <= value <= high and value & (value - 1) == 0
 
 
 def content_digest(path: Path) -> str:

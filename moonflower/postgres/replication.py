@@ -63,7 +63,7 @@ DROP_SLOT = (
 
 
 def drop_slot(pg: PostgresConfig, slot: str, environment: dict[str, str]) -> None:
-    """Drop an invalidated slot, so that `ensure_slot` makes a new one where a new chain
-    starts."""
+    """Drop a slot whose WAL is gone (invalidated, or pointing at removed WAL), so that
+    `ensure_slot` makes a new one where a new chain starts."""
     psql_query(any_psql(pg.pg_dump_path), environment, DROP_SLOT.format(slot=slot))
-    log.warning("dropped the invalidated replication slot %s; a new one starts a new chain", slot)
+    log.warning("dropped the replication slot %s after the gap; a new one starts a new chain", slot)

@@ -172,9 +172,10 @@ class WalStreamer:
             if any(message in reason for message in GAP_MESSAGES):
                 self.report_gap(reason)
                 self.set_aside_partials()
-                if "invalidated" in reason:
-                    with contextlib.suppress(MoonflowerError):
-                        drop_slot(self.config.postgres, self.config.wal.slot, self.environment)
+                # The slot's reservation points into WAL that is gone: a new slot (made by
+                # `prepare`) starts the new chain where the server still has WAL.
+                with contextlib.suppress(MoonflowerError):
+                    drop_slot(self.config.postgres, self.config.wal.slot, self.environment)
             if time.monotonic() - started > BACKOFF_MAX_SECONDS:
                 backoff = BACKOFF_START_SECONDS
             log.warning("pg_receivewal stopped (%s); restarting in %.0f s", reason or "?", backoff)

@@ -21,6 +21,7 @@ from tests.support.crafted_base import (
     plant,
     regular,
     replacing,
+    segment_header,
     special,
 )
 from tests.support.pgserver import DEFAULT_PASSWORD, PgServer
@@ -230,17 +231,16 @@ def test_wal_of_another_cluster_is_not_archived_beside_its_base_backups(
     assert taken.record["system_identifier"]
     foreign = tmp_path / "incoming" / "000000010000000000000042"
     foreign.parent.mkdir()
-    header = bytearray(64)
-    header[24:32] = (int(taken.record["system_identifier"]) ^ 0x5A5A).to_bytes(8, "little")
-    foreign.write_bytes(bytes(header) + os.urandom(4096))
+    foreign.write_bytes(
+        segment_header(int(taken.record["system_identifier"]) ^ 0x5A5A) + os.urandom(4096)
+    )
     pushed = run_moonflower("wal-push", str(foreign), env=base_env(s3, bucket, tmp_path))
     assert pushed.returncode == 1, pushed.stderr
     assert "system identifier" in pushed.stderr
     assert not [key for key in s3.keys(bucket) if "/wal/" in key]
 
     own = foreign.with_name("000000010000000000000043")
-    header[24:32] = int(taken.record["system_identifier"]).to_bytes(8, "little")
-    own.write_bytes(bytes(header) + os.urandom(4096))
+    own.write_bytes(segment_header(int(taken.record["system_identifier"])) + os.urandom(4096))
     pushed = run_moonflower("wal-push", str(own), env=base_env(s3, bucket, tmp_path))
     assert pushed.returncode == 0, pushed.stderr
     (key,) = [key for key in s3.keys(bucket) if "/wal/" in key]
@@ -356,9 +356,7 @@ def test_without_base_backups_the_archived_wal_decides_the_cluster(
         ("000000010000000000000011", 7002, 1),
         ("000000010000000000000012", 7001, 0),
     ):
-        header = bytearray(64)
-        header[24:32] = identifier.to_bytes(8, "little")
-        (incoming / name).write_bytes(bytes(header) + os.urandom(1024))
+        (incoming / name).write_bytes(segment_header(identifier) + os.urandom(1024))
         pushed = run_moonflower("wal-push", str(incoming / name), env=env)
         assert pushed.returncode == expected, pushed.stderr
     names = sorted(key.rsplit("/", 1)[1][:24] for key in s3.keys(bucket))

@@ -108,3 +108,16 @@ def replacing(name: str, data: bytes) -> Callable[[list[Member]], list[Member]]:
         return changed
 
     return change
+
+
+def segment_header(identifier: int) -> bytes:
+    """The first 64 bytes of a WAL segment as PostgreSQL writes them on little-endian hosts:
+    a long page header (xlp_info with XLP_LONG_HEADER) with the system identifier, a 16 MiB
+    segment size and 8 KiB blocks."""
+    header = bytearray(64)
+    header[0:2] = (0xD118).to_bytes(2, "little")
+    header[2:4] = (0x0002).to_bytes(2, "little")
+    header[24:32] = identifier.to_bytes(8, "little")
+    header[32:36] = (16 << 20).to_bytes(4, "little")
+    header[36:40] = (8 << 10).to_bytes(4, "little")
+    return bytes(header)
