@@ -79,7 +79,7 @@ class Restorer:
             info = self.catalog.get(key) if key else self.catalog.newest_unflagged(database)
         except MoonflowerError as error:
             raise RestoreError("find", str(error)) from None
-        if key and info.backup.key_name and self.catalog.is_flagged(info.key):
+        if key and self.catalog.is_flagged(info.key):
             log.warning(
                 "%s was flagged by its run (%s); restoring it because --backup names it",
                 info.key,
