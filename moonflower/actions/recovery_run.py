@@ -156,12 +156,17 @@ SOCKET_FILE = ".s.PGSQL.5432"
 RECOVERY_LOG = "moonflower-recovery.log"
 
 
+def socket_fits(directory: Path) -> bool:
+    """Can a server keep its Unix socket in `directory` (the path's length allows it)?"""
+    return len(str(directory / SOCKET_FILE).encode()) <= SOCKET_PATH_LIMIT
+
+
 @contextlib.contextmanager
 def server_places(directory: Path, account: Account | None) -> Iterator[tuple[Path, Path]]:
     """Where the recovering server puts its socket and its log: in the data directory
     itself, so that nothing outside it (no system temp directory) is needed; the log is
     removed after. Only a path too long for a socket falls back to a private temp directory."""
-    if len(str(directory / SOCKET_FILE).encode()) > SOCKET_PATH_LIMIT:
+    if not socket_fits(directory):
         with private_directory(account) as private:
             yield private, private / "server.log"
         return

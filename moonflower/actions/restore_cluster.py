@@ -27,6 +27,7 @@ from moonflower.actions.base_unpack import (
     unpack_streamed,
 )
 from moonflower.actions.basebackup_record import BaseBackupRecord
+from moonflower.actions.recovery_run import socket_fits
 from moonflower.actions.recovery_settings import ARCHIVING, make_safe, write_private
 from moonflower.actions.recovery_target import RecoveryTarget, check_reachable, choose_base
 from moonflower.actions.wal_archive import WalArchive
@@ -288,11 +289,6 @@ def give_to(directory: Path, uid: int, gid: int) -> None:
             os.chown(os.path.join(root, name), uid, gid, follow_symlinks=False)
 
 
-SOCKET_PATH_LIMIT = 107
-"""sun_path holds 108 bytes with its terminating NUL."""
-SOCKET_FILE = "/.s.PGSQL.5432"
-
-
 def start_command(directory: Path, major: int, configured: Path | None) -> str:
     """The stock command that starts the restored directory without colliding with a server
     already on this host: no TCP port at all, its socket in the data directory itself (or,
@@ -301,7 +297,7 @@ def start_command(directory: Path, major: int, configured: Path | None) -> str:
         pg_ctl = str(exact_client("pg_ctl", major, configured).path)
     except MoonflowerError:
         pg_ctl = shutil.which("pg_ctl") or "pg_ctl"
-    if len(str(directory).encode()) + len(SOCKET_FILE) <= SOCKET_PATH_LIMIT:
+    if socket_fits(directory):
         where = shlex.quote(f"unix_socket_directories={directory}")
         options = f"-c listen_addresses= -c {where}"
     else:
