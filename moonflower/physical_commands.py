@@ -52,9 +52,11 @@ def wal_push(config: Config, path: Path) -> ExitStatus:
     """archive_command: `moonflower wal-push %p` (run in the data directory)."""
     from moonflower.actions.wal_archive import WalArchive
     from moonflower.pipeline.gpg import Encryption
+    from moonflower.runtime.archive_writer import honour_for_push
     from moonflower.s3.gateway import Storage
 
     storage = Storage(config.s3)
+    honour_for_push(config)
     with Encryption.open(config.encryption, config.backup.spool_dir) as encryption:
         WalArchive(config, lambda: storage, encryption).push(path)
     return ExitStatus.OK

@@ -17,6 +17,7 @@ from moonflower.pipeline.gpg import Encryption
 from moonflower.postgres.clients import any_psql, find_client
 from moonflower.postgres.connection import MAINTENANCE_DATABASE, libpq_environment, passfile
 from moonflower.postgres.queries import psql_query, server_version
+from moonflower.runtime.archive_writer import writer_shown
 from moonflower.runtime.state_dir import state_directory
 from moonflower.s3.gateway import Storage
 from moonflower.s3.keys import listing_prefix
@@ -60,6 +61,7 @@ class Preflight:
         if storage is not None:
             checks.append(run_check("bucket", lambda: self._bucket(storage)))
             checks.append(run_check("bucket writable", lambda: self._probe(storage)))
+            checks.append(run_check("WAL archive writer", lambda: writer_shown(self.config)))
         if self.config.wal.stream:
             checks.append(run_check("WAL streaming", self._replication))
         if self.config.wal.incremental:

@@ -37,6 +37,7 @@ def physical_services(config: Config, shutdown: Shutdown) -> Iterator[list[threa
     from moonflower.actions.wal_archive import WalArchive
     from moonflower.pipeline.gpg import Encryption
     from moonflower.postgres.connection import passfile
+    from moonflower.runtime.archive_writer import streaming_writer
     from moonflower.runtime.state_dir import state_directory
     from moonflower.runtime.status_file import StateFile
     from moonflower.runtime.wal_stream import WalStreamer
@@ -53,11 +54,13 @@ def physical_services(config: Config, shutdown: Shutdown) -> Iterator[list[threa
             password = stack.enter_context(
                 passfile(config.postgres.password, config.backup.spool_dir)
             )
+            keeper = stack.enter_context(streaming_writer(config, gap_webhook(config)))
             archive = WalArchive(config, lambda: storage, encryption)
             state = StateFile(state_directory(config.backup))
             streamer = WalStreamer(
                 config, archive, password, stop, gap_webhook(config), state.wal_stream
             )
+            streamer.writing_refused = lambda: keeper.lost
             program = None
             try:
                 program = streamer.prepare()  # no REPLICATION: exit 2 here, before anything

@@ -1,9 +1,13 @@
 """Whatever the environment or TOML holds, configuration never crashes: a valid Config, or a
 ConfigError with one line per problem."""
 
+import os
+import tempfile
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -38,6 +42,19 @@ TEXT = st.text(
         "../x",
     ]
 )
+
+
+@pytest.fixture(autouse=True, scope="module")
+def scratch_directory() -> Iterator[None]:
+    """Relative BACKUP_SPOOL_DIR/BACKUP_STATE_DIR values are made (when their parent exists)
+    where the examples run: in a scratch directory, not in the checkout."""
+    before = Path.cwd()
+    with tempfile.TemporaryDirectory() as scratch:
+        os.chdir(scratch)
+        try:
+            yield
+        finally:
+            os.chdir(before)
 
 
 def check(run: callable) -> None:  # type: ignore[valid-type]

@@ -1,0 +1,135 @@
+"""This process as the WAL archive's one writer: the lease taken before the first push,
+renewed every WAL_PUSH_INTERVAL while the stream runs, given back at a clean stop."""
+
+import contextlib
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pendulum
+
+from moonflower.config.model import Config
+from moonflower.errors import MoonflowerError
+from moonflower.output.logs import log
+from moonflower.runtime.liveness import is_alive
+from moonflower.runtime.ownership import lease as run_lease
+from moonflower.s3.writer_lease import Holder, LeaseLost, WriterLease
+
+STREAM = "stream"
+WAL_PUSH = "wal-push"
+MIN_RENEW_SECONDS = 1.0
+
+
+def process_start(pid: int) -> str:
+    """The process's start time in clock ticks since boot ("" when unknown)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    fields = stat.rsplit(")", 1)[-1].split()
+    return fields[19] if len(fields) > 19 else ""
+
+
+def this_process(kind: str, writer: str) -> Holder:
+    return Holder(
+        writer=writer,
+        kind=kind,
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        process_start=process_start(os.getpid()),
+        since=pendulum.now("UTC").isoformat(),
+    )
+
+
+def gone_from_this_host(holder: Holder) -> bool:
+    """A streaming writer on this host whose process is no longer running (killed, or the
+    previous life of this container): its lease need not be waited out."""
+    if holder.kind != STREAM or holder.host != socket.gethostname():
+        return False
+    if holder.pid == os.getpid():
+        return holder.process_start != process_start(os.getpid())
+    return not is_alive(holder.pid) or process_start(holder.pid) != holder.process_start
+
+
+def renew_seconds(config: Config) -> float:
+    return max(config.wal.push_interval, MIN_RENEW_SECONDS)
+
+
+def archive_lease(config: Config, me: Holder) -> WriterLease:
+    return WriterLease(config.s3, me, renew_seconds(config), gone_from_this_host)
+
+
+def honour_for_push(config: Config) -> None:
+    """wal-push: refused (ArchiveHeld) while another writer holds the archive. It takes no
+    lease itself: PostgreSQL calls it once per segment, minutes apart on a quiet server, so
+    a lease of its own would be stale between calls and protect nothing."""
+    lease = archive_lease(config, this_process(WAL_PUSH, f"{WAL_PUSH}:{socket.gethostname()}"))
+    lease.check_free()
+
+
+def writer_shown(config: Config) -> str:
+    """Who holds the WAL archive now, for `check`."""
+    lease = archive_lease(config, this_process(STREAM, "check"))
+    seen = lease.look()
+    if seen is None:
+        return "none holds the WAL archive's lease"
+    stale = "; stale: the next writer takes it over" if lease.stale(seen) else ""
+    return f"{seen.describe()}{stale}"
+
+
+class LeaseKeeper:
+    """Renews the lease in its own thread. When it is lost, `lost` says why (the stream stops
+    pushing) and the keeper tries to take it again each period; `on_lost` hears it once."""
+
+    def __init__(self, lease: WriterLease, period: float, on_lost: Callable[[str], None]) -> None:
+        self.lease = lease
+        self.period = period
+        self.on_lost = on_lost
+        self.lost: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._keep, name="wal-lease", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(self.period + 30.0)
+
+    def _keep(self) -> None:
+        while not self._stop.wait(self.period):
+            try:
+                self._once()
+            except MoonflowerError as error:  # S3 unreachable: the lease ages, next period
+                log.warning("the WAL archive's lease was not renewed: %s", error)
+
+    def _once(self) -> None:
+        if self.lost is None:
+            try:
+                self.lease.renew()
+            except LeaseLost as error:
+                self.lost = str(error)
+                log.error("%s", error)
+                self.on_lost(str(error))
+            return
+        with contextlib.suppress(MoonflowerError):
+            self.lease.claim()
+            log.info("the WAL archive's lease is this writer's again")
+            self.lost = None
+
+
+@contextlib.contextmanager
+def streaming_writer(config: Config, on_lost: Callable[[str], None]) -> Iterator[LeaseKeeper]:
+    """Hold the archive while `run` streams into it: ArchiveHeld (exit 2) when another
+    writer does."""
+    lease = archive_lease(config, this_process(STREAM, f"{STREAM}:{run_lease.token}"))
+    lease.claim()
+    keeper = LeaseKeeper(lease, renew_seconds(config), on_lost)
+    keeper.start()
+    try:
+        yield keeper
+    finally:
+        keeper.stop()
+        lease.release()
