@@ -4,7 +4,6 @@ its benchmark database; each part prints a Markdown table for BENCHMARKS.md.
 """
 
 import os
-import re
 import resource
 import statistics
 import subprocess
@@ -21,7 +20,6 @@ from tests.support.s3server import S3Server
 TIMEOUT_SECONDS = 1800
 SMALL_DATABASE_COUNT = int(os.environ.get("BENCH_MANY_DATABASES", "200"))
 STARTUP_REPEATS = int(os.environ.get("BENCH_STARTUP_REPEATS", "7"))
-DOWNLOAD_LINE = re.compile(r"download ([\d.]+) s, check ([\d.]+) s, load ([\d.]+) s")
 
 
 @dataclass
@@ -178,16 +176,16 @@ def many_databases(s3: S3Server, scratch: Path, repeats: int) -> None:
 def stock_restore(
     pg: PgServer, s3: S3Server, bucket: str, key: str, scratch: Path
 ) -> tuple[float, float]:
-    """(`gzip -dc file | psql` into a fresh database, the object already downloaded; the
-    download by boto3's download_file before it), in seconds."""
+    """(`createdb`, then `gzip -dc file | psql` into it; the download by boto3's
+    download_file before it), in seconds: the stock way to restore into a new database."""
     downloaded = scratch / "stock.sql.gz"
+    pg.psql("CHECKPOINT")
     download_started = time.monotonic()
     s3.client().download_file(bucket, key, str(downloaded))
     download = time.monotonic() - download_started
     target = f"stock_{time.monotonic_ns()}"
-    pg.psql(f'CREATE DATABASE "{target}"')
-    pg.psql("CHECKPOINT")
     started = time.monotonic()
+    subprocess.run([pg.tool("createdb"), target], env=pg.client_env(), check=True)
     with subprocess.Popen(["gzip", "-dc", str(downloaded)], stdout=subprocess.PIPE) as unzip:
         subprocess.run(
             [pg.tool("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-o", os.devnull],
@@ -202,65 +200,86 @@ def stock_restore(
     return seconds, download
 
 
+PGBENCH_SCALE = int(os.environ.get("BENCH_PGBENCH_SCALE", "25"))
+"""pgbench at scale 25: about 380 MiB loaded from a 7 MiB gzip dump (small download, big
+load), beside the benchmark database (a download in proportion to the load)."""
+
+
 def restores(
     pg: PgServer, s3: S3Server, bucket: str, base: dict[str, str], scratch: Path, repeats: int
 ) -> None:
-    """The default gzip backup restored by Moonflower and by the stock tools; a custom-format
-    backup restored with pg_restore --jobs 1 and 2."""
-    key = newest(s3, bucket, ".sql.gz")
-    stock, ours = [], []
-    for _ in range(repeats):  # taken in turns: each restore leaves the server WAL to flush
-        stock.append(stock_restore(pg, s3, bucket, key, scratch))
-        ours.append(restore_sample(pg, base, key))
+    """Each shape's default gzip backup restored by Moonflower and by the stock tools, in
+    turns; a custom-format backup restored with pg_restore --jobs 1 and 2."""
+    pg.create_database("pgbench")
+    subprocess.run(
+        [pg.tool("pgbench"), "-i", "-s", str(PGBENCH_SCALE), "-q"],
+        env=pg.client_env("pgbench"),
+        check=True,
+        capture_output=True,
+    )
+    pgbench_env = {**base, "PG_DATABASES": "pgbench"}
+    measured("backup", env=pgbench_env)
+    shapes = {
+        "the benchmark database (a download in proportion to the load)": (
+            "bench",
+            newest(s3, bucket, ".sql.gz"),
+        ),
+        f"pgbench, scale {PGBENCH_SCALE} (small download, big load)": (
+            "pgbench",
+            newest(s3, bucket, ".sql.gz", "pgbench"),
+        ),
+    }
+    print("\n| restore (gzip, the default) | stock s | moonflower s | x stock |")
+    print("|---|---|---|---|")
+    for label, (database, key) in shapes.items():
+        stock, ours = [], []
+        for _ in range(repeats):  # in turns: each restore leaves the server WAL to flush
+            stock.append(sum(stock_restore(pg, s3, bucket, key, scratch)))
+            ours.append(restore_sample(pg, base, database, key))
+        stock_median, ours_median = statistics.median(stock), statistics.median(ours)
+        print(
+            f"| {label} | {stock_median:.2f} | {ours_median:.2f} | "
+            f"{ours_median / stock_median:.2f} |"
+        )
     custom_env = {**base, "BACKUP_FORMAT": "custom"}
     measured("backup", env=custom_env)
     custom_key = newest(s3, bucket, ".dump")
-    by_jobs = {
-        jobs: [
-            restore_sample(pg, custom_env, custom_key, "--jobs", str(jobs)) for _ in range(repeats)
+    print("\n| restore of the benchmark database, custom format | s |")
+    print("|---|---|")
+    for jobs in (1, 2):
+        runs = [
+            restore_sample(pg, custom_env, "bench", custom_key, "--jobs", str(jobs))
+            for _ in range(repeats)
         ]
-        for jobs in (1, 2)
-    }
-    stock_median = statistics.median(run[0] for run in stock)
-    stock_whole = statistics.median(run[0] + run[1] for run in stock)
-    print("\n| restore of the benchmark database | s | x stock |")
-    print("|---|---|---|")
-    print(
-        f"| stock: gzip -dc file \\| psql (object already downloaded) | {stock_median:.2f} | 1.00 |"
-    )
-    print(
-        "| stock, whole: boto3 download_file, then gzip -dc file \\| psql | "
-        f"{stock_whole:.2f} | {stock_whole / stock_median:.2f} |"
-    )
-    ours_whole = statistics.median(run[0] for run in ours)
-    print(
-        "| moonflower restore (gzip), whole, against the stock whole | "
-        f"{ours_whole:.2f} | {ours_whole / stock_whole:.2f} (of the stock whole) |"
-    )
-    for label, runs in (
-        ("moonflower restore (gzip), whole", [run[0] for run in ours]),
-        ("moonflower restore (gzip), without its download", [run[0] - run[1] for run in ours]),
-        ("moonflower restore (gzip), its download alone", [run[1] for run in ours]),
-        ("moonflower restore (custom, --jobs 1), whole", [run[0] for run in by_jobs[1]]),
-        ("moonflower restore (custom, --jobs 2), whole", [run[0] for run in by_jobs[2]]),
-    ):
-        median = statistics.median(runs)
-        print(f"| {label} | {median:.2f} | {median / stock_median:.2f} |")
+        print(f"| moonflower restore --jobs {jobs} | {statistics.median(runs):.2f} |")
 
 
-def restore_sample(pg: PgServer, env: dict[str, str], key: str, *extra: str) -> tuple[float, float]:
-    """(whole restore wall seconds, its download seconds as Moonflower reports them); the
-    server starts from a checkpoint, as for the stock restore, and the copy is dropped."""
+def restore_sample(
+    pg: PgServer, env: dict[str, str], database: str, key: str, *extra: str
+) -> float:
+    """The whole restore's wall seconds; the server starts from a checkpoint, as for the
+    stock restore, and the copy is dropped. Not sampled while it runs: a sampling loop
+    would take CPU from the restore."""
     target = f"ours_{time.monotonic_ns()}"
     pg.psql("CHECKPOINT")
-    sample = measured("restore", "bench", "--into", target, "--backup", key, *extra, env=env)
+    started = time.monotonic()
+    sample = subprocess.run(
+        moonflower_command("restore", database, "--into", target, "--backup", key, *extra),
+        env=clean_environment(env),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_SECONDS,
+        check=False,
+    )
+    wall = time.monotonic() - started
+    if sample.returncode != 0:
+        raise RuntimeError(f"moonflower restore failed: {sample.stderr[-2000:]}")
     pg.psql(f'DROP DATABASE "{target}"')
-    match = DOWNLOAD_LINE.search(sample.stderr)
-    return sample.wall, float(match.group(1)) if match else 0.0
+    return wall
 
 
-def newest(s3: S3Server, bucket: str, ending: str) -> str:
-    listing = s3.client().list_objects_v2(Bucket=bucket, Prefix="bench/bench_2")["Contents"]
+def newest(s3: S3Server, bucket: str, ending: str, database: str = "bench") -> str:
+    listing = s3.client().list_objects_v2(Bucket=bucket, Prefix=f"bench/{database}_2")["Contents"]
     return max(item["Key"] for item in listing if item["Key"].endswith(ending))
 
 

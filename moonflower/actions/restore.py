@@ -1,5 +1,6 @@
 """Bringing a backup back: download, check, then decrypt | decompress | psql as one pipeline."""
 
+import contextlib
 import os
 import re
 import time
@@ -115,11 +116,14 @@ class Restorer:
             reader = Reader(self.storage, spool_dir, self.trust, decryption, pg_dump_path)
             custom = info.backup.extension.startswith(CUSTOM_EXTENSION)
             survey = TargetSurvey(server, target, "pg_restore" if custom else "psql", pg_dump_path)
-            with fetched_and_read(reader, info) as got:
+            with contextlib.ExitStack() as cleanup:
+                cleanup.callback(survey.discard)
+                got = cleanup.enter_context(fetched_and_read(reader, info))
                 loading_started = time.monotonic()
                 with step("target"):
                     state = survey.state()
                     self._prepare_target(server, target, drop_existing, state)
+                    survey.take_scratch()
                 with step("load"):
                     try:
                         self.load_into(
@@ -247,7 +251,10 @@ class Restorer:
                     server.create(target)
             else:
                 log.info("creating database %s", target)
-                server.create(target)
+                if state.scratch is not None:
+                    server.rename(state.scratch, target)
+                else:
+                    server.create(target)
         except RestoreError:
             raise
         except MoonflowerError as error:

@@ -30,12 +30,13 @@ _probes: dict[Path, "Future[ClientTool | None]"] = {}
 _probes_lock = threading.Lock()
 
 
-def warm_up(program: str, configured: Path | None) -> None:
-    """Ask the preferred `program` for its version in the background, while the server is
-    asked for its own: the answer is waiting when the dump is planned."""
+def warm_up(program: str, configured: Path | None, every: bool = False) -> None:
+    """Ask the preferred `program` (or, with `every`, each candidate at once) for its
+    version in the background, while the server is asked for its own: the answers are
+    waiting when the dump or the restore is planned."""
     paths = candidate_paths(program, configured)
-    if paths:
-        threading.Thread(target=client_version, args=(paths[0],), daemon=True).start()
+    for path in paths if every else paths[:1]:
+        threading.Thread(target=client_version, args=(path,), daemon=True).start()
 
 
 def client_version(path: Path) -> ClientTool | None:

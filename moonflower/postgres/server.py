@@ -75,6 +75,9 @@ class Server:
     def create(self, name: str) -> None:
         self.query(f"CREATE DATABASE {sql_identifier(name)}")
 
+    def rename(self, name: str, new_name: str) -> None:
+        self.query(f"ALTER DATABASE {sql_identifier(name)} RENAME TO {sql_identifier(new_name)}")
+
     def drop(self, name: str) -> None:
         force = " WITH (FORCE)" if self.version().major >= DROP_WITH_FORCE_SINCE else ""
         self.query(f"DROP DATABASE IF EXISTS {sql_identifier(name)}{force}")
