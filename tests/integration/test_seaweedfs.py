@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from moonflower.config.loader import load_config
+from moonflower.s3.writer_lease import ArchiveHeld, Holder, LeaseLost, WriterLease
 from tests.conftest import NASTY_DATABASE
 from tests.support.faultproxy import FaultProxy, Reply, Request, backup_write
 from tests.support.names import unique_name
@@ -234,3 +236,31 @@ def test_a_streamed_upload_never_replaces_a_key_another_writer_took(
     versions = client.list_object_versions(Bucket=bucket, Prefix=taken[0]).get("Versions", [])
     assert len(versions) == 1
     assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+def test_the_wal_archive_lease_is_decided_by_the_store(seaweed: SeaweedServer) -> None:
+    """Issue 29, item 2, against a store that evaluates If-None-Match and If-Match itself:
+    a second writer is refused, the holder renews, a writer whose lease was overwritten
+    learns it at its next renewal, and a release leaves no lease."""
+    env = {
+        **seaweed.moonflower_env(seaweed.new_bucket(), "pitr"),
+        "PG_HOST": "127.0.0.1",
+        "PG_USER": "u",
+        "PG_PASSWORD": "p",
+        "PG_DATABASES": "app",
+    }
+    s3 = load_config(env).s3
+    first = WriterLease(s3, Holder("first", "stream", "host-1", 11, "1", "t"), 1.0)
+    second = WriterLease(s3, Holder("second", "stream", "host-2", 22, "2", "t"), 1.0)
+    first.claim()
+    with pytest.raises(ArchiveHeld, match="host-1"):
+        second.claim()
+    first.renew()
+    taker = WriterLease(
+        s3, Holder("second", "stream", "host-2", 22, "2", "t"), 1.0, gone=lambda holder: True
+    )
+    taker.claim()  # the takeover of a holder known to be dead: If-Match on its ETag
+    with pytest.raises(LeaseLost, match="host-2"):
+        first.renew()
+    taker.release()
+    assert first.look() is None

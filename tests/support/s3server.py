@@ -74,6 +74,14 @@ class S3Server:
         """No unfinished multipart upload (not even orphaned parts) in the bucket."""
         return self.client().list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
 
+    def aws_environment(self) -> dict[str, str]:
+        """The credentials and region as the AWS tools read them (for stock commands)."""
+        return {
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+            "AWS_DEFAULT_REGION": REGION,
+        }
+
     def moonflower_env(self, bucket: str, path: str = "") -> dict[str, str]:
         env = {
             "S3_ENDPOINT": self.endpoint,
