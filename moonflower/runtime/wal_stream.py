@@ -234,13 +234,17 @@ class WalStreamer:
         changed; S3 being down leaves everything in place for the next round."""
         if self.writing_refused() is not None:
             return
+        # The partials are seen before the completed files are listed: pg_receivewal may
+        # complete a segment and start the next in between, and a partial seen after that
+        # would go up ahead of the segment before it (a gap, if the host then dies).
+        partials = sorted(self.directory.glob("*" + PARTIAL_SUFFIX))
         try:
             for path in waiting_files(self.directory):
                 self.archive.push(path)
                 path.unlink()
                 self.state.last_archived = path.name
                 self.state.last_archived_at = pendulum.now("UTC").isoformat()
-            for partial in self.directory.glob("*" + PARTIAL_SUFFIX):
+            for partial in partials:
                 modified = partial.stat().st_mtime
                 if final or self._partial_seen.get(partial.name) != modified:
                     self.archive.push_partial(partial)

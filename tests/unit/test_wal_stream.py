@@ -149,3 +149,49 @@ def test_base_backups_that_fail_or_stop_coming_are_unhealthy(scheduler_pid: int)
     assert "older than BASEBACKUP_SCHEDULE allows" in verdict.reason
     recent = {**late, "last_success": now.subtract(minutes=30).isoformat()}
     assert health({"jobs": {"basebackup": recent}}).ok
+
+
+class PushOrder:
+    """A WAL archive that records what went up, in order."""
+
+    def __init__(self) -> None:
+        self.pushed: list[str] = []
+
+    def push(self, path: Path) -> bool:
+        self.pushed.append(path.name)
+        return True
+
+    def push_partial(self, path: Path) -> bool:
+        path.read_bytes()  # as the real push: a partial renamed meanwhile is not found
+        self.pushed.append(path.name)
+        return True
+
+
+def test_a_partial_never_goes_up_ahead_of_the_segment_before_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pg_receivewal completes segment 0A and starts 0B while a round lists its files: the
+    round must not push 0B's partial with 0A left behind (found by the host-loss RPO
+    benchmark under pgbench: the archive had a gap at 0A)."""
+    import moonflower.runtime.wal_stream as wal_stream
+
+    stream = streamer(tmp_path, [])
+    archive = PushOrder()
+    stream.archive = archive  # type: ignore[assignment]
+    first, second = "00000001000000000000000A", "00000001000000000000000B"
+    (stream.directory / f"{first}.partial").write_bytes(b"a")
+    listed = wal_stream.waiting_files
+
+    def receiver_moves_on_meanwhile(directory: Path) -> list[Path]:
+        files = listed(directory)
+        if (directory / f"{first}.partial").exists():
+            (directory / f"{first}.partial").rename(directory / first)
+            (directory / f"{second}.partial").write_bytes(b"b")
+        return files
+
+    monkeypatch.setattr(wal_stream, "waiting_files", receiver_moves_on_meanwhile)
+    stream.archive_waiting()
+    monkeypatch.setattr(wal_stream, "waiting_files", listed)
+    assert f"{second}.partial" not in archive.pushed
+    stream.archive_waiting()
+    assert archive.pushed.index(first) < archive.pushed.index(f"{second}.partial")
