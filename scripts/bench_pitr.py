@@ -39,6 +39,7 @@ from tests.support.waiting import eventually  # noqa: E402
 KILLS = int(os.environ.get("BENCH_PITR_KILLS", "3"))
 LOAD_SECONDS = 8.0
 PUSH_SECONDS = "5"
+CATCH_UP_SECONDS = 300
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -194,6 +195,16 @@ def process_rss(pid: int) -> int:
     return 0
 
 
+def caught_up(pg: PgServer, s3: S3Server, bucket: str) -> None:
+    """Wait until the archive holds the segment being written now (after a switch)."""
+    segment = pg.psql("SELECT pg_walfile_name(pg_current_wal_lsn())")
+    pg.psql("SELECT pg_switch_wal()")
+    eventually(
+        lambda: any(f"/wal/{segment}" in key and ".partial" not in key for key in s3.keys(bucket)),
+        CATCH_UP_SECONDS,
+    )
+
+
 def one_kill(s3: S3Server, heavy: bool, host: bool = False) -> tuple[float, float | None, int]:
     """RPO in seconds for one kill; the supervisor's CPU per GiB of WAL and its RSS. With
     `host`, Moonflower (and its pg_receivewal) is killed at the same moment as the server:
@@ -231,6 +242,7 @@ def one_kill(s3: S3Server, heavy: bool, host: bool = False) -> tuple[float, floa
                 capture_output=True,
                 check=True,
             )
+            caught_up(pg, s3, bucket)  # the measured load starts from an archive in step
             load = subprocess.Popen(
                 [pg.tool("pgbench"), "-c", "2", "-T", str(int(LOAD_SECONDS) + 5), "-n"],
                 env=pg.client_env("app"),
@@ -238,6 +250,7 @@ def one_kill(s3: S3Server, heavy: bool, host: bool = False) -> tuple[float, floa
                 stderr=subprocess.DEVNULL,
             )
         writer = Writer(pg)
+        writer_started = time.time()
         writer.start()
         time.sleep(LOAD_SECONDS)  # the load runs for a fixed time: this is what is measured
         wal_bytes = int(pg.psql(f"SELECT pg_current_wal_lsn() - '{start_lsn}'::pg_lsn"))
@@ -259,7 +272,9 @@ def one_kill(s3: S3Server, heavy: bool, host: bool = False) -> tuple[float, floa
         target = scratch_data_dir()
         moonflower("restore-cluster", "--to", str(target), "--latest", "--start", env=env)
         with PgServer(password=pg.password, data_dir=target) as restored:
-            newest = float(restored.psql("SELECT extract(epoch FROM max(at)) FROM stamps", "app"))
+            found = restored.psql("SELECT extract(epoch FROM max(at)) FROM stamps", "app")
+        # No row of the load restored: all of it was lost (the archive was behind).
+        newest = float(found) if found else writer_started
         shutil.rmtree(target.parent, ignore_errors=True)
         per_gib = cpu / (wal_bytes / 2**30) if wal_bytes > 2**24 else None
         return killed_at - newest, per_gib, rss

@@ -15,7 +15,7 @@ from moonflower.errors import MoonflowerError
 from moonflower.output.logs import log
 from moonflower.runtime.liveness import is_alive
 from moonflower.runtime.ownership import lease as run_lease
-from moonflower.s3.writer_lease import Holder, LeaseLost, WriterLease
+from moonflower.s3.writer_lease import ArchiveHeld, Holder, LeaseLost, WriterLease
 
 STREAM = "stream"
 WAL_PUSH = "wal-push"
@@ -80,14 +80,17 @@ def writer_shown(config: Config) -> str:
 
 
 class LeaseKeeper:
-    """Renews the lease in its own thread. When it is lost, `lost` says why (the stream stops
-    pushing) and the keeper tries to take it again each period; `on_lost` hears it once."""
+    """Renews the lease in its own thread. While this writer does not hold it (S3 could not
+    be asked at the start, or another writer took it over), `refused` says why: the stream
+    pushes nothing, and the keeper tries to take the lease each period. A takeover is
+    reported once to `on_lost` (the failure webhook)."""
 
     def __init__(self, lease: WriterLease, period: float, on_lost: Callable[[str], None]) -> None:
         self.lease = lease
         self.period = period
         self.on_lost = on_lost
-        self.lost: str | None = None
+        self.refused: str | None = None
+        self._reported = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._keep, name="wal-lease", daemon=True)
 
@@ -98,6 +101,13 @@ class LeaseKeeper:
         self._stop.set()
         self._thread.join(self.period + 30.0)
 
+    def refuse(self, why: str, report: bool) -> None:
+        self.refused = why
+        if report and not self._reported:
+            self._reported = True
+            log.error("%s", why)
+            self.on_lost(why)
+
     def _keep(self) -> None:
         while not self._stop.wait(self.period):
             try:
@@ -106,27 +116,36 @@ class LeaseKeeper:
                 log.warning("the WAL archive's lease was not renewed: %s", error)
 
     def _once(self) -> None:
-        if self.lost is None:
+        if self.refused is None:
             try:
                 self.lease.renew()
             except LeaseLost as error:
-                self.lost = str(error)
-                log.error("%s", error)
-                self.on_lost(str(error))
+                self.refuse(str(error), report=True)
             return
-        with contextlib.suppress(MoonflowerError):
+        try:
             self.lease.claim()
-            log.info("the WAL archive's lease is this writer's again")
-            self.lost = None
+        except ArchiveHeld as error:
+            self.refuse(str(error), report=True)
+            return
+        log.info("the WAL archive's lease is this writer's: pushing the WAL that waited")
+        self.refused = None
+        self._reported = False
 
 
 @contextlib.contextmanager
 def streaming_writer(config: Config, on_lost: Callable[[str], None]) -> Iterator[LeaseKeeper]:
     """Hold the archive while `run` streams into it: ArchiveHeld (exit 2) when another
-    writer does."""
+    writer does. When S3 cannot be asked now, the stream starts and its WAL waits in the
+    spool until the lease is taken."""
     lease = archive_lease(config, this_process(STREAM, f"{STREAM}:{run_lease.token}"))
-    lease.claim()
     keeper = LeaseKeeper(lease, renew_seconds(config), on_lost)
+    try:
+        lease.claim()
+    except ArchiveHeld:
+        raise
+    except MoonflowerError as error:
+        log.warning("the WAL archive's lease cannot be taken yet: %s", error)
+        keeper.refuse(f"the WAL archive's lease is not taken yet ({error})", report=False)
     keeper.start()
     try:
         yield keeper

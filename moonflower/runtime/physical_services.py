@@ -60,7 +60,7 @@ def physical_services(config: Config, shutdown: Shutdown) -> Iterator[list[threa
             streamer = WalStreamer(
                 config, archive, password, stop, gap_webhook(config), state.wal_stream
             )
-            streamer.writing_refused = lambda: keeper.lost
+            streamer.writing_refused = lambda: keeper.refused
             program = None
             try:
                 program = streamer.prepare()  # no REPLICATION: exit 2 here, before anything

@@ -29,7 +29,6 @@ from moonflower.postgres.connection import MAINTENANCE_DATABASE, libpq_environme
 from moonflower.postgres.replication import drop_slot, ensure_slot, slot_lag
 from moonflower.postgres.wal_names import PARTIAL_SUFFIX, is_history, segment_of
 from moonflower.runtime.lifecycle import shutdown
-from moonflower.s3.writer_lease import LeaseLost
 
 BACKOFF_START_SECONDS = 1.0
 BACKOFF_MAX_SECONDS = 60.0
@@ -112,12 +111,12 @@ class WalStreamer:
         self._lag_measured = -SLOT_LAG_SECONDS
         self._gap_checked = -GAP_CHECK_SECONDS
         self.writing_refused: Callable[[], str | None] = lambda: None
-        """Why this process may not write into the archive now (its lease was lost)."""
+        """Why this process may not write into the archive now (its lease is not taken, or
+        was taken over): what it receives waits in the spool meanwhile."""
 
     def prepare(self) -> Path:
         """The directory, the right pg_receivewal, and the replication slot (created when
         missing: a new slot is where a new chain starts)."""
-        self.check_lease()
         program = ensure_slot(self.config.postgres, self.config.wal.slot, self.environment)
         self.directory.mkdir(mode=0o700, exist_ok=True)
         return program
@@ -157,7 +156,6 @@ class WalStreamer:
                 self.state.running = True
                 log.info("WAL streaming started (slot %s)", self.config.wal.slot)
                 while not self.stop.is_set() and any(p.is_alive() for p in receiver.processes):
-                    self.check_lease()
                     self.measure_slot_lag()
                     self.heal_gap()
                     self.archive_waiting()
@@ -194,13 +192,6 @@ class WalStreamer:
         self.publish()
         log.info("WAL streaming stopped")
 
-    def check_lease(self) -> None:
-        """Another writer took the archive over: this one stops (its WAL stays in the
-        spool) until the lease is its own again."""
-        refused = self.writing_refused()
-        if refused is not None:
-            raise LeaseLost(refused)
-
     def wait_round(self, receiver: Pipeline) -> None:
         """Until the next push, a stop request, or the receiver's end, whichever comes first:
         when the server goes away, the last WAL it sent leaves for S3 at once, not up to
@@ -232,7 +223,9 @@ class WalStreamer:
     def archive_waiting(self, final: bool = False) -> None:
         """Upload every completed file (then remove it), and the partial segment when it
         changed; S3 being down leaves everything in place for the next round."""
-        if self.writing_refused() is not None:
+        if self.writing_refused() is not None:  # received WAL waits in the spool
+            self.check_spool()
+            self.publish()
             return
         # The partials are seen before the completed files are listed: pg_receivewal may
         # complete a segment and start the next in between, and a partial seen after that
@@ -287,7 +280,8 @@ class WalStreamer:
             log.info("the WAL archive has caught up")
         self._spool_alarm = over
         alarm = [SPOOL_ALARM] if over else []
-        self.state.problems = [*self._conflicts, *alarm]
+        refused = self.writing_refused()
+        self.state.problems = [*self._conflicts, *alarm, *([refused] if refused else [])]
 
     def set_aside_partials(self) -> None:
         """After a gap, pg_receivewal must start from the slot, not resume the segment it

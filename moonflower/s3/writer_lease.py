@@ -20,14 +20,13 @@ import botocore.exceptions
 
 from moonflower import __version__
 from moonflower.config.model import S3Config
-from moonflower.errors import ConfigError, MoonflowerError, WalError, one_line
+from moonflower.errors import ConfigError, MoonflowerError, StorageError, WalError, one_line
 from moonflower.output.logs import log
 from moonflower.s3.client import s3_client
 from moonflower.s3.errors import (
     S3_FAILURES,
     client_error_parts,
     is_not_implemented,
-    retrying,
     translated,
 )
 from moonflower.s3.keys import listing_prefix
@@ -114,7 +113,9 @@ def age_on_s3_clock(response: dict[str, Any]) -> float:
 
 
 class WriterLease:
-    """This writer's side of the lease: claim, renew, release."""
+    """This writer's side of the lease: claim, renew, release. Each is one request (with
+    botocore's own retry), never a long wait: a writer that cannot reach S3 tries again
+    at its next renewal, and PostgreSQL calls a refused wal-push again."""
 
     def __init__(
         self,
@@ -138,9 +139,7 @@ class WriterLease:
         action = f"reading {self.key}"
         with translated(self.config, action):
             try:
-                response = retrying(self.config, action)(
-                    self._client.get_object, Bucket=self.config.bucket, Key=self.key
-                )
+                response = self._client.get_object(Bucket=self.config.bucket, Key=self.key)
             except botocore.exceptions.ClientError as error:
                 parts = client_error_parts(error)
                 if parts is not None and (parts[1] == 404 or parts[0] == "NoSuchKey"):
@@ -148,6 +147,11 @@ class WriterLease:
                 raise
             with contextlib.closing(response["Body"]) as body:
                 data: bytes = body.read(LEASE_LIMIT + 1)
+        length = response.get("ContentLength")
+        if not response.get("ETag") or (
+            isinstance(length, int) and length <= LEASE_LIMIT and len(data) != length
+        ):
+            raise StorageError(f"{action}: the answer was cut short")
         holder = parse_holder(data) if len(data) <= LEASE_LIMIT else None
         return Seen(holder, str(response.get("ETag", "")), age_on_s3_clock(response))
 
@@ -222,9 +226,7 @@ class WriterLease:
             arguments.update(condition)
         action = f"writing {self.key}"
         try:
-            response = retrying(self.config, action)(
-                self._client.put_object, Bucket=self.config.bucket, **arguments
-            )
+            response = self._client.put_object(Bucket=self.config.bucket, **arguments)
         except S3_FAILURES as error:
             parts = client_error_parts(error)
             if parts is not None and (

@@ -14,6 +14,7 @@ from pathlib import Path
 import pendulum
 
 from tests.integration.test_pitr import PUSH_SECONDS, Streaming, pitr_env
+from tests.support.faultproxy import RESET, FaultProxy, Reply, Request
 from tests.support.pgserver import PgServer
 from tests.support.runner import run_moonflower
 from tests.support.s3server import S3Server
@@ -174,3 +175,46 @@ def test_wal_push_into_an_archive_a_stream_holds_is_refused(
     assert "streaming-host.example" in pushed.stderr
     listing = s3.client().list_objects_v2(Bucket=bucket, Prefix="pitr/wal/")
     assert listing.get("KeyCount", 0) == 0
+
+
+def test_s3_down_at_the_start_delays_the_lease_not_the_stream(
+    source: PgServer, s3: S3Server, tmp_path: Path
+) -> None:
+    """The lease cannot be asked for: the stream starts anyway (the WAL waits in the
+    spool), and takes the lease and pushes once S3 answers."""
+    bucket = s3.new_bucket()
+    down = [True]
+
+    def unreachable(request: Request) -> Reply | None:
+        return RESET if down else None
+
+    with FaultProxy(s3.endpoint, [unreachable]) as proxy:
+        env = pitr_env(
+            source, s3, bucket, tmp_path, S3_ENDPOINT=proxy.endpoint, S3_MAX_ATTEMPTS="1"
+        )
+        run = Streaming(env, tmp_path / "run.log")
+        try:
+            run.wait_started()
+            assert "lease cannot be taken yet" in run.text()
+            source.psql("SELECT pg_switch_wal()")
+            assert eventually(lambda: waiting_in_spool(tmp_path), 30), run.text()
+            assert lease_of(s3, bucket) is None
+            down.clear()
+            assert eventually(lambda: lease_of(s3, bucket) is not None, 60), run.text()
+            assert eventually(lambda: archived_segments(s3, bucket), 60), run.text()
+        finally:
+            assert run.stop() == 0, run.text()
+
+
+def archived_segments(s3: S3Server, bucket: str) -> list[str]:
+    return [key for key in s3.keys(bucket) if "/wal/" in key and ".partial" not in key]
+
+
+def waiting_in_spool(spool: Path) -> list[str]:
+    """Completed segments the stream received and holds for S3."""
+    return [
+        path.name
+        for directory in spool.glob("wal-stream-*")
+        for path in directory.iterdir()
+        if len(path.name) == 24
+    ]
