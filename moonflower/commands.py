@@ -122,10 +122,7 @@ def output_console() -> "Console":
 def prune_now(
     config: Config, databases: list[str] | None, dry_run: bool, force: bool, as_json: bool
 ) -> ExitStatus:
-    from moonflower.actions.prune import Pruner
-    from moonflower.output.prune_report import print_prune_table, prune_document
-    from moonflower.s3.gateway import Storage
-
+    """A prune that deletes is reported as a job (a dry run only answers its caller)."""
     if not config.s3.prunes:
         raise ConfigError(
             [
@@ -133,6 +130,30 @@ def prune_now(
                 "rule is set (BACKUP_KEEP_LAST, BACKUP_KEEP_DAILY, ...)"
             ]
         )
+    if dry_run:
+        return (
+            ExitStatus.BACKUP_FAILED
+            if prune_once(config, databases, True, force, as_json)
+            else ExitStatus.OK
+        )
+    from moonflower.monitoring.jobs import reported
+
+    with reported(config, "prune") as outcome:
+        problems = prune_once(config, databases, False, force, as_json)
+        if problems:
+            outcome.fail("; ".join(problems))
+            return ExitStatus.BACKUP_FAILED
+        return ExitStatus.OK
+
+
+def prune_once(
+    config: Config, databases: list[str] | None, dry_run: bool, force: bool, as_json: bool
+) -> list[str]:
+    """Prune (or show what would be pruned); the problems met."""
+    from moonflower.actions.prune import Pruner
+    from moonflower.output.prune_report import print_prune_table, prune_document
+    from moonflower.s3.gateway import Storage
+
     storage = Storage(config.s3)
     storage.check_bucket()
     report = Pruner(storage, config.s3).prune(databases, dry_run=dry_run, force=force)
@@ -146,8 +167,7 @@ def prune_now(
         print(json.dumps(prune_document(report, dry_run), indent=2, ensure_ascii=False))
     else:
         print_prune_table(report, dry_run, config.s3.retention.timezone, output_console())
-    failed = report.errors if dry_run else report.problems
-    return ExitStatus.BACKUP_FAILED if failed else ExitStatus.OK
+    return report.errors if dry_run else report.problems
 
 
 def preflight(config: Config) -> ExitStatus:
@@ -249,26 +269,33 @@ def restore_backup(config: Config, arguments: argparse.Namespace) -> ExitStatus:
 
 
 def verify_backups(config: Config, arguments: argparse.Namespace) -> ExitStatus:
+    """Reported as a job: a verification that fails is seen in `health`, the metrics, the
+    failure webhook and the notifications, not only in its exit status."""
     from moonflower.actions.verify import Verifier
+    from moonflower.monitoring.jobs import reported
     from moonflower.output.report import print_verify_table
 
-    if arguments.physical:
-        from moonflower.physical_commands import verify_physical
+    with reported(config, "verify") as outcome:
+        if arguments.physical:
+            from moonflower.physical_commands import verify_physical
 
-        return verify_physical(config, arguments.restore)
+            return verify_physical(config, arguments.restore, outcome)
 
-    verifier = Verifier(config, storage_for(config), arguments.allow_unverified)
-    backups = verifier.select(arguments.verify_databases, arguments.all)
-    if not backups:
-        log.error("no backups found to verify")
-        return ExitStatus.BACKUP_FAILED
-    results = verifier.verify(backups, trial_restore=arguments.restore)
-    print_verify_table(results, output_console())
-    failed = [result.info.key for result in results if not result.ok]
-    if failed:
-        log.error("%d backup(s) failed verification: %s", len(failed), ", ".join(failed))
-        return ExitStatus.BACKUP_FAILED
-    return ExitStatus.OK
+        verifier = Verifier(config, storage_for(config), arguments.allow_unverified)
+        backups = verifier.select(arguments.verify_databases, arguments.all)
+        if not backups:
+            log.error("no backups found to verify")
+            outcome.fail("no backups found to verify")
+            return ExitStatus.BACKUP_FAILED
+        results = verifier.verify(backups, trial_restore=arguments.restore)
+        print_verify_table(results, output_console())
+        failed = [result.info.key for result in results if not result.ok]
+        if failed:
+            message = f"{len(failed)} backup(s) failed verification: {', '.join(failed)}"
+            log.error("%s", message)
+            outcome.fail(message)
+            return ExitStatus.BACKUP_FAILED
+        return ExitStatus.OK
 
 
 def run_scheduler(config: Config, shutdown: Shutdown) -> ExitStatus:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from moonflower.actions.recovery_target import RecoveryTarget
+    from moonflower.monitoring.jobs import Outcome
     from moonflower.s3.recovery_window import Follow, Window
 
 
@@ -220,7 +221,7 @@ def ancestors_open(path: Path) -> bool:
     return all(parent.stat().st_mode & stat.S_IXOTH for parent in path.absolute().parents)
 
 
-def verify_physical(config: Config, trial_restore: bool) -> ExitStatus:
+def verify_physical(config: Config, trial_restore: bool, outcome: "Outcome") -> ExitStatus:
     """The newest base backup: downloaded, checked, extracted and verified against its
     manifest in a scratch directory; the WAL chain after it checked for gaps; with
     `trial_restore`, recovered to the newest WAL by a temporary server."""
@@ -248,11 +249,12 @@ def verify_physical(config: Config, trial_restore: bool) -> ExitStatus:
             fetch_wal=trial_restore
         )
         if prepared.window.gap_after is not None:
-            log.error(
-                "base backup %s: the WAL chain after it breaks at %s",
-                prepared.base.label,
-                prepared.window.gap_after,
+            message = (
+                f"base backup {prepared.base.label}: the WAL chain after it breaks at "
+                f"{prepared.window.gap_after}"
             )
+            log.error("%s", message)
+            outcome.fail(message)
             return ExitStatus.BACKUP_FAILED
         log.info(
             "base backup %s verified; its WAL reaches %s without a gap",

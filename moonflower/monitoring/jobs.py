@@ -1,6 +1,7 @@
-"""The jobs beside the logical backup runs (base backups, one-shot or on BASEBACKUP_SCHEDULE),
-reported like a run: the status file (so `health`, `status` and the metrics see them), the
-failure webhook and a notification when one fails, and the metrics published."""
+"""The jobs beside the logical backup runs (base backups, one-shot or on BASEBACKUP_SCHEDULE;
+`verify`; `prune`), reported like a run: the status file (so `health`, `status` and the
+metrics see them), the failure webhook and a notification when one fails, and the metrics
+published."""
 
 import contextlib
 from collections.abc import Iterator
@@ -13,19 +14,34 @@ from moonflower.output.redact import redactor
 from moonflower.runtime.state_dir import state_directory
 from moonflower.runtime.status_file import StateFile
 
-TITLES = {"basebackup": "base backup"}
+TITLES = {"basebackup": "base backup", "verify": "verification", "prune": "prune"}
+
+
+class Outcome:
+    """What a job found wrong without raising (a backup that failed verification)."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+
+    def fail(self, reason: str) -> None:
+        self.reason = reason
 
 
 @contextlib.contextmanager
-def reported(config: Config, kind: str) -> Iterator[None]:
-    """Around one job: its outcome recorded and sent; the job's exception still raised."""
+def reported(config: Config, kind: str) -> Iterator[Outcome]:
+    """Around one job: its outcome recorded and sent, a failure being an exception or a
+    reason given to the Outcome; the job's exception still raised."""
+    outcome = Outcome()
     try:
-        yield
+        yield outcome
     except BaseException as error:
         reason = redactor.mask(str(error) or type(error).__name__)
         job_finished(config, kind, ok=False, error=reason)
         raise
-    job_finished(config, kind, ok=True)
+    if outcome.reason is not None:
+        job_finished(config, kind, ok=False, error=redactor.mask(outcome.reason))
+    else:
+        job_finished(config, kind, ok=True)
 
 
 def job_finished(config: Config, kind: str, ok: bool, error: str | None = None) -> None:

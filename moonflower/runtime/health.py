@@ -6,6 +6,7 @@ failed, or the newest is older than BASEBACKUP_SCHEDULE allows; a run is going o
 than BACKUP_TIMEOUT; the last logical run failed.
 """
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
@@ -122,6 +123,22 @@ def basebackup_verdict(job: dict[str, Any]) -> Health | None:
     return None
 
 
+JOB_TITLES = {"verify": "verification", "prune": "prune"}
+
+
+def job_verdicts(jobs: dict[str, Any]) -> Iterator[Health | None]:
+    """Base backups (failed, or overdue on their schedule), then any other job whose last
+    attempt failed (`verify`, `prune`): unhealthy until one succeeds."""
+    yield basebackup_verdict(dictionary(jobs.get(BASEBACKUP)))
+    for kind, title in JOB_TITLES.items():
+        job = dictionary(jobs.get(kind))
+        if job.get("last_ok") is False:
+            yield Health(
+                False,
+                f"the last {title}, at {job.get('last_attempt')}, failed: {job.get('last_error')}",
+            )
+
+
 def health(state: dict[str, Any] | None, too_long: float | None = None) -> Health:
     """Healthy: the last run succeeded, or none ran yet and the scheduler is alive (or was
     stopped cleanly), and whatever else runs (the WAL stream, base backups) is well."""
@@ -135,7 +152,7 @@ def health(state: dict[str, Any] | None, too_long: float | None = None) -> Healt
     live_stream = streaming(stream, scheduler)
     for verdict in (
         stream_verdict(stream) if live_stream else None,
-        basebackup_verdict(dictionary(dictionary(state.get("jobs")).get(BASEBACKUP))),
+        *job_verdicts(dictionary(state.get("jobs"))),
     ):
         if verdict is not None:
             return verdict
