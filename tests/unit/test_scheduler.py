@@ -42,17 +42,17 @@ def runner_for(expression: str, time: SimulatedTime) -> Runner:
     return Runner(parse_cron(expression, UTC), time.run_once, time.wait, time.clock)
 
 
-def test_thousands_of_runs_start_exactly_on_their_cron_times() -> None:
+def test_hundreds_of_runs_start_exactly_on_their_cron_times() -> None:
     start = datetime(2026, 11, 26, 12, 0, 0, 250000, tzinfo=UTC)
-    time = SimulatedTime(start, stop_after_runs=5000)
+    time = SimulatedTime(start, stop_after_runs=500)
     time.run_seconds = 0.7
 
     status = runner_for("*/2 * * * * *", time).run_forever()
 
     assert status is ExitStatus.OK
-    assert len(time.starts) == 5000
+    assert len(time.starts) == 500
     first = datetime(2026, 11, 26, 12, 0, 2, tzinfo=UTC)
-    expected = [first + timedelta(seconds=2 * index) for index in range(5000)]
+    expected = [first + timedelta(seconds=2 * index) for index in range(500)]
     assert time.starts == expected
     assert 0 < time.longest_wait <= MAX_IDLE_SECONDS
 
