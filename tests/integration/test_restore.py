@@ -3,7 +3,6 @@
 import gzip
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,21 +12,10 @@ from tests.support import gpgkeys
 from tests.support.gpgkeys import KeyPair
 from tests.support.names import unique_name
 from tests.support.pgserver import COMMAND_TIMEOUT_SECONDS, PgServer
-from tests.support.runner import run_moonflower
+from tests.support.runner import backed_up, run_moonflower
 from tests.support.s3server import S3Server
 
 PASSPHRASE = "restore me 'please' $now"
-
-
-@pytest.fixture(scope="module")
-def key_pair() -> Iterator[KeyPair]:
-    with gpgkeys.gnupg_home() as home:
-        yield gpgkeys.generate(home, passphrase="private key passphrase")
-
-
-def backed_up(backup_env: dict[str, str], **settings: str) -> None:
-    result = run_moonflower(env={**backup_env, **settings})
-    assert result.returncode == 0, result.stderr
 
 
 def restore(backup_env: dict[str, str], *args: str, **settings: str):

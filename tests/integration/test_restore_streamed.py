@@ -8,13 +8,8 @@ from tests.conftest import NASTY_DATABASE
 from tests.support.faultproxy import FORWARD_HALF, FaultProxy, Request
 from tests.support.names import unique_name
 from tests.support.pgserver import PgServer
-from tests.support.runner import run_moonflower
+from tests.support.runner import backed_up, run_moonflower
 from tests.support.s3server import S3Server
-
-
-def backed_up(backup_env: dict[str, str], **settings: str) -> None:
-    result = run_moonflower(env={**backup_env, **settings})
-    assert result.returncode == 0, result.stderr
 
 
 def test_a_download_that_breaks_mid_object_is_downloaded_again(

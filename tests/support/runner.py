@@ -61,3 +61,9 @@ def run_moonflower(
         timeout=timeout,
         check=False,
     )
+
+
+def backed_up(env: Mapping[str, str], **settings: str) -> None:
+    """One backup run with `settings` over `env`, which must succeed."""
+    result = run_moonflower(env={**env, **settings})
+    assert result.returncode == 0, result.stderr
