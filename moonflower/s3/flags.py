@@ -7,14 +7,17 @@ a restore take an older backup (and say why), never a worse one."""
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pendulum
 
 from moonflower.errors import MoonflowerError
 from moonflower.output.logs import log
 from moonflower.pipeline.spool import spool_file
-from moonflower.s3.gateway import Storage
 from moonflower.s3.keys import listing_prefix
+
+if TYPE_CHECKING:  # boto3 loads with the gateway: not before a backup's first dump starts
+    from moonflower.s3.gateway import Storage
 
 FLAGS_FOLDER = "flags/"
 FLAG_LIMIT = 16 * 1024
@@ -28,7 +31,7 @@ def flag_key(prefix: str, backup_key: str) -> str:
     return f"{flags_prefix(prefix)}{backup_key.rsplit('/', 1)[-1]}.json"
 
 
-def flag_backup(storage: Storage, prefix: str, spool: Path, backup_key: str, reason: str) -> None:
+def flag_backup(storage: "Storage", prefix: str, spool: Path, backup_key: str, reason: str) -> None:
     """Record that the run flagged `backup_key` (logged, never raised: the run's result
     already says it)."""
     document = {"key": backup_key, "reason": reason, "flagged": pendulum.now("UTC").isoformat()}
@@ -40,7 +43,7 @@ def flag_backup(storage: Storage, prefix: str, spool: Path, backup_key: str, rea
         log.warning("could not record the flag of %s in the bucket: %s", backup_key, error)
 
 
-def flagged(storage: Storage, prefix: str) -> set[str]:
+def flagged(storage: "Storage", prefix: str) -> set[str]:
     """The names (last key part) of the backups that carry a flag."""
     start = flags_prefix(prefix)
     return {
@@ -50,7 +53,7 @@ def flagged(storage: Storage, prefix: str) -> set[str]:
     }
 
 
-def flag_reason(storage: Storage, prefix: str, backup_key: str) -> str:
+def flag_reason(storage: "Storage", prefix: str, backup_key: str) -> str:
     try:
         document = json.loads(storage.read_small(flag_key(prefix, backup_key), FLAG_LIMIT))
     except (MoonflowerError, ValueError):
