@@ -12,9 +12,8 @@ from moonflower.monitoring.notify import notify_all, wanted
 from moonflower.output.logs import log
 from moonflower.output.redact import redactor
 from moonflower.runtime.state_dir import state_directory
+from moonflower.runtime.state_shape import JOB_TITLES
 from moonflower.runtime.status_file import StateFile
-
-TITLES = {"basebackup": "base backup", "verify": "verification", "prune": "prune"}
 
 
 class Outcome:
@@ -45,7 +44,7 @@ def reported(config: Config, kind: str) -> Iterator[Outcome]:
 
 
 def job_finished(config: Config, kind: str, ok: bool, error: str | None = None) -> None:
-    what = TITLES.get(kind, kind)
+    what = JOB_TITLES.get(kind, kind)
     try:
         StateFile(state_directory(config.backup)).job_finished(kind, ok, error)
     except (OSError, MoonflowerError) as problem:

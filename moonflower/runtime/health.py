@@ -14,6 +14,7 @@ from typing import Any
 import pendulum
 
 from moonflower.runtime.liveness import is_alive
+from moonflower.runtime.state_shape import JOB_TITLES
 
 STREAM_DOWN_GRACE_SECONDS = 300
 """A server restart or failover takes a minute or two; longer than this is an outage."""
@@ -123,14 +124,13 @@ def basebackup_verdict(job: dict[str, Any]) -> Health | None:
     return None
 
 
-JOB_TITLES = {"verify": "verification", "prune": "prune"}
-
-
 def job_verdicts(jobs: dict[str, Any]) -> Iterator[Health | None]:
     """Base backups (failed, or overdue on their schedule), then any other job whose last
     attempt failed (`verify`, `prune`): unhealthy until one succeeds."""
     yield basebackup_verdict(dictionary(jobs.get(BASEBACKUP)))
     for kind, title in JOB_TITLES.items():
+        if kind == BASEBACKUP:
+            continue
         job = dictionary(jobs.get(kind))
         if job.get("last_ok") is False:
             yield Health(

@@ -6,6 +6,8 @@ from typing import Any
 
 DICT_ENTRIES = ("scheduler", "current_run", "last_run", "wal_stream", "jobs")
 TEXT_ENTRIES = ("next_run", "scheduler_stopped")
+JOB_TITLES = {"basebackup": "base backup", "verify": "verification", "prune": "prune"}
+"""The jobs recorded under "jobs" beside the logical runs, as messages name them."""
 
 
 def state_problems(state: dict[str, Any]) -> list[str]:
