@@ -155,6 +155,9 @@ def test_a_writer_whose_lease_was_taken_stops_pushing_and_says_so(
             assert pushed_after == [], pushed_after
             assert lease_of(s3, bucket) is not None
             assert lease_of(s3, bucket)["host"] == "usurper.example"  # type: ignore[index]
+            unhealthy = run_moonflower("health", env=env)
+            assert unhealthy.returncode == 1
+            assert "usurper.example" in unhealthy.stdout
         finally:
             assert first.stop() == 0, first.text()
 
