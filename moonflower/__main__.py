@@ -1,3 +1,3 @@
-from moonflower.entry import run
+from moonflower.cli.entry import run
 
 run()

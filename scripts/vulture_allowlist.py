@@ -3,13 +3,13 @@
 `make lint` runs vulture over moonflower/ and this file.
 """
 
-from moonflower.actions.basebackup_record import BaseBackupRecord
+from moonflower.catalog.base_record import BaseBackupRecord
 from moonflower.config.model import ChecksumMode, NotifyOn, RetentionConfig
-from moonflower.monitoring.metrics import StateCollector
-from moonflower.output.logs import ContextAndRedaction
-from moonflower.runtime.scheduler import CronJob
-from moonflower.runtime.wal_stream import StreamState
-from moonflower.s3.slices import FileSlice
+from moonflower.core.logs import ContextAndRedaction
+from moonflower.daemon.scheduler import CronJob
+from moonflower.pitr.wal_stream import StreamState
+from moonflower.reporting.metrics import StateCollector
+from moonflower.storage.slices import FileSlice
 
 ChecksumMode.WHEN_REQUIRED  # chosen by S3_CHECKSUM=when_required, passed on to botocore
 ContextAndRedaction.filter  # logging writes record.msg, .args and .exc_text back

@@ -54,9 +54,9 @@ from moonflower.config.values import (
     whole_number,
     writable_directory,
 )
-from moonflower.errors import ConfigError
-from moonflower.output.redact import redactor
-from moonflower.pipeline.compression import LEVELS, Algorithm, Compression
+from moonflower.core.errors import ConfigError
+from moonflower.core.redact import redactor
+from moonflower.proc.compression import LEVELS, Algorithm, Compression
 
 DEFAULT_CONFIG_PATH = Path("/etc/moonflower/moonflower.toml")
 """Read when present and neither --config nor MOONFLOWER_CONFIG names a file (containers)."""

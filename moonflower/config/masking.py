@@ -4,8 +4,8 @@ the tokens in webhook URLs."""
 from moonflower.config import settings as s
 from moonflower.config.sources import Layers
 from moonflower.config.values import KeyBlock
-from moonflower.output.redact import redactor
-from moonflower.output.urls import TOKEN_LIKE, url_secrets
+from moonflower.core.redact import redactor
+from moonflower.core.urls import TOKEN_LIKE, url_secrets
 
 
 def register_secrets(layers: Layers, s3_secret: str | None, private_key: KeyBlock | None) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from moonflower.config.cron import CronSchedule
 from moonflower.config.durations import Period
 from moonflower.config.values import ALL_DATABASES, KeyBlock
-from moonflower.pipeline.compression import Compression
+from moonflower.proc.compression import Compression
 
 DEFAULT_S3_MAX_ATTEMPTS = 5
 DEFAULT_WEBHOOK_TIMEOUT = 10

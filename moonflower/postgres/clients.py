@@ -10,10 +10,10 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
-from moonflower.errors import DumpError, StageFailed
-from moonflower.output.logs import log
-from moonflower.pipeline.runner import Stage, capture
+from moonflower.core.errors import DumpError, StageFailed
+from moonflower.core.logs import log
 from moonflower.postgres.queries import ServerVersion
+from moonflower.proc.runner import Stage, capture
 
 VERSION_PATTERN = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
 DEBIAN_CLIENTS = "/usr/lib/postgresql/*/bin"

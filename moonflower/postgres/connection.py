@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from moonflower.config.model import PostgresConfig
-from moonflower.errors import DumpError
-from moonflower.pipeline.spool import owned_prefix
+from moonflower.core.errors import DumpError
+from moonflower.proc.spool import owned_prefix
 
 CONNECT_TIMEOUT_SECONDS = 15
 MAINTENANCE_DATABASE = "postgres"

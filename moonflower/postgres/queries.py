@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from moonflower.config.model import PostgresConfig
-from moonflower.errors import DumpError
-from moonflower.pipeline.runner import Stage, capture
+from moonflower.core.errors import DumpError
 from moonflower.postgres.connection import MAINTENANCE_DATABASE, libpq_environment
+from moonflower.proc.runner import Stage, capture
 
 LIST_DATABASES = (
     "SELECT datname FROM pg_catalog.pg_database WHERE datallowconn AND NOT datistemplate "

@@ -4,8 +4,8 @@ replication slot that keeps the server from removing WAL Moonflower has not rece
 from pathlib import Path
 
 from moonflower.config.model import PostgresConfig
-from moonflower.errors import ConfigError
-from moonflower.output.logs import log
+from moonflower.core.errors import ConfigError
+from moonflower.core.logs import log
 from moonflower.postgres.clients import any_psql, find_client
 from moonflower.postgres.queries import may_replicate, psql_query, server_version
 

@@ -100,7 +100,7 @@ def test_without_its_packages_it_says_how_to_install_not_a_traceback() -> None:
 
     program = (
         f"import sys; sys.path.insert(0, {str(CHECKOUT)!r}); "
-        "from moonflower.entry import run; run()"
+        "from moonflower.cli.entry import run; run()"
     )
     result = subprocess.run(
         [sys.executable, "-S", "-c", program, "--version"],

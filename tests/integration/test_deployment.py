@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from moonflower.cli import build_parser
+from moonflower.cli.main import build_parser
 from moonflower.config.settings import ALL_SETTINGS
 
 CHECKOUT = Path(__file__).resolve().parents[2]

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from moonflower.config.loader import load_config
-from moonflower.errors import ConfigError
-from moonflower.pipeline.gpg import Encryption
+from moonflower.core.errors import ConfigError
+from moonflower.proc.gpg import Encryption
 from tests.conftest import NASTY_DATABASE
 from tests.support import gpgkeys
 from tests.support.gpgkeys import KeyPair

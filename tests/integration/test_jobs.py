@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from moonflower.s3.keys import parse_key
+from moonflower.catalog.keys import parse_key
 from tests.support.pgserver import PgServer
 from tests.support.runner import run_moonflower
 from tests.support.s3server import S3Server

@@ -184,7 +184,7 @@ def test_a_later_run_deletes_a_backup_that_expired_seconds_ago(
 ) -> None:
     import time
 
-    from moonflower.s3.keys import parse_key
+    from moonflower.catalog.keys import parse_key
 
     backup_env.update(S3_EXPIRES_IN="2 seconds", PG_DATABASES="second")
     assert run_moonflower(env=backup_env).returncode == 0

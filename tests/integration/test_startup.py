@@ -27,7 +27,7 @@ class FirstImport(importlib.abc.MetaPathFinder):
 
 sys.meta_path.insert(0, FirstImport())
 sys.argv = ["moonflower", "backup"]
-from moonflower.entry import run
+from moonflower.cli.entry import run
 run()
 """
 

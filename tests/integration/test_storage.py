@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from moonflower.config.model import ChecksumMode, S3Config
-from moonflower.errors import StorageError
-from moonflower.s3.gateway import Storage
-from moonflower.s3.objects import MULTIPART_THRESHOLD
+from moonflower.core.errors import StorageError
+from moonflower.storage.gateway import Storage
+from moonflower.storage.objects import MULTIPART_THRESHOLD
 from tests.support.s3server import ACCESS_KEY, REGION, SECRET_KEY, S3Server
 from tests.support.waiting import eventually
 
@@ -84,8 +84,8 @@ UPLOAD_IN_A_CHILD = """
 import sys
 from pathlib import Path
 from moonflower.config.model import S3Config
-from moonflower.runtime.lifecycle import Shutdown
-from moonflower.s3.gateway import Storage
+from moonflower.core.shutdown import Shutdown
+from moonflower.storage.gateway import Storage
 endpoint, region, bucket, access, secret, source = sys.argv[1:]
 shutdown = Shutdown()
 shutdown.install()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pendulum
 import pytest
 
-from moonflower.s3.keys import timestamp
+from moonflower.catalog.keys import timestamp
 from tests.support.names import unique_name
 from tests.support.pgserver import COMMAND_TIMEOUT_SECONDS, PgServer
 from tests.support.runner import run_moonflower

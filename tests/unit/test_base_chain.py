@@ -8,10 +8,10 @@ from dataclasses import asdict, replace
 import pendulum
 import pytest
 
-from moonflower.actions.base_chain import chain_of
-from moonflower.actions.basebackup_record import BaseBackupRecord
-from moonflower.actions.prune import BASE, Decision, keep_chains
-from moonflower.errors import RestoreError
+from moonflower.catalog.base_record import BaseBackupRecord
+from moonflower.core.errors import RestoreError
+from moonflower.pitr.base_chain import chain_of
+from moonflower.retention.prune import BASE, Decision, keep_chains
 
 FULL = BaseBackupRecord(
     label="2026-11-01T02:00:00.000Z",

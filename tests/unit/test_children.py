@@ -3,7 +3,7 @@
 
 import os
 
-from moonflower.runtime.children import exited_children, reap_orphans, track, untrack
+from moonflower.proc.children import exited_children, reap_orphans, track, untrack
 from tests.support.waiting import eventually
 
 

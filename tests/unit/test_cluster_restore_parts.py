@@ -5,13 +5,13 @@ from pathlib import Path
 
 import pytest
 
-from moonflower.actions.base_chain import combine_area
-from moonflower.actions.recovery_run import Reached
-from moonflower.actions.recovery_target import RecoveryTarget, check_reachable, check_reached
-from moonflower.errors import RestoreError
-from moonflower.monitoring.page import pitr_window
-from moonflower.runtime.ownership import lease
-from moonflower.s3.recovery_window import recoverable_window
+from moonflower.core.errors import RestoreError
+from moonflower.core.ownership import lease
+from moonflower.pitr.base_chain import combine_area
+from moonflower.pitr.recovery_run import Reached
+from moonflower.pitr.recovery_target import RecoveryTarget, check_reachable, check_reached
+from moonflower.pitr.recovery_window import recoverable_window
+from moonflower.reporting.page import pitr_window
 from tests.unit.test_recoverable_window import STOPPED, base, stored
 
 

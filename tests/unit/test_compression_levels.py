@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from moonflower.pipeline.compression import Compression, decompress_stage, igzip_level
+from moonflower.proc.compression import Compression, decompress_stage, igzip_level
 from tests.support.toolpath import path_without
 
 needs = {

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from moonflower.config.loader import load_config
-from moonflower.errors import ConfigError
+from moonflower.core.errors import ConfigError
 
 REQUIRED = {
     "PG_DATABASES": "app",

@@ -4,7 +4,7 @@
 import pytest
 
 from moonflower.config.loader import load_config
-from moonflower.errors import ConfigError
+from moonflower.core.errors import ConfigError
 from tests.unit.test_config import REQUIRED
 
 PASSPHRASE = "correct horse battery staple"
@@ -106,7 +106,7 @@ def test_entry_takes_misspelt_settings_out_of_the_environment_too(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A misspelt secret must not reach child processes either."""
-    from moonflower.entry import take_settings
+    from moonflower.cli.entry import take_settings
 
     monkeypatch.setenv("ENCRYPTION_PASSPRASE", "still a secret")
     monkeypatch.setenv("SCHEDULE", "@daily")

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from moonflower.config.loader import load_config
 from moonflower.config.settings import ALL_SETTINGS
-from moonflower.errors import ConfigError
-from moonflower.output.redact import redactor
+from moonflower.core.errors import ConfigError
+from moonflower.core.redact import redactor
 
 NAMES = (
     [setting.env for setting in ALL_SETTINGS]

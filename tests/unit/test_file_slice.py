@@ -8,14 +8,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from moonflower.s3.checksums import (
+from moonflower.storage.checksums import (
     HASH_BUFFER_BYTES,
     CompositeSha256,
     composite_of,
     file_composite_sha256,
     part_sha256,
 )
-from moonflower.s3.slices import FileSlice
+from moonflower.storage.slices import FileSlice
 
 CONTENT = bytes(range(256)) * ((3 * HASH_BUFFER_BYTES) // 256 + 7)
 

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 import pendulum
 import pytest
 
-from moonflower.actions.keep_rules import Policy, reasons_to_keep, refusal
 from moonflower.config.durations import parse_period
 from moonflower.config.model import RetentionConfig
+from moonflower.retention.keep_rules import Policy, reasons_to_keep, refusal
 
 NOW = pendulum.datetime(2027, 6, 1, 12, tz="UTC")
 

@@ -6,10 +6,10 @@ from pathlib import Path
 import pendulum
 import pytest
 
-from moonflower.actions.size_check import size_drop
 from moonflower.config.loader import load_config
-from moonflower.errors import ConfigError
-from moonflower.monitoring.server import token_matches
+from moonflower.core.errors import ConfigError
+from moonflower.logical.size_check import size_drop
+from moonflower.reporting.server import token_matches
 from tests.unit.test_config import REQUIRED
 
 TOKEN = "a-long-enough-metrics-token"
@@ -103,8 +103,8 @@ def test_the_alert_rules_use_only_metrics_moonflower_exports(tmp_path: Path) -> 
     import yaml
     from prometheus_client import CollectorRegistry, generate_latest
 
-    from moonflower.monitoring.metrics import StateCollector
-    from moonflower.runtime.status_file import StateFile
+    from moonflower.reporting.metrics import StateCollector
+    from moonflower.reporting.status_file import StateFile
 
     state = StateFile(tmp_path)
     state.backups_recorded(

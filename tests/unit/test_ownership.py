@@ -5,13 +5,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from moonflower.pipeline.spool import remove_stale_files
-from moonflower.runtime.ownership import RunLease, lock_name, owner_is_live
+from moonflower.core.ownership import RunLease, lock_name, owner_is_live
+from moonflower.proc.spool import remove_stale_files
 
 HOLDER = """
 import sys
 from pathlib import Path
-from moonflower.runtime.ownership import lease
+from moonflower.core.ownership import lease
 directory = Path(sys.argv[1])
 lease.claim(directory)
 (directory / f"moonflower-{lease.token}-leftover.part").write_text("x")

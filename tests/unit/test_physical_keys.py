@@ -1,7 +1,6 @@
 import pendulum
 
-from moonflower.pipeline.compression import Algorithm
-from moonflower.s3.physical_keys import (
+from moonflower.catalog.physical_keys import (
     base_folder,
     base_label,
     encoding_suffix,
@@ -9,6 +8,7 @@ from moonflower.s3.physical_keys import (
     partial_key,
     wal_key,
 )
+from moonflower.proc.compression import Algorithm
 
 MOMENT = pendulum.datetime(2026, 11, 26, 14, 3, 7, 123000, tz="UTC")
 

@@ -2,9 +2,9 @@
 
 import pendulum
 
-from moonflower.actions.basebackup_record import BaseBackupRecord
-from moonflower.s3.physical_keys import WalObject
-from moonflower.s3.recovery_window import WalStored, recoverable_window
+from moonflower.catalog.base_record import BaseBackupRecord
+from moonflower.catalog.physical_keys import WalObject
+from moonflower.pitr.recovery_window import WalStored, recoverable_window
 
 STOPPED = pendulum.datetime(2026, 11, 26, 1, 0, 0, tz="UTC")
 

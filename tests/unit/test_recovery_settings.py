@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from moonflower.actions.recovery_settings import is_unsafe, make_safe, safe_lines
+from moonflower.pitr.recovery_settings import is_unsafe, make_safe, safe_lines
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ at it; a distinctive secret is masked wherever it appears."""
 
 import pytest
 
-from moonflower.output.redact import MASK, Redactor
+from moonflower.core.redact import MASK, Redactor
 
 
 @pytest.fixture

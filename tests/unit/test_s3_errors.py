@@ -7,7 +7,7 @@ import botocore.exceptions
 import pytest
 
 from moonflower.config.model import S3Config
-from moonflower.s3.errors import describe
+from moonflower.storage.errors import describe
 
 CONFIG = S3Config(
     endpoint="https://s3.example.test",

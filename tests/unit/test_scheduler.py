@@ -5,9 +5,9 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from moonflower.config.cron import parse_cron
-from moonflower.errors import MoonflowerError
-from moonflower.exit_status import ExitStatus
-from moonflower.runtime.scheduler import MAX_IDLE_SECONDS, Runner
+from moonflower.core.errors import MoonflowerError
+from moonflower.core.exit_status import ExitStatus
+from moonflower.daemon.scheduler import MAX_IDLE_SECONDS, Runner
 
 UTC = ZoneInfo("UTC")
 
@@ -109,7 +109,7 @@ def test_schedule_still_calls_the_private_hook_the_cron_job_overrides() -> None:
     new release stops calling it, this fails instead of the scheduler silently never firing."""
     import schedule
 
-    from moonflower.runtime.scheduler import CronJob
+    from moonflower.daemon.scheduler import CronJob
 
     now = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
     scheduler = schedule.Scheduler()

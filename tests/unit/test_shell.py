@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from moonflower.errors import StageFailed
-from moonflower.output.redact import redactor
-from moonflower.pipeline.runner import Stage, capture, child_environment, run
+from moonflower.core.errors import StageFailed
+from moonflower.core.redact import redactor
+from moonflower.proc.runner import Stage, capture, child_environment, run
 
 
 def sh_stage(name: str, script: str) -> Stage:

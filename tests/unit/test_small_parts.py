@@ -2,11 +2,11 @@ import pendulum
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
+from moonflower.catalog.keys import backup_key
 from moonflower.postgres.clients import VERSION_PATTERN
 from moonflower.postgres.connection import escape_passfile_field
-from moonflower.s3.errors import is_transient
-from moonflower.s3.keys import backup_key
-from moonflower.s3.objects import MIB, S3_MAX_PARTS, part_size_for
+from moonflower.storage.errors import is_transient
+from moonflower.storage.objects import MIB, S3_MAX_PARTS, part_size_for
 
 
 def test_key_format_matches_the_old_tool() -> None:
@@ -78,7 +78,7 @@ def test_client_versions_are_read(output: str, major: str) -> None:
     [(0x8C, 3), (0x84, 1), (0x85, 1), (0xC3, 3), (0xC1, 1), (0x1F, None), (0xD2, 18)],
 )
 def test_openpgp_packet_tags(first_byte: int, tag: int | None) -> None:
-    from moonflower.pipeline.openpgp import packet_tag
+    from moonflower.proc.openpgp import packet_tag
 
     assert packet_tag(first_byte) == tag
 
@@ -94,7 +94,7 @@ def test_openpgp_packet_tags(first_byte: int, tag: int | None) -> None:
 def test_our_keys_and_the_old_tools_keys_are_recognised(
     key: str, database: str, extension: str
 ) -> None:
-    from moonflower.s3.keys import parse_key
+    from moonflower.catalog.keys import parse_key
 
     parsed = parse_key(key, "nightly")
 
@@ -117,7 +117,7 @@ def test_our_keys_and_the_old_tools_keys_are_recognised(
     ],
 )
 def test_other_keys_are_not_ours(key: str) -> None:
-    from moonflower.s3.keys import parse_key
+    from moonflower.catalog.keys import parse_key
 
     assert parse_key(key, "nightly") is None
 
@@ -126,7 +126,7 @@ def test_other_keys_are_not_ours(key: str) -> None:
     "time", ["2026-02-30T00:00:00.000Z", "2026-13-01T00:00:00.000Z", "2026-01-01T25:00:00.000Z"]
 )
 def test_a_key_with_an_impossible_time_is_not_a_backup(time: str) -> None:
-    from moonflower.s3.keys import parse_key
+    from moonflower.catalog.keys import parse_key
 
     assert parse_key(f"nightly/app_{time}.sql.gz", "nightly") is None
 
@@ -137,7 +137,7 @@ def test_health_reports_a_run_that_has_gone_on_too_long() -> None:
 
     import pendulum
 
-    from moonflower.runtime.health import health
+    from moonflower.reporting.health import health
     from tests.support.procs import read_proc
     from tests.support.waiting import eventually
 
@@ -179,6 +179,6 @@ def test_health_reports_a_run_that_has_gone_on_too_long() -> None:
 def test_only_names_made_by_a_run_carry_its_owner(name: str, owner: str | None) -> None:
     """A private state directory (or anything else named moonflower-<something>) is never
     taken for a killed run's leftovers."""
-    from moonflower.pipeline.spool import owner_of
+    from moonflower.proc.spool import owner_of
 
     assert owner_of(name) == owner

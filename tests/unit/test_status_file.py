@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from moonflower.runtime.status_file import HISTORY_LENGTH, StateFile
+from moonflower.reporting.status_file import HISTORY_LENGTH, StateFile
 
 
 def entry(database: str, number: int) -> dict[str, object]:

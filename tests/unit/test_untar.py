@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from moonflower.pipeline import untar
+from moonflower.proc import untar
 
 
 def tar_of(

@@ -12,8 +12,8 @@ import pendulum
 import pytest
 
 from moonflower.config.loader import load_config
-from moonflower.runtime.health import health
-from moonflower.runtime.wal_stream import SPOOL_ALARM, WalStreamer, waiting_files
+from moonflower.pitr.wal_stream import SPOOL_ALARM, WalStreamer, waiting_files
+from moonflower.reporting.health import health
 from tests.support.procs import read_proc
 from tests.support.waiting import eventually
 
@@ -173,7 +173,7 @@ def test_a_partial_never_goes_up_ahead_of_the_segment_before_it(
     """pg_receivewal completes segment 0A and starts 0B while a round lists its files: the
     round must not push 0B's partial with 0A left behind (found by the host-loss RPO
     benchmark under pgbench: the archive had a gap at 0A)."""
-    import moonflower.runtime.wal_stream as wal_stream
+    import moonflower.pitr.wal_stream as wal_stream
 
     stream = streamer(tmp_path, [])
     archive = PushOrder()

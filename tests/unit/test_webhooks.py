@@ -1,7 +1,7 @@
 import pytest
 
-from moonflower.output.logs import RunLog
-from moonflower.output.urls import mask_url
+from moonflower.core.logs import RunLog
+from moonflower.core.urls import mask_url
 
 
 @pytest.mark.parametrize(
@@ -58,7 +58,7 @@ def test_a_receiver_trickling_its_answer_cannot_hold_a_run() -> None:
     import time
 
     from moonflower.config.model import WebhookConfig
-    from moonflower.output.webhooks import WHOLE_REQUEST_FACTOR, Webhooks
+    from moonflower.reporting.webhooks import WHOLE_REQUEST_FACTOR, Webhooks
     from tests.support.webhookserver import TRICKLE, TRICKLE_LINE, WebhookReceiver
 
     timeout = 2
@@ -74,7 +74,7 @@ def test_a_receiver_trickling_its_answer_cannot_hold_a_run() -> None:
 
 def test_an_unexpected_error_still_sends_the_failure_webhook_with_its_reason() -> None:
     from moonflower.config.model import WebhookConfig
-    from moonflower.output.webhooks import Webhooks
+    from moonflower.reporting.webhooks import Webhooks
     from tests.support.webhookserver import WebhookReceiver
 
     with WebhookReceiver() as receiver:
@@ -95,7 +95,7 @@ def test_an_unexpected_error_still_sends_the_failure_webhook_with_its_reason() -
 def test_webhook_url_tokens_are_masked_wherever_they_appear() -> None:
     """Not only in the URL as a whole: an error message may quote just the path."""
     from moonflower.config.loader import load_config
-    from moonflower.output.redact import MASK, redactor
+    from moonflower.core.redact import MASK, redactor
     from tests.unit.test_config import REQUIRED
 
     token = "5bf66975-d4c7-4bf5-bcc8-b8d8a82ea278"

@@ -7,14 +7,14 @@ import socket
 import subprocess
 import sys
 
-from moonflower.runtime.archive_writer import (
+from moonflower.pitr.archive_writer import (
     STREAM,
     WAL_PUSH,
     gone_from_this_host,
     process_start,
     this_process,
 )
-from moonflower.s3.writer_lease import Holder, age_on_s3_clock, parse_holder
+from moonflower.storage.writer_lease import Holder, age_on_s3_clock, parse_holder
 
 LIVE = this_process(STREAM, "stream:test")
 

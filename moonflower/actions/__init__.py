@@ -1,1 +1,0 @@
-"""What Moonflower does to backups: make them, restore, verify, prune, and the preflight check."""

@@ -1,0 +1,109 @@
+"""What the bucket holds for point-in-time recovery: base backups (from their backup.json)
+and the WAL archive, and the window each timeline can be recovered to."""
+
+from typing import Any
+
+import pendulum
+
+from moonflower.catalog.base_record import BaseBackupRecord
+from moonflower.catalog.logical import S3_CLOCK_SKEW
+from moonflower.catalog.physical_keys import (
+    BASE_DESCRIPTION,
+    base_label,
+    base_prefix,
+    parse_wal_key,
+    wal_prefix,
+)
+from moonflower.core.errors import MoonflowerError
+from moonflower.core.logs import log
+from moonflower.pitr.recovery_window import WalStored, recoverable_window
+from moonflower.storage.gateway import Storage
+from moonflower.storage.objects import StoredObject
+
+DESCRIPTION_LIMIT = 64 * 1024
+
+
+def base_backups(storage: Storage, prefix: str) -> list[BaseBackupRecord]:
+    """Every described base backup, oldest first. One whose description is unreadable,
+    names another object, or is dated later than S3 received it (a description planted to
+    pass for the newest, which prune would then keep instead of the real ones) is left out
+    with a warning."""
+    found = []
+    for item in storage.list_objects(base_prefix(prefix), deep=True):
+        label = base_label(item.key, prefix)
+        if label is None or not item.key.endswith("/" + BASE_DESCRIPTION):
+            continue
+        try:
+            record = BaseBackupRecord.from_json(storage.read_small(item.key, DESCRIPTION_LIMIT))
+        except (MoonflowerError, ValueError, KeyError, TypeError) as error:
+            log.warning("ignoring the base backup %s: unreadable description (%s)", label, error)
+            continue
+        if record.label != label or base_label(record.key, prefix) != label:
+            log.warning("ignoring the base backup %s: its description names another", label)
+            continue
+        claimed = max(label_time(label), record.stopped)
+        if claimed > trusted_until(item):
+            log.warning("ignoring the base backup %s: %s", label, dated_later(claimed, item))
+            continue
+        found.append(record)
+    return sorted(found, key=lambda record: record.label)
+
+
+def wal_archive(storage: Storage, prefix: str) -> list[WalStored]:
+    """The WAL objects under S3_PATH/wal/. A partial upload whose name is dated later than
+    S3 received it was not pushed by Moonflower: it is left out (it could otherwise pass
+    for the newest push of its segment)."""
+    found = []
+    for item in storage.list_objects(wal_prefix(prefix)):
+        parsed = parse_wal_key(item.key, prefix)
+        if parsed is None:
+            continue
+        if parsed.partial_time is not None and parsed.partial_time > trusted_until(item):
+            log.warning("ignoring %s: %s", item.key, dated_later(parsed.partial_time, item))
+            continue
+        found.append(WalStored(parsed, item.last_modified, item.size))
+    return found
+
+
+def label_time(label: str) -> pendulum.DateTime:
+    moment = pendulum.parse(label, tz="UTC")
+    assert isinstance(moment, pendulum.DateTime)
+    return moment
+
+
+def trusted_until(item: StoredObject) -> pendulum.DateTime:
+    return item.last_modified + S3_CLOCK_SKEW
+
+
+def dated_later(claimed: pendulum.DateTime, item: StoredObject) -> str:
+    return (
+        f"its name says {claimed.isoformat()}, but S3 received it at "
+        f"{item.last_modified.isoformat()} (not made by Moonflower?)"
+    )
+
+
+def base_backup_listing(storage: Storage, prefix: str) -> list[dict[str, Any]]:
+    """Each base backup, newest first, with the window it can recover to (for `list`)."""
+    wal = wal_archive(storage, prefix)
+    listing = []
+    for base in reversed(base_backups(storage, prefix)):
+        window = recoverable_window(base, wal)
+        listing.append(
+            {
+                "key": base.key,
+                "created": base.start_time,
+                "size": base.size,
+                "encrypted": base.encrypted,
+                "timeline": base.timeline,
+                "recoverable_timeline": window.timeline,
+                "start_lsn": base.start_lsn,
+                "stop_lsn": base.stop_lsn,
+                "recoverable_from": window.start.isoformat(),
+                "recoverable_to": window.end.isoformat(),
+                "gap_at": window.gap_after,
+                "forks": list(window.forks),
+                "incremental_on": base.parent,
+                "chain_length": base.chain_length,
+            }
+        )
+    return listing

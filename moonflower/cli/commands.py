@@ -1,0 +1,355 @@
+"""What each command does, once the configuration is loaded. cli.py parses arguments and
+turns exceptions into exit statuses; the work is here."""
+
+import argparse
+import contextlib
+import json
+import sys
+from typing import TYPE_CHECKING
+
+from moonflower.config.model import Config
+from moonflower.core.errors import ConfigError, MoonflowerError, Terminated
+from moonflower.core.exit_status import ExitStatus
+from moonflower.core.logs import log
+from moonflower.core.shutdown import Shutdown
+from moonflower.core.state_dir import state_directory
+from moonflower.reporting.health import health
+from moonflower.reporting.status_file import StateFile
+from moonflower.reporting.status_file import now as state_now
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from rich.console import Console
+
+    from moonflower.logical.backup import RunReport
+    from moonflower.storage.gateway import Storage
+
+# Each command imports what only it needs inside its function: a backup must reach pg_dump
+# without first loading boto3, rich's tables or croniter (together about half a second).
+
+SUMMARY_WIDTH = 160
+
+
+def backup_once(config: Config) -> ExitStatus:
+    """One run with its webhooks, its line in the status file, its notification and its
+    metrics."""
+    started = state_now()
+    status = ExitStatus.BACKUP_FAILED
+    reports: list[RunReport] = []
+    with contextlib.suppress(OSError, MoonflowerError):  # reported by record_run at the end
+        StateFile(state_directory(config.backup)).run_started(started)
+    try:
+        status = monitored_backup(config, reports)
+        return status
+    except Terminated:
+        status = ExitStatus.TERMINATED
+        raise
+    except KeyboardInterrupt:
+        status = ExitStatus.INTERRUPTED
+        raise
+    finally:
+        record_run(config, started, status, reports[0] if reports else None)
+
+
+def record_run(
+    config: Config, started: str, status: ExitStatus, report: "RunReport | None"
+) -> None:
+    from moonflower.reporting.recording import record_backups
+
+    try:
+        state = StateFile(state_directory(config.backup))
+        record_backups(state, report, status == ExitStatus.OK)
+        state.run_finished(started, int(status))
+    except (OSError, MoonflowerError) as error:
+        log.warning("could not write the status file: %s", error)
+    if report is not None and status not in (ExitStatus.TERMINATED, ExitStatus.INTERRUPTED):
+        from moonflower.reporting.notify import notify
+
+        notify(config.monitoring, report, status == ExitStatus.OK)
+    if config.monitoring.metrics_textfile or config.monitoring.metrics_pushgateway:
+        from moonflower.reporting.metrics import publish_metrics
+
+        publish_metrics(config)
+
+
+def monitored_backup(config: Config, reports: list["RunReport"]) -> ExitStatus:
+    """One run with its webhooks: start, then success or failure with the run's log. The
+    run's report is added to `reports`."""
+    from moonflower.logical.backup import BackupRun
+    from moonflower.proc.gpg import Encryption
+    from moonflower.reporting.webhooks import Webhooks
+
+    with Webhooks(config.webhooks).monitor() as outcome:
+        with Encryption.open(config.encryption, config.backup.spool_dir) as encryption:
+            report = BackupRun(config, encryption).run()
+        reports.append(report)
+        from moonflower.cli.tables import print_summary, summary_document
+
+        for result in report.results:
+            if result.size_drop and result.ok:
+                outcome.warn(f"{result.database}: {result.size_drop}")
+        if report.prune_error:
+            outcome.warn(f"pruning expired backups failed: {report.prune_error}")
+        if config.logging.format == "text":
+            print_summary(report, output_console())
+        else:
+            print(json.dumps(summary_document(report), ensure_ascii=False), flush=True)
+        if report.ok:
+            log.info("backup finished: %d database(s) backed up", len(report.results))
+            return ExitStatus.OK
+        failed = [result.database for result in report.failures]
+        if report.error:
+            log.error("backup run failed: %s", report.error)
+        if failed:
+            log.error("backup failed for %d database(s): %s", len(failed), ", ".join(failed))
+        outcome.fail(failure_reason(report))
+        return ExitStatus.BACKUP_FAILED
+
+
+def failure_reason(report: "RunReport") -> str:
+    reasons = [report.error] if report.error else []
+    reasons += [f"{result.database}: {result.error}" for result in report.failures]
+    return "; ".join(reason for reason in reasons if reason)
+
+
+def output_console() -> "Console":
+    from rich.console import Console
+
+    return Console(width=None if sys.stdout.isatty() else SUMMARY_WIDTH)
+
+
+def prune_now(
+    config: Config, databases: list[str] | None, dry_run: bool, force: bool, as_json: bool
+) -> ExitStatus:
+    """A prune that deletes is reported as a job (a dry run only answers its caller)."""
+    if not config.s3.prunes:
+        raise ConfigError(
+            [
+                'S3_EXPIRES_IN: required by `moonflower prune`, e.g. "30 days", unless a keep '
+                "rule is set (BACKUP_KEEP_LAST, BACKUP_KEEP_DAILY, ...)"
+            ]
+        )
+    if dry_run:
+        return (
+            ExitStatus.BACKUP_FAILED
+            if prune_once(config, databases, True, force, as_json)
+            else ExitStatus.OK
+        )
+    from moonflower.reporting.jobs import reported
+
+    with reported(config, "prune") as outcome:
+        problems = prune_once(config, databases, False, force, as_json)
+        if problems:
+            outcome.fail("; ".join(problems))
+            return ExitStatus.BACKUP_FAILED
+        return ExitStatus.OK
+
+
+def prune_once(
+    config: Config, databases: list[str] | None, dry_run: bool, force: bool, as_json: bool
+) -> list[str]:
+    """Prune (or show what would be pruned); the problems met."""
+    from moonflower.cli.prune_report import print_prune_table, prune_document
+    from moonflower.retention.prune import Pruner
+    from moonflower.storage.gateway import Storage
+
+    storage = Storage(config.s3)
+    storage.check_bucket()
+    report = Pruner(storage, config.s3).prune(databases, dry_run=dry_run, force=force)
+    deleted = sum(result == "deleted" for result in report.results.values())
+    if deleted:
+        with contextlib.suppress(OSError, MoonflowerError):  # the metrics' count only
+            StateFile(state_directory(config.backup)).backups_recorded(
+                [], {"pruned_backups": deleted}
+            )
+    if as_json:
+        print(json.dumps(prune_document(report, dry_run), indent=2, ensure_ascii=False))
+    else:
+        print_prune_table(report, dry_run, config.s3.retention.timezone, output_console())
+    return report.errors if dry_run else report.problems
+
+
+def preflight(config: Config) -> ExitStatus:
+    from moonflower.cli.preflight import Preflight
+    from moonflower.cli.tables import print_checks
+
+    if config.wal.stream:
+        replication_allowed(config)
+    checks = Preflight(config).run()
+    print_checks(checks, output_console())
+    return ExitStatus.OK if all(check.ok for check in checks) else ExitStatus.BACKUP_FAILED
+
+
+def replication_allowed(config: Config) -> None:
+    """WAL_STREAM needs the REPLICATION attribute: without it, `check` stops at once (exit 2),
+    as `run` would."""
+    from moonflower.postgres.clients import any_psql
+    from moonflower.postgres.connection import MAINTENANCE_DATABASE, libpq_environment, passfile
+    from moonflower.postgres.replication import require_replication
+
+    pg = config.postgres
+    with passfile(pg.password, config.backup.spool_dir) as password:
+        environment = libpq_environment(pg, password, MAINTENANCE_DATABASE)
+        try:
+            require_replication(pg, any_psql(pg.pg_dump_path), environment)
+        except ConfigError:
+            raise
+        except MoonflowerError:
+            pass  # the server cannot be asked: the connection checks report why
+
+
+def report_health(config: Config) -> ExitStatus:
+    verdict = health(StateFile(state_directory(config.backup)).read(), overdue_after(config))
+    print(("healthy: " if verdict.ok else "unhealthy: ") + verdict.reason)
+    return ExitStatus.OK if verdict.ok else ExitStatus.BACKUP_FAILED
+
+
+def print_status(config: Config) -> ExitStatus:
+    from moonflower.cli.tables import print_state
+
+    state = StateFile(state_directory(config.backup))
+    verdict = health(state.read(), overdue_after(config))
+    print_state(state.read(), verdict, state.path, output_console())
+    return ExitStatus.OK
+
+
+def overdue_after(config: Config) -> float | None:
+    """A run going on longer than BACKUP_TIMEOUT is reported as a problem."""
+    timeout = config.backup.timeout
+    return None if timeout is None else timeout.seconds
+
+
+def storage_for(config: Config) -> "Storage":
+    from moonflower.storage.gateway import Storage
+
+    storage = Storage(config.s3)
+    storage.check_bucket()
+    return storage
+
+
+def list_backups(config: Config, databases: list[str], as_json: bool) -> ExitStatus:
+    from moonflower.catalog.logical import Catalog
+    from moonflower.catalog.physical import base_backup_listing
+    from moonflower.cli.tables import print_backup_list, print_base_list
+
+    storage = storage_for(config)
+    backups = Catalog(storage, config.s3).backups(databases or None)
+    bases = [] if databases else base_backup_listing(storage, config.s3.prefix)
+    if as_json:
+        listing = [info.as_json() for info in backups]
+        listing += [{"kind": "base", **base} for base in bases]
+        print(json.dumps(listing, indent=2, ensure_ascii=False))
+    else:
+        print_backup_list(backups, output_console())
+        if bases:
+            print_base_list(bases, output_console())
+    return ExitStatus.OK
+
+
+def restore_backup(config: Config, arguments: argparse.Namespace) -> ExitStatus:
+    from moonflower.logical.restore import Restorer
+
+    restorer = Restorer(
+        config,
+        storage_for(config),
+        arguments.allow_unverified,
+        arguments.overwrite_roles,
+        arguments.jobs,
+    )
+    restorer.restore(
+        arguments.restore_database,
+        arguments.into,
+        arguments.backup,
+        arguments.drop_existing,
+        with_globals=arguments.globals,
+        no_owner=arguments.no_owner,
+    )
+    return ExitStatus.OK
+
+
+def verify_backups(config: Config, arguments: argparse.Namespace) -> ExitStatus:
+    """Reported as a job: a verification that fails is seen in `health`, the metrics, the
+    failure webhook and the notifications, not only in its exit status."""
+    from moonflower.cli.tables import print_verify_table
+    from moonflower.logical.verify import Verifier
+    from moonflower.reporting.jobs import reported
+
+    with reported(config, "verify") as outcome:
+        if arguments.physical:
+            from moonflower.cli.physical_commands import verify_physical
+
+            return verify_physical(config, arguments.restore, outcome)
+
+        verifier = Verifier(config, storage_for(config), arguments.allow_unverified)
+        backups = verifier.select(arguments.verify_databases, arguments.all)
+        if not backups:
+            log.error("no backups found to verify")
+            outcome.fail("no backups found to verify")
+            return ExitStatus.BACKUP_FAILED
+        results = verifier.verify(backups, trial_restore=arguments.restore)
+        print_verify_table(results, output_console())
+        failed = [result.info.key for result in results if not result.ok]
+        if failed:
+            message = f"{len(failed)} backup(s) failed verification: {', '.join(failed)}"
+            log.error("%s", message)
+            outcome.fail(message)
+            return ExitStatus.BACKUP_FAILED
+        return ExitStatus.OK
+
+
+def run_scheduler(config: Config, shutdown: Shutdown) -> ExitStatus:
+    from moonflower.config.cron import EXAMPLES
+    from moonflower.daemon.physical_services import physical_services
+    from moonflower.proc.gpg import Encryption
+
+    physical = config.wal.stream or config.wal.basebackup_schedule is not None
+    if config.schedule is None and not physical:
+        raise ConfigError([f"SCHEDULE: required by `moonflower run`, e.g. {EXAMPLES}"])
+    with Encryption.open(config.encryption, config.backup.spool_dir):
+        pass  # an unusable key stops us now (exit 2), not at the first fire
+    with physical_services(config, shutdown), status_server(config):
+        if config.schedule is None:
+            log.info("no SCHEDULE: only physical backups run, until stopped")
+            while not shutdown.requested.wait(1.0):
+                pass
+            return ExitStatus.OK
+        return logical_schedule(config, shutdown)
+
+
+@contextlib.contextmanager
+def status_server(config: Config) -> "Iterator[None]":
+    """METRICS_ADDRESS: /metrics, /healthz and the status page while `run` runs."""
+    if config.monitoring.metrics_host is None:
+        yield
+        return
+    from moonflower.reporting.server import StatusServer
+
+    with StatusServer(config):
+        yield
+
+
+def logical_schedule(config: Config, shutdown: Shutdown) -> ExitStatus:
+    from moonflower.daemon.scheduler import Runner
+    from moonflower.proc.children import reap_orphans
+
+    assert config.schedule is not None
+
+    def guarded_run() -> ExitStatus:
+        with shutdown.working():
+            return backup_once(config)
+
+    state = StateFile(state_directory(config.backup))
+    state.scheduler_started(config.schedule.expression)
+    runner = Runner(
+        config.schedule,
+        run_once=guarded_run,
+        wait=shutdown.requested.wait,
+        between_runs=reap_orphans,
+        on_next=state.next_run,
+    )
+    try:
+        return runner.run_forever(run_at_start=config.backup.on_start)
+    finally:  # a signal stops it cleanly too; only a killed scheduler leaves its pid behind
+        with contextlib.suppress(OSError):
+            state.scheduler_stopped()

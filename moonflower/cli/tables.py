@@ -1,0 +1,195 @@
+"""What the commands print for operators: the backup summary, and the tables of list,
+verify, check and status (prune's are in prune_report)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pendulum
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from moonflower.core.logs import local_time
+from moonflower.core.redact import redactor
+from moonflower.core.sizes import human_size
+
+if TYPE_CHECKING:
+    from moonflower.catalog.logical import BackupInfo
+    from moonflower.cli.preflight import Check
+    from moonflower.logical.backup import RunReport
+    from moonflower.logical.verify import Verified
+    from moonflower.reporting.health import Health
+
+
+def summary_table(report: RunReport) -> Table:
+    table = Table(title="Moonflower backup summary", title_justify="left")
+    for column in ("database", "size", "duration", "throughput", "object key", "result"):
+        table.add_column(column, overflow="fold")
+    for result in report.results:
+        throughput = (
+            f"{human_size(result.size / result.seconds)}/s" if result.ok and result.seconds else "-"
+        )
+        table.add_row(
+            redactor.mask(result.database),
+            human_size(result.size) if result.ok else "-",
+            f"{result.seconds:.1f} s",
+            throughput,
+            redactor.mask(result.key or "-"),
+            Text("ok", style="green") if result.ok else Text("failed", style="red"),
+        )
+    return table
+
+
+def summary_document(report: RunReport) -> dict[str, Any]:
+    """The summary for LOG_FORMAT=json: one object on stdout, secrets masked."""
+    return {
+        "summary": "backup",
+        "ok": report.ok,
+        "error": redactor.mask(report.error) if report.error else None,
+        "prune_error": redactor.mask(report.prune_error) if report.prune_error else None,
+        "databases": [
+            {
+                "database": redactor.mask(result.database),
+                "ok": result.ok,
+                "key": redactor.mask(result.key) if result.key else None,
+                "size": result.size if result.ok else None,
+                "seconds": round(result.seconds, 3),
+                "error": redactor.mask(result.error) if result.error else None,
+                "size_drop": redactor.mask(result.size_drop) if result.size_drop else None,
+            }
+            for result in report.results
+        ],
+        "pruned": report.pruned,
+    }
+
+
+def print_summary(report: RunReport, console: Console) -> None:
+    if report.results:
+        console.print(summary_table(report))
+    for result in report.results:
+        if result.size_drop:
+            line = f"{redactor.mask(result.database)}: {redactor.mask(result.size_drop)}"
+            console.print(Text(line, "yellow"), soft_wrap=True)
+    if report.prune_error:
+        console.print(
+            Text(f"pruning expired backups failed: {redactor.mask(report.prune_error)}", "red")
+        )
+
+
+def when(moment: pendulum.DateTime | None) -> str:
+    return "-" if moment is None else local_time(moment)
+
+
+def print_backup_list(backups: list[BackupInfo], console: Console) -> None:
+    table = Table(title=f"Moonflower backups ({len(backups)})", title_justify="left")
+    columns = ("database", "created", "size", "encrypted", "locked until", "expires", "flag", "key")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for info in backups:
+        table.add_row(
+            info.backup.database,
+            local_time(info.backup.created),
+            human_size(info.size),
+            "yes" if info.backup.encrypted else "no",
+            when(info.locked_until),
+            when(info.expires),
+            "flagged" if info.flagged else "",
+            info.key,
+        )
+    console.print(table)
+
+
+def print_base_list(bases: list[dict[str, Any]], console: Console) -> None:
+    """Base backups and the window each can recover to (point-in-time recovery)."""
+    table = Table(title=f"Base backups ({len(bases)})", title_justify="left")
+    for column in ("created", "size", "timeline", "WAL", "recoverable", "key"):
+        table.add_column(column, overflow="fold")
+    for base in bases:
+        window = f"from {base['recoverable_from']} to {base['recoverable_to']}"
+        if base["gap_at"]:
+            window += f" (gap at {base['gap_at']})"
+        if base.get("incremental_on"):
+            window += f"; incremental on {base['incremental_on']}"
+        table.add_row(
+            str(base["created"]),
+            human_size(base["size"]),
+            str(base["timeline"]),
+            f"{base['start_lsn']} to {base['stop_lsn']}",
+            window,
+            str(base["key"]),
+        )
+    console.print(table)
+
+
+def print_verify_table(results: list[Verified], console: Console) -> None:
+    table = Table(title="Moonflower verify", title_justify="left")
+    for column in ("database", "created", "duration", "result", "key"):
+        table.add_column(column, overflow="fold")
+    for result in results:
+        outcome = (
+            Text("ok" + (", restored" if result.restored else ""), style="green")
+            if result.ok
+            else Text.assemble(("failed", "red"), f": {result.error}")
+        )
+        table.add_row(
+            result.info.backup.database,
+            local_time(result.info.backup.created),
+            f"{result.seconds:.1f} s",
+            outcome,
+            result.info.key,
+        )
+    console.print(table)
+
+
+def print_checks(checks: list[Check], console: Console) -> None:
+    table = Table(title="Moonflower check", title_justify="left")
+    for column in ("check", "result", "detail"):
+        table.add_column(column, overflow="fold")
+    for check in checks:
+        result = Text("ok", style="green") if check.ok else Text("failed", style="red")
+        table.add_row(check.name, result, check.detail)
+    console.print(table)
+
+
+def print_state(
+    state: dict[str, Any] | None, verdict: Health, path: Path, console: Console
+) -> None:
+    table = Table(title=f"Moonflower status ({path})", title_justify="left", show_header=False)
+    table.add_column("what")
+    table.add_column("value", overflow="fold")
+    state = state or {}
+    scheduler = state.get("scheduler") or {}
+    last = state.get("last_run") or {}
+    table.add_row("health", ("healthy: " if verdict.ok else "unhealthy: ") + verdict.reason)
+    if scheduler:
+        table.add_row(
+            "scheduler",
+            f"pid {scheduler.get('pid')}, started {scheduler.get('started')}, "
+            f"schedule {scheduler.get('schedule')}",
+        )
+    if state.get("scheduler_stopped") and not scheduler:
+        table.add_row("scheduler", f"stopped cleanly at {state['scheduler_stopped']}")
+    if last:
+        table.add_row(
+            "last run",
+            f"{last.get('started')} to {last.get('finished')}, exit status {last.get('status')}",
+        )
+    current = state.get("current_run") or {}
+    if current:
+        table.add_row("running", f"since {current.get('started')} (pid {current.get('pid')})")
+    if state.get("next_run"):
+        table.add_row("next run", str(state["next_run"]))
+    stream = state.get("wal_stream") or {}
+    if stream:
+        table.add_row(
+            "WAL stream",
+            f"{'running' if stream.get('running') else 'not running'}, last archived "
+            f"{stream.get('last_archived') or '-'}, {stream.get('waiting_bytes', 0)} bytes "
+            f"waiting, {stream.get('restarts', 0)} restart(s)",
+        )
+        for problem in [stream.get("gap"), *stream.get("problems", [])]:
+            if problem:
+                table.add_row("WAL problem", str(problem))
+    console.print(table)

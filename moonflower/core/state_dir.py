@@ -1,0 +1,46 @@
+"""Where per-user state lives (the status file, the upload journal): BACKUP_STATE_DIR, or a
+private directory of this user's in the system temp directory, which is shared with every
+other user of the machine. Nothing there is trusted unless it is really ours."""
+
+import os
+import stat
+import tempfile
+from pathlib import Path
+
+from moonflower.config.model import BackupConfig
+from moonflower.core.errors import MoonflowerError
+
+PRIVATE_MODE = 0o700
+
+
+def state_directory(backup: BackupConfig) -> Path:
+    if backup.state_dir is not None:
+        return backup.state_dir
+    return private_directory(Path(tempfile.gettempdir()) / f"moonflower-user-{os.getuid()}")
+
+
+def private_directory(path: Path) -> Path:
+    """`path` as a 0700 directory of this user's: created if missing, refused if it is a
+    symlink, a file, another user's, or open to others (someone may have planted it)."""
+    try:
+        os.mkdir(path, PRIVATE_MODE)
+    except FileExistsError:
+        pass
+    except OSError as error:
+        raise MoonflowerError(
+            f"cannot create {path}: {error.strerror}; set BACKUP_STATE_DIR"
+        ) from None
+    info = os.lstat(path)
+    problem = None
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        problem = "is not a directory but a symlink or a file"
+    elif info.st_uid != os.getuid():
+        problem = f"belongs to another user (uid {info.st_uid})"
+    elif info.st_mode & 0o077:
+        problem = f"is open to other users (mode {stat.S_IMODE(info.st_mode):o})"
+    if problem is not None:
+        raise MoonflowerError(
+            f"the state directory {path} {problem}: someone else may have made it; remove it "
+            "or set BACKUP_STATE_DIR"
+        )
+    return path

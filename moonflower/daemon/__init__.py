@@ -1,0 +1,1 @@
+"""`moonflower run`: the schedules and the physical services beside them."""

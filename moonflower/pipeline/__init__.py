@@ -1,1 +1,0 @@
-"""External processes joined by OS pipes: the runner, compression, gpg stages, spool files."""

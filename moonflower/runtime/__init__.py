@@ -1,1 +1,0 @@
-"""The long-running process: signals and lifecycle, the cron scheduler, the status file."""
