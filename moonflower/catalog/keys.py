@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 import pendulum
 
-ENCRYPTED_SUFFIX = ".gpg"
+from moonflower.proc.codec import ENCRYPTED_SUFFIX
+
 KNOWN_EXTENSIONS = (
     ".dump.gpg",
     ".dump",

@@ -7,11 +7,11 @@ from typing import Any
 
 import pendulum
 
+from moonflower.catalog.flags import flag_reason, flagged
 from moonflower.catalog.keys import BackupKey, listing_prefix, parse_key
 from moonflower.config.model import S3Config
 from moonflower.core.errors import MoonflowerError
 from moonflower.core.logs import log
-from moonflower.storage.flags import flag_reason, flagged
 from moonflower.storage.gateway import Storage
 from moonflower.storage.objects import (
     EXPIRES_METADATA_KEY,

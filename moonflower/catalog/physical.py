@@ -1,14 +1,13 @@
 """What the bucket holds for point-in-time recovery: base backups (from their backup.json)
 and the WAL archive, and the window each timeline can be recovered to."""
 
-from typing import Any
-
 import pendulum
 
 from moonflower.catalog.base_record import BaseBackupRecord
 from moonflower.catalog.logical import S3_CLOCK_SKEW
 from moonflower.catalog.physical_keys import (
     BASE_DESCRIPTION,
+    WalStored,
     base_label,
     base_prefix,
     parse_wal_key,
@@ -16,7 +15,6 @@ from moonflower.catalog.physical_keys import (
 )
 from moonflower.core.errors import MoonflowerError
 from moonflower.core.logs import log
-from moonflower.pitr.recovery_window import WalStored, recoverable_window
 from moonflower.storage.gateway import Storage
 from moonflower.storage.objects import StoredObject
 
@@ -80,30 +78,3 @@ def dated_later(claimed: pendulum.DateTime, item: StoredObject) -> str:
         f"its name says {claimed.isoformat()}, but S3 received it at "
         f"{item.last_modified.isoformat()} (not made by Moonflower?)"
     )
-
-
-def base_backup_listing(storage: Storage, prefix: str) -> list[dict[str, Any]]:
-    """Each base backup, newest first, with the window it can recover to (for `list`)."""
-    wal = wal_archive(storage, prefix)
-    listing = []
-    for base in reversed(base_backups(storage, prefix)):
-        window = recoverable_window(base, wal)
-        listing.append(
-            {
-                "key": base.key,
-                "created": base.start_time,
-                "size": base.size,
-                "encrypted": base.encrypted,
-                "timeline": base.timeline,
-                "recoverable_timeline": window.timeline,
-                "start_lsn": base.start_lsn,
-                "stop_lsn": base.stop_lsn,
-                "recoverable_from": window.start.isoformat(),
-                "recoverable_to": window.end.isoformat(),
-                "gap_at": window.gap_after,
-                "forks": list(window.forks),
-                "incremental_on": base.parent,
-                "chain_length": base.chain_length,
-            }
-        )
-    return listing

@@ -11,11 +11,9 @@ from dataclasses import dataclass
 
 import pendulum
 
-from moonflower.catalog.keys import ENCRYPTED_SUFFIX, listing_prefix, timestamp
+from moonflower.catalog.keys import listing_prefix, timestamp
 from moonflower.postgres.wal_names import PARTIAL_SUFFIX, is_wal_file
-from moonflower.proc.compression import Algorithm
 
-COMPRESSED_SUFFIXES = {Algorithm.GZIP: ".gz", Algorithm.ZSTD: ".zst", Algorithm.NONE: ""}
 PARTIAL_KEY = re.compile(
     r"(?P<name>[0-9A-F]{24})\.partial\.(?P<time>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)"
 )
@@ -24,10 +22,6 @@ ENCODING = re.compile(r"(\.gz|\.zst)?(\.gpg)?")
 BASE_FOLDER = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 BASE_OBJECT = "base.tar"
 BASE_DESCRIPTION = "backup.json"
-
-
-def encoding_suffix(algorithm: Algorithm, encrypted: bool) -> str:
-    return COMPRESSED_SUFFIXES[algorithm] + (ENCRYPTED_SUFFIX if encrypted else "")
 
 
 def wal_prefix(prefix: str) -> str:
@@ -61,6 +55,13 @@ class WalObject:
     @property
     def partial(self) -> bool:
         return self.partial_time is not None
+
+
+@dataclass(frozen=True)
+class WalStored:
+    item: WalObject
+    last_modified: pendulum.DateTime
+    size: int
 
 
 def parse_wal_key(key: str, prefix: str) -> WalObject | None:

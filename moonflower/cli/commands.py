@@ -230,8 +230,8 @@ def storage_for(config: Config) -> "Storage":
 
 def list_backups(config: Config, databases: list[str], as_json: bool) -> ExitStatus:
     from moonflower.catalog.logical import Catalog
-    from moonflower.catalog.physical import base_backup_listing
     from moonflower.cli.tables import print_backup_list, print_base_list
+    from moonflower.pitr.listing import base_backup_listing
 
     storage = storage_for(config)
     backups = Catalog(storage, config.s3).backups(databases or None)

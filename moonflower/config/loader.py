@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import pendulum
 
 from moonflower.config import settings as s
+from moonflower.config.compression import LEVELS, Algorithm, Compression
 from moonflower.config.durations import Period
 from moonflower.config.masking import register_secrets
 from moonflower.config.model import (
@@ -56,7 +57,6 @@ from moonflower.config.values import (
 )
 from moonflower.core.errors import ConfigError
 from moonflower.core.redact import redactor
-from moonflower.proc.compression import LEVELS, Algorithm, Compression
 
 DEFAULT_CONFIG_PATH = Path("/etc/moonflower/moonflower.toml")
 """Read when present and neither --config nor MOONFLOWER_CONFIG names a file (containers)."""

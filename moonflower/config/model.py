@@ -5,10 +5,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from moonflower.config.compression import Compression
 from moonflower.config.cron import CronSchedule
 from moonflower.config.durations import Period
 from moonflower.config.values import ALL_DATABASES, KeyBlock
-from moonflower.proc.compression import Compression
 
 DEFAULT_S3_MAX_ATTEMPTS = 5
 DEFAULT_WEBHOOK_TIMEOUT = 10

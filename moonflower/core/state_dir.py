@@ -6,14 +6,21 @@ import os
 import stat
 import tempfile
 from pathlib import Path
+from typing import Protocol
 
-from moonflower.config.model import BackupConfig
 from moonflower.core.errors import MoonflowerError
 
 PRIVATE_MODE = 0o700
 
 
-def state_directory(backup: BackupConfig) -> Path:
+class StateSettings(Protocol):
+    """BACKUP_STATE_DIR, as the backup settings hold it."""
+
+    @property
+    def state_dir(self) -> Path | None: ...
+
+
+def state_directory(backup: StateSettings) -> Path:
     if backup.state_dir is not None:
         return backup.state_dir
     return private_directory(Path(tempfile.gettempdir()) / f"moonflower-user-{os.getuid()}")

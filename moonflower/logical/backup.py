@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from moonflower.logical.size_check import EarlierBackups
     from moonflower.storage.gateway import Storage
 
-from moonflower.catalog.keys import ENCRYPTED_SUFFIX, backup_key
+from moonflower.catalog.keys import backup_key
 from moonflower.config.model import ChecksumMode, Config, DumpFormat, SizeDrop
 from moonflower.core.errors import MoonflowerError
 from moonflower.core.logs import database_context, log, step
@@ -41,6 +41,7 @@ from moonflower.postgres.queries import (
     list_databases,
     server_version_and_size,
 )
+from moonflower.proc.codec import ENCRYPTED_SUFFIX, describe
 from moonflower.proc.gpg import Encryption, home_parent, remove_stale_homes
 from moonflower.proc.openpgp import check_encrypted_artifact
 from moonflower.proc.runner import abandon_all
@@ -110,7 +111,7 @@ class BackupRun:
         wanted = "every database" if pg.all_databases else ", ".join(pg.databases)
         log.info("backup started: %s%s", wanted, " and the globals" if pg.globals else "")
         if self.config.backup.format == DumpFormat.PLAIN:
-            log.info("compression: %s", self.config.backup.compression.describe())
+            log.info("compression: %s", describe(self.config.backup.compression))
         remove_stale_files(self.config.backup.spool_dir)
         spool_dir = self.config.backup.spool_dir
         remove_stale_homes(home_parent(spool_dir))

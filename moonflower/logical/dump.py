@@ -20,6 +20,7 @@ from moonflower.core.logs import log
 from moonflower.logical.plans import DumpPlan
 from moonflower.postgres.clients import ClientTool
 from moonflower.proc import runner
+from moonflower.proc.codec import compress_stage
 from moonflower.proc.gpg import Encryption
 from moonflower.proc.runner import Stage
 
@@ -65,7 +66,7 @@ class DumpJob:
         plan, spool = self.plan, self.spool
         stages = [Stage(plan.program, [str(self.tool.path), *plan.arguments], self.environment)]
         stages.append(COUNTING_STAGE)
-        compress = plan.compression.stage() if plan.compression is not None else None
+        compress = compress_stage(plan.compression) if plan.compression is not None else None
         if compress is not None:
             stages.append(compress)
         try:

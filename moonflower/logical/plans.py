@@ -5,11 +5,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from moonflower.catalog.keys import GLOBALS_NAME, GLOBALS_SHOWN, encode_name
+from moonflower.config.compression import Algorithm, Compression
 from moonflower.config.model import Config, DumpFormat
 from moonflower.core.errors import DumpError
 from moonflower.postgres.clients import ClientTool
 from moonflower.postgres.connection import MAINTENANCE_DATABASE
-from moonflower.proc.compression import Algorithm, Compression
+from moonflower.proc.codec import check_header, sql_extension
 
 GLOBALS_ITEM = "\x00globals"
 """The globals among the items of a run: no database can be named this (names cannot hold
@@ -41,7 +42,7 @@ class DumpPlan:
 
     def check(self, path: Path) -> None:
         if self.compression is not None:
-            self.compression.check(path)
+            check_header(self.compression, path)
             return
         with path.open("rb") as handle:
             if handle.read(len(CUSTOM_MAGIC)) != CUSTOM_MAGIC:
@@ -70,7 +71,7 @@ def plan(name: str, tool: ClientTool, config: Config) -> DumpPlan:
             program="pg_dumpall",
             arguments=("--globals-only", "--no-password", *lock_wait(config)),
             compression=compression,
-            extension=compression.extension,
+            extension=sql_extension(compression),
             content_type=CONTENT_TYPES[compression.algorithm],
         )
     if config.backup.format == DumpFormat.CUSTOM:
@@ -94,7 +95,7 @@ def plan(name: str, tool: ClientTool, config: Config) -> DumpPlan:
         program="pg_dump",
         arguments=("--no-password", "--format=plain", *lock_wait(config)),
         compression=compression,
-        extension=compression.extension,
+        extension=sql_extension(compression),
         content_type=CONTENT_TYPES[compression.algorithm],
     )
 

@@ -22,7 +22,7 @@ from moonflower.logical.plans import CUSTOM_EXTENSION, CUSTOM_MAGIC
 from moonflower.postgres.clients import ClientTool, newest_client
 from moonflower.postgres.queries import ServerVersion
 from moonflower.proc import runner
-from moonflower.proc.compression import decompress_stage, sniff
+from moonflower.proc.codec import decompress_stage, sniff
 from moonflower.proc.gpg import Decryption
 from moonflower.proc.openpgp import (
     PUBLIC_KEY_SESSION_KEY_TAG,

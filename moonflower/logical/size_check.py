@@ -5,12 +5,12 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from moonflower.catalog.flags import flag_backup
 from moonflower.catalog.keys import BackupKey, parse_key
 from moonflower.config.model import Config, SizeDrop
 from moonflower.core.errors import MoonflowerError
 from moonflower.core.logs import database_context, log
 from moonflower.core.sizes import human_size
-from moonflower.storage.flags import flag_backup
 
 if TYPE_CHECKING:
     from moonflower.logical.backup import DatabaseResult

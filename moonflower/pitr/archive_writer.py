@@ -15,7 +15,7 @@ from moonflower.core.errors import MoonflowerError
 from moonflower.core.liveness import is_alive
 from moonflower.core.logs import log
 from moonflower.core.ownership import lease as run_lease
-from moonflower.storage.writer_lease import ArchiveHeld, Holder, LeaseLost, WriterLease
+from moonflower.pitr.writer_lease import ArchiveHeld, Holder, LeaseLost, WriterLease
 
 STREAM = "stream"
 WAL_PUSH = "wal-push"

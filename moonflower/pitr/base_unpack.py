@@ -15,7 +15,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 
 from moonflower.core.errors import MoonflowerError, RestoreError, StorageError
-from moonflower.proc.encoding import starts_encrypted
+from moonflower.proc.codec import starts_encrypted
 from moonflower.proc.feeder import Feeder, StreamBroken, first_bytes
 from moonflower.proc.runner import Stage
 

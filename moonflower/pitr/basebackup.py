@@ -20,7 +20,6 @@ from moonflower.catalog.physical_keys import (
     BASE_DESCRIPTION,
     BASE_OBJECT,
     base_folder,
-    encoding_suffix,
 )
 from moonflower.config.model import ChecksumMode, Config
 from moonflower.core.errors import DumpError, MoonflowerError
@@ -33,7 +32,7 @@ from moonflower.postgres.connection import MAINTENANCE_DATABASE, libpq_environme
 from moonflower.postgres.queries import psql_query, server_version
 from moonflower.postgres.replication import ensure_slot
 from moonflower.proc import runner
-from moonflower.proc.encoding import encoding_stages
+from moonflower.proc.codec import encoding_stages, encoding_suffix
 from moonflower.proc.gpg import Encryption
 from moonflower.proc.runner import Stage
 from moonflower.proc.spool import spool_file

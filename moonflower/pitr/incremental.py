@@ -23,7 +23,7 @@ from moonflower.core.logs import log
 from moonflower.core.state_dir import state_directory
 from moonflower.postgres.queries import ServerVersion
 from moonflower.proc import runner
-from moonflower.proc.encoding import decoding_stages, encode_file
+from moonflower.proc.codec import decoding_stages, encode_file
 from moonflower.proc.gpg import Decryption, Encryption
 from moonflower.proc.runner import Stage
 from moonflower.proc.spool import spool_file

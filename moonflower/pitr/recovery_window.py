@@ -17,20 +17,13 @@ from dataclasses import dataclass
 import pendulum
 
 from moonflower.catalog.base_record import BaseBackupRecord
-from moonflower.catalog.physical_keys import WalObject
+from moonflower.catalog.physical_keys import WalStored
 from moonflower.postgres.wal_names import Segment, is_history, parse_lsn, segment_for, segment_of
 
 FOLLOW_LATEST = "latest"
 Follow = int | str | None
 """None: the base backup's timeline and the failovers that end it; a timeline number; or
 FOLLOW_LATEST: the newest timeline, whatever forks the archive holds."""
-
-
-@dataclass(frozen=True)
-class WalStored:
-    item: WalObject
-    last_modified: pendulum.DateTime
-    size: int
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from moonflower.pitr.recovery_window import Window, recoverable_window
 from moonflower.pitr.wal_archive import WalArchive
 from moonflower.postgres.clients import exact_client
 from moonflower.proc import runner, untar
-from moonflower.proc.encoding import decoding_stages, decoding_stages_for, is_encrypted
+from moonflower.proc.codec import decoding_stages, decoding_stages_for, is_encrypted
 from moonflower.proc.feeder import CHUNK_BYTES, StreamBroken
 from moonflower.proc.gpg import Decryption
 from moonflower.proc.runner import Stage

@@ -17,7 +17,6 @@ from typing import BinaryIO
 import pendulum
 
 from moonflower.catalog.physical_keys import (
-    encoding_suffix,
     parse_wal_key,
     partial_key,
     wal_key,
@@ -28,7 +27,7 @@ from moonflower.core.errors import KeyTaken, MoonflowerError, WalError
 from moonflower.core.logs import log
 from moonflower.postgres.wal_names import PARTIAL_SUFFIX, is_wal_file, segment_of
 from moonflower.proc import runner
-from moonflower.proc.encoding import COPY, decoding_stages, encode_file, is_encrypted
+from moonflower.proc.codec import COPY, decoding_stages, encode_file, encoding_suffix, is_encrypted
 from moonflower.proc.gpg import Decryption, Encryption
 from moonflower.proc.runner import Stage
 from moonflower.proc.spool import spool_file

@@ -11,7 +11,7 @@ from typing import IO, BinaryIO, Protocol
 
 from moonflower.core.errors import MoonflowerError, StorageError
 from moonflower.proc import runner
-from moonflower.proc.encoding import HEAD_BYTES
+from moonflower.proc.codec import HEAD_BYTES
 from moonflower.proc.runner import Stage
 
 CHUNK_BYTES = 1024 * 1024

@@ -122,7 +122,7 @@ class PageSource:
 
     def _read_bucket(self) -> tuple[dict[str, list[Shown]], str | None, str | None]:
         from moonflower.catalog.logical import Catalog
-        from moonflower.catalog.physical import base_backup_listing
+        from moonflower.pitr.listing import base_backup_listing
         from moonflower.storage.gateway import Storage
 
         try:

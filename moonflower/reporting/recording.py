@@ -2,10 +2,10 @@
 
 from typing import TYPE_CHECKING, Any
 
-from moonflower.catalog.keys import ENCRYPTED_SUFFIX
 from moonflower.core.counters import taken
 from moonflower.core.logs import log
 from moonflower.core.redact import redactor
+from moonflower.proc.codec import ENCRYPTED_SUFFIX
 from moonflower.reporting.status_file import StateFile, now
 
 if TYPE_CHECKING:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 import pendulum
 
 from moonflower.catalog.base_record import BaseBackupRecord
+from moonflower.catalog.flags import flag_key, flagged
 from moonflower.catalog.keys import BackupKey
 from moonflower.catalog.logical import our_backups
 from moonflower.catalog.physical import base_backups
@@ -26,7 +27,6 @@ from moonflower.retention.prune_physical import (
     unneeded_wal,
     wal_refusal,
 )
-from moonflower.storage.flags import flag_key, flagged
 from moonflower.storage.gateway import Storage
 
 LOGICAL, GLOBALS, BASE = "logical", "globals", "base"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from moonflower.config.loader import load_config
-from moonflower.storage.writer_lease import ArchiveHeld, Holder, LeaseLost, WriterLease
+from moonflower.pitr.writer_lease import ArchiveHeld, Holder, LeaseLost, WriterLease
 from tests.conftest import NASTY_DATABASE
 from tests.support.faultproxy import FaultProxy, Reply, Request, backup_write
 from tests.support.names import unique_name

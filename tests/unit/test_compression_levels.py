@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from moonflower.proc.compression import Compression, decompress_stage, igzip_level
+from moonflower.config.compression import Compression
+from moonflower.proc.codec import compress_stage, decompress_stage, describe, igzip_level
 from tests.support.toolpath import path_without
 
 needs = {
@@ -16,11 +17,11 @@ needs = {
 
 @needs["igzip"]
 def test_gzip_prefers_igzip_at_the_level_that_matches_gzip_5() -> None:
-    stage = Compression("gzip", None).stage()
+    stage = compress_stage(Compression("gzip", None))
 
     assert stage is not None
     assert list(stage.argv) == ["igzip", "-c", "-1"]
-    assert Compression("gzip", None).describe() == "gzip level 5 (igzip -1)"
+    assert describe(Compression("gzip", None)) == "gzip level 5 (igzip -1)"
 
 
 @needs["pigz"]
@@ -29,7 +30,7 @@ def test_without_igzip_gzip_runs_pigz_at_the_original_images_level(
 ) -> None:
     monkeypatch.setenv("PATH", path_without(tmp_path, "igzip"))
 
-    stage = Compression("gzip", None).stage()
+    stage = compress_stage(Compression("gzip", None))
 
     assert stage is not None
     assert stage.argv[0] == "pigz"
@@ -39,7 +40,7 @@ def test_without_igzip_gzip_runs_pigz_at_the_original_images_level(
 def test_with_neither_gzip_runs_gzip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", path_without(tmp_path, "igzip", "pigz"))
 
-    stage = Compression("gzip", 7).stage()
+    stage = compress_stage(Compression("gzip", 7))
     unzip = decompress_stage("gzip", ".sql.gz")
 
     assert stage is not None
@@ -65,7 +66,7 @@ def test_gzip_is_read_back_by_igzip(algorithm: str | None, extension: str) -> No
 
 
 def test_zstd_defaults_to_level_3_on_every_core() -> None:
-    stage = Compression("zstd", None).stage()
+    stage = compress_stage(Compression("zstd", None))
 
     assert stage is not None
     assert list(stage.argv[:1]) == ["zstd"]
@@ -74,11 +75,11 @@ def test_zstd_defaults_to_level_3_on_every_core() -> None:
 
 @pytest.mark.parametrize(("algorithm", "level"), [("zstd", 19), ("zstd", 1)])
 def test_a_configured_zstd_level_is_passed_on(algorithm: str, level: int) -> None:
-    stage = Compression(algorithm, level).stage()
+    stage = compress_stage(Compression(algorithm, level))
 
     assert stage is not None
     assert f"-{level}" in stage.argv
 
 
 def test_no_compression_has_no_stage() -> None:
-    assert Compression("none", None).stage() is None
+    assert compress_stage(Compression("none", None)) is None

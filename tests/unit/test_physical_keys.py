@@ -3,12 +3,12 @@ import pendulum
 from moonflower.catalog.physical_keys import (
     base_folder,
     base_label,
-    encoding_suffix,
     parse_wal_key,
     partial_key,
     wal_key,
 )
-from moonflower.proc.compression import Algorithm
+from moonflower.config.compression import Algorithm
+from moonflower.proc.codec import encoding_suffix
 
 MOMENT = pendulum.datetime(2026, 11, 26, 14, 3, 7, 123000, tz="UTC")
 

@@ -3,8 +3,8 @@
 import pendulum
 
 from moonflower.catalog.base_record import BaseBackupRecord
-from moonflower.catalog.physical_keys import WalObject
-from moonflower.pitr.recovery_window import WalStored, recoverable_window
+from moonflower.catalog.physical_keys import WalObject, WalStored
+from moonflower.pitr.recovery_window import recoverable_window
 
 STOPPED = pendulum.datetime(2026, 11, 26, 1, 0, 0, tz="UTC")
 

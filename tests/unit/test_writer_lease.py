@@ -14,7 +14,7 @@ from moonflower.pitr.archive_writer import (
     process_start,
     this_process,
 )
-from moonflower.storage.writer_lease import Holder, age_on_s3_clock, parse_holder
+from moonflower.pitr.writer_lease import Holder, age_on_s3_clock, parse_holder
 
 LIVE = this_process(STREAM, "stream:test")
 
