@@ -34,6 +34,7 @@ lint: venv
 	$(BIN)/ruff format --check --quiet moonflower tests scripts
 	$(BIN)/mypy
 	$(BIN)/vulture
+	$(BIN)/lint-imports
 
 unit: venv
 	$(BIN)/python -m pytest tests/unit

@@ -4,119 +4,22 @@ turns exceptions into exit statuses; the work is here."""
 import argparse
 import contextlib
 import json
-import sys
 from typing import TYPE_CHECKING
 
 from moonflower.config.model import Config
-from moonflower.core.errors import ConfigError, MoonflowerError, Terminated
+from moonflower.core.errors import ConfigError, MoonflowerError
 from moonflower.core.exit_status import ExitStatus
 from moonflower.core.logs import log
-from moonflower.core.shutdown import Shutdown
 from moonflower.core.state_dir import state_directory
 from moonflower.reporting.health import health
 from moonflower.reporting.status_file import StateFile
-from moonflower.reporting.status_file import now as state_now
+from moonflower.reporting.summary import output_console
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
-    from rich.console import Console
-
-    from moonflower.logical.backup import RunReport
     from moonflower.storage.gateway import Storage
 
 # Each command imports what only it needs inside its function: a backup must reach pg_dump
 # without first loading boto3, rich's tables or croniter (together about half a second).
-
-SUMMARY_WIDTH = 160
-
-
-def backup_once(config: Config) -> ExitStatus:
-    """One run with its webhooks, its line in the status file, its notification and its
-    metrics."""
-    started = state_now()
-    status = ExitStatus.BACKUP_FAILED
-    reports: list[RunReport] = []
-    with contextlib.suppress(OSError, MoonflowerError):  # reported by record_run at the end
-        StateFile(state_directory(config.backup)).run_started(started)
-    try:
-        status = monitored_backup(config, reports)
-        return status
-    except Terminated:
-        status = ExitStatus.TERMINATED
-        raise
-    except KeyboardInterrupt:
-        status = ExitStatus.INTERRUPTED
-        raise
-    finally:
-        record_run(config, started, status, reports[0] if reports else None)
-
-
-def record_run(
-    config: Config, started: str, status: ExitStatus, report: "RunReport | None"
-) -> None:
-    from moonflower.reporting.recording import record_backups
-
-    try:
-        state = StateFile(state_directory(config.backup))
-        record_backups(state, report, status == ExitStatus.OK)
-        state.run_finished(started, int(status))
-    except (OSError, MoonflowerError) as error:
-        log.warning("could not write the status file: %s", error)
-    if report is not None and status not in (ExitStatus.TERMINATED, ExitStatus.INTERRUPTED):
-        from moonflower.reporting.notify import notify
-
-        notify(config.monitoring, report, status == ExitStatus.OK)
-    if config.monitoring.metrics_textfile or config.monitoring.metrics_pushgateway:
-        from moonflower.reporting.metrics import publish_metrics
-
-        publish_metrics(config)
-
-
-def monitored_backup(config: Config, reports: list["RunReport"]) -> ExitStatus:
-    """One run with its webhooks: start, then success or failure with the run's log. The
-    run's report is added to `reports`."""
-    from moonflower.logical.backup import BackupRun
-    from moonflower.proc.gpg import Encryption
-    from moonflower.reporting.webhooks import Webhooks
-
-    with Webhooks(config.webhooks).monitor() as outcome:
-        with Encryption.open(config.encryption, config.backup.spool_dir) as encryption:
-            report = BackupRun(config, encryption).run()
-        reports.append(report)
-        from moonflower.cli.tables import print_summary, summary_document
-
-        for result in report.results:
-            if result.size_drop and result.ok:
-                outcome.warn(f"{result.database}: {result.size_drop}")
-        if report.prune_error:
-            outcome.warn(f"pruning expired backups failed: {report.prune_error}")
-        if config.logging.format == "text":
-            print_summary(report, output_console())
-        else:
-            print(json.dumps(summary_document(report), ensure_ascii=False), flush=True)
-        if report.ok:
-            log.info("backup finished: %d database(s) backed up", len(report.results))
-            return ExitStatus.OK
-        failed = [result.database for result in report.failures]
-        if report.error:
-            log.error("backup run failed: %s", report.error)
-        if failed:
-            log.error("backup failed for %d database(s): %s", len(failed), ", ".join(failed))
-        outcome.fail(failure_reason(report))
-        return ExitStatus.BACKUP_FAILED
-
-
-def failure_reason(report: "RunReport") -> str:
-    reasons = [report.error] if report.error else []
-    reasons += [f"{result.database}: {result.error}" for result in report.failures]
-    return "; ".join(reason for reason in reasons if reason)
-
-
-def output_console() -> "Console":
-    from rich.console import Console
-
-    return Console(width=None if sys.stdout.isatty() else SUMMARY_WIDTH)
 
 
 def prune_now(
@@ -296,60 +199,3 @@ def verify_backups(config: Config, arguments: argparse.Namespace) -> ExitStatus:
             outcome.fail(message)
             return ExitStatus.BACKUP_FAILED
         return ExitStatus.OK
-
-
-def run_scheduler(config: Config, shutdown: Shutdown) -> ExitStatus:
-    from moonflower.config.cron import EXAMPLES
-    from moonflower.daemon.physical_services import physical_services
-    from moonflower.proc.gpg import Encryption
-
-    physical = config.wal.stream or config.wal.basebackup_schedule is not None
-    if config.schedule is None and not physical:
-        raise ConfigError([f"SCHEDULE: required by `moonflower run`, e.g. {EXAMPLES}"])
-    with Encryption.open(config.encryption, config.backup.spool_dir):
-        pass  # an unusable key stops us now (exit 2), not at the first fire
-    with physical_services(config, shutdown), status_server(config):
-        if config.schedule is None:
-            log.info("no SCHEDULE: only physical backups run, until stopped")
-            while not shutdown.requested.wait(1.0):
-                pass
-            return ExitStatus.OK
-        return logical_schedule(config, shutdown)
-
-
-@contextlib.contextmanager
-def status_server(config: Config) -> "Iterator[None]":
-    """METRICS_ADDRESS: /metrics, /healthz and the status page while `run` runs."""
-    if config.monitoring.metrics_host is None:
-        yield
-        return
-    from moonflower.reporting.server import StatusServer
-
-    with StatusServer(config):
-        yield
-
-
-def logical_schedule(config: Config, shutdown: Shutdown) -> ExitStatus:
-    from moonflower.daemon.scheduler import Runner
-    from moonflower.proc.children import reap_orphans
-
-    assert config.schedule is not None
-
-    def guarded_run() -> ExitStatus:
-        with shutdown.working():
-            return backup_once(config)
-
-    state = StateFile(state_directory(config.backup))
-    state.scheduler_started(config.schedule.expression)
-    runner = Runner(
-        config.schedule,
-        run_once=guarded_run,
-        wait=shutdown.requested.wait,
-        between_runs=reap_orphans,
-        on_next=state.next_run,
-    )
-    try:
-        return runner.run_forever(run_at_start=config.backup.on_start)
-    finally:  # a signal stops it cleanly too; only a killed scheduler leaves its pid behind
-        with contextlib.suppress(OSError):
-            state.scheduler_stopped()

@@ -14,14 +14,12 @@ from typing import Any
 
 from moonflower import __version__
 from moonflower.cli.commands import (
-    backup_once,
     list_backups,
     preflight,
     print_status,
     prune_now,
     report_health,
     restore_backup,
-    run_scheduler,
     verify_backups,
 )
 from moonflower.cli.physical import COMMANDS as PHYSICAL_COMMANDS
@@ -38,6 +36,8 @@ from moonflower.core.exit_status import ExitStatus
 from moonflower.core.logs import log, setup_logging
 from moonflower.core.redact import redactor
 from moonflower.core.shutdown import Shutdown, shutdown
+from moonflower.daemon.run import run_scheduler
+from moonflower.jobs.backup import backup_once
 from moonflower.logical.restore_jobs import MAX_RESTORE_JOBS
 
 DESCRIPTION = """\

@@ -130,7 +130,9 @@ def execute_physical(command: str, config: Config, arguments: Any) -> ExitStatus
     from moonflower.cli import physical_commands as run
 
     if command == "basebackup":
-        return run.base_backup(config, full=arguments.full)
+        from moonflower.jobs.base_backup import base_backup
+
+        return base_backup(config, full=arguments.full)
     if command == "wal-push":
         return run.wal_push(config, arguments.wal_path)
     if command == "wal-fetch":

@@ -27,28 +27,6 @@ if TYPE_CHECKING:
     from moonflower.reporting.jobs import Outcome
 
 
-def base_backup(config: Config, full: bool = False) -> ExitStatus:
-    """One base backup, reported like a run (status file, failure webhook, notification,
-    metrics), then the prune of physical backups when expiry or keep rules are set."""
-    from moonflower.pitr.basebackup import take_base_backup
-    from moonflower.proc.gpg import Encryption
-    from moonflower.reporting.jobs import reported
-
-    with (
-        reported(config, "basebackup"),
-        Encryption.open(config.encryption, config.backup.spool_dir) as encryption,
-    ):
-        take_base_backup(config, encryption, full)
-    if config.s3.prunes:
-        from moonflower.retention.prune import Pruner
-        from moonflower.storage.gateway import Storage
-
-        pruned = Pruner(Storage(config.s3), config.s3).prune_physical()
-        if pruned.problems:
-            log.error("pruning old base backups failed: %s", "; ".join(pruned.problems))
-    return ExitStatus.OK
-
-
 def wal_push(config: Config, path: Path) -> ExitStatus:
     """archive_command: `moonflower wal-push %p` (run in the data directory)."""
     from moonflower.pitr.archive_writer import honour_for_push

@@ -114,9 +114,9 @@ def guarded(work: Callable[[], None]) -> Callable[[], None]:
 
 
 def base_backup_schedule(config: Config, stop: threading.Event) -> Callable[[], None]:
-    from moonflower.cli.physical_commands import base_backup
     from moonflower.core.state_dir import state_directory
     from moonflower.daemon.scheduler import Runner
+    from moonflower.jobs.base_backup import base_backup
     from moonflower.reporting.status_file import StateFile
 
     assert config.wal.basebackup_schedule is not None

@@ -12,8 +12,13 @@ from typing import TYPE_CHECKING
 import pendulum
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from moonflower.config.model import S3Config
     from moonflower.logical.size_check import EarlierBackups
     from moonflower.storage.gateway import Storage
+
+    PruneExpired = Callable[[Storage, S3Config, list[str], "RunReport"], None]
 
 from moonflower.catalog.keys import backup_key
 from moonflower.config.model import ChecksumMode, Config, DumpFormat, SizeDrop
@@ -88,8 +93,15 @@ class RunReport:
 
 
 class BackupRun:
-    def __init__(self, config: Config, encryption: Encryption | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        encryption: Encryption | None = None,
+        prune_expired: "PruneExpired | None" = None,
+    ) -> None:
         self.config = config
+        self.prune_expired = prune_expired
+        """Expires older backups of the databases just backed up (the retention's, passed in)."""
         self.encryption = encryption
         self.journal = UploadJournal(
             state_directory(config.backup), config.s3.bucket, config.s3.endpoint
@@ -138,25 +150,12 @@ class BackupRun:
                 flag_size_drops(report.results, self.earlier, self.storage, self.config)
         succeeded = [result.database for result in report.results if result.ok]
         unflagged = [r.database for r in report.results if r.ok and r.size_drop is None]
-        if self.config.s3.prunes and unflagged:
+        if self.config.s3.prunes and unflagged and self.prune_expired is not None:
             with step("prune"):
-                self.prune(unflagged, report)
+                self.prune_expired(self.storage(), self.config.s3, unflagged, report)
         if len(unflagged) < len(succeeded) and self.config.s3.prunes:
             log.warning("not pruning the databases whose size dropped: older backups stay")
         return report
-
-    def prune(self, databases: list[str], report: RunReport) -> None:
-        """Expire old backups of the databases just backed up; a failure is reported, not fatal."""
-        from moonflower.retention.prune import Pruner
-
-        try:
-            pruned = Pruner(self.storage(), self.config.s3).prune(databases)
-        except MoonflowerError as error:
-            log.error("pruning expired backups failed: %s", error)
-            report.prune_error = str(error)
-            return
-        report.pruned = sum(result == "deleted" for result in pruned.results.values())
-        report.prune_error = "; ".join(pruned.problems) or None
 
     def _items(self, password_file: Path) -> tuple[str, ...]:
         """What this run backs up: the globals first when asked, then the databases."""

@@ -1,0 +1,74 @@
+"""`moonflower run`: the logical schedule, the physical services beside it and the status
+server, until a signal stops them."""
+
+import contextlib
+from typing import TYPE_CHECKING
+
+from moonflower.config.model import Config
+from moonflower.core.errors import ConfigError
+from moonflower.core.exit_status import ExitStatus
+from moonflower.core.logs import log
+from moonflower.core.shutdown import Shutdown
+from moonflower.core.state_dir import state_directory
+from moonflower.jobs.backup import backup_once
+from moonflower.reporting.status_file import StateFile
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+
+def run_scheduler(config: Config, shutdown: Shutdown) -> ExitStatus:
+    from moonflower.config.cron import EXAMPLES
+    from moonflower.daemon.physical_services import physical_services
+    from moonflower.proc.gpg import Encryption
+
+    physical = config.wal.stream or config.wal.basebackup_schedule is not None
+    if config.schedule is None and not physical:
+        raise ConfigError([f"SCHEDULE: required by `moonflower run`, e.g. {EXAMPLES}"])
+    with Encryption.open(config.encryption, config.backup.spool_dir):
+        pass  # an unusable key stops us now (exit 2), not at the first fire
+    with physical_services(config, shutdown), status_server(config):
+        if config.schedule is None:
+            log.info("no SCHEDULE: only physical backups run, until stopped")
+            while not shutdown.requested.wait(1.0):
+                pass
+            return ExitStatus.OK
+        return logical_schedule(config, shutdown)
+
+
+@contextlib.contextmanager
+def status_server(config: Config) -> "Iterator[None]":
+    """METRICS_ADDRESS: /metrics, /healthz and the status page while `run` runs."""
+    if config.monitoring.metrics_host is None:
+        yield
+        return
+    from moonflower.reporting.server import StatusServer
+
+    with StatusServer(config):
+        yield
+
+
+def logical_schedule(config: Config, shutdown: Shutdown) -> ExitStatus:
+    from moonflower.daemon.scheduler import Runner
+    from moonflower.proc.children import reap_orphans
+
+    assert config.schedule is not None
+
+    def guarded_run() -> ExitStatus:
+        with shutdown.working():
+            return backup_once(config)
+
+    state = StateFile(state_directory(config.backup))
+    state.scheduler_started(config.schedule.expression)
+    runner = Runner(
+        config.schedule,
+        run_once=guarded_run,
+        wait=shutdown.requested.wait,
+        between_runs=reap_orphans,
+        on_next=state.next_run,
+    )
+    try:
+        return runner.run_forever(run_at_start=config.backup.on_start)
+    finally:  # a signal stops it cleanly too; only a killed scheduler leaves its pid behind
+        with contextlib.suppress(OSError):
+            state.scheduler_stopped()
