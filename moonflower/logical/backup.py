@@ -18,8 +18,6 @@ if TYPE_CHECKING:
     from moonflower.logical.size_check import EarlierBackups
     from moonflower.storage.gateway import Storage
 
-    PruneExpired = Callable[[Storage, S3Config, list[str], "RunReport"], None]
-
 from moonflower.catalog.keys import backup_key
 from moonflower.config.model import ChecksumMode, Config, DumpFormat, SizeDrop
 from moonflower.core.errors import MoonflowerError
@@ -97,7 +95,7 @@ class BackupRun:
         self,
         config: Config,
         encryption: Encryption | None = None,
-        prune_expired: "PruneExpired | None" = None,
+        prune_expired: "Callable[[Storage, S3Config, list[str], RunReport], None] | None" = None,
     ) -> None:
         self.config = config
         self.prune_expired = prune_expired
