@@ -16,14 +16,19 @@ from moonflower.reporting.status_file import StateFile
 from moonflower.reporting.summary import output_console
 
 if TYPE_CHECKING:
-    from moonflower.storage.gateway import Storage
+    from moonflower.storage.destination import Destination
 
 # Each command imports what only it needs inside its function: a backup must reach pg_dump
 # without first loading boto3, rich's tables or croniter (together about half a second).
 
 
 def prune_now(
-    config: Config, databases: list[str] | None, dry_run: bool, force: bool, as_json: bool
+    config: Config,
+    destination: "Destination",
+    databases: list[str] | None,
+    dry_run: bool,
+    force: bool,
+    as_json: bool,
 ) -> ExitStatus:
     """A prune that deletes is reported as a job (a dry run only answers its caller)."""
     if not config.s3.prunes:
@@ -36,13 +41,13 @@ def prune_now(
     if dry_run:
         return (
             ExitStatus.BACKUP_FAILED
-            if prune_once(config, databases, True, force, as_json)
+            if prune_once(config, destination, databases, True, force, as_json)
             else ExitStatus.OK
         )
     from moonflower.reporting.jobs import reported
 
     with reported(config, "prune") as outcome:
-        problems = prune_once(config, databases, False, force, as_json)
+        problems = prune_once(config, destination, databases, False, force, as_json)
         if problems:
             outcome.fail("; ".join(problems))
             return ExitStatus.BACKUP_FAILED
@@ -50,15 +55,18 @@ def prune_now(
 
 
 def prune_once(
-    config: Config, databases: list[str] | None, dry_run: bool, force: bool, as_json: bool
+    config: Config,
+    destination: "Destination",
+    databases: list[str] | None,
+    dry_run: bool,
+    force: bool,
+    as_json: bool,
 ) -> list[str]:
     """Prune (or show what would be pruned); the problems met."""
     from moonflower.cli.prune_report import print_prune_table, prune_document
     from moonflower.retention.prune import Pruner
-    from moonflower.storage.gateway import Storage
 
-    storage = Storage(config.s3)
-    storage.check_bucket()
+    storage = destination.checked()
     report = Pruner(storage, config.s3).prune(databases, dry_run=dry_run, force=force)
     deleted = sum(result == "deleted" for result in report.results.values())
     if deleted:
@@ -73,13 +81,13 @@ def prune_once(
     return report.errors if dry_run else report.problems
 
 
-def preflight(config: Config) -> ExitStatus:
+def preflight(config: Config, destination: "Destination") -> ExitStatus:
     from moonflower.cli.preflight import Preflight
     from moonflower.cli.tables import print_checks
 
     if config.wal.stream:
         replication_allowed(config)
-    checks = Preflight(config).run()
+    checks = Preflight(config, destination).run()
     print_checks(checks, output_console())
     return ExitStatus.OK if all(check.ok for check in checks) else ExitStatus.BACKUP_FAILED
 
@@ -123,20 +131,14 @@ def overdue_after(config: Config) -> float | None:
     return None if timeout is None else timeout.seconds
 
 
-def storage_for(config: Config) -> "Storage":
-    from moonflower.storage.gateway import Storage
-
-    storage = Storage(config.s3)
-    storage.check_bucket()
-    return storage
-
-
-def list_backups(config: Config, databases: list[str], as_json: bool) -> ExitStatus:
+def list_backups(
+    config: Config, destination: "Destination", databases: list[str], as_json: bool
+) -> ExitStatus:
     from moonflower.catalog.logical import Catalog
     from moonflower.cli.tables import print_backup_list, print_base_list
     from moonflower.pitr.listing import base_backup_listing
 
-    storage = storage_for(config)
+    storage = destination.checked()
     backups = Catalog(storage, config.s3).backups(databases or None)
     bases = [] if databases else base_backup_listing(storage, config.s3.prefix)
     if as_json:
@@ -150,12 +152,14 @@ def list_backups(config: Config, databases: list[str], as_json: bool) -> ExitSta
     return ExitStatus.OK
 
 
-def restore_backup(config: Config, arguments: argparse.Namespace) -> ExitStatus:
+def restore_backup(
+    config: Config, destination: "Destination", arguments: argparse.Namespace
+) -> ExitStatus:
     from moonflower.logical.restore import Restorer
 
     restorer = Restorer(
         config,
-        storage_for(config),
+        destination.checked(),
         arguments.allow_unverified,
         arguments.overwrite_roles,
         arguments.jobs,
@@ -171,7 +175,9 @@ def restore_backup(config: Config, arguments: argparse.Namespace) -> ExitStatus:
     return ExitStatus.OK
 
 
-def verify_backups(config: Config, arguments: argparse.Namespace) -> ExitStatus:
+def verify_backups(
+    config: Config, destination: "Destination", arguments: argparse.Namespace
+) -> ExitStatus:
     """Reported as a job: a verification that fails is seen in `health`, the metrics, the
     failure webhook and the notifications, not only in its exit status."""
     from moonflower.cli.tables import print_verify_table
@@ -182,9 +188,9 @@ def verify_backups(config: Config, arguments: argparse.Namespace) -> ExitStatus:
         if arguments.physical:
             from moonflower.cli.physical_commands import verify_physical
 
-            return verify_physical(config, arguments.restore, outcome)
+            return verify_physical(config, destination, arguments.restore, outcome)
 
-        verifier = Verifier(config, storage_for(config), arguments.allow_unverified)
+        verifier = Verifier(config, destination.checked(), arguments.allow_unverified)
         backups = verifier.select(arguments.verify_databases, arguments.all)
         if not backups:
             log.error("no backups found to verify")

@@ -39,6 +39,7 @@ from moonflower.core.shutdown import Shutdown, shutdown
 from moonflower.daemon.run import run_scheduler
 from moonflower.jobs.backup import backup_once
 from moonflower.logical.restore_jobs import MAX_RESTORE_JOBS
+from moonflower.storage.destination import Destination
 
 DESCRIPTION = """\
 Back up PostgreSQL databases to S3-compatible storage.
@@ -245,33 +246,35 @@ def execute(
     for warning in config.warnings:
         log.warning("%s", warning)
     command = arguments.command or ("run" if config.schedule else "backup")
+    destination = Destination(config.s3)
     if command == "run":
-        return run_scheduler(config, shutdown)
+        return run_scheduler(config, shutdown, destination)
     with shutdown.working():
         if command == "prune":
             return prune_now(
                 config,
+                destination,
                 arguments.prune_databases or None,
                 arguments.dry_run,
                 arguments.yes,
                 arguments.json,
             )
         if command == "list":
-            return list_backups(config, arguments.list_databases, arguments.json)
+            return list_backups(config, destination, arguments.list_databases, arguments.json)
         if command == "restore":
-            return restore_backup(config, arguments)
+            return restore_backup(config, destination, arguments)
         if command == "verify":
-            return verify_backups(config, arguments)
+            return verify_backups(config, destination, arguments)
         if command == "check":
-            return preflight(config)
+            return preflight(config, destination)
         if command == "health":
             return report_health(config)
         if command == "status":
             return print_status(config)
         if command in PHYSICAL_COMMANDS:
-            return execute_physical(command, config, arguments)
+            return execute_physical(command, config, destination, arguments)
     with shutdown.working():
-        return backup_once(config)
+        return backup_once(config, destination)
 
 
 OUTPUT_CLOSED = 128 + signal.SIGPIPE

@@ -3,10 +3,13 @@
 import argparse
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from moonflower.config.model import Config
 from moonflower.core.exit_status import ExitStatus
+
+if TYPE_CHECKING:
+    from moonflower.storage.destination import Destination
 
 AddCommand = Callable[..., argparse.ArgumentParser]
 COMMANDS = ("basebackup", "wal-push", "wal-fetch", "restore-cluster")
@@ -126,15 +129,17 @@ def add_physical_commands(add_command: AddCommand) -> None:
     )
 
 
-def execute_physical(command: str, config: Config, arguments: Any) -> ExitStatus:
+def execute_physical(
+    command: str, config: Config, destination: "Destination", arguments: Any
+) -> ExitStatus:
     from moonflower.cli import physical_commands as run
 
     if command == "basebackup":
         from moonflower.jobs.base_backup import base_backup
 
-        return base_backup(config, full=arguments.full)
+        return base_backup(config, destination, full=arguments.full)
     if command == "wal-push":
-        return run.wal_push(config, arguments.wal_path)
+        return run.wal_push(config, destination, arguments.wal_path)
     if command == "wal-fetch":
-        return run.wal_fetch(config, arguments.wal_name, arguments.wal_target)
-    return run.restore_cluster(config, arguments)
+        return run.wal_fetch(config, destination, arguments.wal_name, arguments.wal_target)
+    return run.restore_cluster(config, destination, arguments)

@@ -25,32 +25,29 @@ if TYPE_CHECKING:
     from moonflower.pitr.recovery_target import RecoveryTarget
     from moonflower.pitr.recovery_window import Follow, Window
     from moonflower.reporting.jobs import Outcome
+    from moonflower.storage.destination import Destination
 
 
-def wal_push(config: Config, path: Path) -> ExitStatus:
+def wal_push(config: Config, destination: "Destination", path: Path) -> ExitStatus:
     """archive_command: `moonflower wal-push %p` (run in the data directory)."""
     from moonflower.pitr.archive_writer import honour_for_push
     from moonflower.pitr.wal_archive import WalArchive
     from moonflower.proc.gpg import Encryption
-    from moonflower.storage.gateway import Storage
 
-    storage = Storage(config.s3)
     honour_for_push(config)
     with Encryption.open(config.encryption, config.backup.spool_dir) as encryption:
-        WalArchive(config, lambda: storage, encryption).push(path)
+        WalArchive(config, destination.storage, encryption).push(path)
     return ExitStatus.OK
 
 
-def wal_fetch(config: Config, name: str, target: Path) -> ExitStatus:
+def wal_fetch(config: Config, destination: "Destination", name: str, target: Path) -> ExitStatus:
     """restore_command: `moonflower wal-fetch %f %p`; exit 1 when the archive lacks it (the
     normal end of a recovery)."""
     from moonflower.pitr.wal_archive import WalArchive
     from moonflower.proc.gpg import Decryption
-    from moonflower.storage.gateway import Storage
 
-    storage = Storage(config.s3)
     with Decryption.open(config.encryption, config.backup.spool_dir) as decryption:
-        if WalArchive(config, lambda: storage, None).fetch(name, target, decryption):
+        if WalArchive(config, destination.storage, None).fetch(name, target, decryption):
             return ExitStatus.OK
     log.info("%s is not in the archive", name)
     return ExitStatus.BACKUP_FAILED
@@ -123,7 +120,9 @@ def wal_fetch_command(arguments: argparse.Namespace) -> str | None:
     return moonflower_command(arguments.config)
 
 
-def restore_cluster(config: Config, arguments: argparse.Namespace) -> ExitStatus:
+def restore_cluster(
+    config: Config, destination: "Destination", arguments: argparse.Namespace
+) -> ExitStatus:
     from moonflower.pitr.base_unpack import empty_directory
     from moonflower.pitr.recovery_run import run_recovery, server_account
     from moonflower.pitr.recovery_target import check_reached
@@ -134,7 +133,7 @@ def restore_cluster(config: Config, arguments: argparse.Namespace) -> ExitStatus
     target = recovery_target(arguments)
     fetch_command = wal_fetch_command(arguments)
     account = server_account(directory, arguments.run_as, required=arguments.start)
-    restore = ClusterRestore(config, directory, target, arguments.keep_archiving)
+    restore = ClusterRestore(config, destination, directory, target, arguments.keep_archiving)
 
     def probe(window: "Window") -> None:
         if fetch_command is not None:
@@ -199,7 +198,9 @@ def ancestors_open(path: Path) -> bool:
     return all(parent.stat().st_mode & stat.S_IXOTH for parent in path.absolute().parents)
 
 
-def verify_physical(config: Config, trial_restore: bool, outcome: "Outcome") -> ExitStatus:
+def verify_physical(
+    config: Config, destination: "Destination", trial_restore: bool, outcome: "Outcome"
+) -> ExitStatus:
     """The newest base backup: downloaded, checked, extracted and verified against its
     manifest in a scratch directory; the WAL chain after it checked for gaps; with
     `trial_restore`, recovered to the newest WAL by a temporary server."""
@@ -223,7 +224,7 @@ def verify_physical(config: Config, trial_restore: bool, outcome: "Outcome") -> 
     ):
         Path(scratch).chmod(0o711)  # the server's user must reach the data directory
         directory = Path(scratch) / "data"
-        prepared = ClusterRestore(config, directory, RecoveryTarget()).prepare(
+        prepared = ClusterRestore(config, destination, directory, RecoveryTarget()).prepare(
             fetch_wal=trial_restore
         )
         if prepared.window.gap_after is not None:

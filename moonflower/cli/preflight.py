@@ -20,6 +20,7 @@ from moonflower.postgres.clients import any_psql, find_client
 from moonflower.postgres.connection import MAINTENANCE_DATABASE, libpq_environment, passfile
 from moonflower.postgres.queries import psql_query, server_version
 from moonflower.proc.gpg import Encryption
+from moonflower.storage.destination import Destination
 from moonflower.storage.gateway import Storage
 
 PROBE_NAME = ".moonflower-check-"
@@ -44,8 +45,9 @@ SLOT_EXISTS = "SELECT count(*) FROM pg_catalog.pg_replication_slots WHERE slot_n
 
 
 class Preflight:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, destination: Destination) -> None:
         self.config = config
+        self.destination = destination
 
     def run(self) -> list[Check]:
         checks = [Check("configuration", True, "valid")]
@@ -55,7 +57,7 @@ class Preflight:
         checks += self._databases()
         storage: Storage | None = None
         try:
-            storage = Storage(self.config.s3)
+            storage = self.destination.storage()
         except MoonflowerError as error:
             checks.append(Check("S3 client", False, str(error)))
         if storage is not None:

@@ -13,6 +13,7 @@ from moonflower.core.exit_status import ExitStatus
 from moonflower.core.logs import log
 from moonflower.core.shutdown import Shutdown
 from moonflower.pitr.wal_stream import BACKOFF_MAX_SECONDS, BACKOFF_START_SECONDS
+from moonflower.storage.destination import Destination
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -32,7 +33,9 @@ def gap_webhook(config: Config) -> Callable[[str], None]:
 
 
 @contextlib.contextmanager
-def physical_services(config: Config, shutdown: Shutdown) -> Iterator[list[threading.Thread]]:
+def physical_services(
+    config: Config, shutdown: Shutdown, destination: Destination
+) -> Iterator[list[threading.Thread]]:
     """Start the WAL stream and the base backup schedule (as configured); stop them on exit."""
     from moonflower.core.state_dir import state_directory
     from moonflower.pitr.archive_writer import streaming_writer
@@ -41,13 +44,11 @@ def physical_services(config: Config, shutdown: Shutdown) -> Iterator[list[threa
     from moonflower.postgres.connection import passfile
     from moonflower.proc.gpg import Encryption
     from moonflower.reporting.status_file import StateFile
-    from moonflower.storage.gateway import Storage
 
     threads: list[threading.Thread] = []
     stop = threading.Event()
     with contextlib.ExitStack() as stack:
         if config.wal.stream:
-            storage = Storage(config.s3)
             encryption = stack.enter_context(
                 Encryption.open(config.encryption, config.backup.spool_dir)
             )
@@ -55,7 +56,7 @@ def physical_services(config: Config, shutdown: Shutdown) -> Iterator[list[threa
                 passfile(config.postgres.password, config.backup.spool_dir)
             )
             keeper = stack.enter_context(streaming_writer(config, gap_webhook(config)))
-            archive = WalArchive(config, lambda: storage, encryption)
+            archive = WalArchive(config, destination.storage, encryption)
             state = StateFile(state_directory(config.backup))
             streamer = WalStreamer(
                 config, archive, password, stop, gap_webhook(config), state.wal_stream
@@ -72,7 +73,9 @@ def physical_services(config: Config, shutdown: Shutdown) -> Iterator[list[threa
             threads.append(threading.Thread(target=supervise, name="wal-stream"))
         if config.wal.basebackup_schedule is not None:
             threads.append(
-                threading.Thread(target=base_backup_schedule(config, stop), name="basebackups")
+                threading.Thread(
+                    target=base_backup_schedule(config, destination, stop), name="basebackups"
+                )
             )
         for thread in threads:
             thread.daemon = True
@@ -113,7 +116,9 @@ def guarded(work: Callable[[], None]) -> Callable[[], None]:
     return run
 
 
-def base_backup_schedule(config: Config, stop: threading.Event) -> Callable[[], None]:
+def base_backup_schedule(
+    config: Config, destination: Destination, stop: threading.Event
+) -> Callable[[], None]:
     from moonflower.core.state_dir import state_directory
     from moonflower.daemon.scheduler import Runner
     from moonflower.jobs.base_backup import base_backup
@@ -123,7 +128,7 @@ def base_backup_schedule(config: Config, stop: threading.Event) -> Callable[[], 
 
     def one() -> ExitStatus:
         try:
-            return base_backup(config)  # reported there, failure or not
+            return base_backup(config, destination)  # reported there, failure or not
         except MoonflowerError:
             return ExitStatus.BACKUP_FAILED
 

@@ -12,12 +12,13 @@ from moonflower.core.shutdown import Shutdown
 from moonflower.core.state_dir import state_directory
 from moonflower.jobs.backup import backup_once
 from moonflower.reporting.status_file import StateFile
+from moonflower.storage.destination import Destination
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
 
-def run_scheduler(config: Config, shutdown: Shutdown) -> ExitStatus:
+def run_scheduler(config: Config, shutdown: Shutdown, destination: Destination) -> ExitStatus:
     from moonflower.config.cron import EXAMPLES
     from moonflower.daemon.physical_services import physical_services
     from moonflower.proc.gpg import Encryption
@@ -27,28 +28,31 @@ def run_scheduler(config: Config, shutdown: Shutdown) -> ExitStatus:
         raise ConfigError([f"SCHEDULE: required by `moonflower run`, e.g. {EXAMPLES}"])
     with Encryption.open(config.encryption, config.backup.spool_dir):
         pass  # an unusable key stops us now (exit 2), not at the first fire
-    with physical_services(config, shutdown), status_server(config):
+    with (
+        physical_services(config, shutdown, destination),
+        status_server(config, destination),
+    ):
         if config.schedule is None:
             log.info("no SCHEDULE: only physical backups run, until stopped")
             while not shutdown.requested.wait(1.0):
                 pass
             return ExitStatus.OK
-        return logical_schedule(config, shutdown)
+        return logical_schedule(config, shutdown, destination)
 
 
 @contextlib.contextmanager
-def status_server(config: Config) -> "Iterator[None]":
+def status_server(config: Config, destination: Destination) -> "Iterator[None]":
     """METRICS_ADDRESS: /metrics, /healthz and the status page while `run` runs."""
     if config.monitoring.metrics_host is None:
         yield
         return
     from moonflower.reporting.server import StatusServer
 
-    with StatusServer(config):
+    with StatusServer(config, destination):
         yield
 
 
-def logical_schedule(config: Config, shutdown: Shutdown) -> ExitStatus:
+def logical_schedule(config: Config, shutdown: Shutdown, destination: Destination) -> ExitStatus:
     from moonflower.daemon.scheduler import Runner
     from moonflower.proc.children import reap_orphans
 
@@ -56,7 +60,7 @@ def logical_schedule(config: Config, shutdown: Shutdown) -> ExitStatus:
 
     def guarded_run() -> ExitStatus:
         with shutdown.working():
-            return backup_once(config)
+            return backup_once(config, destination)
 
     state = StateFile(state_directory(config.backup))
     state.scheduler_started(config.schedule.expression)

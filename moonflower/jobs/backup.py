@@ -15,10 +15,11 @@ from moonflower.reporting.status_file import now as state_now
 
 if TYPE_CHECKING:
     from moonflower.logical.backup import RunReport
+    from moonflower.storage.destination import Destination
     from moonflower.storage.gateway import Storage
 
 
-def backup_once(config: Config) -> ExitStatus:
+def backup_once(config: Config, destination: "Destination") -> ExitStatus:
     """One run with its webhooks, its line in the status file, its notification and its
     metrics."""
     started = state_now()
@@ -27,7 +28,7 @@ def backup_once(config: Config) -> ExitStatus:
     with contextlib.suppress(OSError, MoonflowerError):  # reported by record_run at the end
         StateFile(state_directory(config.backup)).run_started(started)
     try:
-        status = monitored_backup(config, reports)
+        status = monitored_backup(config, destination, reports)
         return status
     except Terminated:
         status = ExitStatus.TERMINATED
@@ -60,7 +61,9 @@ def record_run(
         publish_metrics(config)
 
 
-def monitored_backup(config: Config, reports: list["RunReport"]) -> ExitStatus:
+def monitored_backup(
+    config: Config, destination: "Destination", reports: list["RunReport"]
+) -> ExitStatus:
     """One run with its webhooks: start, then success or failure with the run's log. The
     run's report is added to `reports`."""
     from moonflower.logical.backup import BackupRun
@@ -69,7 +72,7 @@ def monitored_backup(config: Config, reports: list["RunReport"]) -> ExitStatus:
 
     with Webhooks(config.webhooks).monitor() as outcome:
         with Encryption.open(config.encryption, config.backup.spool_dir) as encryption:
-            report = BackupRun(config, encryption, prune_expired).run()
+            report = BackupRun(config, destination, encryption, prune_expired).run()
         reports.append(report)
         from moonflower.reporting.summary import output_console, print_summary, summary_document
 

@@ -3,9 +3,10 @@
 from moonflower.config.model import Config
 from moonflower.core.exit_status import ExitStatus
 from moonflower.core.logs import log
+from moonflower.storage.destination import Destination
 
 
-def base_backup(config: Config, full: bool = False) -> ExitStatus:
+def base_backup(config: Config, destination: Destination, full: bool = False) -> ExitStatus:
     """One base backup, reported like a run (status file, failure webhook, notification,
     metrics), then the prune of physical backups when expiry or keep rules are set."""
     from moonflower.pitr.basebackup import take_base_backup
@@ -16,12 +17,11 @@ def base_backup(config: Config, full: bool = False) -> ExitStatus:
         reported(config, "basebackup"),
         Encryption.open(config.encryption, config.backup.spool_dir) as encryption,
     ):
-        take_base_backup(config, encryption, full)
+        take_base_backup(config, destination, encryption, full)
     if config.s3.prunes:
         from moonflower.retention.prune import Pruner
-        from moonflower.storage.gateway import Storage
 
-        pruned = Pruner(Storage(config.s3), config.s3).prune_physical()
+        pruned = Pruner(destination.storage(), config.s3).prune_physical()
         if pruned.problems:
             log.error("pruning old base backups failed: %s", "; ".join(pruned.problems))
     return ExitStatus.OK

@@ -49,6 +49,7 @@ from moonflower.proc.gpg import Encryption, home_parent, remove_stale_homes
 from moonflower.proc.openpgp import check_encrypted_artifact
 from moonflower.proc.runner import abandon_all
 from moonflower.proc.spool import remove_stale_files, spool_file
+from moonflower.storage.destination import Destination
 from moonflower.storage.journal import UploadJournal
 from moonflower.storage.objects import MULTIPART_THRESHOLD, Uploaded, part_size_for
 from moonflower.storage.opening import OpeningStorage
@@ -94,10 +95,12 @@ class BackupRun:
     def __init__(
         self,
         config: Config,
+        destination: Destination,
         encryption: Encryption | None = None,
         prune_expired: "Callable[[Storage, S3Config, list[str], RunReport], None] | None" = None,
     ) -> None:
         self.config = config
+        self.destination = destination
         self.prune_expired = prune_expired
         """Expires older backups of the databases just backed up (the retention's, passed in)."""
         self.encryption = encryption
@@ -127,7 +130,7 @@ class BackupRun:
         remove_stale_homes(home_parent(spool_dir))
         if home_parent(spool_dir) != spool_dir:
             remove_stale_homes(spool_dir)
-        self.s3 = OpeningStorage(self.config.s3, self._on_open)
+        self.s3 = self.destination.opening(self._on_open)
         warm_up("pg_dump", self.config.postgres.pg_dump_path)
         with passfile(self.config.postgres.password, self.config.backup.spool_dir) as password:
             try:

@@ -37,6 +37,7 @@ from moonflower.proc.gpg import Encryption
 from moonflower.proc.runner import Stage
 from moonflower.proc.spool import spool_file
 from moonflower.storage.checksums import file_sha256
+from moonflower.storage.destination import Destination
 from moonflower.storage.gateway import Storage
 from moonflower.storage.journal import UploadJournal
 from moonflower.storage.objects import part_size_for
@@ -62,14 +63,13 @@ def wal_points(stderr_lines: list[str]) -> tuple[str, int, str]:
 
 
 def take_base_backup(
-    config: Config, encryption: Encryption | None, full: bool = False
+    config: Config, destination: Destination, encryption: Encryption | None, full: bool = False
 ) -> BaseBackupRecord:
     """A base backup; incremental against the previous one when BASEBACKUP_INCREMENTAL
     allows it and `full` is not asked for."""
     pg = config.postgres
-    storage = Storage(config.s3)
     with step("connect"):
-        storage.check_bucket()
+        storage = destination.checked()
     with passfile(pg.password, config.backup.spool_dir) as password:
         environment = libpq_environment(pg, password, MAINTENANCE_DATABASE)
         if config.wal.stream:

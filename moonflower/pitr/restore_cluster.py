@@ -45,6 +45,7 @@ from moonflower.proc.gpg import Decryption
 from moonflower.proc.runner import Stage
 from moonflower.proc.spool import spool_file
 from moonflower.storage.checksums import file_sha256
+from moonflower.storage.destination import Destination
 from moonflower.storage.gateway import Storage
 
 SETTINGS_MARK = "# Added by moonflower restore-cluster"
@@ -73,15 +74,16 @@ class ClusterRestore:
     def __init__(
         self,
         config: Config,
+        destination: Destination,
         directory: Path,
         target: RecoveryTarget,
         keep_archiving: bool = False,
     ) -> None:
         self.config = config
+        self.destination = destination
         self.keep_archiving = keep_archiving
         self.directory = directory
         self.target = target
-        self._storage: Storage | None = None
         self.seconds: dict[str, float] = {}
         """How long each step took, for the summary (the restore time objective)."""
 
@@ -93,9 +95,7 @@ class ClusterRestore:
         self.seconds[name] = self.seconds.get(name, 0.0) + time.monotonic() - started
 
     def storage(self) -> Storage:
-        if self._storage is None:
-            self._storage = Storage(self.config.s3)
-        return self._storage
+        return self.destination.storage()
 
     def prepare(
         self,

@@ -17,6 +17,7 @@ from moonflower.core.redact import redactor
 from moonflower.core.sizes import human_size
 from moonflower.reporting.health import health
 from moonflower.reporting.status_file import StateFile
+from moonflower.storage.destination import Destination
 
 CHART_POINTS = 30
 LOCKS_SHOWN = 5
@@ -107,8 +108,9 @@ def chart(backups: list[Shown]) -> str:
 
 
 class PageSource:
-    def __init__(self, config: Config, state: StateFile) -> None:
+    def __init__(self, config: Config, destination: Destination, state: StateFile) -> None:
         self.config = config
+        self.destination = destination
         self.state = state
         self._lock = threading.Lock()
         self._cached: tuple[float, dict[str, list[Shown]], str | None, str | None] | None = None
@@ -123,10 +125,9 @@ class PageSource:
     def _read_bucket(self) -> tuple[dict[str, list[Shown]], str | None, str | None]:
         from moonflower.catalog.logical import Catalog
         from moonflower.pitr.listing import base_backup_listing
-        from moonflower.storage.gateway import Storage
 
         try:
-            storage = Storage(self.config.s3)
+            storage = self.destination.storage()
             catalog = Catalog(storage, self.config.s3)
             found: dict[str, list[Shown]] = {}
             for info in catalog.backups(details=False):

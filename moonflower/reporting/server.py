@@ -21,6 +21,7 @@ from moonflower.reporting.health import health
 from moonflower.reporting.metrics import exposition
 from moonflower.reporting.page import PageSource
 from moonflower.reporting.status_file import StateFile
+from moonflower.storage.destination import Destination
 
 REALM = 'Basic realm="moonflower", charset="UTF-8"'
 
@@ -90,8 +91,9 @@ def family_of(host: str) -> socket.AddressFamily:
 
 
 class StatusServer:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, destination: Destination) -> None:
         self.config = config
+        self.destination = destination
         monitoring = config.monitoring
         assert monitoring.metrics_host is not None
         self.address = (monitoring.metrics_host, monitoring.metrics_port)
@@ -129,7 +131,7 @@ class StatusServer:
         config = self.config
         token = config.monitoring.metrics_token
         state = StateFile(state_directory(config.backup))
-        pages = PageSource(config, state)
+        pages = PageSource(config, self.destination, state)
         timeout = config.backup.timeout.seconds if config.backup.timeout else None
 
         class Handler(BaseHTTPRequestHandler):

@@ -13,7 +13,6 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from moonflower.config.model import S3Config
 from moonflower.core.errors import MoonflowerError
 from moonflower.core.logs import step
 
@@ -24,8 +23,10 @@ if TYPE_CHECKING:
 class OpeningStorage:
     """A Storage being made ready (client, bucket check, `prepare`) in a thread of its own."""
 
-    def __init__(self, config: S3Config, prepare: Callable[["Storage"], None]) -> None:
-        self._config = config
+    def __init__(
+        self, open_checked: Callable[[], "Storage"], prepare: Callable[["Storage"], None]
+    ) -> None:
+        self._open_checked = open_checked
         self._prepare = prepare
         self._storage: Storage | None = None
         self._error: MoonflowerError | None = None
@@ -41,10 +42,7 @@ class OpeningStorage:
     def _open(self) -> None:
         try:
             with step("s3"):
-                from moonflower.storage.gateway import Storage
-
-                storage = Storage(self._config)
-                storage.check_bucket()
+                storage = self._open_checked()
                 self._prepare(storage)
             self._storage = storage
         except MoonflowerError as error:
