@@ -2,7 +2,6 @@
 its pipeline, checked, uploaded; then expired backups are pruned. S3 is opened beside the
 first dump (`s3.opening`), so pg_dump starts without waiting for boto3 or the network."""
 
-import contextlib
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -19,10 +18,9 @@ if TYPE_CHECKING:
     from moonflower.storage.gateway import Storage
 
 from moonflower.catalog.keys import backup_key
-from moonflower.config.model import ChecksumMode, Config, DumpFormat, SizeDrop
+from moonflower.config.model import Config, DumpFormat, SizeDrop
 from moonflower.core.errors import MoonflowerError
 from moonflower.core.logs import database_context, log, step
-from moonflower.core.shutdown import shutdown
 from moonflower.core.sizes import human_size
 from moonflower.core.state_dir import state_directory
 from moonflower.logical.dump import DumpJob
@@ -51,9 +49,9 @@ from moonflower.proc.runner import abandon_all
 from moonflower.proc.spool import remove_stale_files, spool_file
 from moonflower.storage.destination import Destination
 from moonflower.storage.journal import UploadJournal
-from moonflower.storage.objects import MULTIPART_THRESHOLD, Uploaded, part_size_for
+from moonflower.storage.objects import Uploaded
 from moonflower.storage.opening import OpeningStorage
-from moonflower.storage.streaming import StreamingUpload, streaming_upload
+from moonflower.storage.transaction import upload_transaction
 
 SIGNAL_LATENCY_SECONDS = 0.2
 
@@ -246,7 +244,7 @@ class BackupRun:
                 self._dump_and_upload(database, password_file, result)
             except MoonflowerError as error:
                 result.error = str(error)
-                if self.s3 is not None and error is self.s3.failure():
+                if error is self._s3_failure():
                     log.debug("stopped: S3 cannot be used (%s)", error)  # the run reports it
                 else:
                     log.error("backup failed: %s", error)
@@ -266,75 +264,49 @@ class BackupRun:
         content_type = CONTENT_TYPES["gpg"] if self.encryption else dump.content_type
         moment = pendulum.now("UTC")
         key = backup_key(self.config.s3.prefix, dump.key_name, moment, extension)
-        with shutdown.critical():  # a signal now must not leave the journal half-kept
-            self.journal.started(key)
-        streamed = False
-        parts_possible = False  # could an unfinished multipart upload of the key exist?
-        stream: StreamingUpload | None = None
-        try:
-            with spool_file(self.config.backup.spool_dir, extension) as spool:
-                with (
-                    step("dump"),
-                    self._early_upload(key, spool, size_hint, content_type) as stream,
-                ):
-                    sql_bytes = DumpJob(
-                        dump,
-                        tool,
-                        environment,
-                        spool,
-                        self.encryption,
-                        self.time_limit,
-                        cancel=self.s3.failure if self.s3 is not None else None,
-                    ).run_with_fallback()
-                    if self.encryption:
-                        check_encrypted_artifact(spool)
-                    else:
-                        dump.check(spool)
-                    sql_size = "?" if sql_bytes is None else human_size(sql_bytes)
-                    log.info(
-                        "dump complete: %s of SQL, %s in the spool file",
-                        sql_size,
-                        human_size(spool.stat().st_size),
-                    )
-                    uploaded = stream.finish() if stream is not None else None
-                    streamed = uploaded is not None
-                with step("upload"):
-                    if uploaded is None:
-                        parts_possible = spool.stat().st_size >= MULTIPART_THRESHOLD
-                        uploaded = self.storage().upload(spool, key, content_type)
-                    log.info("uploaded s3://%s/%s", self.config.s3.bucket, uploaded.key)
-                    log_retention(uploaded)
-        finally:
-            parts_possible = parts_possible or (stream is not None and stream.started)
-            with shutdown.critical():
-                if streamed or not parts_possible:  # no unfinished upload of the key is left
-                    self.journal.finished(key)
+        with (
+            spool_file(self.config.backup.spool_dir, extension) as spool,
+            upload_transaction(
+                self.journal,
+                self.storage,
+                key,
+                spool,
+                content_type,
+                size_hint,
+                self.config.s3.checksum,
+                unusable=self._s3_failure,
+            ) as upload,
+        ):
+            with step("dump"), upload.producing():
+                sql_bytes = DumpJob(
+                    dump,
+                    tool,
+                    environment,
+                    spool,
+                    self.encryption,
+                    self.time_limit,
+                    cancel=self._s3_failure,
+                ).run_with_fallback()
+                if self.encryption:
+                    check_encrypted_artifact(spool)
                 else:
-                    self._forget_upload(key)
+                    dump.check(spool)
+                sql_size = "?" if sql_bytes is None else human_size(sql_bytes)
+                log.info(
+                    "dump complete: %s of SQL, %s in the spool file",
+                    sql_size,
+                    human_size(spool.stat().st_size),
+                )
+            with step("upload"):
+                uploaded = upload.upload()
+                log.info("uploaded s3://%s/%s", self.config.s3.bucket, uploaded.key)
+                log_retention(uploaded)
         result.key = uploaded.key
         result.size = uploaded.size
 
-    def _forget_upload(self, key: str) -> None:
-        """Make sure no unfinished upload of `key` stays behind; if S3 cannot be asked now,
-        the journal keeps the key and a later run cleans up."""
-        if self.s3 is not None and self.s3.failure() is not None:
-            self.journal.finished(key)  # S3 never opened, so no upload of it ever started
-            return
-        try:
-            self.storage().abort_uploads_for(key)
-        except MoonflowerError as error:
-            log.warning("could not check for unfinished uploads of %s: %s", key, error)
-            return
-        self.journal.finished(key)
-
-    def _early_upload(
-        self, key: str, spool: Path, size_hint: int, content_type: str
-    ) -> contextlib.AbstractContextManager[StreamingUpload | None]:
-        """Upload parts while dumping, when S3 checksums are on (they verify such objects)."""
-        if self.config.s3.checksum != ChecksumMode.WHEN_SUPPORTED:
-            return contextlib.nullcontext()
-        part_size = part_size_for(size_hint)
-        return streaming_upload(self.storage, key, spool, part_size, content_type)
+    def _s3_failure(self) -> MoonflowerError | None:
+        """Why S3 is unusable, if already known (never waits)."""
+        return self.s3.failure() if self.s3 is not None else None
 
 
 def log_retention(uploaded: Uploaded) -> None:

@@ -21,10 +21,9 @@ from moonflower.catalog.physical_keys import (
     BASE_OBJECT,
     base_folder,
 )
-from moonflower.config.model import ChecksumMode, Config
-from moonflower.core.errors import DumpError, MoonflowerError
+from moonflower.config.model import Config
+from moonflower.core.errors import DumpError
 from moonflower.core.logs import log, step
-from moonflower.core.shutdown import shutdown
 from moonflower.core.sizes import human_size
 from moonflower.core.state_dir import state_directory
 from moonflower.postgres.clients import any_psql, find_client
@@ -40,8 +39,7 @@ from moonflower.storage.checksums import file_sha256
 from moonflower.storage.destination import Destination
 from moonflower.storage.gateway import Storage
 from moonflower.storage.journal import UploadJournal
-from moonflower.storage.objects import part_size_for
-from moonflower.storage.streaming import StreamingUpload, streaming_upload
+from moonflower.storage.transaction import upload_transaction
 
 START_POINT = re.compile(r"write-ahead log start point: (\S+) on timeline (\d+)")
 END_POINT = re.compile(r"write-ahead log end point: (\S+)")
@@ -189,46 +187,36 @@ def run_base_backup(
         f"--label=moonflower {label}",
     ]
     journal = UploadJournal(state_directory(config.backup), config.s3.bucket, config.s3.endpoint)
-    with shutdown.critical():
-        journal.started(key)
-    finished = False
     spool = config.backup.spool_dir
-    try:
+    with (
+        spool_file(spool, ".tar" + suffix) as spooled,
+        spool_file(spool, ".manifest") as manifest,
+        encoding_stages(config.backup.compression, encryption) as stages,
+        upload_transaction(
+            journal, lambda: storage, key, spooled, TAR_TYPE, cluster_size, config.s3.checksum
+        ) as upload,
+    ):
         with (
-            spool_file(spool, ".tar" + suffix) as spooled,
-            spool_file(spool, ".manifest") as manifest,
-            encoding_stages(config.backup.compression, encryption) as stages,
+            step("basebackup"),
+            spooled.open("wb") as output,
+            upload.producing(),
+            tapped(config, manifest) as tap,
         ):
-            with (
-                step("basebackup"),
-                spooled.open("wb") as output,
-                early_upload(config, storage, key, spooled, cluster_size) as stream,
-                tapped(config, manifest) as tap,
-            ):
-                base = Stage("pg_basebackup", argv, environment)
-                tails = runner.run([base, *tap, *stages], output)
-                uploaded = stream.finish() if stream is not None else None
-            start_lsn, timeline, stop_lsn = wal_points(list(tails[0].lines))
-            stopped = pendulum.now("UTC")
-            with step("upload"):
-                if uploaded is None:
-                    uploaded = storage.upload(spooled, key, TAR_TYPE)
-                digest = file_sha256(spooled)  # the whole file's, whichever way it went up
-                manifest_key = manifest_sha256 = None
-                if config.wal.incremental:
-                    from moonflower.pitr.incremental import MANIFEST, keep_manifest
+            base = Stage("pg_basebackup", argv, environment)
+            tails = runner.run([base, *tap, *stages], output)
+        start_lsn, timeline, stop_lsn = wal_points(list(tails[0].lines))
+        stopped = pendulum.now("UTC")
+        with step("upload"):
+            uploaded = upload.upload()
+            digest = file_sha256(spooled)  # the whole file's, whichever way it went up
+            manifest_key = manifest_sha256 = None
+            if config.wal.incremental:
+                from moonflower.pitr.incremental import MANIFEST, keep_manifest
 
-                    manifest_key = f"{folder}{MANIFEST}{suffix}"
-                    manifest_sha256 = keep_manifest(
-                        config, storage, encryption, label, manifest, manifest_key
-                    )
-        finished = True
-    finally:
-        with shutdown.critical():
-            if not finished:
-                with contextlib.suppress(MoonflowerError):
-                    storage.abort_uploads_for(key)
-            journal.finished(key)
+                manifest_key = f"{folder}{MANIFEST}{suffix}"
+                manifest_sha256 = keep_manifest(
+                    config, storage, encryption, label, manifest, manifest_key
+                )
     return Taken(
         label,
         key,
@@ -251,16 +239,6 @@ def tapped(config: Config, manifest: Path) -> contextlib.AbstractContextManager[
     from moonflower.pitr.incremental import manifest_tap
 
     return manifest_tap(config.backup.spool_dir, manifest)
-
-
-def early_upload(
-    config: Config, storage: Storage, key: str, spooled: Path, size_hint: int
-) -> contextlib.AbstractContextManager[StreamingUpload | None]:
-    """Parts go up while pg_basebackup still runs (when S3 checksums are on: they verify
-    such objects); a failure falls back to uploading the finished file."""
-    if config.s3.checksum != ChecksumMode.WHEN_SUPPORTED:
-        return contextlib.nullcontext()
-    return streaming_upload(lambda: storage, key, spooled, part_size_for(size_hint), TAR_TYPE)
 
 
 def write_description(storage: Storage, config: Config, record: BaseBackupRecord) -> None:
