@@ -11,7 +11,6 @@ downloaded again and checked step by step (`fetched`, then `read_to_the_end`).
 """
 
 import contextlib
-import hashlib
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -27,8 +26,8 @@ from moonflower.logical.readback import (
     PlainSql,
     Trust,
     check_encrypted,
-    damaged_backup,
     decoding_stages_of,
+    expected_of,
     fetched,
     format_of,
     judged,
@@ -38,7 +37,7 @@ from moonflower.logical.readback import (
 from moonflower.proc.feeder import CHUNK_BYTES, Feeder, StreamBroken, first_bytes
 from moonflower.proc.gpg import Decryption
 from moonflower.proc.spool import spool_file
-from moonflower.storage.checksums import CompositeSha256, same_composite
+from moonflower.storage.fetch import RunningCheck, damaged
 from moonflower.storage.gateway import Storage
 
 
@@ -62,40 +61,18 @@ class Reader:
     pg_dump_path: Path | None
 
 
-@dataclass(frozen=True)
-class Expected:
-    """The checksum Moonflower recorded for a backup, computed as the bytes pass."""
-
-    digest: "hashlib._Hash | CompositeSha256"
-    value: str
-    described: str
-
-    @staticmethod
-    def of(info: BackupInfo) -> "Expected | None":
-        if info.sha256 is not None:
-            return Expected(hashlib.sha256(), info.sha256, f"SHA-256 {info.sha256[:16]}…")
-        if info.part_size and info.s3_checksum:
-            described = f"composite SHA-256 of {info.part_size}-byte parts"
-            return Expected(CompositeSha256(info.part_size), info.s3_checksum, described)
-        return None
-
-    def matches(self) -> bool:
-        if isinstance(self.digest, CompositeSha256):
-            return same_composite(self.value, self.digest.value())
-        return self.digest.hexdigest() == self.value
-
-
 @contextlib.contextmanager
 def fetched_and_read(reader: Reader, info: BackupInfo) -> Iterator[Fetched]:
     """The backup in a spool file, checked and read to the end (removed afterwards)."""
-    expected = Expected.of(info)
-    if expected is not None and not info.backup.extension.startswith(CUSTOM_EXTENSION):
+    expected = expected_of(info)
+    if expected.checkable and not info.backup.extension.startswith(CUSTOM_EXTENSION):
+        running = RunningCheck(expected)
         with spool_file(reader.spool_dir, info.backup.extension) as path:
             started = time.monotonic()
             try:
                 with StepProgress("downloading", info.size) as progress:
                     feeder, end = stream_through_decoders(
-                        reader, info, path, progress.advance, expected
+                        reader, info, path, progress.advance, running
                     )
             except StreamBroken as broken:
                 log.warning(
@@ -105,7 +82,7 @@ def fetched_and_read(reader: Reader, info: BackupInfo) -> Iterator[Fetched]:
                 )
             else:
                 downloaded = time.monotonic()
-                plain = checked_stream(reader, info, path, feeder, end, expected)
+                plain = checked_stream(reader, info, path, feeder, end, running)
                 yield Fetched(path, plain, downloaded - started, time.monotonic() - downloaded)
                 return
     started = time.monotonic()
@@ -128,7 +105,7 @@ def stream_through_decoders(
     info: BackupInfo,
     path: Path,
     on_bytes: Callable[[int], None],
-    expected: Expected,
+    running: RunningCheck,
 ) -> tuple[Feeder, StreamEnd]:
     """Download into `path` while the decoders read the same bytes. StreamBroken when the
     download broke, or when the start of the object is not plain SQL in a known form (the
@@ -146,7 +123,7 @@ def stream_through_decoders(
         path.open("wb") as copy,
         tempfile.NamedTemporaryFile(dir=reader.spool_dir) as ends,
     ):
-        feeder = Feeder(chunks, head, copy, on_bytes, expected.digest)
+        feeder = Feeder(chunks, head, copy, on_bytes, running)
         with open(ends.name, "wb") as output:
             stages = decoding_stages_of(found, reader.decryption, info)
             failure = feeder.feed(stages, last_bytes(), output)
@@ -164,13 +141,13 @@ def checked_stream(
     path: Path,
     feeder: Feeder,
     end: StreamEnd,
-    expected: Expected,
+    running: RunningCheck,
 ) -> PlainSql:
     """The same checks, in the same order, as a download checked step by step."""
     with step("checksum"):
-        if not expected.matches():
-            raise damaged_backup(info)
-        log.info("checksum ok (%s)", expected.described)
+        if not running.matches():
+            raise damaged(info.key)
+        log.info("checksum ok (%s)", running.expected.shown)
         check_encrypted(info, reader.trust, format_of(feeder.head).encrypted)
     with step("read"):
         if end.failure is not None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from moonflower.catalog.logical import BackupInfo
-from moonflower.core.errors import MoonflowerError, RestoreError
+from moonflower.core.errors import RestoreError, StorageError
 from moonflower.core.logs import log, step
 from moonflower.core.progress import StepProgress, stdin_position
 from moonflower.logical.plans import CUSTOM_EXTENSION, CUSTOM_MAGIC
@@ -31,7 +31,7 @@ from moonflower.proc.openpgp import (
 )
 from moonflower.proc.runner import Pipeline, Stage
 from moonflower.proc.spool import spool_file
-from moonflower.storage.checksums import file_composite_sha256, file_sha256, same_composite
+from moonflower.storage.fetch import Expected, fetch_checked
 from moonflower.storage.gateway import Storage
 
 PLAIN_SQL_STARTS = (b"--", b"SET ", b"\n", b"\\")
@@ -95,30 +95,16 @@ class Trust:
         log.warning("%s; going on because of --allow-unverified", reason)
 
 
-def check_download(info: BackupInfo, path: Path, trust: Trust) -> None:
-    """Refuse a download that differs from what was uploaded, or that carries no checksum
-    written by Moonflower."""
-    if info.sha256 is not None:
-        if file_sha256(path) != info.sha256:
-            raise damaged_backup(info)
-        log.info("checksum ok (SHA-256 %s…)", info.sha256[:16])
-    elif info.part_size and info.s3_checksum:
-        if not same_composite(info.s3_checksum, file_composite_sha256(path, info.part_size)):
-            raise damaged_backup(info)
-        log.info("checksum ok (composite SHA-256 of %d-byte parts)", info.part_size)
-    else:
-        trust.refuse(
-            "checksum",
-            f"{info.key} has no recorded SHA-256 (made by the original image, or copied into "
-            "the bucket), so nothing shows it is a backup Moonflower wrote",
-        )
-    check_encrypted(info, trust, detect_format(path).encrypted)
+def expected_of(info: BackupInfo) -> Expected:
+    return Expected(sha256=info.sha256, composite=info.s3_checksum, part_size=info.part_size)
 
 
-def damaged_backup(info: BackupInfo) -> RestoreError:
-    return RestoreError(
+def unverifiable(info: BackupInfo, trust: Trust) -> None:
+    """A backup without a checksum written by Moonflower is refused unless allowed."""
+    trust.refuse(
         "checksum",
-        f"{info.key} does not match the SHA-256 recorded at upload; it is damaged or was changed",
+        f"{info.key} has no recorded SHA-256 (made by the original image, or copied into "
+        "the bucket), so nothing shows it is a backup Moonflower wrote",
     )
 
 
@@ -135,14 +121,27 @@ def check_encrypted(info: BackupInfo, trust: Trust, encrypted: bool) -> None:
 @contextlib.contextmanager
 def fetched(storage: Storage, info: BackupInfo, spool_dir: Path, trust: Trust) -> Iterator[Path]:
     """The backup downloaded to a spool file and checked against its recorded checksum."""
-    with spool_file(spool_dir, info.backup.extension) as path:
-        with step("download"), StepProgress("downloading", info.size) as progress:
-            try:
-                storage.download(info.key, path, progress.advance)
-            except MoonflowerError as error:
-                raise RestoreError("download", str(error)) from None
-        with step("checksum"):
-            check_download(info, path, trust)
+    expected = expected_of(info)
+    if not expected.checkable:
+        unverifiable(info, trust)
+    with contextlib.ExitStack() as stack:
+        progress = stack.enter_context(StepProgress("downloading", info.size))
+        try:
+            path = stack.enter_context(
+                fetch_checked(
+                    storage,
+                    info.key,
+                    spool_dir,
+                    info.backup.extension,
+                    expected if expected.checkable else None,
+                    progress.advance,
+                )
+            )
+        except StorageError as error:
+            raise RestoreError("download", str(error)) from None
+        if expected.checkable:
+            log.info("checksum ok (%s)", expected.shown)
+        check_encrypted(info, trust, detect_format(path).encrypted)
         yield path
 
 

@@ -14,24 +14,13 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 
-from moonflower.core.errors import MoonflowerError, RestoreError, StorageError
+from moonflower.core.errors import MoonflowerError, StorageError
 from moonflower.proc.codec import starts_encrypted
 from moonflower.proc.feeder import Feeder, StreamBroken, first_bytes
 from moonflower.proc.runner import Stage
+from moonflower.storage.fetch import damaged, not_encrypted
 
 StagesFor = Callable[[bytes], AbstractContextManager[list[Stage]]]
-
-
-def damaged(key: str) -> RestoreError:
-    return RestoreError(
-        "checksum",
-        f"{key} does not match the SHA-256 recorded when it was stored; "
-        "it is damaged or was changed",
-    )
-
-
-def not_encrypted(key: str) -> RestoreError:
-    return RestoreError("checksum", f"{key} is not encrypted, but encryption is configured")
 
 
 def empty_directory(directory: Path) -> None:

@@ -28,6 +28,7 @@ from moonflower.proc.gpg import Decryption, Encryption
 from moonflower.proc.runner import Stage
 from moonflower.proc.spool import spool_file
 from moonflower.storage.checksums import file_sha256
+from moonflower.storage.fetch import Expected, fetch_checked
 from moonflower.storage.gateway import Storage
 from moonflower.storage.objects import SHA256_METADATA_KEY
 
@@ -106,22 +107,20 @@ def download_manifest(
 ) -> None:
     assert parent.manifest_key is not None
     suffix = parent.manifest_key.rsplit("/", 1)[1].removeprefix(MANIFEST)
+    expected = Expected(
+        sha256=parent.manifest_sha256 or recorded_sha256(storage, parent.manifest_key)
+    )
+    spool = config.backup.spool_dir
     with (
-        spool_file(config.backup.spool_dir, suffix or ".manifest") as stored,
-        Decryption.open(config.encryption, config.backup.spool_dir) as decryption,
+        Decryption.open(config.encryption, spool) as decryption,
+        fetch_checked(
+            storage, parent.manifest_key, spool, suffix or ".manifest", expected
+        ) as stored,
+        decoding_stages(stored, suffix, decryption, parent.manifest_key) as stages,
+        stored.open("rb") as source,
+        target.open("wb") as output,
     ):
-        storage.download(parent.manifest_key, stored, lambda _: None)
-        expected = parent.manifest_sha256 or recorded_sha256(storage, parent.manifest_key)
-        if expected is None or file_sha256(stored) != expected:
-            raise MoonflowerError(
-                f"{parent.manifest_key} does not match the SHA-256 recorded when it was stored"
-            )
-        with (
-            decoding_stages(stored, suffix, decryption, parent.manifest_key) as stages,
-            stored.open("rb") as source,
-            target.open("wb") as output,
-        ):
-            runner.run(stages, output=output, source=source)
+        runner.run(stages, output=output, source=source)
 
 
 @contextlib.contextmanager

@@ -27,9 +27,7 @@ from moonflower.core.logs import log, step
 from moonflower.core.sizes import human_size
 from moonflower.pitr.base_chain import chain_of, combine_area
 from moonflower.pitr.base_unpack import (
-    damaged,
     empty_directory,
-    not_encrypted,
     unpack_streamed,
 )
 from moonflower.pitr.recovery_run import socket_fits
@@ -39,13 +37,12 @@ from moonflower.pitr.recovery_window import Window, recoverable_window
 from moonflower.pitr.wal_archive import WalArchive
 from moonflower.postgres.clients import exact_client
 from moonflower.proc import runner, untar
-from moonflower.proc.codec import decoding_stages, decoding_stages_for, is_encrypted
+from moonflower.proc.codec import decoding_stages, decoding_stages_for
 from moonflower.proc.feeder import CHUNK_BYTES, StreamBroken
 from moonflower.proc.gpg import Decryption
 from moonflower.proc.runner import Stage
-from moonflower.proc.spool import spool_file
-from moonflower.storage.checksums import file_sha256
 from moonflower.storage.destination import Destination
+from moonflower.storage.fetch import Expected, fetch_checked
 from moonflower.storage.gateway import Storage
 
 SETTINGS_MARK = "# Added by moonflower restore-cluster"
@@ -199,20 +196,17 @@ class ClusterRestore:
     def _extract_spooled(
         self, base: BaseBackupRecord, suffix: str, directory: Path, decryption: Decryption
     ) -> None:
-        with spool_file(self.config.backup.spool_dir, ".tar" + suffix) as stored:
-            with self.timed("download"):
-                self.storage().download(base.key, stored, lambda _: None)
-            with self.timed("checksum"):
-                if file_sha256(stored) != base.sha256:
-                    raise damaged(base.key)
-                if self.config.encryption.enabled and not is_encrypted(stored):
-                    raise not_encrypted(base.key)
-            with (
-                self.timed("extract"),
-                decoding_stages(stored, suffix, decryption, base.key) as stages,
-                stored.open("rb") as source,
-            ):
-                runner.run([*stages, extract_stage(directory)], source=source)
+        expected = Expected(sha256=base.sha256, encrypted=self.config.encryption.enabled)
+        spool = self.config.backup.spool_dir
+        with (
+            fetch_checked(
+                self.storage(), base.key, spool, ".tar" + suffix, expected, timed=self.timed
+            ) as stored,
+            self.timed("extract"),
+            decoding_stages(stored, suffix, decryption, base.key) as stages,
+            stored.open("rb") as source,
+        ):
+            runner.run([*stages, extract_stage(directory)], source=source)
 
     def _verify(self, base: BaseBackupRecord) -> None:
         """pg_verifybackup checks every file against the backup manifest, and the WAL."""

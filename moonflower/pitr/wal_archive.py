@@ -27,11 +27,11 @@ from moonflower.core.errors import KeyTaken, MoonflowerError, WalError
 from moonflower.core.logs import log
 from moonflower.postgres.wal_names import PARTIAL_SUFFIX, is_wal_file, segment_of
 from moonflower.proc import runner
-from moonflower.proc.codec import COPY, decoding_stages, encode_file, encoding_suffix, is_encrypted
+from moonflower.proc.codec import COPY, decoding_stages, encode_file, encoding_suffix
 from moonflower.proc.gpg import Decryption, Encryption
 from moonflower.proc.runner import Stage
 from moonflower.proc.spool import spool_file
-from moonflower.storage.checksums import file_sha256
+from moonflower.storage.fetch import Expected, fetch_checked
 from moonflower.storage.gateway import Storage
 from moonflower.storage.objects import SHA256_METADATA_KEY
 
@@ -275,12 +275,10 @@ class WalArchive:
         head = storage.head(key) or {}
         metadata = head.get("Metadata", {})
         spool = self.config.backup.spool_dir
-        with spool_file(spool, found.suffix or ".wal") as stored:
-            storage.download(key, stored, lambda _: None)
-            if metadata.get(SHA256_METADATA_KEY) != file_sha256(stored):
-                raise WalError(f"{key} does not match the SHA-256 recorded when it was archived")
-            if self.encryption_expected and not is_encrypted(stored):
-                raise WalError(f"{key} is not encrypted, but encryption is configured")
+        expected = Expected(
+            sha256=metadata.get(SHA256_METADATA_KEY), encrypted=self.encryption_expected
+        )
+        with fetch_checked(storage, key, spool, found.suffix or ".wal", expected) as stored:
             staged = target.with_name(f".{target.name}.moonflower")
             staged.unlink(missing_ok=True)  # a killed fetch's (a link is removed, not followed)
             try:
