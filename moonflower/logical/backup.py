@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from moonflower.logical.size_check import EarlierBackups
     from moonflower.storage.gateway import Storage
 
-from moonflower.catalog.keys import backup_key
+from moonflower.catalog.keys import GLOBALS_SHOWN, backup_key
 from moonflower.config.model import Config, DumpFormat, SizeDrop
 from moonflower.core.errors import MoonflowerError
 from moonflower.core.logs import database_context, log, step
@@ -26,11 +26,9 @@ from moonflower.core.state_dir import state_directory
 from moonflower.logical.dump import DumpJob
 from moonflower.logical.plans import (
     CONTENT_TYPES,
-    GLOBALS_ITEM,
     connect_database_for,
     plan,
     program_for,
-    shown_name,
 )
 from moonflower.postgres.clients import any_psql, find_client, warm_up
 from moonflower.postgres.connection import libpq_environment, passfile
@@ -170,7 +168,7 @@ class BackupRun:
                 ", ".join(names) or "none",
                 f" (excluded: {', '.join(left_out)})" if left_out else "",
             )
-        return tuple(([GLOBALS_ITEM] if pg.globals else []) + names)
+        return tuple(([GLOBALS_SHOWN] if pg.globals else []) + names)
 
     def _cluster_facts(self, items: tuple[str, ...], password_file: Path) -> ClusterFacts | None:
         """Server version and database sizes in one query for the whole run, instead of one
@@ -189,7 +187,7 @@ class BackupRun:
         self, database: str, psql: Path, environment: dict[str, str]
     ) -> tuple[ServerVersion, int]:
         if self.facts is not None:
-            if database == GLOBALS_ITEM:
+            if database == GLOBALS_SHOWN:
                 return self.facts.server, 0
             if database in self.facts.sizes:
                 return self.facts.server, self.facts.sizes[database]
@@ -237,9 +235,9 @@ class BackupRun:
 
     def back_up_one(self, database: str, password_file: Path) -> DatabaseResult:
         """One database (or the globals), its failure recorded in the result, not raised."""
-        result = DatabaseResult(shown_name(database))
+        result = DatabaseResult(database)
         started = time.monotonic()
-        with database_context(shown_name(database)):
+        with database_context(database):
             try:
                 self._dump_and_upload(database, password_file, result)
             except MoonflowerError as error:

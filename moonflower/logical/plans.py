@@ -12,9 +12,6 @@ from moonflower.postgres.clients import ClientTool
 from moonflower.postgres.connection import MAINTENANCE_DATABASE
 from moonflower.proc.codec import check_header, sql_extension
 
-GLOBALS_ITEM = "\x00globals"
-"""The globals among the items of a run: no database can be named this (names cannot hold
-NUL), so a database named `_globals` stays a database."""
 CUSTOM_MAGIC = b"PGDMP"
 CUSTOM_EXTENSION = ".dump"
 COMPRESS_METHODS_SINCE = 16
@@ -31,7 +28,7 @@ CONTENT_TYPES = {
 @dataclass(frozen=True, kw_only=True)
 class DumpPlan:
     name: str
-    """The database, or GLOBALS_ITEM."""
+    """The database, or GLOBALS_SHOWN."""
     key_name: str
     program: str
     arguments: tuple[str, ...]
@@ -49,22 +46,18 @@ class DumpPlan:
                 raise DumpError("the dump does not start like pg_dump's custom format")
 
 
-def shown_name(item: str) -> str:
-    """How an item is named to operators: the globals by a name no database can have."""
-    return GLOBALS_SHOWN if item == GLOBALS_ITEM else item
-
 
 def program_for(name: str) -> str:
-    return "pg_dumpall" if name == GLOBALS_ITEM else "pg_dump"
+    return "pg_dumpall" if name == GLOBALS_SHOWN else "pg_dump"
 
 
 def connect_database_for(name: str) -> str:
-    return MAINTENANCE_DATABASE if name == GLOBALS_ITEM else name
+    return MAINTENANCE_DATABASE if name == GLOBALS_SHOWN else name
 
 
 def plan(name: str, tool: ClientTool, config: Config) -> DumpPlan:
     compression = config.backup.compression
-    if name == GLOBALS_ITEM:
+    if name == GLOBALS_SHOWN:
         return DumpPlan(
             name=name,
             key_name=GLOBALS_NAME,

@@ -14,7 +14,7 @@ import pendulum
 
 from moonflower.catalog.base_record import BaseBackupRecord
 from moonflower.catalog.flags import flag_key, flagged
-from moonflower.catalog.keys import BackupKey
+from moonflower.catalog.keys import GLOBALS_SHOWN, BackupKey
 from moonflower.catalog.logical import our_backups
 from moonflower.catalog.physical import base_backups
 from moonflower.config.model import S3Config
@@ -30,13 +30,12 @@ from moonflower.retention.prune_physical import (
 from moonflower.storage.gateway import Storage
 
 LOGICAL, GLOBALS, BASE = "logical", "globals", "base"
-GLOBALS_SERIES = "the globals"
 
 
 @dataclass(frozen=True)
 class Decision:
     series: str
-    """The database's name, GLOBALS_SERIES or BASE_SERIES."""
+    """The database's name, GLOBALS_SHOWN or BASE_SERIES."""
     kind: str
     key: str
     """The object's key; for a base backup, its label (its folder under base/)."""
@@ -101,7 +100,7 @@ def keep_chains(decisions: list[Decision], bases: dict[str, BaseBackupRecord]) -
 
 
 def series_of(backup: BackupKey) -> tuple[str, str]:
-    return (GLOBALS_SERIES, GLOBALS) if backup.is_globals else (backup.database, LOGICAL)
+    return (GLOBALS_SHOWN, GLOBALS) if backup.is_globals else (backup.database, LOGICAL)
 
 
 class Pruner:
