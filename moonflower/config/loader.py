@@ -2,7 +2,6 @@
 raises one `ConfigError` that lists all problems, so an operator fixes them in one go.
 """
 
-import difflib
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -32,6 +31,7 @@ from moonflower.config.physical import wal_config
 from moonflower.config.retention import retention_config
 from moonflower.config.settings import Setting
 from moonflower.config.sources import Layers, RawValue, load_toml
+from moonflower.config.unknown import unknown_variables
 from moonflower.config.values import (
     any_value_is_on,
     boolean,
@@ -174,39 +174,6 @@ def system_temp_directory(validator: Validator) -> Path | None:
             "set it to a directory with room for the compressed dumps"
         )
         return None
-
-
-UNPREFIXED_LIKENESS = 0.85
-"""How alike a name without one of Moonflower's prefixes must be to a setting's to be taken
-for its typo (SCHEDUEL for SCHEDULE: 0.875; PGHOST for PG_HOST is libpq's, left alone)."""
-
-
-def unknown_variables(environ: Mapping[str, str]) -> list[str]:
-    """Variables that look like Moonflower's but are not: typos that would silently turn a
-    feature off (ENCRYPTION_PASSPRASE leaves backups unencrypted, SCHEDUEL the scheduler)."""
-    problems = []
-    for name in sorted(environ):
-        if name in s.KNOWN_NAMES or name in s.FOREIGN_NAMES:
-            continue
-        if name.startswith(s.OWNED_PREFIXES):
-            nearest = difflib.get_close_matches(name, s.KNOWN_NAMES, n=1, cutoff=0.6)
-        elif is_libpq_variable(name):
-            continue
-        else:
-            nearest = difflib.get_close_matches(
-                name, s.KNOWN_NAMES, n=1, cutoff=UNPREFIXED_LIKENESS
-            )
-            if not nearest:
-                continue
-        hint = f"did you mean {nearest[0]}?" if nearest else "see docs/configuration.md"
-        problems.append(f"{name}: not a Moonflower setting; {hint}")
-    return problems
-
-
-def is_libpq_variable(name: str) -> bool:
-    """PGHOST, PGPASSWORD, PGSSLMODE...: libpq's own, which other tools in the same
-    container may use (Moonflower never passes them on to its children)."""
-    return name.startswith("PG") and not name.startswith("PG_")
 
 
 ALL_OF_POSTGRES = frozenset({"PG_DATABASES", "PG_HOST", "PG_USER", "PG_PASSWORD"})

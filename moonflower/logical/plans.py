@@ -46,7 +46,6 @@ class DumpPlan:
                 raise DumpError("the dump does not start like pg_dump's custom format")
 
 
-
 def program_for(name: str) -> str:
     return "pg_dumpall" if name == GLOBALS_SHOWN else "pg_dump"
 

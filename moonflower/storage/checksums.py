@@ -5,6 +5,9 @@ import base64
 import hashlib
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
+
+from moonflower.storage.objects import SHA256_METADATA_KEY
 
 HASH_BUFFER_BYTES = 256 * 1024
 
@@ -73,3 +76,15 @@ class CompositeSha256:
 def same_composite(reported: str, computed: str) -> bool:
     """S3 reports `<base64>-<parts>`; some servers leave the part count out."""
     return reported.split("-", 1)[0] == computed
+
+
+def same_whole(head: dict[str, Any], size: int, digest: str) -> bool:
+    """A single-request upload: its size and the SHA-256 Moonflower put in its metadata."""
+    stored_digest = head.get("Metadata", {}).get(SHA256_METADATA_KEY)
+    return int(head.get("ContentLength", -1)) == size and stored_digest == digest
+
+
+def same_parts(head: dict[str, Any], size: int, composite: str) -> bool:
+    """A multipart upload: its size and S3's own composite SHA-256 of the parts."""
+    reported = str(head.get("ChecksumSHA256") or "")
+    return int(head.get("ContentLength", -1)) == size and same_composite(reported, composite)

@@ -18,7 +18,7 @@ from moonflower import __version__
 from moonflower.config.model import ChecksumMode, S3Config
 from moonflower.core.errors import KeyTaken, StorageError, Unsupported
 from moonflower.core.logs import log
-from moonflower.storage.checksums import file_sha256, same_composite
+from moonflower.storage.checksums import file_sha256, same_parts, same_whole
 from moonflower.storage.client import s3_client
 from moonflower.storage.deletion import VersionDeleter
 from moonflower.storage.errors import S3_FAILURES, error_code, retrying, translated
@@ -345,15 +345,3 @@ class Storage:
         Versions still under Object Lock are left alone (governance is never bypassed).
         """
         return VersionDeleter(self._client, self.config).delete(keys)
-
-
-def same_whole(head: dict[str, Any], size: int, digest: str) -> bool:
-    """A single-request upload: its size and the SHA-256 Moonflower put in its metadata."""
-    stored_digest = head.get("Metadata", {}).get(SHA256_METADATA_KEY)
-    return int(head.get("ContentLength", -1)) == size and stored_digest == digest
-
-
-def same_parts(head: dict[str, Any], size: int, composite: str) -> bool:
-    """A multipart upload: its size and S3's own composite SHA-256 of the parts."""
-    reported = str(head.get("ChecksumSHA256") or "")
-    return int(head.get("ContentLength", -1)) == size and same_composite(reported, composite)
