@@ -96,7 +96,7 @@ def test_webhook_url_tokens_are_masked_wherever_they_appear() -> None:
     """Not only in the URL as a whole: an error message may quote just the path."""
     from moonflower.config.loader import load_config
     from moonflower.core.redact import MASK, redactor
-    from tests.unit.test_config import REQUIRED
+    from tests.support.settings import REQUIRED
 
     token = "5bf66975-d4c7-4bf5-bcc8-b8d8a82ea278"
     load_config(

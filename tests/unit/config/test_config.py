@@ -4,17 +4,7 @@ import pytest
 
 from moonflower.config.loader import load_config
 from moonflower.core.errors import ConfigError
-
-REQUIRED = {
-    "PG_DATABASES": "app",
-    "PG_HOST": "db.internal",
-    "PG_USER": "backup",
-    "PG_PASSWORD": "pg-secret",
-    "S3_ENDPOINT": "https://s3.example.test",
-    "S3_BUCKET": "backups",
-    "S3_ACCESS_KEY": "AKIAEXAMPLE",
-    "S3_SECRET_KEY": "s3-secret",
-}
+from tests.support.settings import REQUIRED
 
 
 def problems_of(environ: dict[str, str], config_path: Path | None = None) -> list[str]:
@@ -252,7 +242,7 @@ def test_spool_dir_must_exist_or_be_makeable(tmp_path: Path) -> None:
 
 
 def test_the_example_config_file_is_valid() -> None:
-    example = Path(__file__).resolve().parents[2] / "config" / "moonflower.example.toml"
+    example = Path(__file__).resolve().parents[3] / "config" / "moonflower.example.toml"
 
     config = load_config({}, example)
 

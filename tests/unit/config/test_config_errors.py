@@ -5,7 +5,7 @@ import pytest
 
 from moonflower.config.loader import load_config
 from moonflower.core.errors import ConfigError
-from tests.unit.test_config import REQUIRED
+from tests.support.settings import REQUIRED
 
 PASSPHRASE = "correct horse battery staple"
 

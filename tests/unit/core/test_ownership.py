@@ -27,7 +27,7 @@ def start_holder(directory: Path) -> tuple[subprocess.Popen[str], str]:
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
-        cwd=Path(__file__).resolve().parents[2],
+        cwd=Path(__file__).resolve().parents[3],
     )
     assert holder.stdout is not None
     return holder, holder.stdout.readline().strip()

@@ -12,7 +12,7 @@ from moonflower.pitr.recovery_run import Reached
 from moonflower.pitr.recovery_target import RecoveryTarget, check_reachable, check_reached
 from moonflower.pitr.recovery_window import recoverable_window
 from moonflower.reporting.page import pitr_window
-from tests.unit.test_recoverable_window import STOPPED, base, stored
+from tests.support.archive_records import STOPPED, base, stored
 
 
 def test_two_combine_areas_in_one_spool_never_collide(tmp_path: Path) -> None:

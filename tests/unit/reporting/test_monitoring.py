@@ -10,7 +10,7 @@ from moonflower.config.loader import load_config
 from moonflower.core.errors import ConfigError
 from moonflower.logical.size_check import size_drop
 from moonflower.reporting.server import token_matches
-from tests.unit.test_config import REQUIRED
+from tests.support.settings import REQUIRED
 
 TOKEN = "a-long-enough-metrics-token"
 
@@ -139,7 +139,7 @@ def test_the_alert_rules_use_only_metrics_moonflower_exports(tmp_path: Path) -> 
         re.findall(r"^(moonflower_\w+?)(?:\{| )", generate_latest(registry).decode(), re.M)
     )
     rules = yaml.safe_load(
-        (Path(__file__).parents[2] / "config" / "moonflower-alerts.yml").read_text()
+        (Path(__file__).parents[3] / "config" / "moonflower-alerts.yml").read_text()
     )
     used = {
         name
