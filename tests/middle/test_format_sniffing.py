@@ -71,5 +71,5 @@ def test_symmetric_and_public_key_messages(key_pair: KeyPair, tmp_path: Path) ->
 def test_anything_else_is_refused_naming_the_step(content: bytes, tmp_path: Path) -> None:
     path = tmp_path / "backup"
     path.write_bytes(content)
-    with pytest.raises(RestoreError, match="^inspect: "):
+    with pytest.raises(RestoreError, match=r"^inspect: "):
         detect_format(path)
