@@ -23,11 +23,13 @@ if TYPE_CHECKING:
 JOIN_SECONDS = 30.0
 
 
-def gap_webhook(config: Config) -> Callable[[str], None]:
-    from moonflower.reporting.webhooks import Webhooks
+def stream_alarm(config: Config) -> Callable[[str], None]:
+    """A gap in the WAL stream or a lost archive lease, sent as every failed job is: the
+    failure webhook and a notification (the status file and the metrics hold the state)."""
+    from moonflower.reporting.jobs import failed
 
     def send(message: str) -> None:
-        Webhooks(config.webhooks).send("failure", config.webhooks.failure, message.encode())
+        failed(config, "WAL stream", message)
 
     return send
 
@@ -55,11 +57,11 @@ def physical_services(
             password = stack.enter_context(
                 passfile(config.postgres.password, config.backup.spool_dir)
             )
-            keeper = stack.enter_context(streaming_writer(config, gap_webhook(config)))
+            keeper = stack.enter_context(streaming_writer(config, stream_alarm(config)))
             archive = WalArchive(config, destination.storage, encryption)
             state = StateFile(state_directory(config.backup))
             streamer = WalStreamer(
-                config, archive, password, stop, gap_webhook(config), state.wal_stream
+                config, archive, password, stop, stream_alarm(config), state.wal_stream
             )
             streamer.writing_refused = lambda: keeper.refused
             program = None
