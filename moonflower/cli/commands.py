@@ -143,7 +143,7 @@ def list_backups(
     bases = [] if databases else base_backup_listing(storage, config.s3.prefix)
     if as_json:
         listing = [info.as_json() for info in backups]
-        listing += [{"kind": "base", **base} for base in bases]
+        listing += [{"kind": "base", **base.as_json()} for base in bases]
         print(json.dumps(listing, indent=2, ensure_ascii=False))
     else:
         print_backup_list(backups, output_console())

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from moonflower.catalog.logical import BackupInfo
     from moonflower.cli.preflight import Check
     from moonflower.logical.verify import Verified
+    from moonflower.pitr.listing import ListedBase
     from moonflower.reporting.health import Health
 
 
@@ -44,24 +45,25 @@ def print_backup_list(backups: list[BackupInfo], console: Console) -> None:
     console.print(table)
 
 
-def print_base_list(bases: list[dict[str, Any]], console: Console) -> None:
+def print_base_list(bases: list[ListedBase], console: Console) -> None:
     """Base backups and the window each can recover to (point-in-time recovery)."""
     table = Table(title=f"Base backups ({len(bases)})", title_justify="left")
     for column in ("created", "size", "timeline", "WAL", "recoverable", "key"):
         table.add_column(column, overflow="fold")
-    for base in bases:
-        window = f"from {base['recoverable_from']} to {base['recoverable_to']}"
-        if base["gap_at"]:
-            window += f" (gap at {base['gap_at']})"
-        if base.get("incremental_on"):
-            window += f"; incremental on {base['incremental_on']}"
+    for listed in bases:
+        base, reach = listed.base, listed.window
+        window = f"from {reach.start.isoformat()} to {reach.end.isoformat()}"
+        if reach.gap_after:
+            window += f" (gap at {reach.gap_after})"
+        if base.parent:
+            window += f"; incremental on {base.parent}"
         table.add_row(
-            str(base["created"]),
-            human_size(base["size"]),
-            str(base["timeline"]),
-            f"{base['start_lsn']} to {base['stop_lsn']}",
+            str(base.start_time),
+            human_size(base.size),
+            str(base.timeline),
+            f"{base.start_lsn} to {base.stop_lsn}",
             window,
-            str(base["key"]),
+            base.key,
         )
     console.print(table)
 

@@ -7,7 +7,7 @@ import html
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pendulum
 
@@ -18,6 +18,9 @@ from moonflower.core.sizes import human_size
 from moonflower.reporting.health import health
 from moonflower.reporting.status_file import StateFile
 from moonflower.storage.destination import Destination
+
+if TYPE_CHECKING:
+    from moonflower.pitr.listing import ListedBase
 
 CHART_POINTS = 30
 LOCKS_SHOWN = 5
@@ -33,14 +36,14 @@ polyline{fill:none;stroke-width:1.5}.size-line{stroke:#1f5fa8}.duration-line{str
 """
 
 
-def pitr_window(bases: list[dict[str, Any]]) -> str | None:
+def pitr_window(bases: "list[ListedBase]") -> str | None:
     """From the oldest base backup's start to the farthest its WAL reaches, whatever order
     the listing is in (`list` gives the newest first)."""
     if not bases:
         return None
-    start = min(pendulum.parse(base["recoverable_from"]) for base in bases)
-    end = max(pendulum.parse(base["recoverable_to"]) for base in bases)
-    return f"from {start.isoformat()} to {end.isoformat()}"  # type: ignore[union-attr]
+    start = min(listed.window.start for listed in bases)
+    end = max(listed.window.end for listed in bases)
+    return f"from {start.isoformat()} to {end.isoformat()}"
 
 
 @dataclass(frozen=True)

@@ -3,14 +3,16 @@
 
 from pathlib import Path
 
+import pendulum
 import pytest
 
 from moonflower.core.errors import RestoreError
 from moonflower.core.ownership import lease
 from moonflower.pitr.base_chain import combine_area
+from moonflower.pitr.listing import ListedBase
 from moonflower.pitr.recovery_run import Reached
 from moonflower.pitr.recovery_target import RecoveryTarget, check_reachable, check_reached
-from moonflower.pitr.recovery_window import recoverable_window
+from moonflower.pitr.recovery_window import Window, recoverable_window
 from moonflower.reporting.page import pitr_window
 from tests.support.archive_records import STOPPED, base, stored
 
@@ -52,15 +54,13 @@ def test_a_recovery_short_of_the_newest_wal_fails() -> None:
 
 
 def test_the_pitr_window_spans_every_base_backup_in_any_order() -> None:
+    def listed(start: str, end: str) -> ListedBase:
+        reach = Window(1, pendulum.parse(start), pendulum.parse(end))  # type: ignore[arg-type]
+        return ListedBase(base(), reach)
+
     newest_first = [
-        {
-            "recoverable_from": "2026-11-27T01:00:00+00:00",
-            "recoverable_to": "2026-11-27T09:00:00+00:00",
-        },
-        {
-            "recoverable_from": "2026-11-26T01:00:00+00:00",
-            "recoverable_to": "2026-11-27T09:00:00+00:00",
-        },
+        listed("2026-11-27T01:00:00+00:00", "2026-11-27T09:00:00+00:00"),
+        listed("2026-11-26T01:00:00+00:00", "2026-11-27T09:00:00+00:00"),
     ]
     window = pitr_window(newest_first)
     assert window == "from 2026-11-26T01:00:00+00:00 to 2026-11-27T09:00:00+00:00"
