@@ -23,12 +23,7 @@ if TYPE_CHECKING:
 
 
 def prune_now(
-    config: Config,
-    destination: "Destination",
-    databases: list[str] | None,
-    dry_run: bool,
-    force: bool,
-    as_json: bool,
+    config: Config, destination: "Destination", arguments: argparse.Namespace
 ) -> ExitStatus:
     """A prune that deletes is reported as a job (a dry run only answers its caller)."""
     if not config.s3.prunes:
@@ -38,16 +33,16 @@ def prune_now(
                 "rule is set (BACKUP_KEEP_LAST, BACKUP_KEEP_DAILY, ...)"
             ]
         )
-    if dry_run:
+    if arguments.dry_run:
         return (
             ExitStatus.BACKUP_FAILED
-            if prune_once(config, destination, databases, True, force, as_json)
+            if prune_once(config, destination, arguments)
             else ExitStatus.OK
         )
     from moonflower.reporting.jobs import reported
 
     with reported(config, "prune") as outcome:
-        problems = prune_once(config, destination, databases, False, force, as_json)
+        problems = prune_once(config, destination, arguments)
         if problems:
             outcome.fail("; ".join(problems))
             return ExitStatus.BACKUP_FAILED
@@ -55,19 +50,16 @@ def prune_now(
 
 
 def prune_once(
-    config: Config,
-    destination: "Destination",
-    databases: list[str] | None,
-    dry_run: bool,
-    force: bool,
-    as_json: bool,
+    config: Config, destination: "Destination", arguments: argparse.Namespace
 ) -> list[str]:
     """Prune (or show what would be pruned); the problems met."""
+    databases = arguments.prune_databases or None
+    dry_run, as_json = arguments.dry_run, arguments.json
     from moonflower.cli.prune_report import print_prune_table, prune_document
     from moonflower.retention.prune import Pruner
 
     storage = destination.checked()
-    report = Pruner(storage, config.s3).prune(databases, dry_run=dry_run, force=force)
+    report = Pruner(storage, config.s3).prune(databases, dry_run=dry_run, force=arguments.yes)
     deleted = sum(result == "deleted" for result in report.results.values())
     if deleted:
         with contextlib.suppress(OSError, MoonflowerError):  # the metrics' count only

@@ -251,14 +251,7 @@ def execute(
         return run_scheduler(config, shutdown, destination)
     with shutdown.working():
         if command == "prune":
-            return prune_now(
-                config,
-                destination,
-                arguments.prune_databases or None,
-                arguments.dry_run,
-                arguments.yes,
-                arguments.json,
-            )
+            return prune_now(config, destination, arguments)
         if command == "list":
             return list_backups(config, destination, arguments.list_databases, arguments.json)
         if command == "restore":

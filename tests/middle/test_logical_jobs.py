@@ -13,6 +13,7 @@ from tests.middle.conftest import configured
 from tests.support.names import unique_name
 from tests.support.pgserver import PgServer
 from tests.support.s3server import S3Server
+from tests.support.tamper import flip_a_middle_byte
 
 
 def test_a_backup_run_stores_what_the_catalog_lists_and_the_restorer_loads(
@@ -86,12 +87,7 @@ def test_the_restorer_refuses_a_changed_backup_before_touching_the_target(
     assert report.ok
     key = report.results[0].key
     assert key is not None
-    client = s3.client()
-    body = client.get_object(Bucket=config.s3.bucket, Key=key)["Body"].read()
-    metadata = client.head_object(Bucket=config.s3.bucket, Key=key)["Metadata"]
-    middle = len(body) // 2
-    changed = body[:middle] + bytes([body[middle] ^ 0xFF]) + body[middle + 1 :]
-    client.put_object(Bucket=config.s3.bucket, Key=key, Body=changed, Metadata=metadata)
+    flip_a_middle_byte(s3.client(), config.s3.bucket, key)
 
     target = unique_name("middle_refused")
     with pytest.raises(Exception, match="does not match the SHA-256"):

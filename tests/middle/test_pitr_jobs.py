@@ -15,6 +15,7 @@ from moonflower.pitr.wal_archive import WalArchive
 from moonflower.proc.gpg import Decryption
 from moonflower.storage.destination import Destination
 from tests.support.s3server import S3Server
+from tests.support.tamper import flip_a_middle_byte
 
 
 def test_a_pushed_segment_comes_back_byte_for_byte(
@@ -36,12 +37,7 @@ def test_a_changed_segment_is_refused_and_nothing_is_written(
     archive = WalArchive(config, destination.storage, None)
     archive.push(wal_segment)
     [key] = [key for key in s3.keys(config.s3.bucket) if wal_segment.name in key]
-    client = s3.client()
-    stored = client.get_object(Bucket=config.s3.bucket, Key=key)["Body"].read()
-    metadata = client.head_object(Bucket=config.s3.bucket, Key=key)["Metadata"]
-    middle = len(stored) // 2
-    changed = stored[:middle] + bytes([stored[middle] ^ 0xFF]) + stored[middle + 1 :]
-    client.put_object(Bucket=config.s3.bucket, Key=key, Body=changed, Metadata=metadata)
+    flip_a_middle_byte(s3.client(), config.s3.bucket, key)
 
     target = tmp_path / "fetched"
     with (
