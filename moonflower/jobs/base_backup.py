@@ -1,8 +1,10 @@
 """One base backup as a job: reported like a run, then the prune of physical backups."""
 
+import contextlib
+
 from moonflower.config.model import Config
+from moonflower.core.errors import MoonflowerError
 from moonflower.core.exit_status import ExitStatus
-from moonflower.core.logs import log
 from moonflower.storage.destination import Destination
 
 
@@ -19,9 +21,18 @@ def base_backup(config: Config, destination: Destination, full: bool = False) ->
     ):
         take_base_backup(config, destination, encryption, full)
     if config.s3.prunes:
-        from moonflower.retention.prune import Pruner
+        prune_bases(config, destination)
+    return ExitStatus.OK
 
+
+def prune_bases(config: Config, destination: Destination) -> None:
+    """The prune after a base backup, reported as a prune job: a failure is seen in
+    `health`, the metrics, the failure webhook and the notifications, and leaves the base
+    backup (already stored) standing."""
+    from moonflower.reporting.jobs import reported
+    from moonflower.retention.prune import Pruner
+
+    with contextlib.suppress(MoonflowerError), reported(config, "prune") as outcome:
         pruned = Pruner(destination.storage(), config.s3).prune_physical()
         if pruned.problems:
-            log.error("pruning old base backups failed: %s", "; ".join(pruned.problems))
-    return ExitStatus.OK
+            outcome.fail("pruning old base backups failed: " + "; ".join(pruned.problems))

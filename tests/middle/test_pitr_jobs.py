@@ -8,12 +8,18 @@ import pytest
 from moonflower.catalog.physical import base_backups
 from moonflower.config.model import Config
 from moonflower.core.errors import RestoreError
+from moonflower.core.exit_status import ExitStatus
+from moonflower.core.state_dir import state_directory
+from moonflower.jobs.base_backup import base_backup
 from moonflower.pitr.basebackup import take_base_backup
 from moonflower.pitr.recovery_target import RecoveryTarget
 from moonflower.pitr.restore_cluster import ClusterRestore
 from moonflower.pitr.wal_archive import WalArchive
 from moonflower.proc.gpg import Decryption
+from moonflower.reporting.health import health
+from moonflower.reporting.status_file import StateFile
 from moonflower.storage.destination import Destination
+from tests.middle.conftest import configured
 from tests.support.s3server import S3Server
 from tests.support.tamper import flip_a_middle_byte
 
@@ -64,3 +70,21 @@ def test_a_base_backup_is_described_and_chosen_for_a_restore(
     assert prepared.base.label == record.label
     assert (directory / "PG_VERSION").is_file()
     assert (directory / "backup_label").is_file()
+
+
+def test_a_refused_prune_after_a_base_backup_is_reported_as_a_failed_prune_job(
+    backup_env: dict[str, str],
+) -> None:
+    config = configured(backup_env, BACKUP_KEEP_LAST="1", BACKUP_PRUNE_MAX_DELETE="0")
+    destination = Destination(config.s3)
+    assert base_backup(config, destination) == ExitStatus.OK
+    assert base_backup(config, destination) == ExitStatus.OK  # stored, though not pruned
+
+    assert len(base_backups(destination.storage(), config.s3.prefix)) == 2
+    jobs = StateFile(state_directory(config.backup)).read()["jobs"]
+    assert jobs["basebackup"]["last_ok"] is True
+    assert jobs["prune"]["last_ok"] is False
+    assert "BACKUP_PRUNE_MAX_DELETE" in jobs["prune"]["last_error"]
+    verdict = health(StateFile(state_directory(config.backup)).read(), None)
+    assert not verdict.ok
+    assert "prune" in verdict.reason
