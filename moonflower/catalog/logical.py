@@ -9,6 +9,7 @@ import pendulum
 
 from moonflower.catalog.flags import flag_reason, flagged
 from moonflower.catalog.keys import BackupKey, listing_prefix, parse_key
+from moonflower.catalog.trust import dated_later
 from moonflower.config.model import S3Config
 from moonflower.core.errors import MoonflowerError
 from moonflower.core.logs import log
@@ -20,7 +21,6 @@ from moonflower.storage.objects import (
 )
 
 DETAIL_WORKERS = 8
-S3_CLOCK_SKEW = pendulum.duration(minutes=15)
 """S3 refuses requests signed more than 15 minutes off its clock (RequestTimeTooSkewed)."""
 
 
@@ -64,24 +64,16 @@ def as_pendulum(moment: object) -> pendulum.DateTime | None:
 
 
 def our_backups(storage: Storage, prefix: str) -> list[tuple[BackupKey, int]]:
-    """Every backup directly under `prefix` that follows our naming, with its size.
-
-    A key names the moment its dump started, so S3 cannot have received it earlier. One whose
-    name is later than S3's own LastModified (beyond the clock skew S3 itself tolerates) was
-    not written by Moonflower: it is left out, so it can neither become "the newest" backup
-    nor make prune delete real ones."""
+    """Every backup directly under `prefix` that follows our naming and passes the trust
+    filter (catalog/trust.py), with its size."""
     found = []
     for item in storage.list_objects(listing_prefix(prefix)):
         backup = parse_key(item.key, prefix)
         if backup is None:
             continue
-        if backup.created > item.last_modified + S3_CLOCK_SKEW:
-            log.warning(
-                "ignoring %s: its name says %s, but S3 received it at %s (not made by Moonflower?)",
-                item.key,
-                backup.created.isoformat(),
-                item.last_modified.isoformat(),
-            )
+        untrusted = dated_later(backup.created, item)
+        if untrusted is not None:
+            log.warning("ignoring %s: %s", item.key, untrusted)
             continue
         found.append((backup, item.size))
     return found

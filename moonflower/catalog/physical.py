@@ -4,7 +4,6 @@ and the WAL archive, and the window each timeline can be recovered to."""
 import pendulum
 
 from moonflower.catalog.base_record import BaseBackupRecord
-from moonflower.catalog.logical import S3_CLOCK_SKEW
 from moonflower.catalog.physical_keys import (
     BASE_DESCRIPTION,
     WalStored,
@@ -13,10 +12,10 @@ from moonflower.catalog.physical_keys import (
     parse_wal_key,
     wal_prefix,
 )
+from moonflower.catalog.trust import dated_later
 from moonflower.core.errors import MoonflowerError
 from moonflower.core.logs import log
 from moonflower.storage.gateway import Storage
-from moonflower.storage.objects import StoredObject
 
 DESCRIPTION_LIMIT = 64 * 1024
 
@@ -39,9 +38,9 @@ def base_backups(storage: Storage, prefix: str) -> list[BaseBackupRecord]:
         if record.label != label or base_label(record.key, prefix) != label:
             log.warning("ignoring the base backup %s: its description names another", label)
             continue
-        claimed = max(label_time(label), record.stopped)
-        if claimed > trusted_until(item):
-            log.warning("ignoring the base backup %s: %s", label, dated_later(claimed, item))
+        untrusted = dated_later(max(label_time(label), record.stopped), item)
+        if untrusted is not None:
+            log.warning("ignoring the base backup %s: %s", label, untrusted)
             continue
         found.append(record)
     return sorted(found, key=lambda record: record.label)
@@ -56,8 +55,9 @@ def wal_archive(storage: Storage, prefix: str) -> list[WalStored]:
         parsed = parse_wal_key(item.key, prefix)
         if parsed is None:
             continue
-        if parsed.partial_time is not None and parsed.partial_time > trusted_until(item):
-            log.warning("ignoring %s: %s", item.key, dated_later(parsed.partial_time, item))
+        untrusted = None if parsed.partial_time is None else dated_later(parsed.partial_time, item)
+        if untrusted is not None:
+            log.warning("ignoring %s: %s", item.key, untrusted)
             continue
         found.append(WalStored(parsed, item.last_modified, item.size))
     return found
@@ -67,14 +67,3 @@ def label_time(label: str) -> pendulum.DateTime:
     moment = pendulum.parse(label, tz="UTC")
     assert isinstance(moment, pendulum.DateTime)
     return moment
-
-
-def trusted_until(item: StoredObject) -> pendulum.DateTime:
-    return item.last_modified + S3_CLOCK_SKEW
-
-
-def dated_later(claimed: pendulum.DateTime, item: StoredObject) -> str:
-    return (
-        f"its name says {claimed.isoformat()}, but S3 received it at "
-        f"{item.last_modified.isoformat()} (not made by Moonflower?)"
-    )
