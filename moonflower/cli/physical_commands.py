@@ -126,7 +126,7 @@ def restore_cluster(
     from moonflower.pitr.base_unpack import empty_directory
     from moonflower.pitr.recovery_run import run_recovery, server_account
     from moonflower.pitr.recovery_target import check_reached
-    from moonflower.pitr.restore_cluster import ClusterRestore, give_to, start_command
+    from moonflower.pitr.restore_cluster import ClusterRestore, hand_over, start_command
     from moonflower.pitr.wal_fetch_probe import probe_wal_fetch
 
     directory = Path(arguments.to).absolute()
@@ -140,8 +140,7 @@ def restore_cluster(
             probe_wal_fetch(config, fetch_command, arguments.config, window, account)
 
     prepared = restore.prepare(fetch_command, before_filling=probe)
-    if account is not None:
-        give_to(directory, account.uid, account.gid)
+    hand_over(directory, account)
     major = prepared.base.server_major
     if not arguments.start:
         log.info("restore-cluster took %s", steps_taken(restore.seconds))
@@ -160,12 +159,7 @@ def restore_cluster(
         reached = run_recovery(directory, major, config.postgres.pg_dump_path, account)
         restore.seconds["recovery"] = time.monotonic() - started
         log.info("restore-cluster took %s", steps_taken(restore.seconds))
-        log.info(
-            "recovered: last transaction at %s, redo done at %s, new timeline %s",
-            reached.last_transaction or "(none replayed)",
-            reached.redo_lsn or "?",
-            reached.timeline or "?",
-        )
+        log.info("recovered: %s, new timeline %s", reached.shown, reached.timeline or "?")
         if reached.stop_reason:
             log.info("%s", reached.stop_reason)
         check_reached(target, prepared.base, prepared.window, reached)
@@ -206,7 +200,7 @@ def verify_physical(
     `trial_restore`, recovered to the newest WAL by a temporary server."""
     from moonflower.pitr.recovery_run import private_account, run_recovery
     from moonflower.pitr.recovery_target import RecoveryTarget
-    from moonflower.pitr.restore_cluster import ClusterRestore, give_to
+    from moonflower.pitr.restore_cluster import ClusterRestore, hand_over
     from moonflower.proc.spool import owned_prefix
 
     spool = config.backup.spool_dir
@@ -242,14 +236,8 @@ def verify_physical(
         )
         if not trial_restore:
             return ExitStatus.OK
-        if account is not None:
-            give_to(directory, account.uid, account.gid)
+        hand_over(directory, account)
         major = prepared.base.server_major
         reached = run_recovery(directory, major, config.postgres.pg_dump_path, account)
-        log.info(
-            "trial recovery of %s ended: last transaction at %s, redo done at %s",
-            prepared.base.label,
-            reached.last_transaction or "(none replayed)",
-            reached.redo_lsn or "?",
-        )
+        log.info("trial recovery of %s ended: %s", prepared.base.label, reached.shown)
     return ExitStatus.OK

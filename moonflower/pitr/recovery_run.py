@@ -54,6 +54,12 @@ class Reached:
     timeline: int | None
     stop_reason: str | None
 
+    @property
+    def shown(self) -> str:
+        """`last transaction at T, redo done at LSN`, for the log."""
+        last = self.last_transaction or "(none replayed)"
+        return f"last transaction at {last}, redo done at {self.redo_lsn or '?'}"
+
 
 def server_account(directory: Path, run_as: str | None, required: bool) -> Account | None:
     """Whom the server runs as: None when Moonflower is not root (it runs as itself), or,

@@ -30,7 +30,7 @@ from moonflower.pitr.base_unpack import (
     empty_directory,
     unpack_streamed,
 )
-from moonflower.pitr.recovery_run import socket_fits
+from moonflower.pitr.recovery_run import Account, socket_fits
 from moonflower.pitr.recovery_settings import ARCHIVING, make_safe, write_private
 from moonflower.pitr.recovery_target import RecoveryTarget, check_reachable, choose_base
 from moonflower.pitr.recovery_window import Window, recoverable_window
@@ -275,12 +275,15 @@ def extract_stage(directory: Path) -> Stage:
     return Stage("tar -x", [sys.executable, "-I", untar.__file__, str(directory)])
 
 
-def give_to(directory: Path, uid: int, gid: int) -> None:
-    """Hand the restored directory to the user the server will run as."""
-    os.chown(directory, uid, gid)
+def hand_over(directory: Path, account: Account | None) -> None:
+    """Give the restored directory to the account the server will run as (none: this user)."""
+    if account is None:
+        return
+    os.chown(directory, account.uid, account.gid)
     for root, directories, files in os.walk(directory):
         for name in directories + files:
-            os.chown(os.path.join(root, name), uid, gid, follow_symlinks=False)
+            path = os.path.join(root, name)
+            os.chown(path, account.uid, account.gid, follow_symlinks=False)
 
 
 def start_command(directory: Path, major: int, configured: Path | None) -> str:
