@@ -55,10 +55,9 @@ def record_run(
         from moonflower.reporting.notify import notify
 
         notify(config.monitoring, report, status == ExitStatus.OK)
-    if config.monitoring.metrics_textfile or config.monitoring.metrics_pushgateway:
-        from moonflower.reporting.metrics import publish_metrics
+    from moonflower.reporting.jobs import publish_if_configured
 
-        publish_metrics(config)
+    publish_if_configured(config)
 
 
 def monitored_backup(

@@ -54,6 +54,11 @@ def job_finished(config: Config, kind: str, ok: bool, error: str | None = None) 
         failed(config, what, error or "")
     elif wanted(config.monitoring, ok=True):
         notify_all(config.monitoring, f"Moonflower {what} succeeded", f"{what} stored")
+    publish_if_configured(config)
+
+
+def publish_if_configured(config: Config) -> None:
+    """The metrics' textfile and Pushgateway, after any job (the exporter loads only then)."""
     if config.monitoring.metrics_textfile or config.monitoring.metrics_pushgateway:
         from moonflower.reporting.metrics import publish_metrics
 
