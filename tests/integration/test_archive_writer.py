@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pendulum
 
-from tests.integration.test_pitr import PUSH_SECONDS, Streaming, pitr_env
 from tests.support.faultproxy import RESET, FaultProxy, Reply, Request
 from tests.support.pgserver import PgServer
+from tests.support.pitr import PUSH_SECONDS, Streaming, pitr_env
 from tests.support.runner import run_moonflower
 from tests.support.s3server import S3Server
 from tests.support.waiting import eventually

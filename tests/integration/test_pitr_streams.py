@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_pitr import (
+from tests.support.pgserver import PgServer
+from tests.support.pitr import (
     Streaming,
     archive_caught_up,
     commit_rows,
     pitr_env,
     receivers_of,
 )
-from tests.support.pgserver import PgServer
 from tests.support.procs import read_proc
 from tests.support.procscan import descendants
 from tests.support.runner import clean_environment, moonflower_command, run_moonflower

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pendulum
 
-from tests.integration.test_pitr import (
+from tests.support.pgserver import PgServer
+from tests.support.pitr import (
     UNPRIVILEGED,
     Streaming,
     archive_caught_up,
@@ -18,7 +19,6 @@ from tests.integration.test_pitr import (
     restored_rows,
     stream_rows,
 )
-from tests.support.pgserver import PgServer
 from tests.support.runner import run_moonflower
 from tests.support.s3server import S3Server
 
