@@ -64,7 +64,9 @@ class Transaction:
             self.streamed = self.uploaded is not None
 
     def upload(self) -> Uploaded:
-        """The stored object: the early upload's, else the finished file uploaded now."""
+        """The stored object: the early upload's, else the finished file uploaded now (in
+        parts when large: a failed attempt's parts are looked for when the transaction
+        settles, even after a retry succeeded)."""
         if self.uploaded is None:
             self.parts_possible = self.spooled.stat().st_size >= MULTIPART_THRESHOLD
             self.uploaded = self.storage().upload(self.spooled, self.key, self.content_type)
@@ -73,7 +75,8 @@ class Transaction:
     def settle(self, journal: UploadJournal, unusable: Callable[[], object]) -> None:
         """After success or failure: the journal cleared once no unfinished upload of the key
         can be left."""
-        possible = self.parts_possible or (self.stream is not None and self.stream.started)
+        abandoned_stream = self.stream is not None and self.stream.started and not self.streamed
+        possible = self.parts_possible or abandoned_stream
         if self.streamed or not possible or unusable() is not None:
             journal.finished(self.key)  # nothing unfinished, or S3 never opened to start one
             return
