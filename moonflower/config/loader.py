@@ -28,6 +28,7 @@ from moonflower.config.model import (
 )
 from moonflower.config.monitoring import monitoring_config
 from moonflower.config.physical import wal_config
+from moonflower.config.replicas import replica_configs, replica_names
 from moonflower.config.retention import retention_config
 from moonflower.config.settings import Setting
 from moonflower.config.sources import Layers, RawValue, load_toml
@@ -280,7 +281,23 @@ def load_config(
     wal = wal_config(validator)
     monitoring = monitoring_config(validator, notifying)
 
+    primary = S3Config(
+        endpoint=endpoint or "",
+        region=region,
+        bucket=bucket or "",
+        prefix=prefix,
+        access_key=access_key,
+        secret_key=secret_key,
+        checksum=checksum,
+        max_attempts=max_attempts,
+        governance=governance,
+        expires_in=expires_in,
+        retention=retention,
+    )
+    replicas = replica_configs(validator, primary, replica_names(environ, document or {}))
     register_secrets(layers, secret_key, encryption.private_key)
+    for replica in replicas:
+        redactor.add(replica.s3.secret_key)
     problems.extend(validator.problems)
     if problems:
         raise ConfigError([redactor.mask(problem) for problem in problems])
@@ -304,19 +321,7 @@ def load_config(
             globals=dump_globals,
             lock_wait_timeout=lock_wait,
         ),
-        s3=S3Config(
-            endpoint=endpoint,
-            region=region,
-            bucket=bucket,
-            prefix=prefix,
-            access_key=access_key,
-            secret_key=secret_key,
-            checksum=checksum,
-            max_attempts=max_attempts,
-            governance=governance,
-            expires_in=expires_in,
-            retention=retention,
-        ),
+        s3=primary,
         backup=BackupConfig(
             spool_dir=spool_dir,
             on_start=on_start,
@@ -332,5 +337,6 @@ def load_config(
         webhooks=webhooks,
         wal=wal,
         monitoring=monitoring,
+        replicas=replicas,
         warnings=tuple(warnings),
     )

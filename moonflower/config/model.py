@@ -207,6 +207,17 @@ class MonitoringConfig:
 
 
 @dataclass(frozen=True)
+class ReplicaConfig:
+    """A destination beside the primary that every backup is also stored on."""
+
+    name: str
+    """Lower case, as logs, flags, metrics and the page name it."""
+    s3: S3Config
+    optional: bool = False
+    """A failure to store on it is reported without failing the run."""
+
+
+@dataclass(frozen=True)
 class Config:
     postgres: PostgresConfig
     s3: S3Config
@@ -217,4 +228,5 @@ class Config:
     webhooks: WebhookConfig = WebhookConfig()
     wal: WalConfig = WalConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
+    replicas: tuple[ReplicaConfig, ...] = ()
     warnings: tuple[str, ...] = ()

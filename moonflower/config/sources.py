@@ -4,12 +4,15 @@ Nothing here interprets a value; it only finds where each one comes from, reads 
 secrets, and collects every problem instead of stopping at the first.
 """
 
+import difflib
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from moonflower.config.replicas import BASES as REPLICA_BASES
+from moonflower.config.replicas import SECTION as REPLICA_SECTION
 from moonflower.config.settings import ALL_SETTINGS, Setting
 
 QUOTES = ("'", '"')
@@ -76,6 +79,9 @@ def unknown_toml_keys(document: Mapping[str, Any], path: Path) -> list[str]:
             keys.add(setting.key_file)
     problems = []
     for section, table in document.items():
+        if section == REPLICA_SECTION:
+            problems += unknown_replica_keys(table, path)
+            continue
         if section not in known:
             problems.append(f"{path}: unknown section [{section}]")
             continue
@@ -141,7 +147,9 @@ class Layers:
         return None
 
     def _from_toml(self, setting: Setting) -> RawValue | None:
-        table = self._document.get(setting.section)
+        table: Any = self._document
+        for part in setting.section.split("."):  # [replica.offsite] is a table in a table
+            table = table.get(part) if isinstance(table, dict) else None
         if not isinstance(table, dict):
             return None
         has_direct = setting.key in table
@@ -160,3 +168,22 @@ class Layers:
         if has_direct:
             return RawValue(table[setting.key], setting.toml_name)
         return None
+
+
+def unknown_replica_keys(tables: object, path: Path) -> list[str]:
+    """[replica.<name>] tables hold the keys of [s3] and [retention], and `optional`."""
+    if not isinstance(tables, dict):
+        return [f"{path}: [replica] must hold tables such as [replica.offsite]"]
+    known = {base.key for base in REPLICA_BASES}
+    known |= {base.key_file for base in REPLICA_BASES if base.has_file_twin}
+    problems = []
+    for name, table in tables.items():
+        if not isinstance(table, dict):
+            problems.append(f"{path}: [replica.{name}] must be a table")
+            continue
+        for key in table:
+            if key not in known:
+                nearest = difflib.get_close_matches(key, sorted(known), n=1)
+                hint = f"; did you mean '{nearest[0]}'?" if nearest else ""
+                problems.append(f"{path}: unknown key '{key}' in [replica.{name}]{hint}")
+    return problems

@@ -5,6 +5,7 @@ import difflib
 from collections.abc import Mapping
 
 from moonflower.config import settings as s
+from moonflower.config.replicas import PREFIX, guesses, known_variables, replica_names
 
 UNPREFIXED_LIKENESS = 0.85
 """How alike a name without one of Moonflower's prefixes must be to a setting's to be taken
@@ -15,10 +16,14 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
     """Variables that look like Moonflower's but are not: typos that would silently turn a
     feature off (ENCRYPTION_PASSPRASE leaves backups unencrypted, SCHEDUEL the scheduler)."""
     problems = []
+    replicas = known_variables(replica_names(environ, {}))
     for name in sorted(environ):
-        if name in s.KNOWN_NAMES or name in s.FOREIGN_NAMES:
+        if name in s.KNOWN_NAMES or name in s.FOREIGN_NAMES or name in replicas:
             continue
-        if name.startswith(s.OWNED_PREFIXES):
+        if name.startswith(PREFIX):
+            candidates = sorted(replicas) or guesses(name)
+            nearest = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+        elif name.startswith(s.OWNED_PREFIXES):
             nearest = difflib.get_close_matches(name, s.KNOWN_NAMES, n=1, cutoff=0.6)
         elif is_libpq_variable(name):
             continue
