@@ -115,6 +115,4 @@ def replica_configs(
         validator.problems.append(
             f"[replica.{name}]: a replica's name is letters, digits and _ only"
         )
-    return tuple(
-        replica_config(validator, primary, name) for name in names if name not in bad
-    )
+    return tuple(replica_config(validator, primary, name) for name in names if name not in bad)
