@@ -7,7 +7,7 @@ import json
 from typing import TYPE_CHECKING
 
 from moonflower.config.model import Config
-from moonflower.core.errors import ConfigError, MoonflowerError
+from moonflower.core.errors import ConfigError, MoonflowerError, RestoreError, StorageError
 from moonflower.core.exit_status import ExitStatus
 from moonflower.core.logs import log
 from moonflower.core.state_dir import state_directory
@@ -145,26 +145,50 @@ def list_backups(
 
 
 def restore_backup(
-    config: Config, destination: "Destination", arguments: argparse.Namespace
+    config: Config, destinations: "list[Destination]", arguments: argparse.Namespace
 ) -> ExitStatus:
+    """From the primary, else from each replica in turn when the primary cannot be reached,
+    lacks the backup, or holds a copy that fails its checksum; `--from` names one."""
     from moonflower.logical.restore import Restorer
+    from moonflower.storage.destination import chosen
 
-    restorer = Restorer(
-        config,
-        destination.checked(),
-        arguments.allow_unverified,
-        arguments.overwrite_roles,
-        arguments.jobs,
-    )
-    restorer.restore(
-        arguments.restore_database,
-        arguments.into,
-        arguments.backup,
-        arguments.drop_existing,
-        with_globals=arguments.globals,
-        no_owner=arguments.no_owner,
-    )
-    return ExitStatus.OK
+    candidates = chosen(destinations, arguments.source)
+    for place, destination in enumerate(candidates, start=1):
+        try:
+            restorer = Restorer(
+                config,
+                destination.checked(),
+                arguments.allow_unverified,
+                arguments.overwrite_roles,
+                arguments.jobs,
+            )
+            restorer.restore(
+                arguments.restore_database,
+                arguments.into,
+                arguments.backup,
+                arguments.drop_existing,
+                with_globals=arguments.globals,
+                no_owner=arguments.no_owner,
+            )
+            return ExitStatus.OK
+        except (StorageError, RestoreError) as error:
+            if not falls_back(error) or place == len(candidates):
+                raise
+            log.warning(
+                "restoring from %s failed (%s); trying %s",
+                destination.name,
+                error,
+                candidates[place].name,
+            )
+    raise AssertionError("unreachable: the last candidate raises or returns")
+
+
+def falls_back(error: MoonflowerError) -> bool:
+    """May the next destination serve where this one failed? Only when nothing was loaded:
+    the destination could not be reached, lacks the backup, or its copy fails a check."""
+    if isinstance(error, RestoreError):
+        return error.step in ("find", "download", "checksum")
+    return isinstance(error, StorageError)
 
 
 def verify_backups(

@@ -39,7 +39,7 @@ from moonflower.core.shutdown import Shutdown, shutdown
 from moonflower.daemon.run import run_scheduler
 from moonflower.jobs.backup import backup_once
 from moonflower.logical.restore_jobs import MAX_RESTORE_JOBS
-from moonflower.storage.destination import Destination
+from moonflower.storage.destination import destinations_of
 
 DESCRIPTION = """\
 Back up PostgreSQL databases to S3-compatible storage.
@@ -58,6 +58,12 @@ EPILOG = """\
 exit status: 0 every database backed up, 1 a backup failed, 2 bad configuration,
 130 interrupted (SIGINT), 143 terminated (SIGTERM).
 """
+
+
+FROM_HELP = (
+    "read only from this destination (`primary` or a replica's name), without falling back "
+    "to the others"
+)
 
 
 def positive_number(text: str) -> int:
@@ -132,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("restore_database", metavar="DATABASE", help="whose backup to restore")
     restore.add_argument("--into", required=True, metavar="TARGET", help="database to load into")
     restore.add_argument("--backup", metavar="KEY", help="a specific backup's object key")
+    restore.add_argument("--from", dest="source", metavar="NAME", help=FROM_HELP)
     restore.add_argument(
         "--drop-existing",
         action="store_true",
@@ -246,16 +253,17 @@ def execute(
     for warning in config.warnings:
         log.warning("%s", warning)
     command = arguments.command or ("run" if config.schedule else "backup")
-    destination = Destination(config.s3)
+    destinations = destinations_of(config)
+    destination = destinations[0]
     if command == "run":
-        return run_scheduler(config, shutdown, destination)
+        return run_scheduler(config, shutdown, destinations)
     with shutdown.working():
         if command == "prune":
             return prune_now(config, destination, arguments)
         if command == "list":
             return list_backups(config, destination, arguments.list_databases, arguments.json)
         if command == "restore":
-            return restore_backup(config, destination, arguments)
+            return restore_backup(config, destinations, arguments)
         if command == "verify":
             return verify_backups(config, destination, arguments)
         if command == "check":
@@ -267,7 +275,7 @@ def execute(
         if command in PHYSICAL_COMMANDS:
             return execute_physical(command, config, destination, arguments)
     with shutdown.working():
-        return backup_once(config, destination)
+        return backup_once(config, destinations)
 
 
 OUTPUT_CLOSED = 128 + signal.SIGPIPE

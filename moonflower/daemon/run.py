@@ -18,11 +18,14 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 
-def run_scheduler(config: Config, shutdown: Shutdown, destination: Destination) -> ExitStatus:
+def run_scheduler(
+    config: Config, shutdown: Shutdown, destinations: list[Destination]
+) -> ExitStatus:
     from moonflower.config.cron import EXAMPLES
     from moonflower.daemon.physical_services import physical_services
     from moonflower.proc.gpg import Encryption
 
+    destination = destinations[0]
     physical = config.wal.stream or config.wal.basebackup_schedule is not None
     if config.schedule is None and not physical:
         raise ConfigError([f"SCHEDULE: required by `moonflower run`, e.g. {EXAMPLES}"])
@@ -37,7 +40,7 @@ def run_scheduler(config: Config, shutdown: Shutdown, destination: Destination) 
             while not shutdown.requested.wait(1.0):
                 pass
             return ExitStatus.OK
-        return logical_schedule(config, shutdown, destination)
+        return logical_schedule(config, shutdown, destinations)
 
 
 @contextlib.contextmanager
@@ -52,7 +55,9 @@ def status_server(config: Config, destination: Destination) -> "Iterator[None]":
         yield
 
 
-def logical_schedule(config: Config, shutdown: Shutdown, destination: Destination) -> ExitStatus:
+def logical_schedule(
+    config: Config, shutdown: Shutdown, destinations: list[Destination]
+) -> ExitStatus:
     from moonflower.daemon.scheduler import Runner
     from moonflower.proc.children import reap_orphans
 
@@ -60,7 +65,7 @@ def logical_schedule(config: Config, shutdown: Shutdown, destination: Destinatio
 
     def guarded_run() -> ExitStatus:
         with shutdown.working():
-            return backup_once(config, destination)
+            return backup_once(config, destinations)
 
     state = StateFile(state_directory(config.backup))
     state.scheduler_started(config.schedule.expression)

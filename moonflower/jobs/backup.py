@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from moonflower.storage.gateway import Storage
 
 
-def backup_once(config: Config, destination: "Destination") -> ExitStatus:
+def backup_once(config: Config, destinations: "list[Destination]") -> ExitStatus:
     """One run with its webhooks, its line in the status file, its notification and its
     metrics."""
     started = state_now()
@@ -28,7 +28,7 @@ def backup_once(config: Config, destination: "Destination") -> ExitStatus:
     with contextlib.suppress(OSError, MoonflowerError):  # reported by record_run at the end
         StateFile(state_directory(config.backup)).run_started(started)
     try:
-        status = monitored_backup(config, destination, reports)
+        status = monitored_backup(config, destinations, reports)
         return status
     except Terminated:
         status = ExitStatus.TERMINATED
@@ -61,7 +61,7 @@ def record_run(
 
 
 def monitored_backup(
-    config: Config, destination: "Destination", reports: list["RunReport"]
+    config: Config, destinations: "list[Destination]", reports: list["RunReport"]
 ) -> ExitStatus:
     """One run with its webhooks: start, then success or failure with the run's log. The
     run's report is added to `reports`."""
@@ -71,13 +71,17 @@ def monitored_backup(
 
     with Webhooks(config.webhooks).monitor() as outcome:
         with Encryption.open(config.encryption, config.backup.spool_dir) as encryption:
-            report = BackupRun(config, destination, encryption, prune_expired).run()
+            run = BackupRun(config, destinations[0], encryption, prune_expired)
+            run.replicas = destinations[1:]
+            report = run.run()
         reports.append(report)
         from moonflower.reporting.summary import output_console, print_summary, summary_document
 
         for result in report.results:
             if result.size_drop and result.ok:
                 outcome.warn(f"{result.database}: {result.size_drop}")
+            for warning in result.warnings:
+                outcome.warn(f"{result.database}: {warning}")
         if report.prune_error:
             outcome.warn(f"pruning expired backups failed: {report.prune_error}")
         if config.logging.format == "text":

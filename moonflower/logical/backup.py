@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from moonflower.storage.gateway import Storage
 
 from moonflower.catalog.keys import GLOBALS_SHOWN, backup_key
-from moonflower.config.model import Config, DumpFormat, SizeDrop
+from moonflower.config.model import ChecksumMode, Config, DumpFormat, SizeDrop
 from moonflower.core.errors import MoonflowerError
 from moonflower.core.logs import database_context, log, step
 from moonflower.core.sizes import human_size
@@ -30,6 +30,7 @@ from moonflower.logical.plans import (
     plan,
     program_for,
 )
+from moonflower.logical.replica_copy import store_copy
 from moonflower.postgres.clients import any_psql, find_client, warm_up
 from moonflower.postgres.connection import libpq_environment, passfile
 from moonflower.postgres.queries import (
@@ -63,6 +64,10 @@ class DatabaseResult:
     error: str | None = None
     size_drop: str | None = None
     """Why its size is suspicious (BACKUP_SIZE_DROP); a failure too with `fail`."""
+    copies: dict[str, str] = field(default_factory=dict)
+    """Replica name -> the key the backup is stored under there."""
+    warnings: list[str] = field(default_factory=list)
+    """What went wrong without failing it (an optional replica that did not take it)."""
 
     @property
     def ok(self) -> bool:
@@ -97,6 +102,8 @@ class BackupRun:
     ) -> None:
         self.config = config
         self.destination = destination
+        self.replicas: list[Destination] = []
+        """Where each backup is stored too, after the primary (set by the job)."""
         self.prune_expired = prune_expired
         """Expires older backups of the databases just backed up (the retention's, passed in)."""
         self.encryption = encryption
@@ -271,7 +278,7 @@ class BackupRun:
                 spool,
                 content_type,
                 size_hint,
-                self.config.s3.checksum,
+                self.config.s3.checksum == ChecksumMode.WHEN_SUPPORTED,
                 unusable=self._s3_failure,
             ) as upload,
         ):
@@ -299,6 +306,10 @@ class BackupRun:
                 uploaded = upload.upload()
                 log.info("uploaded s3://%s/%s", self.config.s3.bucket, uploaded.key)
                 log_retention(uploaded)
+            for replica in self.replicas:
+                with step(f"replica {replica.name}"):
+                    replica_key = backup_key(replica.prefix, dump.key_name, moment, extension)
+                    store_copy(replica, replica_key, spool, content_type, self.config, result)
         result.key = uploaded.key
         result.size = uploaded.size
 

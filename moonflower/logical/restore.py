@@ -67,7 +67,9 @@ class Restorer:
         self.config = config
         self.jobs = jobs or default_restore_jobs()
         self.storage = storage
-        self.catalog = Catalog(storage, config.s3)
+        self.catalog = Catalog(
+            storage, storage.config
+        )  # the destination read, not always the primary
         self.overwrite_roles = overwrite_roles
         encryption = config.encryption
         self.trust = Trust(

@@ -38,7 +38,7 @@ class Verifier:
     def __init__(self, config: Config, storage: Storage, allow_unverified: bool = False) -> None:
         self.config = config
         self.storage = storage
-        self.catalog = Catalog(storage, config.s3)
+        self.catalog = Catalog(storage, storage.config)
         self.restorer = Restorer(config, storage, allow_unverified)
 
     def select(self, databases: list[str] | None, every: bool) -> list[BackupInfo]:

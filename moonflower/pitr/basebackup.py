@@ -21,7 +21,7 @@ from moonflower.catalog.physical_keys import (
     BASE_OBJECT,
     base_folder,
 )
-from moonflower.config.model import Config
+from moonflower.config.model import ChecksumMode, Config
 from moonflower.core.errors import DumpError
 from moonflower.core.logs import log, step
 from moonflower.core.sizes import human_size
@@ -193,7 +193,13 @@ def run_base_backup(
         spool_file(spool, ".manifest") as manifest,
         encoding_stages(config.backup.compression, encryption) as stages,
         upload_transaction(
-            journal, lambda: storage, key, spooled, TAR_TYPE, cluster_size, config.s3.checksum
+            journal,
+            lambda: storage,
+            key,
+            spooled,
+            TAR_TYPE,
+            cluster_size,
+            config.s3.checksum == ChecksumMode.WHEN_SUPPORTED,
         ) as upload,
     ):
         with (

@@ -6,7 +6,9 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from moonflower.config.model import S3Config
+from moonflower.config.model import Config, S3Config
+from moonflower.config.replicas import PRIMARY
+from moonflower.core.errors import ConfigError
 from moonflower.storage.opening import OpeningStorage
 
 if TYPE_CHECKING:
@@ -14,8 +16,12 @@ if TYPE_CHECKING:
 
 
 class Destination:
-    def __init__(self, config: S3Config) -> None:
+    def __init__(self, config: S3Config, name: str = PRIMARY, optional: bool = False) -> None:
         self.config = config
+        self.name = name
+        """`primary`, or the replica's name."""
+        self.optional = optional
+        """A replica whose failures are reported without failing the run."""
         self._storage: Storage | None = None
         self._checked = False
         self._lock = threading.Lock()
@@ -45,3 +51,20 @@ class Destination:
     def opening(self, prepare: Callable[["Storage"], None]) -> OpeningStorage:
         """The gateway made ready in a thread of its own while the first dump starts."""
         return OpeningStorage(self.checked, prepare)
+
+
+def destinations_of(config: Config) -> list[Destination]:
+    """The primary, then the replicas in the order restores try them."""
+    replicas = [Destination(r.s3, r.name, r.optional) for r in config.replicas]
+    return [Destination(config.s3), *replicas]
+
+
+def chosen(destinations: list[Destination], name: str | None) -> list[Destination]:
+    """Those a read may use, in order: every one, or only the one `--from` names."""
+    if name is None:
+        return destinations
+    picked = [destination for destination in destinations if destination.name == name.lower()]
+    if not picked:
+        names = ", ".join(destination.name for destination in destinations)
+        raise ConfigError([f'--from: "{name}" is not a destination; one of: {names}'])
+    return picked

@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from moonflower.config.model import ChecksumMode
 from moonflower.core.errors import MoonflowerError
 from moonflower.core.logs import log
 from moonflower.core.shutdown import shutdown
@@ -96,7 +95,7 @@ def upload_transaction(
     spooled: Path,
     content_type: str,
     size_hint: int,
-    checksum: ChecksumMode,
+    stream_parts: bool,
     unusable: Callable[[], object] = lambda: None,
 ) -> Iterator[Transaction]:
     """`unusable`: why S3 cannot be used, once known (then nothing is left to abort)."""
@@ -108,7 +107,7 @@ def upload_transaction(
         spooled,
         content_type,
         size_hint,
-        stream_parts=checksum == ChecksumMode.WHEN_SUPPORTED,
+        stream_parts,
     )
     try:
         yield transaction

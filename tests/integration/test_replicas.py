@@ -1,0 +1,61 @@
+"""Several destinations end to end: a backup stored on the primary (moto) and a replica
+(SeaweedFS), and restores that fall back to the replica, through bin/moonflower."""
+
+from tests.conftest import NASTY_DATABASE
+from tests.support.names import unique_name
+from tests.support.pgserver import PgServer, free_port
+from tests.support.replicas import replica_env
+from tests.support.runner import run_moonflower
+from tests.support.s3server import S3Server
+from tests.support.seaweed import SeaweedServer
+from tests.support.tamper import flip_a_middle_byte
+
+
+def backed_up_twice(backup_env: dict[str, str], seaweed: SeaweedServer) -> dict[str, str]:
+    env = {**backup_env, **replica_env(seaweed, seaweed.new_bucket()), "S3_MAX_ATTEMPTS": "1"}
+    stored = run_moonflower(env=env)
+    assert stored.returncode == 0, stored.stderr
+    assert "stored on offsite" in stored.stderr
+    return env
+
+
+def test_restore_falls_back_to_the_replica_when_the_primary_cannot_be_reached(
+    backup_env: dict[str, str], pg: PgServer, seaweed: SeaweedServer
+) -> None:
+    env = backed_up_twice(backup_env, seaweed)
+    env["S3_ENDPOINT"] = f"http://127.0.0.1:{free_port()}"  # nobody listens there
+    target = unique_name("from_replica")
+    restored = run_moonflower("restore", NASTY_DATABASE, "--into", target, env=env)
+    assert restored.returncode == 0, restored.stderr
+    assert "restoring from primary failed" in restored.stderr
+    assert "trying offsite" in restored.stderr
+    assert pg.dump_text(target) == pg.dump_text(NASTY_DATABASE)
+
+
+def test_a_copy_damaged_on_the_primary_is_restored_from_the_replica(
+    backup_env: dict[str, str], pg: PgServer, s3: S3Server, seaweed: SeaweedServer
+) -> None:
+    env = backed_up_twice(backup_env, seaweed)
+    [key] = s3.keys(env["S3_BUCKET"])
+    flip_a_middle_byte(s3.client(), env["S3_BUCKET"], key)
+    target = unique_name("undamaged")
+    restored = run_moonflower("restore", NASTY_DATABASE, "--into", target, env=env)
+    assert restored.returncode == 0, restored.stderr
+    assert "does not match the SHA-256" in restored.stderr
+    assert "trying offsite" in restored.stderr
+    assert pg.dump_text(target) == pg.dump_text(NASTY_DATABASE)
+
+    only_primary = run_moonflower(
+        "restore", NASTY_DATABASE, "--into", unique_name("no"), "--from", "primary", env=env
+    )
+    assert only_primary.returncode == 1
+    assert "trying" not in only_primary.stderr
+
+
+def test_from_names_a_destination_that_exists(
+    backup_env: dict[str, str], seaweed: SeaweedServer
+) -> None:
+    env = {**backup_env, **replica_env(seaweed, seaweed.new_bucket())}
+    wrong = run_moonflower("restore", NASTY_DATABASE, "--into", "x", "--from", "elsewhere", env=env)
+    assert wrong.returncode == 2
+    assert '--from: "elsewhere" is not a destination; one of: primary, offsite' in wrong.stderr
