@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 
 def prune_now(
-    config: Config, destination: "Destination", arguments: argparse.Namespace
+    config: Config, destinations: "list[Destination]", arguments: argparse.Namespace
 ) -> ExitStatus:
     """A prune that deletes is reported as a job (a dry run only answers its caller)."""
     if not config.s3.prunes:
@@ -36,13 +36,13 @@ def prune_now(
     if arguments.dry_run:
         return (
             ExitStatus.BACKUP_FAILED
-            if prune_once(config, destination, arguments)
+            if prune_once(config, destinations, arguments)
             else ExitStatus.OK
         )
     from moonflower.reporting.jobs import reported
 
     with reported(config, "prune") as outcome:
-        problems = prune_once(config, destination, arguments)
+        problems = prune_once(config, destinations, arguments)
         if problems:
             outcome.fail("; ".join(problems))
             return ExitStatus.BACKUP_FAILED
@@ -50,27 +50,51 @@ def prune_now(
 
 
 def prune_once(
-    config: Config, destination: "Destination", arguments: argparse.Namespace
+    config: Config, destinations: "list[Destination]", arguments: argparse.Namespace
 ) -> list[str]:
-    """Prune (or show what would be pruned); the problems met."""
-    databases = arguments.prune_databases or None
-    dry_run, as_json = arguments.dry_run, arguments.json
+    """Prune (or show what would be pruned) on every destination, each by its own rules and
+    safety limit; one that cannot be reached is skipped and named. The problems met."""
     from moonflower.cli.prune_report import print_prune_table, prune_document
     from moonflower.retention.prune import Pruner
 
-    storage = destination.checked()
-    report = Pruner(storage, config.s3).prune(databases, dry_run=dry_run, force=arguments.yes)
-    deleted = sum(result == "deleted" for result in report.results.values())
-    if deleted:
-        with contextlib.suppress(OSError, MoonflowerError):  # the metrics' count only
-            StateFile(state_directory(config.backup)).backups_recorded(
-                [], {"pruned_backups": deleted}
+    databases = arguments.prune_databases or None
+    dry_run, as_json = arguments.dry_run, arguments.json
+    named = len(destinations) > 1
+    problems: list[str] = []
+    documents = []
+    for destination in destinations:
+        if not destination.config.prunes:
+            continue
+        where = f"{destination.name}: " if named else ""
+        try:
+            storage = destination.checked()
+            report = Pruner(storage, destination.config).prune(
+                databases, dry_run=dry_run, force=arguments.yes
             )
+        except MoonflowerError as error:
+            if not named:
+                raise
+            log.error("pruning %s skipped: %s", destination.name, error)
+            problems.append(f"{where}{error}")
+            continue
+        deleted = sum(result == "deleted" for result in report.results.values())
+        if deleted:
+            with contextlib.suppress(OSError, MoonflowerError):  # the metrics' count only
+                StateFile(state_directory(config.backup)).backups_recorded(
+                    [], {"pruned_backups": deleted}
+                )
+        document = prune_document(report, dry_run)
+        documents.append({"destination": destination.name, **document} if named else document)
+        if not as_json:
+            zone = destination.config.retention.timezone
+            shown = destination.name if named else ""
+            print_prune_table(report, dry_run, zone, output_console(), shown)
+        found = report.errors if dry_run else report.problems
+        problems += [f"{where}{problem}" for problem in found]
     if as_json:
-        print(json.dumps(prune_document(report, dry_run), indent=2, ensure_ascii=False))
-    else:
-        print_prune_table(report, dry_run, config.s3.retention.timezone, output_console())
-    return report.errors if dry_run else report.problems
+        output = documents if named else documents[0]
+        print(json.dumps(output, indent=2, ensure_ascii=False))
+    return problems
 
 
 def preflight(config: Config, destination: "Destination") -> ExitStatus:

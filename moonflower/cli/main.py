@@ -259,7 +259,7 @@ def execute(
         return run_scheduler(config, shutdown, destinations)
     with shutdown.working():
         if command == "prune":
-            return prune_now(config, destination, arguments)
+            return prune_now(config, destinations, arguments)
         if command == "list":
             return list_backups(config, destination, arguments.list_databases, arguments.json)
         if command == "restore":

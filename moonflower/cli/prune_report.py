@@ -34,8 +34,11 @@ def shown_time(decision: Decision, zone: str) -> str:
     return decision.created.in_timezone(zone).format(TIME_FORMAT)
 
 
-def print_prune_table(report: PruneReport, dry_run: bool, zone: str, console: Console) -> None:
+def print_prune_table(
+    report: PruneReport, dry_run: bool, zone: str, console: Console, where: str = ""
+) -> None:
     title = "Moonflower prune (dry run)" if dry_run else "Moonflower prune"
+    title += f" on {where}" if where else ""
     table = Table(title=title, title_justify="left")
     for column in ("database", "created", "size", "decision", "key"):
         table.add_column(column, overflow="fold")

@@ -5,7 +5,8 @@ import contextlib
 import json
 from typing import TYPE_CHECKING
 
-from moonflower.config.model import Config, S3Config
+from moonflower.config.model import Config
+from moonflower.config.replicas import PRIMARY
 from moonflower.core.errors import MoonflowerError, Terminated
 from moonflower.core.exit_status import ExitStatus
 from moonflower.core.logs import log
@@ -16,7 +17,6 @@ from moonflower.reporting.status_file import now as state_now
 if TYPE_CHECKING:
     from moonflower.logical.backup import RunReport
     from moonflower.storage.destination import Destination
-    from moonflower.storage.gateway import Storage
 
 
 def backup_once(config: Config, destinations: "list[Destination]") -> ExitStatus:
@@ -106,17 +106,18 @@ def failure_reason(report: "RunReport") -> str:
     return "; ".join(reason for reason in reasons if reason)
 
 
-def prune_expired(
-    storage: "Storage", s3: S3Config, databases: list[str], report: "RunReport"
-) -> None:
-    """Expire old backups of the databases just backed up; a failure is reported, not fatal."""
+def prune_expired(destination: "Destination", databases: list[str], report: "RunReport") -> None:
+    """Expire old backups of the databases just backed up on one destination, by its own
+    rules; a failure is reported, not fatal, and never a reason to prune elsewhere."""
     from moonflower.retention.prune import Pruner
 
+    where = "" if destination.name == PRIMARY else f"{destination.name}: "
     try:
-        pruned = Pruner(storage, s3).prune(databases)
+        pruned = Pruner(destination.checked(), destination.config).prune(databases)
     except MoonflowerError as error:
-        log.error("pruning expired backups failed: %s", error)
-        report.prune_error = str(error)
-        return
-    report.pruned = sum(result == "deleted" for result in pruned.results.values())
-    report.prune_error = "; ".join(pruned.problems) or None
+        log.error("pruning expired backups %sfailed: %s", f"on {where}" if where else "", error)
+        problems = [f"{where}{error}"]
+    else:
+        report.pruned += sum(result == "deleted" for result in pruned.results.values())
+        problems = [f"{where}{problem}" for problem in pruned.problems]
+    report.prune_error = "; ".join(filter(None, [report.prune_error, *problems])) or None

@@ -13,7 +13,6 @@ import pendulum
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from moonflower.config.model import S3Config
     from moonflower.logical.size_check import EarlierBackups
     from moonflower.storage.gateway import Storage
 
@@ -98,7 +97,7 @@ class BackupRun:
         config: Config,
         destination: Destination,
         encryption: Encryption | None = None,
-        prune_expired: "Callable[[Storage, S3Config, list[str], RunReport], None] | None" = None,
+        prune_expired: "Callable[[Destination, list[str], RunReport], None] | None" = None,
     ) -> None:
         self.config = config
         self.destination = destination
@@ -154,9 +153,11 @@ class BackupRun:
                 flag_size_drops(report.results, self.earlier, self.storage, self.config)
         succeeded = [result.database for result in report.results if result.ok]
         unflagged = [r.database for r in report.results if r.ok and r.size_drop is None]
-        if self.config.s3.prunes and unflagged and self.prune_expired is not None:
-            with step("prune"):
-                self.prune_expired(self.storage(), self.config.s3, unflagged, report)
+        if unflagged and self.prune_expired is not None:
+            for destination in (self.destination, *self.replicas):
+                if destination.config.prunes:  # each by its own rules
+                    with step("prune"):
+                        self.prune_expired(destination, unflagged, report)
         if len(unflagged) < len(succeeded) and self.config.s3.prunes:
             log.warning("not pruning the databases whose size dropped: older backups stay")
         return report

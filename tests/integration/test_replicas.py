@@ -59,3 +59,37 @@ def test_from_names_a_destination_that_exists(
     wrong = run_moonflower("restore", NASTY_DATABASE, "--into", "x", "--from", "elsewhere", env=env)
     assert wrong.returncode == 2
     assert '--from: "elsewhere" is not a destination; one of: primary, offsite' in wrong.stderr
+
+
+def test_each_destination_is_pruned_by_its_own_rules_and_an_unreachable_one_is_skipped(
+    backup_env: dict[str, str], s3: S3Server, seaweed: SeaweedServer
+) -> None:
+    far = seaweed.new_bucket()
+    env = {
+        **backup_env,
+        **replica_env(seaweed, far),
+        "PG_DATABASES": "second",
+        "BACKUP_KEEP_LAST": "1",
+        "BACKUP_PRUNE_MAX_DELETE": "100",
+        "REPLICA_OFFSITE_BACKUP_KEEP_LAST": "3",
+    }
+    for _ in range(3):
+        stored = run_moonflower(env=env)
+        assert stored.returncode == 0, stored.stderr
+    assert len(s3.keys(env["S3_BUCKET"])) == 1  # the run pruned the primary to its last one
+    assert len(seaweed.keys(far)) == 3  # the replica keeps three
+
+    env["REPLICA_OFFSITE_BACKUP_KEEP_LAST"] = "2"
+    reachable = env["REPLICA_OFFSITE_S3_ENDPOINT"]
+    env["REPLICA_OFFSITE_S3_ENDPOINT"] = f"http://127.0.0.1:{free_port()}"
+    env["S3_MAX_ATTEMPTS"] = "1"
+    skipped = run_moonflower("prune", env=env)
+    assert skipped.returncode == 1
+    assert "pruning offsite skipped" in skipped.stderr
+    assert len(seaweed.keys(far)) == 3
+
+    env["REPLICA_OFFSITE_S3_ENDPOINT"] = reachable
+    pruned = run_moonflower("prune", env=env)
+    assert pruned.returncode == 0, pruned.stderr
+    assert len(seaweed.keys(far)) == 2
+    assert len(s3.keys(env["S3_BUCKET"])) == 1

@@ -51,7 +51,7 @@ def test_the_prune_hook_gets_only_the_databases_just_backed_up(
     report = BackupRun(
         config,
         Destination(config.s3),
-        prune_expired=lambda storage, s3, databases, report: asked.append(sorted(databases)),
+        prune_expired=lambda destination, databases, report: asked.append(sorted(databases)),
     ).run()
     assert report.ok
     assert asked == [sorted([NASTY_DATABASE, SECOND_DATABASE])]
