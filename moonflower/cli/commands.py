@@ -97,13 +97,13 @@ def prune_once(
     return problems
 
 
-def preflight(config: Config, destination: "Destination") -> ExitStatus:
+def preflight(config: Config, destinations: "list[Destination]") -> ExitStatus:
     from moonflower.cli.preflight import Preflight
     from moonflower.cli.tables import print_checks
 
     if config.wal.stream:
         replication_allowed(config)
-    checks = Preflight(config, destination).run()
+    checks = Preflight(config, destinations[0], destinations[1:]).run()
     print_checks(checks, output_console())
     return ExitStatus.OK if all(check.ok for check in checks) else ExitStatus.BACKUP_FAILED
 
@@ -148,24 +148,60 @@ def overdue_after(config: Config) -> float | None:
 
 
 def list_backups(
-    config: Config, destination: "Destination", databases: list[str], as_json: bool
+    config: Config, destinations: "list[Destination]", arguments: argparse.Namespace
 ) -> ExitStatus:
+    """The primary's backups, else the first replica that answers; `--from` names one,
+    `--all-destinations` shows every one's."""
+    from moonflower.storage.destination import chosen
+
+    candidates = chosen(destinations, arguments.source)
+    every = arguments.all_destinations
+    listing: list[dict[str, object]] = []
+    status = ExitStatus.OK
+    for place, destination in enumerate(candidates, start=1):
+        try:
+            shown = listed(destination, arguments.list_databases, arguments.json, every)
+        except MoonflowerError as error:
+            if every:
+                log.error("%s cannot be listed: %s", destination.name, error)
+                status = ExitStatus.BACKUP_FAILED
+                continue
+            if place == len(candidates):
+                raise
+            log.warning(
+                "listing %s failed (%s); trying %s",
+                destination.name,
+                error,
+                candidates[place].name,
+            )
+            continue
+        listing += shown
+        if not every:
+            break
+    if arguments.json:
+        print(json.dumps(listing, indent=2, ensure_ascii=False))
+    return status
+
+
+def listed(
+    destination: "Destination", databases: list[str], as_json: bool, named: bool
+) -> list[dict[str, object]]:
+    """One destination's backups: printed as tables, or returned for the JSON listing."""
     from moonflower.catalog.logical import Catalog
     from moonflower.cli.tables import print_backup_list, print_base_list
     from moonflower.pitr.listing import base_backup_listing
 
     storage = destination.checked()
-    backups = Catalog(storage, config.s3).backups(databases or None)
-    bases = [] if databases else base_backup_listing(storage, config.s3.prefix)
-    if as_json:
-        listing = [info.as_json() for info in backups]
-        listing += [{"kind": "base", **base.as_json()} for base in bases]
-        print(json.dumps(listing, indent=2, ensure_ascii=False))
-    else:
-        print_backup_list(backups, output_console())
+    backups = Catalog(storage, destination.config).backups(databases or None)
+    bases = [] if databases else base_backup_listing(storage, destination.prefix)
+    if not as_json:
+        print_backup_list(backups, output_console(), destination.name if named else "")
         if bases:
             print_base_list(bases, output_console())
-    return ExitStatus.OK
+        return []
+    where = {"destination": destination.name} if named else {}
+    entries: list[dict[str, object]] = [{**info.as_json(), **where} for info in backups]
+    return entries + [{"kind": "base", **base.as_json(), **where} for base in bases]
 
 
 def restore_backup(
@@ -207,6 +243,24 @@ def restore_backup(
     raise AssertionError("unreachable: the last candidate raises or returns")
 
 
+def first_reachable(candidates: "list[Destination]") -> "Destination":
+    """The first destination whose bucket answers (the last one is returned whatever it
+    answers, so its own error is the one reported)."""
+    for place, destination in enumerate(candidates[:-1], start=1):
+        try:
+            destination.checked()
+        except StorageError as error:
+            log.warning(
+                "%s cannot be reached (%s); trying %s",
+                destination.name,
+                error,
+                candidates[place].name,
+            )
+            continue
+        return destination
+    return candidates[-1]
+
+
 def falls_back(error: MoonflowerError) -> bool:
     """May the next destination serve where this one failed? Only when nothing was loaded:
     the destination could not be reached, lacks the backup, or its copy fails a check."""
@@ -216,10 +270,15 @@ def falls_back(error: MoonflowerError) -> bool:
 
 
 def verify_backups(
-    config: Config, destination: "Destination", arguments: argparse.Namespace
+    config: Config, destinations: "list[Destination]", arguments: argparse.Namespace
 ) -> ExitStatus:
     """Reported as a job: a verification that fails is seen in `health`, the metrics, the
-    failure webhook and the notifications, not only in its exit status."""
+    failure webhook and the notifications, not only in its exit status. It reads the
+    primary (`--from`: the destination named), or the first replica that answers when the
+    primary cannot be reached; a damaged copy is a failure to report, never skipped."""
+    from moonflower.storage.destination import chosen
+
+    destination = first_reachable(chosen(destinations, arguments.source))
     from moonflower.cli.tables import print_verify_table
     from moonflower.logical.verify import Verifier
     from moonflower.reporting.jobs import reported

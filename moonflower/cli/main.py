@@ -126,6 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     listing.add_argument("list_databases", nargs="*", metavar="DATABASE", help="only these")
     listing.add_argument("--json", action="store_true", help="print a JSON array for scripts")
+    listing.add_argument("--from", dest="source", metavar="NAME", help=FROM_HELP)
+    listing.add_argument(
+        "--all-destinations",
+        action="store_true",
+        help="list every destination's backups (the primary's and each replica's)",
+    )
     restore = add_command(
         "restore",
         help="restore a backup into a database on the configured server",
@@ -186,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--restore", action="store_true", help="also load each into a scratch database"
     )
     verify.add_argument("--allow-unverified", action="store_true", help=ALLOW_UNVERIFIED_HELP)
+    verify.add_argument("--from", dest="source", metavar="NAME", help=FROM_HELP)
     verify.add_argument(
         "--physical",
         action="store_true",
@@ -261,13 +268,13 @@ def execute(
         if command == "prune":
             return prune_now(config, destinations, arguments)
         if command == "list":
-            return list_backups(config, destination, arguments.list_databases, arguments.json)
+            return list_backups(config, destinations, arguments)
         if command == "restore":
             return restore_backup(config, destinations, arguments)
         if command == "verify":
-            return verify_backups(config, destination, arguments)
+            return verify_backups(config, destinations, arguments)
         if command == "check":
-            return preflight(config, destination)
+            return preflight(config, destinations)
         if command == "health":
             return report_health(config)
         if command == "status":

@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from moonflower.config.model import Config
+from moonflower.config.replicas import physical_refusal
+from moonflower.core.errors import ConfigError
 from moonflower.core.exit_status import ExitStatus
 
 if TYPE_CHECKING:
@@ -134,6 +136,10 @@ def execute_physical(
 ) -> ExitStatus:
     from moonflower.cli import physical_commands as run
 
+    if command in ("basebackup", "wal-push"):
+        refusal = physical_refusal(config.replicas, f"`moonflower {command}`")
+        if refusal is not None:
+            raise ConfigError([refusal])
     if command == "basebackup":
         from moonflower.jobs.base_backup import base_backup
 

@@ -45,9 +45,12 @@ SLOT_EXISTS = "SELECT count(*) FROM pg_catalog.pg_replication_slots WHERE slot_n
 
 
 class Preflight:
-    def __init__(self, config: Config, destination: Destination) -> None:
+    def __init__(
+        self, config: Config, destination: Destination, replicas: list[Destination]
+    ) -> None:
         self.config = config
         self.destination = destination
+        self.replicas = replicas
 
     def run(self) -> list[Check]:
         checks = [Check("configuration", True, "valid")]
@@ -64,6 +67,8 @@ class Preflight:
             checks.append(run_check("bucket", lambda: self._bucket(storage)))
             checks.append(run_check("bucket writable", lambda: self._probe(storage)))
             checks.append(run_check("WAL archive writer", lambda: writer_shown(self.config)))
+        for replica in self.replicas:
+            checks += self._destination(replica)
         if self.config.wal.stream:
             checks.append(run_check("WAL streaming", self._replication))
         if self.config.wal.incremental:
@@ -125,13 +130,25 @@ class Preflight:
                 )
         return f"server {server.text} summarizes WAL; chains of up to {self.config.wal.full_every}"
 
+    def _destination(self, destination: Destination) -> list[Check]:
+        """A replica checked as the primary is: reachable, and writable."""
+        named = f"replica {destination.name}"
+        try:
+            storage = destination.storage()
+        except MoonflowerError as error:
+            return [Check(f"{named}: S3 client", False, str(error))]
+        return [
+            run_check(f"{named}: bucket", lambda: self._bucket(storage)),
+            run_check(f"{named}: bucket writable", lambda: self._probe(storage)),
+        ]
+
     def _bucket(self, storage: Storage) -> str:
         storage.check_bucket()
-        lock = " with Object Lock" if self.config.s3.governance is not None else ""
-        return f"s3://{self.config.s3.bucket} reachable{lock}"
+        lock = " with Object Lock" if storage.config.governance is not None else ""
+        return f"s3://{storage.config.bucket} reachable{lock}"
 
     def _probe(self, storage: Storage) -> str:
-        key = f"{listing_prefix(self.config.s3.prefix)}{PROBE_NAME}{secrets.token_hex(6)}"
+        key = f"{listing_prefix(storage.config.prefix)}{PROBE_NAME}{secrets.token_hex(6)}"
         storage.put_probe(key, b"moonflower check\n")
         storage.delete_everywhere([key])
         return f"wrote and deleted {key}"

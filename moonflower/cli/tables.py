@@ -26,8 +26,9 @@ def when(moment: pendulum.DateTime | None) -> str:
     return "-" if moment is None else local_time(moment)
 
 
-def print_backup_list(backups: list[BackupInfo], console: Console) -> None:
-    table = Table(title=f"Moonflower backups ({len(backups)})", title_justify="left")
+def print_backup_list(backups: list[BackupInfo], console: Console, where: str = "") -> None:
+    title = f"Moonflower backups ({len(backups)})" + (f" on {where}" if where else "")
+    table = Table(title=title, title_justify="left")
     columns = ("database", "created", "size", "encrypted", "locked until", "expires", "flag", "key")
     for column in columns:
         table.add_column(column, overflow="fold")

@@ -1,6 +1,8 @@
 """Several destinations end to end: a backup stored on the primary (moto) and a replica
 (SeaweedFS), and restores that fall back to the replica, through bin/moonflower."""
 
+import json
+
 from tests.conftest import NASTY_DATABASE
 from tests.support.names import unique_name
 from tests.support.pgserver import PgServer, free_port
@@ -93,3 +95,29 @@ def test_each_destination_is_pruned_by_its_own_rules_and_an_unreachable_one_is_s
     assert pruned.returncode == 0, pruned.stderr
     assert len(seaweed.keys(far)) == 2
     assert len(s3.keys(env["S3_BUCKET"])) == 1
+
+
+def test_list_and_verify_read_the_replica_when_the_primary_cannot_be_reached(
+    backup_env: dict[str, str], seaweed: SeaweedServer
+) -> None:
+    env = backed_up_twice(backup_env, seaweed)
+    every = run_moonflower("list", "--all-destinations", "--json", env=env)
+    assert every.returncode == 0, every.stderr
+    places = sorted(entry["destination"] for entry in json.loads(every.stdout))
+    assert places == ["offsite", "primary"]
+
+    env["S3_ENDPOINT"] = f"http://127.0.0.1:{free_port()}"
+    listed = run_moonflower("list", "--json", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert "trying offsite" in listed.stderr
+    [entry] = json.loads(listed.stdout)
+    assert entry["key"].startswith("far/")
+
+    verified = run_moonflower("verify", env=env)
+    assert verified.returncode == 0, verified.stderr
+    assert "trying offsite" in verified.stderr
+
+    checked = run_moonflower("check", env=env)
+    assert checked.returncode == 1
+    flat = " ".join(checked.stdout.split())
+    assert "replica offsite: bucket writable" in flat

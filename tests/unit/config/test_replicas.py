@@ -92,3 +92,14 @@ def test_a_replicas_secret_key_is_masked(tmp_path: Path) -> None:
         notifying=False,
     )
     assert "replica-only-secret-value" not in redactor.mask("x replica-only-secret-value y")
+
+
+@pytest.mark.parametrize("physical", [{"WAL_STREAM": "on"}, {"BASEBACKUP_SCHEDULE": "@daily"}])
+def test_point_in_time_recovery_with_replicas_is_refused_until_replicas_hold_it(
+    physical: dict[str, str],
+) -> None:
+    problems = problems_of({"REPLICA_OFFSITE_S3_BUCKET": "far", **physical})
+    assert any(
+        problem.startswith("REPLICA_OFFSITE_S3_BUCKET: replicas hold logical backups only")
+        for problem in problems
+    )
