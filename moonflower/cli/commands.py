@@ -304,3 +304,39 @@ def verify_backups(
             outcome.fail(message)
             return ExitStatus.BACKUP_FAILED
         return ExitStatus.OK
+
+
+def sync_destinations(
+    config: Config, destinations: "list[Destination]", arguments: argparse.Namespace
+) -> ExitStatus:
+    """Copy to each destination (or the one `--to` names) the backups it lacks; reported as
+    a job unless it is a dry run."""
+    from moonflower.cli.tables import print_copies
+    from moonflower.logical.sync import sync
+    from moonflower.reporting.jobs import reported
+    from moonflower.storage.destination import chosen
+
+    if len(destinations) < 2:
+        raise ConfigError(
+            ["REPLICA_<NAME>_S3_BUCKET: `moonflower sync` needs a replica to copy to or from"]
+        )
+    targets = chosen(destinations, arguments.to)
+    spool, state = config.backup.spool_dir, state_directory(config.backup)
+    with contextlib.ExitStack() as stack:
+        outcome = None if arguments.dry_run else stack.enter_context(reported(config, "sync"))
+        copies = sync(destinations, targets, spool, state, arguments.dry_run)
+        if arguments.json:
+            document = [{"to": c.target, "key": c.key, "result": c.result} for c in copies]
+            print(json.dumps(document, indent=2, ensure_ascii=False))
+        else:
+            print_copies(copies, arguments.dry_run, output_console())
+        failed = [copy for copy in copies if not copy.ok]
+        if not failed:
+            return ExitStatus.OK
+        message = f"{len(failed)} backup(s) not synced: " + "; ".join(
+            f"{copy.target} {copy.key}: {copy.result}" for copy in failed
+        )
+        log.error("%s", message)
+        if outcome is not None:
+            outcome.fail(message)
+        return ExitStatus.BACKUP_FAILED

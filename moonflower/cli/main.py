@@ -20,8 +20,10 @@ from moonflower.cli.commands import (
     prune_now,
     report_health,
     restore_backup,
+    sync_destinations,
     verify_backups,
 )
+from moonflower.cli.destinations import FROM_HELP, add_sync_command
 from moonflower.cli.physical import COMMANDS as PHYSICAL_COMMANDS
 from moonflower.cli.physical import (
     add_physical_commands,
@@ -58,12 +60,6 @@ EPILOG = """\
 exit status: 0 every database backed up, 1 a backup failed, 2 bad configuration,
 130 interrupted (SIGINT), 143 terminated (SIGTERM).
 """
-
-
-FROM_HELP = (
-    "read only from this destination (`primary` or a replica's name), without falling back "
-    "to the others"
-)
 
 
 def positive_number(text: str) -> int:
@@ -199,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the newest base backup instead: checksum, pg_verifybackup, the WAL chain after "
         "it without a gap; with --restore, a trial recovery by a temporary server",
     )
+    add_sync_command(add_command)
     add_command(
         "check",
         help="check configuration, database, bucket, key and webhooks without backing up",
@@ -275,6 +272,8 @@ def execute(
             return verify_backups(config, destinations, arguments)
         if command == "check":
             return preflight(config, destinations)
+        if command == "sync":
+            return sync_destinations(config, destinations, arguments)
         if command == "health":
             return report_health(config)
         if command == "status":

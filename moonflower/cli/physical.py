@@ -26,7 +26,7 @@ POSTGRES_NEEDS = {
 restore talk to S3 only, a base backup copies the whole cluster (no database list)."""
 
 
-S3_ONLY = frozenset({"list", "prune", "health", "status"})
+S3_ONLY = frozenset({"list", "prune", "health", "status", "sync"})
 """Commands that read only S3 or the status file: no PG_* setting at all (a disaster
 recovery host knows nothing of the lost server)."""
 WAL_ONLY_CAPABLE = frozenset({"run", "check"})

@@ -12,11 +12,13 @@ from rich.table import Table
 from rich.text import Text
 
 from moonflower.core.logs import local_time
+from moonflower.core.redact import redactor
 from moonflower.core.sizes import human_size
 
 if TYPE_CHECKING:
     from moonflower.catalog.logical import BackupInfo
     from moonflower.cli.preflight import Check
+    from moonflower.logical.sync import Copy
     from moonflower.logical.verify import Verified
     from moonflower.pitr.listing import ListedBase
     from moonflower.reporting.health import Health
@@ -138,4 +140,15 @@ def print_state(
         for problem in [stream.get("gap"), *stream.get("problems", [])]:
             if problem:
                 table.add_row("WAL problem", str(problem))
+    console.print(table)
+
+
+def print_copies(copies: list[Copy], dry_run: bool, console: Console) -> None:
+    title = "Moonflower sync (dry run)" if dry_run else "Moonflower sync"
+    table = Table(title=f"{title}: {len(copies)} to copy", title_justify="left")
+    for column in ("to", "key", "result"):
+        table.add_column(column, overflow="fold")
+    for copy in copies:
+        style = "red" if not copy.ok else "green"
+        table.add_row(copy.target, redactor.mask(copy.key), Text(copy.result, style=style))
     console.print(table)

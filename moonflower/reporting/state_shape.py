@@ -6,7 +6,12 @@ from typing import Any
 
 DICT_ENTRIES = ("scheduler", "current_run", "last_run", "wal_stream", "jobs")
 TEXT_ENTRIES = ("next_run", "scheduler_stopped")
-JOB_TITLES = {"basebackup": "base backup", "verify": "verification", "prune": "prune"}
+JOB_TITLES = {
+    "basebackup": "base backup",
+    "verify": "verification",
+    "prune": "prune",
+    "sync": "sync",
+}
 """The jobs recorded under "jobs" beside the logical runs, as messages name them."""
 
 

@@ -121,3 +121,38 @@ def test_list_and_verify_read_the_replica_when_the_primary_cannot_be_reached(
     assert checked.returncode == 1
     flat = " ".join(checked.stdout.split())
     assert "replica offsite: bucket writable" in flat
+
+
+def test_sync_completes_a_replica_that_refused_and_never_copies_a_damaged_backup(
+    backup_env: dict[str, str], s3: S3Server, seaweed: SeaweedServer
+) -> None:
+    far = seaweed.new_bucket()
+    env = {**backup_env, **replica_env(seaweed, far), "PG_DATABASES": f"{NASTY_DATABASE} second"}
+    good_secret = env["REPLICA_OFFSITE_S3_SECRET_KEY"]
+    env["REPLICA_OFFSITE_S3_SECRET_KEY"] = "not-the-secret"
+    refused = run_moonflower(env=env)
+    assert refused.returncode == 1
+    assert "not stored on the replica offsite" in refused.stderr
+    assert seaweed.keys(far) == []
+    primary_keys = sorted(s3.keys(env["S3_BUCKET"]))
+    assert len(primary_keys) == 2
+
+    env["REPLICA_OFFSITE_S3_SECRET_KEY"] = good_secret
+    damaged = next(key for key in primary_keys if "second" in key)
+    flip_a_middle_byte(s3.client(), env["S3_BUCKET"], damaged)
+    planned = run_moonflower("sync", "--dry-run", "--json", env=env)
+    assert planned.returncode == 0, planned.stderr
+    assert {entry["to"] for entry in json.loads(planned.stdout)} == {"offsite"}
+    assert seaweed.keys(far) == []
+
+    synced = run_moonflower("sync", "--json", env=env)
+    assert synced.returncode == 1
+    results = {entry["key"]: entry["result"] for entry in json.loads(synced.stdout)}
+    [copied] = [key for key, result in results.items() if result == "copied from primary"]
+    [failed] = [result for result in results.values() if result.startswith("failed")]
+    assert "does not match the SHA-256" in failed
+    assert seaweed.keys(far) == [copied]
+
+    again = run_moonflower("sync", "--to", "offsite", "--json", env=env)
+    assert [entry["result"] for entry in json.loads(again.stdout)] == [failed]
+    assert seaweed.keys(far) == [copied]  # nothing duplicated, nothing overwritten
