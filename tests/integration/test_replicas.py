@@ -2,6 +2,7 @@
 (SeaweedFS), and restores that fall back to the replica, through bin/moonflower."""
 
 import json
+from pathlib import Path
 
 from tests.conftest import NASTY_DATABASE
 from tests.support.names import unique_name
@@ -10,6 +11,7 @@ from tests.support.replicas import replica_env
 from tests.support.runner import run_moonflower
 from tests.support.s3server import S3Server
 from tests.support.seaweed import SeaweedServer
+from tests.support.stock import load_gzip_dump
 from tests.support.tamper import flip_a_middle_byte
 
 
@@ -156,3 +158,20 @@ def test_sync_completes_a_replica_that_refused_and_never_copies_a_damaged_backup
     again = run_moonflower("sync", "--to", "offsite", "--json", env=env)
     assert [entry["result"] for entry in json.loads(again.stdout)] == [failed]
     assert seaweed.keys(far) == [copied]  # nothing duplicated, nothing overwritten
+
+
+def test_the_replicas_copy_restores_with_stock_tools(
+    backup_env: dict[str, str], pg: PgServer, seaweed: SeaweedServer, tmp_path: Path
+) -> None:
+    """What docs/destinations.md tells an operator: fetch the object from the replica's
+    bucket with any S3 client, then gzip -dc | psql — nothing of Moonflower's."""
+    env = backed_up_twice(backup_env, seaweed)
+    bucket = env["REPLICA_OFFSITE_S3_BUCKET"]
+    [key] = seaweed.keys(bucket)
+    assert key.startswith("far/")
+    assert key.endswith(".sql.gz")
+    downloaded = tmp_path / "from-replica.sql.gz"
+    seaweed.client().download_file(bucket, key, str(downloaded))
+    target = unique_name("stock_from_replica")
+    load_gzip_dump(pg, downloaded, target)
+    assert pg.dump_text(target) == pg.dump_text(NASTY_DATABASE)
