@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 from tests.conftest import NASTY_DATABASE
+from tests.support.faultproxy import RESET, FaultProxy, Reply, Request, s3_error
 from tests.support.names import unique_name
 from tests.support.pgserver import PgServer, free_port
 from tests.support.replicas import replica_env
@@ -175,3 +176,41 @@ def test_the_replicas_copy_restores_with_stock_tools(
     target = unique_name("stock_from_replica")
     load_gzip_dump(pg, downloaded, target)
     assert pg.dump_text(target) == pg.dump_text(NASTY_DATABASE)
+
+
+def test_an_optional_replica_that_answers_503_and_cuts_connections_warns_and_sync_completes_it(
+    backup_env: dict[str, str], s3: S3Server
+) -> None:
+    far = s3.new_bucket()
+
+    def refuse_writes(request: Request) -> Reply | None:
+        if request.method not in ("PUT", "POST"):
+            return None
+        refuse_writes.calls += 1  # type: ignore[attr-defined]
+        if refuse_writes.calls % 2:  # type: ignore[attr-defined]
+            return s3_error(503, "SlowDown", "Please reduce your request rate.")
+        return RESET
+
+    refuse_writes.calls = 0  # type: ignore[attr-defined]
+    with FaultProxy(s3.endpoint, [refuse_writes]) as proxy:
+        env = {
+            **backup_env,
+            **replica_env(s3, far),
+            "REPLICA_OFFSITE_S3_ENDPOINT": proxy.endpoint,
+            "REPLICA_OFFSITE_OPTIONAL": "on",
+            "S3_MAX_ATTEMPTS": "2",
+        }
+        warned = run_moonflower(env=env)
+    assert warned.returncode == 0, warned.stderr
+    assert "not stored on the replica offsite" in warned.stderr
+    assert refuse_writes.calls >= 2  # type: ignore[attr-defined]
+    assert s3.keys(far) == []
+
+    env["REPLICA_OFFSITE_S3_ENDPOINT"] = s3.endpoint
+    synced = run_moonflower("sync", env=env)
+    assert synced.returncode == 0, synced.stderr
+    [copied] = s3.keys(far)
+    assert copied.startswith("far/")
+    again = run_moonflower("sync", env=env)
+    assert again.returncode == 0, again.stderr
+    assert s3.keys(far) == [copied]
