@@ -7,13 +7,14 @@ import json
 from typing import TYPE_CHECKING
 
 from moonflower.config.model import Config
-from moonflower.core.errors import ConfigError, MoonflowerError, RestoreError, StorageError
+from moonflower.core.errors import ConfigError, MoonflowerError
 from moonflower.core.exit_status import ExitStatus
 from moonflower.core.logs import log
 from moonflower.core.state_dir import state_directory
 from moonflower.reporting.health import health
 from moonflower.reporting.status_file import StateFile
 from moonflower.reporting.summary import output_console
+from moonflower.storage.destination import with_fallback
 
 if TYPE_CHECKING:
     from moonflower.storage.destination import Destination
@@ -156,28 +157,20 @@ def list_backups(
 
     candidates = chosen(destinations, arguments.source)
     every = arguments.all_destinations
+
+    def shown(destination: "Destination") -> list[dict[str, object]]:
+        return listed(destination, arguments.list_databases, arguments.json, every)
+
     listing: list[dict[str, object]] = []
     status = ExitStatus.OK
-    for place, destination in enumerate(candidates, start=1):
+    if not every:
+        listing = with_fallback(candidates, shown, "listing", lambda error: True)
+    for destination in candidates if every else []:
         try:
-            shown = listed(destination, arguments.list_databases, arguments.json, every)
+            listing += shown(destination)
         except MoonflowerError as error:
-            if every:
-                log.error("%s cannot be listed: %s", destination.name, error)
-                status = ExitStatus.BACKUP_FAILED
-                continue
-            if place == len(candidates):
-                raise
-            log.warning(
-                "listing %s failed (%s); trying %s",
-                destination.name,
-                error,
-                candidates[place].name,
-            )
-            continue
-        listing += shown
-        if not every:
-            break
+            log.error("%s cannot be listed: %s", destination.name, error)
+            status = ExitStatus.BACKUP_FAILED
     if arguments.json:
         print(json.dumps(listing, indent=2, ensure_ascii=False))
     return status
@@ -212,61 +205,36 @@ def restore_backup(
     from moonflower.logical.restore import Restorer
     from moonflower.storage.destination import chosen
 
-    candidates = chosen(destinations, arguments.source)
-    for place, destination in enumerate(candidates, start=1):
-        try:
-            restorer = Restorer(
-                config,
-                destination.checked(),
-                arguments.allow_unverified,
-                arguments.overwrite_roles,
-                arguments.jobs,
-            )
-            restorer.restore(
-                arguments.restore_database,
-                arguments.into,
-                arguments.backup,
-                arguments.drop_existing,
-                with_globals=arguments.globals,
-                no_owner=arguments.no_owner,
-            )
-            return ExitStatus.OK
-        except (StorageError, RestoreError) as error:
-            if not falls_back(error) or place == len(candidates):
-                raise
-            log.warning(
-                "restoring from %s failed (%s); trying %s",
-                destination.name,
-                error,
-                candidates[place].name,
-            )
-    raise AssertionError("unreachable: the last candidate raises or returns")
+    def restore(destination: "Destination") -> None:
+        restorer = Restorer(
+            config,
+            destination.checked(),
+            arguments.allow_unverified,
+            arguments.overwrite_roles,
+            arguments.jobs,
+        )
+        restorer.restore(
+            arguments.restore_database,
+            arguments.into,
+            arguments.backup,
+            arguments.drop_existing,
+            with_globals=arguments.globals,
+            no_owner=arguments.no_owner,
+        )
+
+    with_fallback(chosen(destinations, arguments.source), restore, "restoring")
+    return ExitStatus.OK
 
 
 def first_reachable(candidates: "list[Destination]") -> "Destination":
     """The first destination whose bucket answers (the last one is returned whatever it
     answers, so its own error is the one reported)."""
-    for place, destination in enumerate(candidates[:-1], start=1):
-        try:
-            destination.checked()
-        except StorageError as error:
-            log.warning(
-                "%s cannot be reached (%s); trying %s",
-                destination.name,
-                error,
-                candidates[place].name,
-            )
-            continue
+
+    def reached(destination: "Destination") -> "Destination":
+        destination.checked()
         return destination
-    return candidates[-1]
 
-
-def falls_back(error: MoonflowerError) -> bool:
-    """May the next destination serve where this one failed? Only when nothing was loaded:
-    the destination could not be reached, lacks the backup, or its copy fails a check."""
-    if isinstance(error, RestoreError):
-        return error.step in ("find", "download", "checksum")
-    return isinstance(error, StorageError)
+    return with_fallback(candidates, reached, "reaching the bucket")
 
 
 def verify_backups(

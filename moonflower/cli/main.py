@@ -258,7 +258,6 @@ def execute(
         log.warning("%s", warning)
     command = arguments.command or ("run" if config.schedule else "backup")
     destinations = destinations_of(config)
-    destination = destinations[0]
     if command == "run":
         return run_scheduler(config, shutdown, destinations)
     with shutdown.working():
@@ -279,7 +278,7 @@ def execute(
         if command == "status":
             return print_status(config)
         if command in PHYSICAL_COMMANDS:
-            return execute_physical(command, config, destination, arguments)
+            return execute_physical(command, config, destinations, arguments)
     with shutdown.working():
         return backup_once(config, destinations)
 

@@ -5,9 +5,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from moonflower.cli.destinations import FROM_HELP
 from moonflower.config.model import Config
-from moonflower.config.replicas import physical_refusal
-from moonflower.core.errors import ConfigError
 from moonflower.core.exit_status import ExitStatus
 
 if TYPE_CHECKING:
@@ -96,6 +95,7 @@ def add_physical_commands(add_command: AddCommand) -> None:
         "reached.",
     )
     restore.add_argument("--to", required=True, metavar="DIR", help="an empty or new directory")
+    restore.add_argument("--from", dest="source", metavar="NAME", help=FROM_HELP)
     which = restore.add_mutually_exclusive_group(required=True)
     which.add_argument("--time", metavar="TIME", help='e.g. "2026-11-26 14:03:07+00"')
     which.add_argument("--lsn", metavar="LSN", help="a WAL position, e.g. 0/3000028")
@@ -132,20 +132,18 @@ def add_physical_commands(add_command: AddCommand) -> None:
 
 
 def execute_physical(
-    command: str, config: Config, destination: "Destination", arguments: Any
+    command: str, config: Config, destinations: "list[Destination]", arguments: Any
 ) -> ExitStatus:
     from moonflower.cli import physical_commands as run
 
-    if command in ("basebackup", "wal-push"):
-        refusal = physical_refusal(config.replicas, f"`moonflower {command}`")
-        if refusal is not None:
-            raise ConfigError([refusal])
     if command == "basebackup":
         from moonflower.jobs.base_backup import base_backup
 
-        return base_backup(config, destination, full=arguments.full)
+        return base_backup(config, destinations, full=arguments.full)
     if command == "wal-push":
-        return run.wal_push(config, destination, arguments.wal_path)
+        return run.wal_push(config, destinations, arguments.wal_path)
     if command == "wal-fetch":
-        return run.wal_fetch(config, destination, arguments.wal_name, arguments.wal_target)
-    return run.restore_cluster(config, destination, arguments)
+        return run.wal_fetch(config, destinations, arguments.wal_name, arguments.wal_target)
+    from moonflower.storage.destination import chosen
+
+    return run.restore_cluster(config, chosen(destinations, arguments.source), arguments)

@@ -24,30 +24,35 @@ if TYPE_CHECKING:
 
     from moonflower.pitr.recovery_target import RecoveryTarget
     from moonflower.pitr.recovery_window import Follow, Window
+    from moonflower.pitr.restore_cluster import ClusterRestore, Prepared
     from moonflower.reporting.jobs import Outcome
     from moonflower.storage.destination import Destination
 
 
-def wal_push(config: Config, destination: "Destination", path: Path) -> ExitStatus:
-    """archive_command: `moonflower wal-push %p` (run in the data directory)."""
+def wal_push(config: Config, destinations: "list[Destination]", path: Path) -> ExitStatus:
+    """archive_command: `moonflower wal-push %p` (run in the data directory): the primary,
+    then every replica."""
     from moonflower.pitr.archive_writer import honour_for_push
     from moonflower.pitr.wal_archive import WalArchive
     from moonflower.proc.gpg import Encryption
 
     honour_for_push(config)
     with Encryption.open(config.encryption, config.backup.spool_dir) as encryption:
-        WalArchive(config, destination.storage, encryption).push(path)
+        WalArchive(config, destinations[0], encryption, replicas=destinations[1:]).push(path)
     return ExitStatus.OK
 
 
-def wal_fetch(config: Config, destination: "Destination", name: str, target: Path) -> ExitStatus:
-    """restore_command: `moonflower wal-fetch %f %p`; exit 1 when the archive lacks it (the
-    normal end of a recovery)."""
+def wal_fetch(
+    config: Config, destinations: "list[Destination]", name: str, target: Path
+) -> ExitStatus:
+    """restore_command: `moonflower wal-fetch %f %p`, from the primary, else the first
+    replica that has it; exit 1 when none does (the normal end of a recovery)."""
     from moonflower.pitr.wal_archive import WalArchive
     from moonflower.proc.gpg import Decryption
 
     with Decryption.open(config.encryption, config.backup.spool_dir) as decryption:
-        if WalArchive(config, destination.storage, None).fetch(name, target, decryption):
+        archive = WalArchive(config, destinations[0], None, fallbacks=destinations[1:])
+        if archive.fetch(name, target, decryption):
             return ExitStatus.OK
     log.info("%s is not in the archive", name)
     return ExitStatus.BACKUP_FAILED
@@ -121,25 +126,36 @@ def wal_fetch_command(arguments: argparse.Namespace) -> str | None:
 
 
 def restore_cluster(
-    config: Config, destination: "Destination", arguments: argparse.Namespace
+    config: Config, destinations: "list[Destination]", arguments: argparse.Namespace
 ) -> ExitStatus:
+    """From the primary, else from each replica in turn when the primary cannot be reached,
+    lacks the base backups, or holds a copy that fails its checks; a WAL file missing or
+    damaged where the base backup came from is fetched from the others. `--from` names
+    one destination and never falls back."""
     from moonflower.pitr.base_unpack import empty_directory
     from moonflower.pitr.recovery_run import run_recovery, server_account
     from moonflower.pitr.recovery_target import check_reached
     from moonflower.pitr.restore_cluster import ClusterRestore, hand_over, start_command
     from moonflower.pitr.wal_fetch_probe import probe_wal_fetch
+    from moonflower.storage.destination import with_fallback
 
     directory = Path(arguments.to).absolute()
     target = recovery_target(arguments)
     fetch_command = wal_fetch_command(arguments)
     account = server_account(directory, arguments.run_as, required=arguments.start)
-    restore = ClusterRestore(config, destination, directory, target, arguments.keep_archiving)
 
     def probe(window: "Window") -> None:
         if fetch_command is not None:
             probe_wal_fetch(config, fetch_command, arguments.config, window, account)
 
-    prepared = restore.prepare(fetch_command, before_filling=probe)
+    def prepared_from(destination: "Destination") -> "tuple[ClusterRestore, Prepared]":
+        others = [other for other in destinations if other is not destination]
+        restore = ClusterRestore(
+            config, destination, directory, target, arguments.keep_archiving, others
+        )
+        return restore, restore.prepare(fetch_command, before_filling=probe)
+
+    restore, prepared = with_fallback(destinations, prepared_from, "restore-cluster")
     hand_over(directory, account)
     major = prepared.base.server_major
     if not arguments.start:

@@ -28,7 +28,7 @@ from moonflower.config.model import (
 )
 from moonflower.config.monitoring import monitoring_config
 from moonflower.config.physical import wal_config
-from moonflower.config.replicas import physical_refusal, replica_configs, replica_names
+from moonflower.config.replicas import replica_configs, replica_names
 from moonflower.config.retention import retention_config
 from moonflower.config.settings import Setting
 from moonflower.config.sources import Layers, RawValue, load_toml
@@ -295,9 +295,6 @@ def load_config(
         retention=retention,
     )
     replicas = replica_configs(validator, primary, replica_names(environ, document or {}))
-    if wal.stream or wal.basebackup_schedule is not None:
-        refusal = physical_refusal(replicas, "WAL_STREAM or BASEBACKUP_SCHEDULE")
-        problems.extend([refusal] if refusal else [])
     register_secrets(layers, secret_key, encryption.private_key)
     for replica in replicas:
         redactor.add(replica.s3.secret_key)

@@ -116,16 +116,3 @@ def replica_configs(
             f"[replica.{name}]: a replica's name is letters, digits and _ only"
         )
     return tuple(replica_config(validator, primary, name) for name in names if name not in bad)
-
-
-def physical_refusal(replicas: "tuple[ReplicaConfig, ...]", what: str) -> str | None:
-    """Base backups and the WAL archive are not stored on replicas yet: a configuration
-    asking for both is refused rather than leaving the replicas without them."""
-    if not replicas:
-        return None
-    setting = replica_setting(replicas[0].name, s.S3_BUCKET).env
-    return (
-        f"{setting}: replicas hold logical backups only for now; {what} would store base "
-        "backups or WAL on the primary alone. Use a configuration without replicas for "
-        "point-in-time recovery"
-    )

@@ -36,7 +36,7 @@ def stream_alarm(config: Config) -> Callable[[str], None]:
 
 @contextlib.contextmanager
 def physical_services(
-    config: Config, shutdown: Shutdown, destination: Destination
+    config: Config, shutdown: Shutdown, destinations: list[Destination]
 ) -> Iterator[list[threading.Thread]]:
     """Start the WAL stream and the base backup schedule (as configured); stop them on exit."""
     from moonflower.core.state_dir import state_directory
@@ -58,7 +58,7 @@ def physical_services(
                 passfile(config.postgres.password, config.backup.spool_dir)
             )
             keeper = stack.enter_context(streaming_writer(config, stream_alarm(config)))
-            archive = WalArchive(config, destination.storage, encryption)
+            archive = WalArchive(config, destinations[0], encryption, replicas=destinations[1:])
             state = StateFile(state_directory(config.backup))
             streamer = WalStreamer(
                 config, archive, password, stop, stream_alarm(config), state.wal_stream
@@ -76,7 +76,7 @@ def physical_services(
         if config.wal.basebackup_schedule is not None:
             threads.append(
                 threading.Thread(
-                    target=base_backup_schedule(config, destination, stop), name="basebackups"
+                    target=base_backup_schedule(config, destinations, stop), name="basebackups"
                 )
             )
         for thread in threads:
@@ -119,7 +119,7 @@ def guarded(work: Callable[[], None]) -> Callable[[], None]:
 
 
 def base_backup_schedule(
-    config: Config, destination: Destination, stop: threading.Event
+    config: Config, destinations: list[Destination], stop: threading.Event
 ) -> Callable[[], None]:
     from moonflower.core.state_dir import state_directory
     from moonflower.daemon.scheduler import Runner
@@ -130,7 +130,7 @@ def base_backup_schedule(
 
     def one() -> ExitStatus:
         try:
-            return base_backup(config, destination)  # reported there, failure or not
+            return base_backup(config, destinations)  # reported there, failure or not
         except MoonflowerError:
             return ExitStatus.BACKUP_FAILED
 

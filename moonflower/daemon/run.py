@@ -32,7 +32,7 @@ def run_scheduler(
     with Encryption.open(config.encryption, config.backup.spool_dir):
         pass  # an unusable key stops us now (exit 2), not at the first fire
     with (
-        physical_services(config, shutdown, destination),
+        physical_services(config, shutdown, destinations),
         status_server(config, destination),
     ):
         if config.schedule is None:

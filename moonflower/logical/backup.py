@@ -29,7 +29,6 @@ from moonflower.logical.plans import (
     plan,
     program_for,
 )
-from moonflower.logical.replica_copy import store_copy
 from moonflower.postgres.clients import any_psql, find_client, warm_up
 from moonflower.postgres.connection import libpq_environment, passfile
 from moonflower.postgres.queries import (
@@ -49,6 +48,7 @@ from moonflower.storage.destination import Destination
 from moonflower.storage.journal import UploadJournal
 from moonflower.storage.objects import Uploaded
 from moonflower.storage.opening import OpeningStorage
+from moonflower.storage.replication import store_file, store_on_replicas
 from moonflower.storage.transaction import upload_transaction
 
 SIGNAL_LATENCY_SECONDS = 0.2
@@ -307,10 +307,24 @@ class BackupRun:
                 uploaded = upload.upload()
                 log.info("uploaded s3://%s/%s", self.config.s3.bucket, uploaded.key)
                 log_retention(uploaded)
-            for replica in self.replicas:
-                with step(f"replica {replica.name}"):
-                    replica_key = backup_key(replica.prefix, dump.key_name, moment, extension)
-                    store_copy(replica, replica_key, spool, content_type, self.config, result)
+            if self.replicas:
+
+                def store(replica: Destination) -> None:
+                    with step(f"replica {replica.name}"):
+                        key = backup_key(replica.prefix, dump.key_name, moment, extension)
+                        result.copies[replica.name] = store_file(
+                            state_directory(self.config.backup), replica, key, spool, content_type
+                        )
+
+                replicated = store_on_replicas(
+                    self.replicas,
+                    f"the backup of {dump.key_name}",
+                    store,
+                    state_directory(self.config.backup),
+                )
+                result.warnings += replicated.warnings
+                if replicated.failures:
+                    result.error = "; ".join(replicated.failures)
         result.key = uploaded.key
         result.size = uploaded.size
 

@@ -7,15 +7,17 @@ usable even if the WAL archive is lost.
 """
 
 import contextlib
+import dataclasses
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pendulum
 
 from moonflower.catalog.base_record import BaseBackupRecord
-from moonflower.catalog.keys import timestamp
+from moonflower.catalog.keys import listing_prefix, timestamp
 from moonflower.catalog.physical_keys import (
     BASE_DESCRIPTION,
     BASE_OBJECT,
@@ -39,6 +41,7 @@ from moonflower.storage.checksums import file_sha256
 from moonflower.storage.destination import Destination
 from moonflower.storage.gateway import Storage
 from moonflower.storage.journal import UploadJournal
+from moonflower.storage.replication import Replicated, store_file, store_on_replicas
 from moonflower.storage.transaction import upload_transaction
 
 START_POINT = re.compile(r"write-ahead log start point: (\S+) on timeline (\d+)")
@@ -61,10 +64,15 @@ def wal_points(stderr_lines: list[str]) -> tuple[str, int, str]:
 
 
 def take_base_backup(
-    config: Config, destination: Destination, encryption: Encryption | None, full: bool = False
+    config: Config,
+    destination: Destination,
+    encryption: Encryption | None,
+    full: bool = False,
+    replicas: Sequence[Destination] = (),
 ) -> BaseBackupRecord:
     """A base backup; incremental against the previous one when BASEBACKUP_INCREMENTAL
-    allows it and `full` is not asked for."""
+    allows it and `full` is not asked for. Stored on the `replicas` too (ReplicaFailed when
+    a required one did not take it, once the primary's copy is complete)."""
     pg = config.postgres
     with step("connect"):
         storage = destination.checked()
@@ -97,6 +105,7 @@ def take_base_backup(
                 [str(tool.path), *incremental_flag(manifest)],
                 environment,
                 cluster_size,
+                replicas,
             )
     record = BaseBackupRecord(
         label=taken.label,
@@ -120,6 +129,9 @@ def take_base_backup(
         system_identifier=system_identifier,
     )
     write_description(storage, config, record)
+    described = describe_on_replicas(
+        config, [r for r in replicas if r.name in taken.replicated.stored], record
+    )
     log.info(
         "%s base backup %s stored: %s, WAL %s to %s on timeline %d",
         f"incremental (on {parent.label})" if parent else "full",
@@ -129,7 +141,30 @@ def take_base_backup(
         record.stop_lsn,
         record.timeline,
     )
+    taken.replicated.failures += described.failures
+    taken.replicated.check()
     return record
+
+
+def describe_on_replicas(
+    config: Config, replicas: Sequence[Destination], record: BaseBackupRecord
+) -> Replicated:
+    """The description of a base backup each replica holds, naming the replica's keys."""
+    primary = listing_prefix(config.s3.prefix)
+
+    def there(key: str | None, replica: Destination) -> str | None:
+        return None if key is None else listing_prefix(replica.prefix) + key[len(primary) :]
+
+    def describe(replica: Destination) -> None:
+        relocated = dataclasses.replace(
+            record,
+            key=there(record.key, replica) or record.key,
+            manifest_key=there(record.manifest_key, replica),
+        )
+        write_description(replica.checked(), config, relocated)
+
+    what = f"the description of base backup {record.label}"
+    return store_on_replicas(replicas, what, describe, state_directory(config.backup))
 
 
 def incremental_flag(manifest: Path | None) -> list[str]:
@@ -159,6 +194,7 @@ class Taken:
     sha256: str
     manifest_key: str | None
     manifest_sha256: str | None
+    replicated: Replicated
 
 
 def run_base_backup(
@@ -168,9 +204,11 @@ def run_base_backup(
     command: list[str],
     environment: dict[str, str],
     cluster_size: int,
+    replicas: Sequence[Destination] = (),
 ) -> Taken:
     """pg_basebackup (`command`: the program and its incremental flag) through the encoders
-    into the spool and S3; with BASEBACKUP_INCREMENTAL, its manifest kept for the next."""
+    into the spool and S3, then from the spool file to each replica; with
+    BASEBACKUP_INCREMENTAL, its manifest kept for the next."""
     started = pendulum.now("UTC")
     label = timestamp(started)
     suffix = encoding_suffix(config.backup.compression.algorithm, encryption is not None)
@@ -186,11 +224,13 @@ def run_base_backup(
         "--no-password",
         f"--label=moonflower {label}",
     ]
-    journal = UploadJournal(state_directory(config.backup), config.s3.bucket, config.s3.endpoint)
+    state_dir = state_directory(config.backup)
+    journal = UploadJournal(state_dir, config.s3.bucket, config.s3.endpoint)
     spool = config.backup.spool_dir
     with (
         spool_file(spool, ".tar" + suffix) as spooled,
         spool_file(spool, ".manifest") as manifest,
+        spool_file(spool, ".manifest" + suffix) as encoded_manifest,
         encoding_stages(config.backup.compression, encryption) as stages,
         upload_transaction(
             journal,
@@ -221,8 +261,22 @@ def run_base_backup(
 
                 manifest_key = f"{folder}{MANIFEST}{suffix}"
                 manifest_sha256 = keep_manifest(
-                    config, storage, encryption, label, manifest, manifest_key
+                    config, storage, encryption, label, manifest, manifest_key, encoded_manifest
                 )
+
+        def store(replica: Destination) -> None:
+            folder_there = base_folder(replica.prefix, started)
+            with step(f"replica {replica.name}"):
+                store_file(
+                    state_dir, replica, f"{folder_there}{BASE_OBJECT}{suffix}", spooled, TAR_TYPE
+                )
+                if manifest_key is not None:
+                    from moonflower.pitr.incremental import MANIFEST, MANIFEST_TYPE
+
+                    manifest_there = f"{folder_there}{MANIFEST}{suffix}"
+                    store_file(state_dir, replica, manifest_there, encoded_manifest, MANIFEST_TYPE)
+
+        replicated = store_on_replicas(replicas, f"base backup {label}", store, state_dir)
     return Taken(
         label,
         key,
@@ -235,6 +289,7 @@ def run_base_backup(
         digest,
         manifest_key,
         manifest_sha256,
+        replicated,
     )
 
 

@@ -33,6 +33,7 @@ from moonflower.storage.gateway import Storage
 from moonflower.storage.objects import SHA256_METADATA_KEY
 
 MANIFEST = "backup_manifest"
+MANIFEST_TYPE = "application/octet-stream"
 FIRST_INCREMENTAL_MAJOR = 17
 SUMMARIZE_WAL_QUERY = "SELECT current_setting('summarize_wal')"
 RELEASE_SECONDS = 10.0
@@ -161,16 +162,21 @@ def release(fifo: Path, reader: threading.Thread) -> None:
 
 
 def keep_manifest(
-    config: Config, storage: Storage, encryption: Encryption | None, label: str, raw: Path, key: str
+    config: Config,
+    storage: Storage,
+    encryption: Encryption | None,
+    label: str,
+    raw: Path,
+    key: str,
+    encoded: Path,
 ) -> str:
-    """Keep the manifest locally and upload it, encoded, beside the base backup; returns the
-    SHA-256 of what was uploaded."""
+    """Keep the manifest locally and upload it, encoded into `encoded`, beside the base
+    backup; returns the SHA-256 of what was uploaded."""
     local = local_manifest(config, label)
     for stale in local.parent.glob(f"base-*.{MANIFEST}"):
         stale.unlink(missing_ok=True)  # only the newest is ever built on
     raw.replace(local)
     os.chmod(local, 0o600)
-    with spool_file(config.backup.spool_dir, ".manifest") as encoded:
-        encode_file(local, encoded, config.backup.compression, encryption)
-        storage.upload(encoded, key, "application/octet-stream")
-        return file_sha256(encoded)
+    encode_file(local, encoded, config.backup.compression, encryption)
+    storage.upload(encoded, key, MANIFEST_TYPE)
+    return file_sha256(encoded)

@@ -75,9 +75,12 @@ class ClusterRestore:
         directory: Path,
         target: RecoveryTarget,
         keep_archiving: bool = False,
+        fallbacks: list[Destination] | None = None,
     ) -> None:
         self.config = config
         self.destination = destination
+        self.fallbacks = fallbacks or []
+        """Where a WAL file missing or damaged on `destination` is fetched from."""
         self.keep_archiving = keep_archiving
         self.directory = directory
         self.target = target
@@ -102,7 +105,8 @@ class ClusterRestore:
     ) -> Prepared:
         check_empty_directory(self.directory)
         storage = self.storage()
-        prefix = self.config.s3.prefix
+        prefix = self.destination.prefix
+        log.info("restoring from %s", self.destination.name)
         with step("choose"):
             bases = base_backups(storage, prefix)
             base = choose_base(bases, self.target)
@@ -224,7 +228,7 @@ class ClusterRestore:
         """The history files of later timelines, then the chain of segments, into pg_wal;
         recovery follows them to the latest timeline as it would from an archive. Segments
         are fetched WAL_FETCH_JOBS at a time; the chain ends at the first one missing."""
-        archive = WalArchive(self.config, self.storage, None)
+        archive = WalArchive(self.config, self.destination, None, fallbacks=self.fallbacks)
         wal_dir = self.directory / "pg_wal"
         fetched = 0
         with self.timed("fetch WAL"):

@@ -10,7 +10,7 @@ the encryption, which never produces the same bytes twice.
 import contextlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -23,17 +23,20 @@ from moonflower.catalog.physical_keys import (
     wal_prefix,
 )
 from moonflower.config.model import Config
-from moonflower.core.errors import KeyTaken, MoonflowerError, WalError
+from moonflower.core.errors import ConfigError, KeyTaken, MoonflowerError, WalError
 from moonflower.core.logs import log
+from moonflower.core.state_dir import state_directory
 from moonflower.postgres.wal_names import PARTIAL_SUFFIX, is_wal_file, segment_of
 from moonflower.proc import runner
 from moonflower.proc.codec import COPY, decoding_stages, encode_file, encoding_suffix
 from moonflower.proc.gpg import Decryption, Encryption
 from moonflower.proc.runner import Stage
 from moonflower.proc.spool import spool_file
+from moonflower.storage.destination import Destination
 from moonflower.storage.fetch import Expected, fetch_checked
 from moonflower.storage.gateway import Storage
 from moonflower.storage.objects import SHA256_METADATA_KEY
+from moonflower.storage.replication import store_on_replicas
 
 CONTENT_SHA256 = "content-sha256"
 """Object metadata: the SHA-256 of the raw WAL file, before compression and encryption."""
@@ -95,17 +98,30 @@ def content_digest(path: Path) -> str:
 
 
 class WalArchive:
+    """The archive on `destination`. Pushes go to the `replicas` too (the same encoded file);
+    a fetch the destination cannot answer (unreachable, missing, damaged) tries the
+    `fallbacks` in order."""
+
     def __init__(
-        self, config: Config, storage: Callable[[], Storage], encryption: Encryption | None
+        self,
+        config: Config,
+        destination: Destination,
+        encryption: Encryption | None,
+        replicas: Sequence[Destination] = (),
+        fallbacks: Sequence[Destination] = (),
     ) -> None:
         self.config = config
-        self.prefix = config.s3.prefix
-        self.storage = storage
+        self.destination = destination
+        self.prefix = destination.prefix
+        self.storage = destination.storage
         self.encryption = encryption
+        self.replicas = replicas
+        self.fallbacks = fallbacks
         self.suffix = encoding_suffix(config.backup.compression.algorithm, encryption is not None)
         self._identity: str | None = None
-        self._last_partial: dict[str, tuple[str, str]] = {}
-        """Per segment: the key and content digest of this process's newest partial push."""
+        self._last_partial: dict[tuple[str, str], tuple[pendulum.DateTime, str]] = {}
+        """Per destination and segment: when this process last pushed it partially there,
+        and its content digest."""
 
     # --- pushing ---------------------------------------------------------------------------
     def push(self, source: Path) -> bool:
@@ -116,20 +132,47 @@ class WalArchive:
         key = wal_key(self.prefix, name, self.suffix)
         metadata = self._metadata(source, name)
         digest = metadata[CONTENT_SHA256]
-        if self._already_archived(key, name, digest):
-            return False
+        stored = False
         with spool_file(self.config.backup.spool_dir, self.suffix or ".wal") as encoded:
-            encode_file(source, encoded, self.config.backup.compression, self.encryption)
-            try:
-                self.storage().upload(encoded, key, CONTENT_TYPE, metadata)
-            except KeyTaken:  # a concurrent push of the same name landed first
-                if not self._already_archived(key, name, digest):
-                    raise
-                return False
-        log.info("archived %s", name)
+            if not self._already_archived(key, name, digest):
+                encode_file(source, encoded, self.config.backup.compression, self.encryption)
+                stored = self._store(self.storage(), encoded, key, name, metadata)
+            if self.replicas:
+                if not stored:  # a retry: the primary had it, a replica may not
+                    encode_file(source, encoded, self.config.backup.compression, self.encryption)
+                self._replicate(
+                    f"WAL {name}",
+                    lambda replica: self._store(
+                        replica.storage(),
+                        encoded,
+                        wal_key(replica.prefix, name, self.suffix),
+                        name,
+                        metadata,
+                    ),
+                )
+        if stored:
+            log.info("archived %s", name)
         if segment_of(name) is not None:
             self._forget_partials(name)
+        return stored
+
+    def _store(
+        self, storage: Storage, encoded: Path, key: str, name: str, metadata: dict[str, str]
+    ) -> bool:
+        """Create-only; False when the same content was already there."""
+        try:
+            storage.upload(encoded, key, CONTENT_TYPE, metadata)
+        except KeyTaken:  # a concurrent push of the same name landed first
+            if not self._already_archived(key, name, metadata[CONTENT_SHA256], storage):
+                raise
+            return False
         return True
+
+    def _replicate(self, what: str, store: Callable[[Destination], object]) -> None:
+        """A required replica's failure raises (the push is retried, the primary's copy
+        already stored); an optional one's is logged and recorded."""
+        state_dir = state_directory(self.config.backup)
+        store_on_replicas(self.replicas, what, store, state_dir).check()
 
     def _metadata(self, source: Path, name: str) -> dict[str, str]:
         """What each WAL object records of its content; refuses a segment written by
@@ -170,8 +213,10 @@ class WalArchive:
             return recorded if isinstance(recorded, str) and recorded.isdigit() else None
         return None
 
-    def _already_archived(self, key: str, name: str, digest: str) -> bool:
-        head = self.storage().head(key)
+    def _already_archived(
+        self, key: str, name: str, digest: str, storage: Storage | None = None
+    ) -> bool:
+        head = (storage or self.storage()).head(key)
         if head is None:
             return False
         stored = head.get("Metadata", {}).get(CONTENT_SHA256)
@@ -185,8 +230,9 @@ class WalArchive:
         return True
 
     def push_partial(self, source: Path) -> bool:
-        """Upload the segment being written when it changed since the last push; the
-        previous partial upload of it is removed once the new one is stored."""
+        """Upload the segment being written to each destination whose copy of it changed
+        since this process last pushed it; the previous partial upload is removed from a
+        destination once the new one is stored there."""
         segment = source.name.removesuffix(PARTIAL_SUFFIX)
         spool = self.config.backup.spool_dir
         with spool_file(spool, ".partial") as snapshot:
@@ -194,31 +240,61 @@ class WalArchive:
                 runner.run([COPY], output=writer, source=reader)
             metadata = self._metadata(snapshot, segment)
             digest = metadata[CONTENT_SHA256]
-            previous = self._last_partial.get(segment)
-            if previous is not None and previous[1] == digest:
+            behind = [
+                destination
+                for destination in (self.destination, *self.replicas)
+                if self._last_partial.get((destination.name, segment), (None, ""))[1] != digest
+            ]
+            if not behind:
                 return False
-            key = partial_key(self.prefix, segment, pendulum.now("UTC"), self.suffix)
+            moment = pendulum.now("UTC")
             with spool_file(spool, self.suffix or ".wal") as encoded:
                 encode_file(snapshot, encoded, self.config.backup.compression, self.encryption)
-                self.storage().upload(encoded, key, CONTENT_TYPE, metadata, lasting=False)
-        self._last_partial[segment] = (key, digest)
-        if previous is not None:
-            self._delete_quietly(previous[0])
+
+                def store(destination: Destination) -> None:
+                    self._store_partial(destination, encoded, segment, moment, metadata)
+
+                if self.destination in behind:
+                    store(self.destination)
+                lagging = [replica for replica in self.replicas if replica in behind]
+                if lagging:
+                    state_dir = state_directory(self.config.backup)
+                    store_on_replicas(lagging, f"partial WAL {segment}", store, state_dir).check()
         log.debug("pushed the partial segment %s", segment)
         return True
 
+    def _store_partial(
+        self,
+        destination: Destination,
+        encoded: Path,
+        segment: str,
+        moment: pendulum.DateTime,
+        metadata: dict[str, str],
+    ) -> None:
+        storage = destination.storage()
+        key = partial_key(destination.prefix, segment, moment, self.suffix)
+        storage.upload(encoded, key, CONTENT_TYPE, metadata, lasting=False)
+        previous = self._last_partial.get((destination.name, segment))
+        self._last_partial[(destination.name, segment)] = (moment, metadata[CONTENT_SHA256])
+        if previous is not None:
+            superseded = partial_key(destination.prefix, segment, previous[0], self.suffix)
+            self._delete_quietly(storage, superseded)
+
     def _forget_partials(self, segment: str) -> None:
         """The segment is complete: its partial uploads (this process's or an earlier
-        one's) are superseded."""
-        self._last_partial.pop(segment, None)
-        start = f"{wal_prefix(self.prefix)}{segment}{PARTIAL_SUFFIX}."
-        with contextlib.suppress(MoonflowerError):
-            for item in self.storage().list_objects(start):
-                self._delete_quietly(item.key)
+        one's) are superseded, on every destination."""
+        for destination in (self.destination, *self.replicas):
+            self._last_partial.pop((destination.name, segment), None)
+            start = f"{wal_prefix(destination.prefix)}{segment}{PARTIAL_SUFFIX}."
+            with contextlib.suppress(MoonflowerError):
+                storage = destination.storage()
+                for item in storage.list_objects(start):
+                    self._delete_quietly(storage, item.key)
 
-    def _delete_quietly(self, key: str) -> None:
+    @staticmethod
+    def _delete_quietly(storage: Storage, key: str) -> None:
         try:
-            self.storage().delete_latest(key)
+            storage.delete_latest(key)
         except MoonflowerError as error:
             log.debug("could not remove the superseded %s: %s", key, error)
 
@@ -265,7 +341,41 @@ class WalArchive:
         expected_system: str | None = None,
     ) -> bool:
         """Write the WAL file `name` to `target`, checked (with `expected_system`, also that
-        a segment was written by that cluster); False when the archive lacks it."""
+        a segment was written by that cluster), from the first destination that has it
+        intact; False when none has it, the error when one could not be asked and no
+        other had it (a missing file ends a recovery: it must be really missing)."""
+        failures: list[MoonflowerError] = []
+        readers = [self, *(WalArchive(self.config, other, None) for other in self.fallbacks)]
+        for position, archive in enumerate(readers):
+            where = archive.destination.name
+            try:
+                if archive.fetch_here(name, target, decryption, partial_since, expected_system):
+                    if position:
+                        log.warning("%s fetched from %s (fallback)", name, where)
+                    return True
+                reason: MoonflowerError = WalError(f"{where} does not hold {name}")
+            except ConfigError:
+                raise
+            except MoonflowerError as error:
+                failures.append(error)
+                reason = error
+            if position + 1 < len(readers):
+                following = readers[position + 1].destination.name
+                level = log.warning if failures and failures[-1] is reason else log.info
+                level("%s not fetched from %s (%s): trying %s", name, where, reason, following)
+        if failures:
+            raise failures[0]
+        return False
+
+    def fetch_here(
+        self,
+        name: str,
+        target: Path,
+        decryption: Decryption,
+        partial_since: pendulum.DateTime | None = None,
+        expected_system: str | None = None,
+    ) -> bool:
+        """`fetch` from this archive's destination alone."""
         key = self.find(name, partial_since)
         if key is None:
             return False

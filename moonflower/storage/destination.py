@@ -4,15 +4,19 @@ it boto3) loads on first use, so a command that never touches S3 never pays for 
 
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from moonflower.config.model import Config, S3Config
 from moonflower.config.replicas import PRIMARY
-from moonflower.core.errors import ConfigError
+from moonflower.core.errors import ConfigError, MoonflowerError, RestoreError, StorageError
+from moonflower.core.logs import log
 from moonflower.storage.opening import OpeningStorage
 
 if TYPE_CHECKING:
     from moonflower.storage.gateway import Storage
+
+
+Result = TypeVar("Result")
 
 
 class Destination:
@@ -68,3 +72,41 @@ def chosen(destinations: list[Destination], name: str | None) -> list[Destinatio
         names = ", ".join(destination.name for destination in destinations)
         raise ConfigError([f'--from: "{name}" is not a destination; one of: {names}'])
     return picked
+
+
+FALLBACK_STEPS = ("find", "choose", "download", "checksum")
+"""The steps of a restore whose failure leaves nothing behind: the next destination may
+serve instead."""
+
+
+def falls_back(error: MoonflowerError) -> bool:
+    """May the next destination serve where this one failed? Only when nothing was loaded:
+    the destination could not be reached, lacks the backup, or its copy fails a check."""
+    if isinstance(error, RestoreError):
+        return error.step in FALLBACK_STEPS
+    return isinstance(error, StorageError)
+
+
+def with_fallback(
+    candidates: list[Destination],
+    attempt: Callable[[Destination], Result],
+    what: str,
+    may_fall_back: Callable[[MoonflowerError], bool] = falls_back,
+) -> Result:
+    """`attempt` on each candidate in turn until one succeeds; the next is tried only when
+    `may_fall_back` allows it, each fallback logged with its reason. The last candidate's
+    error is the one raised."""
+    for place, destination in enumerate(candidates, start=1):
+        try:
+            return attempt(destination)
+        except MoonflowerError as error:
+            if place == len(candidates) or not may_fall_back(error):
+                raise
+            log.warning(
+                "%s from %s failed (%s); trying %s",
+                what,
+                destination.name,
+                error,
+                candidates[place].name,
+            )
+    raise ConfigError(["no destination to use"])

@@ -27,7 +27,7 @@ from tests.support.tamper import flip_a_middle_byte
 def test_a_pushed_segment_comes_back_byte_for_byte(
     config: Config, destination: Destination, wal_segment: Path, tmp_path: Path
 ) -> None:
-    archive = WalArchive(config, destination.storage, None)
+    archive = WalArchive(config, destination, None)
     assert archive.push(wal_segment)
     assert not archive.push(wal_segment)  # the same content again: already archived
     target = tmp_path / "fetched"
@@ -40,7 +40,7 @@ def test_a_pushed_segment_comes_back_byte_for_byte(
 def test_a_changed_segment_is_refused_and_nothing_is_written(
     config: Config, destination: Destination, wal_segment: Path, tmp_path: Path, s3: S3Server
 ) -> None:
-    archive = WalArchive(config, destination.storage, None)
+    archive = WalArchive(config, destination, None)
     archive.push(wal_segment)
     [key] = [key for key in s3.keys(config.s3.bucket) if wal_segment.name in key]
     flip_a_middle_byte(s3.client(), config.s3.bucket, key)
@@ -77,8 +77,8 @@ def test_a_refused_prune_after_a_base_backup_is_reported_as_a_failed_prune_job(
 ) -> None:
     config = configured(backup_env, BACKUP_KEEP_LAST="1", BACKUP_PRUNE_MAX_DELETE="0")
     destination = Destination(config.s3)
-    assert base_backup(config, destination) == ExitStatus.OK
-    assert base_backup(config, destination) == ExitStatus.OK  # stored, though not pruned
+    assert base_backup(config, [destination]) == ExitStatus.OK
+    assert base_backup(config, [destination]) == ExitStatus.OK  # stored, though not pruned
 
     assert len(base_backups(destination.storage(), config.s3.prefix)) == 2
     jobs = StateFile(state_directory(config.backup)).read()["jobs"]

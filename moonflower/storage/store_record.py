@@ -1,0 +1,80 @@
+"""Where each destination's last store went: one small file in the state directory, kept
+by every process that stores (the run, the WAL stream, `wal-push`), read by `health`, the
+metrics and the status page."""
+
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pendulum
+
+from moonflower.core.logs import log
+
+STORES_NAME = f"moonflower-destinations-{os.getuid()}.json"
+RECORD_LIMIT = 256 * 1024
+
+
+def stores_path(state_dir: Path) -> Path:
+    return state_dir / STORES_NAME
+
+
+def last_stores(state_dir: Path) -> dict[str, dict[str, Any]]:
+    """Per destination: `ok`, `at` (UTC, ISO 8601), `what`, `error`, `optional`; what is
+    not shaped so is left out."""
+    try:
+        with stores_path(state_dir).open("rb") as handle:
+            found = json.loads(handle.read(RECORD_LIMIT) or b"{}")
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(found, dict):
+        return {}
+    return {
+        name: record
+        for name, record in found.items()
+        if isinstance(name, str) and isinstance(record, dict) and isinstance(record.get("ok"), bool)
+    }
+
+
+def record_store(
+    state_dir: Path, name: str, optional: bool, what: str, error: str | None = None
+) -> None:
+    """Advisory like the status file: a state directory that cannot take it is logged."""
+    entry = {
+        "ok": error is None,
+        "at": pendulum.now("UTC").isoformat(),
+        "what": what,
+        "error": error,
+        "optional": optional,
+    }
+    try:
+        with _locked(state_dir):
+            records = last_stores(state_dir)
+            records[name] = entry
+            _replace(stores_path(state_dir), records)
+    except OSError as error_writing:
+        log.warning("BACKUP_STATE_DIR: cannot record the store on %s: %s", name, error_writing)
+
+
+@contextlib.contextmanager
+def _locked(state_dir: Path) -> Iterator[None]:
+    with (state_dir / f".{STORES_NAME}.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _replace(path: Path, content: dict[str, Any]) -> None:
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".moonflower-stores-")
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            json.dump(content, handle, separators=(",", ":"))
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
