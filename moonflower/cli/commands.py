@@ -128,7 +128,7 @@ def replication_allowed(config: Config) -> None:
 
 
 def report_health(config: Config) -> ExitStatus:
-    verdict = health(StateFile(state_directory(config.backup)).read(), overdue_after(config))
+    verdict = health(StateFile(state_directory(config.backup)).shown(), overdue_after(config))
     print(("healthy: " if verdict.ok else "unhealthy: ") + verdict.reason)
     return ExitStatus.OK if verdict.ok else ExitStatus.BACKUP_FAILED
 
@@ -137,8 +137,9 @@ def print_status(config: Config) -> ExitStatus:
     from moonflower.cli.tables import print_state
 
     state = StateFile(state_directory(config.backup))
-    verdict = health(state.read(), overdue_after(config))
-    print_state(state.read(), verdict, state.path, output_console())
+    shown = state.shown()
+    verdict = health(shown, overdue_after(config))
+    print_state(shown, verdict, state.path, output_console())
     return ExitStatus.OK
 
 

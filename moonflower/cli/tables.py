@@ -140,6 +140,14 @@ def print_state(
         for problem in [stream.get("gap"), *stream.get("problems", [])]:
             if problem:
                 table.add_row("WAL problem", str(problem))
+    for name, record in sorted((state.get("destinations") or {}).items()):
+        kind = "optional replica" if record.get("optional") else "replica"
+        outcome = "stored" if record.get("ok") else f"FAILED: {record.get('error')}"
+        table.add_row(
+            f"{kind} {name}",
+            f"last store {record.get('at')} ({record.get('what')}): {outcome}; last success "
+            f"{record.get('last_success') or 'never'}",
+        )
     console.print(table)
 
 

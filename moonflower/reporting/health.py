@@ -2,8 +2,8 @@
 
 Unhealthy: the scheduler or the WAL stream's process is gone without a clean stop; the WAL
 stream has a gap, a problem, or has been down for five minutes; the last base backup
-failed, or the newest is older than BASEBACKUP_SCHEDULE allows; a run is going on longer
-than BACKUP_TIMEOUT; the last logical run failed.
+failed, or the newest is older than BASEBACKUP_SCHEDULE allows; a required replica's last
+store failed; a run is going on longer than BACKUP_TIMEOUT; the last logical run failed.
 """
 
 from collections.abc import Iterator
@@ -124,6 +124,18 @@ def basebackup_verdict(job: dict[str, Any]) -> Health | None:
     return None
 
 
+def replica_verdict(stores: dict[str, Any]) -> Health | None:
+    """A required replica whose last store failed (an optional one's is only shown)."""
+    for name, record in sorted(stores.items()):
+        if isinstance(record, dict) and record.get("ok") is False and not record.get("optional"):
+            return Health(
+                False,
+                f"the last store on the replica {name} ({record.get('what')}, at "
+                f"{record.get('at')}) failed: {record.get('error')}",
+            )
+    return None
+
+
 def job_verdicts(jobs: dict[str, Any]) -> Iterator[Health | None]:
     """Base backups (failed, or overdue on their schedule), then any other job whose last
     attempt failed (`verify`, `prune`): unhealthy until one succeeds."""
@@ -153,6 +165,7 @@ def health(state: dict[str, Any] | None, too_long: float | None = None) -> Healt
     for verdict in (
         stream_verdict(stream) if live_stream else None,
         *job_verdicts(dictionary(state.get("jobs"))),
+        replica_verdict(dictionary(state.get("destinations"))),
     ):
         if verdict is not None:
             return verdict

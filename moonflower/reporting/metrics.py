@@ -48,7 +48,7 @@ class StateCollector(Collector):
         self.timeout = timeout
 
     def collect(self) -> Iterator[Metric]:
-        state = self.state.read() or {}
+        state = self.state.shown() or {}
         yield from self._databases(state.get("databases") or {})
         totals = state.get("counters") or {}
         for name, help_text in COUNTERS.items():
@@ -64,6 +64,28 @@ class StateCollector(Collector):
             )
         yield from self._wal(state.get("wal_stream") or {})
         yield from self._jobs(state.get("jobs") or {})
+        yield from self._destinations(state.get("destinations") or {})
+
+    def _destinations(self, stores: dict[str, Any]) -> Iterator[Metric]:
+        """Each replica's last store: a backup, a base backup or a WAL file."""
+        result = GaugeMetricFamily(
+            "moonflower_destination_last_store_result",
+            "1 if the last store on the destination succeeded",
+            labels=["destination", "optional"],
+        )
+        success = GaugeMetricFamily(
+            "moonflower_destination_last_success_timestamp_seconds",
+            "When the destination last took a store",
+            labels=["destination"],
+        )
+        for name, record in sorted(stores.items()):
+            optional = "true" if record.get("optional") else "false"
+            result.add_metric([name, optional], 1.0 if record.get("ok") else 0.0)
+            moment = timestamp(record.get("last_success"))
+            if moment is not None:
+                success.add_metric([name], moment)
+        yield result
+        yield success
 
     def _jobs(self, jobs: dict[str, Any]) -> Iterator[Metric]:
         result = GaugeMetricFamily(

@@ -110,6 +110,26 @@ def chart(backups: list[Shown]) -> str:
     )
 
 
+def where(places: object) -> str:
+    """The destinations holding a backup, as recorded when it was stored."""
+    if not isinstance(places, list) or not places:
+        return "-"
+    return ", ".join(str(place) for place in places)
+
+
+def replica_row(name: str, record: dict[str, Any]) -> str:
+    kind = "optional replica" if record.get("optional") else "replica"
+    if record.get("ok"):
+        outcome = f"<td class=ok>last store {when(record.get('at'))}: {esc(record.get('what'))}"
+    else:
+        outcome = (
+            f"<td class=failed>last store {when(record.get('at'))} failed "
+            f"({esc(record.get('what'))}): {esc(record.get('error'))}; last success "
+            f"{when(record.get('last_success'))}"
+        )
+    return f"<tr><th>{esc(kind)} {esc(name)}</th>{outcome}</td></tr>"
+
+
 class PageSource:
     def __init__(self, config: Config, destination: Destination, state: StateFile) -> None:
         self.config = config
@@ -152,7 +172,7 @@ class PageSource:
             return {}, None, str(error)
 
     def render(self) -> str:
-        state = self.state.read() or {}
+        state = self.state.shown() or {}
         backups, window, error = self.bucket()
         history = state.get("databases") or {}
         for database, entries in self.state.history().items():
@@ -179,6 +199,8 @@ class PageSource:
             )
         if window:
             parts.append(f"<tr><th>point-in-time recovery</th><td>{esc(window)}</td></tr>")
+        for name, record in sorted((state.get("destinations") or {}).items()):
+            parts.append(replica_row(name, record))
         parts.append("</table>")
         if error:
             parts.append(f"<p class=failed>the bucket could not be listed: {esc(error)}</p>")
@@ -195,6 +217,11 @@ class PageSource:
             for entry in record.get("history", [])
             if entry.get("key")
         }
+        places = {
+            entry.get("key"): entry.get("stored_on")
+            for entry in record.get("history", [])
+            if entry.get("key") and isinstance(entry.get("stored_on"), list)
+        }
         backups = [
             Shown(b.key, b.created, b.size, b.encrypted, durations.get(b.key), b.locked_until)
             for b in backups
@@ -209,7 +236,7 @@ class PageSource:
                     moment.timestamp(),
                     f"<tr><td>{when(moment)}</td><td>-</td><td>{esc(entry.get('seconds'))} s</td>"
                     f"<td class=failed>failed: {esc(entry.get('error') or '')}</td>"
-                    "<td>-</td><td>-</td></tr>",
+                    f"<td>{esc(where(entry.get('stored_on')))}</td><td>-</td><td>-</td></tr>",
                 )
             )
         for backup in backups:
@@ -219,6 +246,7 @@ class PageSource:
                     backup.created.timestamp(),
                     f"<tr><td>{when(backup.created)}</td><td>{esc(human_size(backup.size))}</td>"
                     f"<td>{esc(seconds)}</td><td class=ok>ok</td>"
+                    f"<td>{esc(where(places.get(backup.key, ['primary'])))}</td>"
                     f"<td>{'yes' if backup.encrypted else 'no'}</td>"
                     f"<td>{when(backup.locked_until)}</td></tr>",
                 )
@@ -230,7 +258,7 @@ class PageSource:
             f"<h2>{esc(database)}</h2>{warning}"
             + (chart(backups) if backups else "<p>no backup in the bucket</p>")
             + "<table><tr><th>time</th><th>size</th><th>duration</th><th>result</th>"
-            "<th>encrypted</th><th>locked until</th></tr>"
+            "<th>stored on</th><th>encrypted</th><th>locked until</th></tr>"
             + "".join(row for _, row in rows)
             + "</table>"
         )

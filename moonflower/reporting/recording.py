@@ -24,6 +24,7 @@ def backup_entries(report: "RunReport", finished: str) -> list[dict[str, Any]]:
             "encrypted": bool(result.key and result.key.endswith(ENCRYPTED_SUFFIX)),
             "size_drop": redactor.mask(result.size_drop) if result.size_drop else None,
             "error": redactor.mask(result.error) if result.error else None,
+            "stored_on": (["primary"] if result.key else []) + sorted(result.copies),
         }
         for result in report.results
     ]

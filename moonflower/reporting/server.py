@@ -152,7 +152,7 @@ class StatusServer:
                 if path == "/metrics":
                     self.answer(200, CONTENT_TYPE_LATEST, exposition(config))
                 elif path == "/healthz":
-                    verdict = health(state.read(), timeout)
+                    verdict = health(state.shown(), timeout)
                     text = ("healthy: " if verdict.ok else "unhealthy: ") + verdict.reason
                     self.answer(200 if verdict.ok else 503, "text/plain", text.encode() + b"\n")
                 elif path == "/":

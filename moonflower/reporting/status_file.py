@@ -16,6 +16,7 @@ import pendulum
 
 from moonflower.core.logs import log
 from moonflower.reporting.state_shape import history_problems, state_problems
+from moonflower.storage.store_record import last_stores
 
 STATE_NAME = f"moonflower-state-{os.getuid()}.json"
 HISTORY_NAME = f"moonflower-history-{os.getuid()}.json"
@@ -37,6 +38,15 @@ class StateFile:
             set_aside(self.path, problems)
             return None
         return state
+
+    def shown(self) -> dict[str, Any] | None:
+        """The state with each replica's last store (`destinations`), for `health`,
+        `status`, the metrics and the page."""
+        state = self.read()
+        stores = last_stores(self.path.parent)
+        if not stores:
+            return state
+        return {**(state or {}), "destinations": stores}
 
     def history(self) -> dict[str, list[dict[str, Any]]]:
         """Each database's recent backups, oldest first."""

@@ -24,8 +24,8 @@ def stores_path(state_dir: Path) -> Path:
 
 
 def last_stores(state_dir: Path) -> dict[str, dict[str, Any]]:
-    """Per destination: `ok`, `at` (UTC, ISO 8601), `what`, `error`, `optional`; what is
-    not shaped so is left out."""
+    """Per replica: `ok`, `at` (UTC, ISO 8601), `what`, `error`, `optional` and
+    `last_success`; what is not shaped so is left out."""
     try:
         with stores_path(state_dir).open("rb") as handle:
             found = json.loads(handle.read(RECORD_LIMIT) or b"{}")
@@ -44,17 +44,13 @@ def record_store(
     state_dir: Path, name: str, optional: bool, what: str, error: str | None = None
 ) -> None:
     """Advisory like the status file: a state directory that cannot take it is logged."""
-    entry = {
-        "ok": error is None,
-        "at": pendulum.now("UTC").isoformat(),
-        "what": what,
-        "error": error,
-        "optional": optional,
-    }
+    moment = pendulum.now("UTC").isoformat()
+    entry = {"ok": error is None, "at": moment, "what": what, "error": error, "optional": optional}
     try:
         with _locked(state_dir):
             records = last_stores(state_dir)
-            records[name] = entry
+            before = records.get(name, {}).get("last_success")
+            records[name] = {**entry, "last_success": before if error else moment}
             _replace(stores_path(state_dir), records)
     except OSError as error_writing:
         log.warning("BACKUP_STATE_DIR: cannot record the store on %s: %s", name, error_writing)

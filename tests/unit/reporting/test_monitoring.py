@@ -10,6 +10,7 @@ from moonflower.config.loader import load_config
 from moonflower.core.errors import ConfigError
 from moonflower.logical.size_check import size_drop
 from moonflower.reporting.server import token_matches
+from moonflower.storage.store_record import record_store
 from tests.support.settings import REQUIRED
 
 TOKEN = "a-long-enough-metrics-token"
@@ -133,6 +134,7 @@ def test_the_alert_rules_use_only_metrics_moonflower_exports(tmp_path: Path) -> 
         }
     )
     state.job_finished("basebackup", ok=True)
+    record_store(tmp_path, "offsite", optional=True, what="WAL x", error="refused")
     registry = CollectorRegistry()
     registry.register(StateCollector(state, None))
     exported = set(
