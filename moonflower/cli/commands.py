@@ -278,10 +278,11 @@ def verify_backups(
 def sync_destinations(
     config: Config, destinations: "list[Destination]", arguments: argparse.Namespace
 ) -> ExitStatus:
-    """Copy to each destination (or the one `--to` names) the backups it lacks; reported as
-    a job unless it is a dry run."""
+    """Copy to each destination (or the one `--to` names) the logical backups, base backups
+    and completed WAL files it lacks; reported as a job unless it is a dry run."""
     from moonflower.cli.tables import print_copies
     from moonflower.logical.sync import sync
+    from moonflower.pitr.replica_sync import sync_physical
     from moonflower.reporting.jobs import reported
     from moonflower.storage.destination import chosen
 
@@ -294,6 +295,7 @@ def sync_destinations(
     with contextlib.ExitStack() as stack:
         outcome = None if arguments.dry_run else stack.enter_context(reported(config, "sync"))
         copies = sync(destinations, targets, spool, state, arguments.dry_run)
+        copies += sync_physical(config, destinations, targets, arguments.dry_run)
         if arguments.json:
             document = [{"to": c.target, "key": c.key, "result": c.result} for c in copies]
             print(json.dumps(document, indent=2, ensure_ascii=False))

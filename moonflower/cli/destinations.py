@@ -12,9 +12,10 @@ FROM_HELP = (
 def add_sync_command(add_command: Callable[..., Any]) -> None:
     syncing = add_command(
         "sync",
-        help="copy to each replica (or the primary) the backups it lacks",
+        help="copy to each replica (or the primary) the backups and WAL it lacks",
         description="For every destination (or only the one --to names), copy the logical "
-        "backups the others hold and it lacks: downloaded from a destination that has them, "
+        "backups, base backups and completed WAL files the others hold and it lacks (partial "
+        "WAL segments are not copied): downloaded from a destination that has them, "
         "checked against the SHA-256 recorded when they were made, stored without "
         "overwriting anything. A copy that fails its checksum, or an object Moonflower did "
         "not write, is never copied. Exits 1 if anything could not be copied.",

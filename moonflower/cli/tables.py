@@ -18,10 +18,10 @@ from moonflower.core.sizes import human_size
 if TYPE_CHECKING:
     from moonflower.catalog.logical import BackupInfo
     from moonflower.cli.preflight import Check
-    from moonflower.logical.sync import Copy
     from moonflower.logical.verify import Verified
     from moonflower.pitr.listing import ListedBase
     from moonflower.reporting.health import Health
+    from moonflower.storage.replication import Copy
 
 
 def when(moment: pendulum.DateTime | None) -> str:

@@ -4,7 +4,6 @@ against the SHA-256 recorded when it was made (another source is tried when it f
 stored create-only: nothing is overwritten, and nothing Moonflower did not write (no
 recorded checksum) or that fails its checksum is ever copied."""
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from moonflower.catalog.keys import listing_prefix
@@ -16,23 +15,10 @@ from moonflower.logical.readback import expected_of
 from moonflower.proc.codec import stored_compression
 from moonflower.storage.destination import Destination
 from moonflower.storage.fetch import fetch_checked
-from moonflower.storage.journal import UploadJournal
-from moonflower.storage.transaction import upload_transaction
+from moonflower.storage.replication import Copy, store_file
 
 Listing = dict[str, BackupInfo]
 """A destination's backups by their name below its S3_PATH."""
-
-
-@dataclass(frozen=True)
-class Copy:
-    target: str
-    key: str
-    result: str
-    """"copied from <source>", "would copy from <source>", or "failed: <why>"."""
-
-    @property
-    def ok(self) -> bool:
-        return not self.result.startswith("failed")
 
 
 def listed(destination: Destination) -> Listing:
@@ -95,17 +81,11 @@ def copy_one(
             "custom" if extension.startswith(CUSTOM_EXTENSION) else stored_compression(extension)
         )
         content_type = CONTENT_TYPES["gpg" if encrypted else plain]
-        journal = UploadJournal(state_dir, target.config.bucket, target.config.endpoint)
         try:
-            with (
-                fetch_checked(
-                    source.storage(), info.key, spool_dir, info.backup.extension, expected
-                ) as path,
-                upload_transaction(
-                    journal, target.checked, key, path, content_type, 0, stream_parts=False
-                ) as upload,
-            ):
-                upload.upload()
+            with fetch_checked(
+                source.storage(), info.key, spool_dir, info.backup.extension, expected
+            ) as path:
+                store_file(state_dir, target, key, path, content_type)
         except MoonflowerError as error:
             log.warning("copying %s from %s failed: %s", info.key, source.name, error)
             reasons.append(f"{source.name}: {error}")

@@ -73,3 +73,15 @@ def store_file(
         journal, destination.checked, key, path, content_type, 0, stream_parts=False
     ) as upload:
         return upload.upload().key
+
+
+@dataclass(frozen=True)
+class Copy:
+    target: str
+    key: str
+    result: str
+    """"copied from <source>", "would copy from <source>", or "failed: <why>"."""
+
+    @property
+    def ok(self) -> bool:
+        return not self.result.startswith("failed")

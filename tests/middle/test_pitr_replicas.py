@@ -13,6 +13,7 @@ from moonflower.core.errors import StorageError
 from moonflower.core.state_dir import state_directory
 from moonflower.pitr.basebackup import take_base_backup
 from moonflower.pitr.recovery_target import RecoveryTarget
+from moonflower.pitr.replica_sync import sync_physical
 from moonflower.pitr.restore_cluster import ClusterRestore
 from moonflower.pitr.wal_archive import CONTENT_SHA256, WalArchive
 from moonflower.proc.gpg import Decryption
@@ -207,3 +208,57 @@ def test_a_required_replica_that_refuses_a_base_backup_fails_it_after_the_primar
     [kept] = base_backups(destinations[0].storage(), destinations[0].prefix)
     assert kept.sha256
     assert seaweed.keys(far) == []
+
+
+def test_sync_copies_base_backups_and_wal_a_replica_lacks_and_nothing_damaged_or_planted(
+    backup_env: dict[str, str],
+    s3: S3Server,
+    seaweed: SeaweedServer,
+    wal_segment: Path,
+    tmp_path: Path,
+) -> None:
+    far = seaweed.new_bucket()
+    config, destinations = two_places(
+        backup_env,
+        seaweed,
+        far,
+        BASEBACKUP_INCREMENTAL="on",
+        REPLICA_OFFSITE_S3_SECRET_KEY="not-the-secret",
+        REPLICA_OFFSITE_OPTIONAL="on",
+    )
+    record = take_base_backup(config, destinations[0], None, replicas=destinations[1:])
+    archive = WalArchive(config, destinations[0], None, replicas=destinations[1:])
+    assert archive.push(wal_segment)
+    second = wal_segment.with_name("000000010000000000000099")
+    second.write_bytes(wal_segment.read_bytes())
+    assert archive.push(second)
+    [damaged] = [key for key in s3.keys(config.s3.bucket) if second.name in key]
+    flip_a_middle_byte(s3.client(), config.s3.bucket, damaged)
+    planted = f"{config.s3.prefix}/wal/000000010000000000000098.zst"
+    s3.client().put_object(Bucket=config.s3.bucket, Key=planted, Body=b"not ours")
+    assert seaweed.keys(far) == []
+
+    fixed, destinations = two_places(backup_env, seaweed, far, BASEBACKUP_INCREMENTAL="on")
+    planned = sync_physical(fixed, destinations, destinations[1:], dry_run=True)
+    assert len(planned) == 4
+    assert seaweed.keys(far) == []
+
+    copies = {
+        copy.key: copy.result
+        for copy in sync_physical(fixed, destinations, destinations[1:], False)
+    }
+    assert copies[record.key.replace("nightly/", "far/", 1)] == "copied from primary"
+    assert "does not match the SHA-256" in copies[damaged.replace("nightly/", "far/", 1)]
+    assert "not written by Moonflower" in copies[planted.replace("nightly/", "far/", 1)]
+    [there] = base_backups(destinations[1].storage(), destinations[1].prefix)
+    assert there.sha256 == record.sha256
+    assert there.manifest_key in seaweed.keys(far)
+    with Decryption.open(fixed.encryption, fixed.backup.spool_dir) as decryption:
+        replica_alone = WalArchive(fixed, destinations[1], None)
+        assert replica_alone.fetch(wal_segment.name, tmp_path / "synced", decryption)
+    assert (tmp_path / "synced").read_bytes() == wal_segment.read_bytes()
+
+    held = seaweed.keys(far)
+    again = sync_physical(fixed, destinations, destinations[1:], False)
+    assert all(copy.result.startswith("failed") for copy in again)
+    assert seaweed.keys(far) == held
