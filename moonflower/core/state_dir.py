@@ -2,11 +2,13 @@
 private directory of this user's in the system temp directory, which is shared with every
 other user of the machine. Nothing there is trusted unless it is really ours."""
 
+import contextlib
+import json
 import os
 import stat
 import tempfile
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from moonflower.core.errors import MoonflowerError
 
@@ -51,3 +53,18 @@ def private_directory(path: Path) -> Path:
             "or set BACKUP_STATE_DIR"
         )
     return path
+
+
+def write_json(path: Path, content: dict[str, Any]) -> None:
+    """Replaced whole, never seen half-written. One line: with `indent`, json encodes in
+    Python instead of C."""
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".moonflower-state-")
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(content, separators=(",", ":")))
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise

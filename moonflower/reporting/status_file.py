@@ -6,7 +6,6 @@
 import contextlib
 import json
 import os
-import tempfile
 import threading
 from datetime import datetime
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 import pendulum
 
 from moonflower.core.logs import log
+from moonflower.core.state_dir import write_json
 from moonflower.reporting.state_shape import history_problems, state_problems
 from moonflower.storage.store_record import last_stores
 
@@ -175,21 +175,6 @@ def advisory_write(path: Path, content: dict[str, Any]) -> None:
             path,
             error.strerror or error,
         )
-
-
-def write_json(path: Path, content: dict[str, Any]) -> None:
-    """Replaced whole, never seen half-written. One line: with `indent`, json encodes in
-    Python instead of C."""
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".moonflower-state-")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(json.dumps(content, separators=(",", ":")))
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except OSError:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
 
 
 def valid_dict(value: object) -> dict[str, Any]:

@@ -6,7 +6,6 @@ import contextlib
 import fcntl
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 import pendulum
 
 from moonflower.core.logs import log
+from moonflower.core.state_dir import write_json
 
 STORES_NAME = f"moonflower-destinations-{os.getuid()}.json"
 RECORD_LIMIT = 256 * 1024
@@ -51,7 +51,7 @@ def record_store(
             records = last_stores(state_dir)
             before = records.get(name, {}).get("last_success")
             records[name] = {**entry, "last_success": before if error else moment}
-            _replace(stores_path(state_dir), records)
+            write_json(stores_path(state_dir), records)
     except OSError as error_writing:
         log.warning("BACKUP_STATE_DIR: cannot record the store on %s: %s", name, error_writing)
 
@@ -61,16 +61,3 @@ def _locked(state_dir: Path) -> Iterator[None]:
     with (state_dir / f".{STORES_NAME}.lock").open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
-
-
-def _replace(path: Path, content: dict[str, Any]) -> None:
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".moonflower-stores-")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            json.dump(content, handle, separators=(",", ":"))
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except OSError:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
