@@ -28,6 +28,7 @@ bench: venv
 	$(BIN)/python -m compileall -q moonflower
 	$(BIN)/python scripts/bench.py
 	$(BIN)/python scripts/bench_pitr.py
+	$(BIN)/python scripts/bench_replicas.py
 
 lint: venv
 	$(BIN)/ruff check moonflower tests scripts

@@ -205,10 +205,13 @@ def caught_up(pg: PgServer, s3: S3Server, bucket: str) -> None:
     )
 
 
-def one_kill(s3: S3Server, heavy: bool, host: bool = False) -> tuple[float, float | None, int]:
+def one_kill(
+    s3: S3Server, heavy: bool, host: bool = False, extra: dict[str, str] | None = None
+) -> tuple[float, float | None, int]:
     """RPO in seconds for one kill; the supervisor's CPU per GiB of WAL and its RSS. With
     `host`, Moonflower (and its pg_receivewal) is killed at the same moment as the server:
-    the whole host is lost, and only what already reached S3 counts."""
+    the whole host is lost, and only what already reached S3 counts. `extra`: more settings
+    (a replica's)."""
     with PgServer() as pg, tempfile.TemporaryDirectory() as spool:
         pg.create_database("app")
         pg.psql("CREATE TABLE stamps (n int, at timestamptz)", "app")
@@ -220,6 +223,7 @@ def one_kill(s3: S3Server, heavy: bool, host: bool = False) -> tuple[float, floa
             "BACKUP_COMPRESSION": "zstd",
             "WAL_STREAM": "on",
             "WAL_PUSH_INTERVAL": PUSH_SECONDS,
+            **(extra or {}),
         }
         moonflower("basebackup", env=env)
         log_path = Path(spool) / "run.log"

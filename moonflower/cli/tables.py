@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from moonflower.logical.verify import Verified
     from moonflower.pitr.listing import ListedBase
     from moonflower.reporting.health import Health
-    from moonflower.storage.replication import Copy
+    from moonflower.storage.catch_up import Copy
 
 
 def when(moment: pendulum.DateTime | None) -> str:

@@ -48,7 +48,7 @@ from moonflower.storage.destination import Destination
 from moonflower.storage.journal import UploadJournal
 from moonflower.storage.objects import Uploaded
 from moonflower.storage.opening import OpeningStorage
-from moonflower.storage.replication import store_file, store_on_replicas
+from moonflower.storage.replica_uploads import replica_uploads
 from moonflower.storage.transaction import upload_transaction
 
 SIGNAL_LATENCY_SECONDS = 0.2
@@ -282,8 +282,16 @@ class BackupRun:
                 self.config.s3.checksum == ChecksumMode.WHEN_SUPPORTED,
                 unusable=self._s3_failure,
             ) as upload,
+            replica_uploads(
+                self.replicas,
+                lambda replica: backup_key(replica.prefix, dump.key_name, moment, extension),
+                spool,
+                content_type,
+                size_hint,
+                state_directory(self.config.backup),
+            ) as copies,
         ):
-            with step("dump"), upload.producing():
+            with step("dump"), upload.producing(), copies.producing():
                 sql_bytes = DumpJob(
                     dump,
                     tool,
@@ -308,20 +316,9 @@ class BackupRun:
                 log.info("uploaded s3://%s/%s", self.config.s3.bucket, uploaded.key)
                 log_retention(uploaded)
             if self.replicas:
-
-                def store(replica: Destination) -> None:
-                    with step(f"replica {replica.name}"):
-                        key = backup_key(replica.prefix, dump.key_name, moment, extension)
-                        result.copies[replica.name] = store_file(
-                            state_directory(self.config.backup), replica, key, spool, content_type
-                        )
-
-                replicated = store_on_replicas(
-                    self.replicas,
-                    f"the backup of {dump.key_name}",
-                    store,
-                    state_directory(self.config.backup),
-                )
+                with step("replicas"):
+                    replicated = copies.upload(f"the backup of {dump.key_name}")
+                result.copies.update(copies.keys)
                 result.warnings += replicated.warnings
                 if replicated.failures:
                     result.error = "; ".join(replicated.failures)

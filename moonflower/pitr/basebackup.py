@@ -41,6 +41,7 @@ from moonflower.storage.checksums import file_sha256
 from moonflower.storage.destination import Destination
 from moonflower.storage.gateway import Storage
 from moonflower.storage.journal import UploadJournal
+from moonflower.storage.replica_uploads import replica_uploads
 from moonflower.storage.replication import Replicated, store_file, store_on_replicas
 from moonflower.storage.transaction import upload_transaction
 
@@ -141,8 +142,7 @@ def take_base_backup(
         record.stop_lsn,
         record.timeline,
     )
-    taken.replicated.failures += described.failures
-    taken.replicated.check()
+    taken.replicated.then(described).check()
     return record
 
 
@@ -241,11 +241,20 @@ def run_base_backup(
             cluster_size,
             config.s3.checksum == ChecksumMode.WHEN_SUPPORTED,
         ) as upload,
+        replica_uploads(
+            replicas,
+            lambda replica: f"{base_folder(replica.prefix, started)}{BASE_OBJECT}{suffix}",
+            spooled,
+            TAR_TYPE,
+            cluster_size,
+            state_dir,
+        ) as copies,
     ):
         with (
             step("basebackup"),
             spooled.open("wb") as output,
             upload.producing(),
+            copies.producing(),
             tapped(config, manifest) as tap,
         ):
             base = Stage("pg_basebackup", argv, environment)
@@ -264,19 +273,18 @@ def run_base_backup(
                     config, storage, encryption, label, manifest, manifest_key, encoded_manifest
                 )
 
-        def store(replica: Destination) -> None:
-            folder_there = base_folder(replica.prefix, started)
-            with step(f"replica {replica.name}"):
-                store_file(
-                    state_dir, replica, f"{folder_there}{BASE_OBJECT}{suffix}", spooled, TAR_TYPE
-                )
-                if manifest_key is not None:
-                    from moonflower.pitr.incremental import MANIFEST, MANIFEST_TYPE
+        with step("replicas"):
+            replicated = copies.upload(f"base backup {label}")
+            if manifest_key is not None and replicated.stored:
+                from moonflower.pitr.incremental import MANIFEST, MANIFEST_TYPE
 
-                    manifest_there = f"{folder_there}{MANIFEST}{suffix}"
-                    store_file(state_dir, replica, manifest_there, encoded_manifest, MANIFEST_TYPE)
+                def store(replica: Destination) -> None:
+                    there = f"{base_folder(replica.prefix, started)}{MANIFEST}{suffix}"
+                    store_file(state_dir, replica, there, encoded_manifest, MANIFEST_TYPE)
 
-        replicated = store_on_replicas(replicas, f"base backup {label}", store, state_dir)
+                holding = [replica for replica in replicas if replica.name in replicated.stored]
+                what = f"the manifest of base backup {label}"
+                replicated = replicated.then(store_on_replicas(holding, what, store, state_dir))
     return Taken(
         label,
         key,

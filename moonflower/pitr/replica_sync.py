@@ -12,38 +12,28 @@ from moonflower.catalog.keys import listing_prefix
 from moonflower.catalog.physical import base_backups, wal_archive
 from moonflower.config.model import Config
 from moonflower.core.errors import MoonflowerError
-from moonflower.core.logs import log
 from moonflower.core.state_dir import state_directory
 from moonflower.pitr.basebackup import TAR_TYPE, write_description
 from moonflower.pitr.incremental import MANIFEST_TYPE
 from moonflower.pitr.wal_archive import CONTENT_SHA256, CONTENT_TYPE, SYSTEM_IDENTIFIER
+from moonflower.storage.catch_up import Copy, catch_up
 from moonflower.storage.destination import Destination
 from moonflower.storage.fetch import Expected, fetch_checked
 from moonflower.storage.objects import SHA256_METADATA_KEY
-from moonflower.storage.replication import Copy, store_file
+from moonflower.storage.replication import store_file
 
 SHA256_TEXT = re.compile(r"[0-9a-f]{64}")
-Wal = dict[str, str]
-"""A destination's completed WAL files: name to key."""
 
 
-@dataclasses.dataclass
-class Holdings:
-    """What one destination holds for point-in-time recovery."""
-
-    bases: dict[str, BaseBackupRecord]
-    wal: Wal
-
-
-def holdings(destination: Destination) -> Holdings:
+def described_bases(destination: Destination) -> dict[str, BaseBackupRecord]:
     storage = destination.checked()
-    bases = {record.label: record for record in base_backups(storage, destination.prefix)}
-    wal = {
-        stored.item.name: stored.item.key
-        for stored in wal_archive(storage, destination.prefix)
-        if not stored.item.partial
-    }
-    return Holdings(bases, wal)
+    return {record.label: record for record in base_backups(storage, destination.prefix)}
+
+
+def completed_wal(destination: Destination) -> dict[str, str]:
+    """Completed segments and history files: name to key."""
+    stored = wal_archive(destination.checked(), destination.prefix)
+    return {found.item.name: found.item.key for found in stored if not found.item.partial}
 
 
 def moved(key: str, source: Destination, target: Destination) -> str:
@@ -54,96 +44,66 @@ def moved(key: str, source: Destination, target: Destination) -> str:
 def sync_physical(
     config: Config, destinations: list[Destination], targets: list[Destination], dry_run: bool
 ) -> list[Copy]:
-    held: dict[str, Holdings] = {}
-    copies = []
-    for destination in destinations:
-        try:
-            held[destination.name] = holdings(destination)
-        except MoonflowerError as error:
-            log.error("%s cannot be listed: %s", destination.name, error)
-            copies.append(Copy(destination.name, "-", f"failed: cannot be listed: {error}"))
-    for target in targets:
-        have = held.get(target.name)
-        if have is None:
-            continue
-        others = [d for d in destinations if d is not target and d.name in held]
-        labels = sorted({label for d in others for label in held[d.name].bases} - set(have.bases))
-        for label in labels:
-            sources = [d for d in others if label in held[d.name].bases]
-            record = held[sources[0].name].bases[label]
-            key = moved(record.key, sources[0], target)
-            if dry_run:
-                copies.append(Copy(target.name, key, f"would copy from {sources[0].name}"))
-                continue
-            result = copy_base(config, [(d, held[d.name].bases[label]) for d in sources], target)
-            copies.append(Copy(target.name, key, result))
-        names = sorted({name for d in others for name in held[d.name].wal} - set(have.wal))
-        for name in names:
-            sources = [d for d in others if name in held[d.name].wal]
-            key = moved(held[sources[0].name].wal[name], sources[0], target)
-            if dry_run:
-                copies.append(Copy(target.name, key, f"would copy from {sources[0].name}"))
-                continue
-            pairs = [(d, held[d.name].wal[name]) for d in sources]
-            copies.append(Copy(target.name, key, copy_wal(config, pairs, target)))
-    return copies
+    """Base backups first (a WAL copy is of no use without one to start from), then WAL."""
+
+    def base_there(
+        _: str, source: Destination, record: BaseBackupRecord, target: Destination
+    ) -> str:
+        return moved(record.key, source, target)
+
+    def wal_there(_: str, source: Destination, key: str, target: Destination) -> str:
+        return moved(key, source, target)
+
+    def copy_base_to(
+        source: Destination, record: BaseBackupRecord, target: Destination, _: str
+    ) -> None:
+        copy_base(config, source, record, target)
+
+    def copy_wal_to(source: Destination, key: str, target: Destination, there: str) -> None:
+        copy_wal(config, source, key, target, there)
+
+    bases = catch_up(destinations, targets, described_bases, base_there, copy_base_to, dry_run)
+    wal = catch_up(destinations, targets, completed_wal, wal_there, copy_wal_to, dry_run)
+    unlisted = {copy.target for copy in bases if copy.key == "-"}
+    return bases + [copy for copy in wal if not (copy.key == "-" and copy.target in unlisted)]
 
 
 def copy_base(
-    config: Config, sources: list[tuple[Destination, BaseBackupRecord]], target: Destination
-) -> str:
-    """One base backup from the first source whose copy passes its checks."""
-    reasons = []
+    config: Config, source: Destination, record: BaseBackupRecord, target: Destination
+) -> None:
+    """The tar, the manifest, then the description naming the target's keys."""
     spool, state_dir = config.backup.spool_dir, state_directory(config.backup)
-    for source, record in sources:
-        try:
-            parts = [(record.key, record.sha256, TAR_TYPE)]
-            if record.manifest_key is not None:
-                parts.append((record.manifest_key, record.manifest_sha256 or "", MANIFEST_TYPE))
-            for key, sha256, content_type in parts:
-                expected = Expected(sha256=sha256 or None, encrypted=record.encrypted)
-                if not expected.checkable:
-                    raise MoonflowerError(f"{key} has no recorded SHA-256")
-                with fetch_checked(source.storage(), key, spool, ".copy", expected) as path:
-                    store_file(state_dir, target, moved(key, source, target), path, content_type)
-            relocated = dataclasses.replace(
-                record,
-                key=moved(record.key, source, target),
-                manifest_key=record.manifest_key and moved(record.manifest_key, source, target),
-            )
-            write_description(target.checked(), config, relocated)
-        except MoonflowerError as error:
-            log.warning(
-                "copying base backup %s from %s failed: %s", record.label, source.name, error
-            )
-            reasons.append(f"{source.name}: {error}")
-            continue
-        log.info("copied base backup %s from %s to %s", record.label, source.name, target.name)
-        return f"copied from {source.name}"
-    return "failed: " + "; ".join(reasons)
+    parts = [(record.key, record.sha256, TAR_TYPE)]
+    if record.manifest_key is not None:
+        parts.append((record.manifest_key, record.manifest_sha256 or "", MANIFEST_TYPE))
+    for key, sha256, content_type in parts:
+        expected = Expected(sha256=sha256 or None, encrypted=record.encrypted)
+        if not expected.checkable:
+            raise MoonflowerError(f"{key} has no recorded SHA-256")
+        with fetch_checked(source.storage(), key, spool, ".copy", expected) as path:
+            store_file(state_dir, target, moved(key, source, target), path, content_type)
+    relocated = dataclasses.replace(
+        record,
+        key=moved(record.key, source, target),
+        manifest_key=record.manifest_key and moved(record.manifest_key, source, target),
+    )
+    write_description(target.checked(), config, relocated)
 
 
-def copy_wal(config: Config, sources: list[tuple[Destination, str]], target: Destination) -> str:
+def copy_wal(
+    config: Config, source: Destination, key: str, target: Destination, there: str
+) -> None:
     """One completed WAL file, with what its object records of its content."""
-    reasons = []
-    for source, key in sources:
-        try:
-            storage = source.storage()
-            recorded = (storage.head(key) or {}).get("Metadata", {})
-            metadata = wal_metadata(recorded, key)
-            expected = Expected(
-                sha256=recorded.get(SHA256_METADATA_KEY), encrypted=config.encryption.enabled
-            )
-            if not expected.checkable:
-                raise MoonflowerError(f"{key} has no recorded SHA-256 (not written by Moonflower)")
-            with fetch_checked(storage, key, config.backup.spool_dir, ".wal", expected) as path:
-                target.checked().upload(path, moved(key, source, target), CONTENT_TYPE, metadata)
-        except MoonflowerError as error:
-            log.warning("copying %s from %s failed: %s", key, source.name, error)
-            reasons.append(f"{source.name}: {error}")
-            continue
-        return f"copied from {source.name}"
-    return "failed: " + "; ".join(reasons)
+    storage = source.storage()
+    recorded = (storage.head(key) or {}).get("Metadata", {})
+    metadata = wal_metadata(recorded, key)
+    expected = Expected(
+        sha256=recorded.get(SHA256_METADATA_KEY), encrypted=config.encryption.enabled
+    )
+    if not expected.checkable:
+        raise MoonflowerError(f"{key} has no recorded SHA-256 (not written by Moonflower)")
+    with fetch_checked(storage, key, config.backup.spool_dir, ".wal", expected) as path:
+        target.checked().upload(path, there, CONTENT_TYPE, metadata)
 
 
 def wal_metadata(recorded: dict[str, str], key: str) -> dict[str, str]:

@@ -28,6 +28,14 @@ class Replicated:
     failures: list[str] = field(default_factory=list)
     """The required replicas' failures."""
 
+    def then(self, following: "Replicated") -> "Replicated":
+        """This store followed by another on the replicas that took this one."""
+        return Replicated(
+            following.stored,
+            self.warnings + following.warnings,
+            self.failures + following.failures,
+        )
+
     def check(self) -> None:
         if self.failures:
             raise ReplicaFailed("; ".join(self.failures))
@@ -73,15 +81,3 @@ def store_file(
         journal, destination.checked, key, path, content_type, 0, stream_parts=False
     ) as upload:
         return upload.upload().key
-
-
-@dataclass(frozen=True)
-class Copy:
-    target: str
-    key: str
-    result: str
-    """"copied from <source>", "would copy from <source>", or "failed: <why>"."""
-
-    @property
-    def ok(self) -> bool:
-        return not self.result.startswith("failed")

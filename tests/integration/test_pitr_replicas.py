@@ -10,7 +10,7 @@ import pendulum
 
 from tests.support.pgserver import PgServer
 from tests.support.pitr import Streaming, commit_rows, commit_times, pitr_env, restored_rows
-from tests.support.replicas import replica_env
+from tests.support.replicas import replica_env, stored_facts
 from tests.support.runner import run_moonflower
 from tests.support.s3server import S3Server
 from tests.support.seaweed import SeaweedServer
@@ -24,11 +24,6 @@ def wal_after(server: S3Server, bucket: str, prefix: str, moment: pendulum.DateT
     return any(
         pendulum.instance(item["LastModified"]) > moment for item in listing.get("Contents", [])
     )
-
-
-def head(server: S3Server, bucket: str, key: str) -> dict[str, object]:
-    found = server.client().head_object(Bucket=bucket, Key=key)
-    return {**found["Metadata"], "retain": found.get("ObjectLockRetainUntilDate")}
 
 
 def test_base_backup_and_wal_on_both_and_restore_cluster_from_the_replica(
@@ -64,7 +59,7 @@ def test_base_backup_and_wal_on_both_and_restore_cluster_from_the_replica(
     [tar_here] = [key for key in s3.keys(bucket) if "/base/" in key and "base.tar" in key]
     tar_there = tar_here.replace("pitr/", "far/", 1)
     assert tar_there in seaweed.keys(far)
-    here, there = head(s3, bucket, tar_here), head(seaweed, far, tar_there)
+    here, there = stored_facts(s3, bucket, tar_here), stored_facts(seaweed, far, tar_there)
     assert here["sha256"] == there["sha256"]
     assert isinstance(here["retain"], datetime)
     assert isinstance(there["retain"], datetime)

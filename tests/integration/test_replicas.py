@@ -12,6 +12,7 @@ from tests.support.replicas import replica_env
 from tests.support.runner import run_moonflower
 from tests.support.s3server import S3Server
 from tests.support.seaweed import SeaweedServer
+from tests.support.slowdump import fake_pg_dump
 from tests.support.stock import load_gzip_dump
 from tests.support.tamper import flip_a_middle_byte
 
@@ -214,3 +215,57 @@ def test_an_optional_replica_that_answers_503_and_cuts_connections_warns_and_syn
     again = run_moonflower("sync", env=env)
     assert again.returncode == 0, again.stderr
     assert s3.keys(far) == [copied]
+
+
+def test_a_big_dump_goes_up_to_both_while_it_is_written_and_restores_from_the_replica(
+    pg: PgServer,
+    s3: S3Server,
+    seaweed: SeaweedServer,
+    backup_env: dict[str, str],
+    big_database: str,
+    pausing_pg_dump: str,
+) -> None:
+    far = seaweed.new_bucket()
+    env = {
+        **backup_env,
+        **replica_env(seaweed, far),
+        "PG_DATABASES": big_database,
+        "BACKUP_COMPRESSION": "none",
+        "PG_DUMP_PATH": pausing_pg_dump,
+    }
+    result = run_moonflower(env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("uploading while dumping: multipart upload started") == 2
+    [key] = seaweed.keys(far)
+    head = seaweed.client().head_object(Bucket=far, Key=key, ChecksumMode="ENABLED")
+    assert head["Metadata"]["part-size"] == str(16 * 1024 * 1024)
+    assert seaweed.no_uploads_left(far)
+
+    copy = unique_name("from_replica")
+    restored = run_moonflower("restore", big_database, "--into", copy, "--from", "offsite", env=env)
+    assert restored.returncode == 0, restored.stderr
+    assert pg.dump_text(copy) == pg.dump_text(big_database)
+
+
+def test_a_dump_failing_after_parts_went_to_both_leaves_nothing_on_either(
+    s3: S3Server, seaweed: SeaweedServer, backup_env: dict[str, str], tmp_path: Path
+) -> None:
+    failing = fake_pg_dump(
+        tmp_path,
+        "head -c 40000000 /dev/urandom\nsleep 1\necho 'pg_dump: error: lost it' >&2\nexit 1\n",
+    )
+    far = seaweed.new_bucket()
+    env = {
+        **backup_env,
+        **replica_env(seaweed, far),
+        "PG_DATABASES": "second",
+        "BACKUP_COMPRESSION": "none",
+        "PG_DUMP_PATH": str(failing),
+    }
+    result = run_moonflower(env=env)
+    assert result.returncode == 1
+    assert result.stderr.count("multipart upload started") == 2
+    assert s3.keys(env["S3_BUCKET"]) == []
+    assert seaweed.keys(far) == []
+    assert s3.no_uploads_left(env["S3_BUCKET"])
+    assert seaweed.no_uploads_left(far)

@@ -22,7 +22,7 @@ from moonflower.storage.objects import SHA256_METADATA_KEY
 from moonflower.storage.replication import ReplicaFailed
 from moonflower.storage.store_record import last_stores
 from tests.middle.conftest import configured
-from tests.support.replicas import replica_env
+from tests.support.replicas import replica_env, stored_facts
 from tests.support.s3server import S3Server
 from tests.support.seaweed import SeaweedServer
 from tests.support.tamper import flip_a_middle_byte
@@ -35,11 +35,6 @@ def two_places(
 ) -> tuple[Config, list[Destination]]:
     config = configured(backup_env, **{**replica_env(seaweed, far), **settings})
     return config, destinations_of(config)
-
-
-def metadata_of(server: S3Server, bucket: str, key: str) -> dict[str, object]:
-    head = server.client().head_object(Bucket=bucket, Key=key)
-    return {**head["Metadata"], "retain": head.get("ObjectLockRetainUntilDate")}
 
 
 def test_a_segment_lands_on_both_with_the_same_checksum_and_its_own_lock(
@@ -57,7 +52,7 @@ def test_a_segment_lands_on_both_with_the_same_checksum_and_its_own_lock(
     [here] = [key for key in s3.keys(primary_bucket) if wal_segment.name in key]
     [there] = [key for key in seaweed.keys(far) if wal_segment.name in key]
     assert there == here.replace("nightly/", "far/", 1)
-    mine, theirs = metadata_of(s3, primary_bucket, here), metadata_of(seaweed, far, there)
+    mine, theirs = stored_facts(s3, primary_bucket, here), stored_facts(seaweed, far, there)
     assert mine[CONTENT_SHA256] == theirs[CONTENT_SHA256]
     assert mine[SHA256_METADATA_KEY] == theirs[SHA256_METADATA_KEY]
     assert isinstance(mine["retain"], datetime)

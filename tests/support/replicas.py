@@ -10,3 +10,9 @@ def replica_env(
         f"REPLICA_{name}_{setting}": value
         for setting, value in server.moonflower_env(bucket, path).items()
     }
+
+
+def stored_facts(server: S3Server, bucket: str, key: str) -> dict[str, object]:
+    """An object's metadata and its Object Lock date, as the S3 server reports them."""
+    found = server.client().head_object(Bucket=bucket, Key=key)
+    return {**found["Metadata"], "retain": found.get("ObjectLockRetainUntilDate")}
