@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test unit lint bench faults image-smoke clean
+.PHONY: venv demo sandbox test unit lint bench faults image-smoke clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,9 @@ venv: $(STAMP)
 
 demo: venv
 	$(BIN)/python scripts/demo.py
+
+sandbox: venv
+	$(BIN)/python scripts/sandbox.py
 
 image-smoke: venv
 	scripts/image-smoke.sh

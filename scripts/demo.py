@@ -20,23 +20,9 @@ sys.path.insert(0, str(CHECKOUT))
 from tests.support.pgserver import PgServer  # noqa: E402
 from tests.support.runner import clean_environment, moonflower_command  # noqa: E402
 from tests.support.s3server import S3Server  # noqa: E402
+from tests.support.sample import SAMPLE_SQL  # noqa: E402
 from tests.support.stock import load_gzip_dump  # noqa: E402
 
-SAMPLE_SQL = """
-CREATE TABLE customers (id serial PRIMARY KEY, name text NOT NULL, city text);
-CREATE TABLE orders (
-    id serial PRIMARY KEY,
-    customer_id integer REFERENCES customers,
-    total numeric(10, 2),
-    placed timestamptz
-);
-INSERT INTO customers (name, city)
-    SELECT 'Customer ' || n, (ARRAY['Kyiv', 'Lisboa', 'Zürich', '東京'])[1 + n % 4]
-    FROM generate_series(1, 500) AS n;
-INSERT INTO orders (customer_id, total, placed)
-    SELECT 1 + n % 500, (n * 7.31) % 1000, timestamptz '2026-01-01' + n * interval '37 minutes'
-    FROM generate_series(1, 5000) AS n;
-"""
 TABLES = ("customers", "orders")
 console = Console()
 
