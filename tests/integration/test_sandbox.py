@@ -36,9 +36,7 @@ def answers(port: int) -> bool:
 
 def processes_naming(text: str) -> list[str]:
     return [
-        pid
-        for pid in all_pids()
-        if text.encode() in read_proc(pid, "cmdline").replace(b"\0", b" ")
+        pid for pid in all_pids() if text.encode() in read_proc(pid, "cmdline").replace(b"\0", b" ")
     ]
 
 
