@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo sandbox test unit lint bench faults image-smoke clean
+.PHONY: venv demo sandbox screenshot test unit lint bench faults image-smoke clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,9 @@ demo: venv
 
 sandbox: venv
 	$(BIN)/python scripts/sandbox.py
+
+screenshot: venv
+	$(BIN)/python scripts/page_screenshot.py
 
 image-smoke: venv
 	scripts/image-smoke.sh

@@ -276,7 +276,8 @@ def test_the_status_page_in_headless_chromium(
     s3: S3Server, backup_env: dict[str, str], tmp_path: Path
 ) -> None:
     """The page loads in a real browser with no console error (its CSP forbids scripts and
-    remote resources), and its chart has one point per backup in the bucket. Skipped where
+    remote resources); it has the overview table, charts with axes and the recovery
+    timeline, and one point per backup in the bucket in each chart. Skipped where
     Chromium is missing, except in CI (CI=true), where that is a failure."""
     if CHROMIUM is None:
         if os.environ.get("CI") == "true":
@@ -285,8 +286,13 @@ def test_the_status_page_in_headless_chromium(
     env = {**backup_env, "PG_DATABASES": "second"}
     for _ in range(3):
         assert run_moonflower(env=env).returncode == 0
+    assert run_moonflower("basebackup", env=env).returncode == 0
     port = free_port()
-    env.update(SCHEDULE="0 0 1 1 *", METRICS_ADDRESS=f"127.0.0.1:{port}")
+    env.update(
+        SCHEDULE="0 0 1 1 *",
+        BASEBACKUP_SCHEDULE="0 0 1 1 *",
+        METRICS_ADDRESS=f"127.0.0.1:{port}",
+    )
     log = (tmp_path / "run.log").open("w")
     process = subprocess.Popen(
         moonflower_command("run"), env=clean_environment(env), stdout=log, stderr=subprocess.STDOUT
@@ -318,6 +324,12 @@ def test_the_status_page_in_headless_chromium(
     assert browser.returncode == 0, browser.stderr[-2000:]
     dom = browser.stdout
     assert "<h2>second</h2>" in dom
+    assert '<table class="overview">' in dom
+    assert dom.count('<svg role="img" class="chart"') == 2  # size, and duration
+    assert '<line class="axis"' in dom
+    assert 'class="axis-title"' in dom
+    assert '<svg role="img" class="timeline"' in dom
+    assert dom.count('<rect class="base"') == 1
     assert dom.count('<circle class="size"') == 3
     assert dom.count('<circle class="duration"') == 3
     console = [line for line in browser.stderr.splitlines() if "CONSOLE" in line]
