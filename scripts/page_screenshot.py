@@ -55,10 +55,8 @@ def main() -> int:
         }
         for run in range(4):
             if run == 2:
-                pg.psql(
-                    "INSERT INTO orders (customer_id, total) SELECT 1, n FROM generate_series(1, 20000) n",
-                    "shop",
-                )
+                more = "SELECT 1, n FROM generate_series(1, 20000) AS n"
+                pg.psql(f"INSERT INTO orders (customer_id, total) {more}", "shop")
             run_moonflower(env=env)
         run_moonflower(env={**env, "PG_DATABASES": "shop billing archive"})
         run_moonflower("basebackup", env=env)
