@@ -8,28 +8,16 @@ cannot make a live lease look stale. What the lease says about its holder is unt
 from the bucket: it is shown, bounded, and only ever used to decide in favour of refusing.
 """
 
-import contextlib
-import email.utils
 import json
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
-
-import botocore.exceptions
 
 from moonflower import __version__
 from moonflower.catalog.keys import listing_prefix
 from moonflower.config.model import S3Config
-from moonflower.core.errors import ConfigError, MoonflowerError, StorageError, WalError, one_line
+from moonflower.core.errors import ConfigError, MoonflowerError, WalError, one_line
 from moonflower.core.logs import log
-from moonflower.storage.client import s3_client
-from moonflower.storage.errors import (
-    S3_FAILURES,
-    client_error_parts,
-    is_not_implemented,
-    translated,
-)
+from moonflower.storage.conditional import ConditionalObject
 
 LEASE_OBJECT = "locks/wal-writer.json"
 LEASE_LIMIT = 4096
@@ -100,18 +88,6 @@ def parse_holder(data: bytes) -> Holder | None:
         return None
 
 
-def age_on_s3_clock(response: dict[str, Any]) -> float:
-    modified = response.get("LastModified")
-    answered = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
-    if modified is None:
-        return 0.0
-    try:
-        now = email.utils.parsedate_to_datetime(answered).timestamp() if answered else None
-    except (TypeError, ValueError):
-        now = None
-    return max(0.0, (now if now is not None else time.time()) - modified.timestamp())
-
-
 class WriterLease:
     """This writer's side of the lease: claim, renew, release. Each is one request (with
     botocore's own retry), never a long wait: a writer that cannot reach S3 tries again
@@ -126,34 +102,20 @@ class WriterLease:
     ) -> None:
         self.config = config
         self.key = lease_key(config.prefix)
-        self._client: Any = s3_client(config)  # without the create-only hooks of Storage
+        self._object = ConditionalObject(config, self.key)
         self.me = me
         self.stale_after = STALE_RENEWALS * renew_seconds
         self.gone = gone
         """Can the holder be known to be dead without waiting (its host is this one)?"""
         self.etag: str | None = None
-        self._conditional = True
 
     def look(self) -> Seen | None:
         """The lease now, or None when the archive has none."""
-        action = f"reading {self.key}"
-        with translated(self.config, action):
-            try:
-                response = self._client.get_object(Bucket=self.config.bucket, Key=self.key)
-            except botocore.exceptions.ClientError as error:
-                parts = client_error_parts(error)
-                if parts is not None and (parts[1] == 404 or parts[0] == "NoSuchKey"):
-                    return None
-                raise
-            with contextlib.closing(response["Body"]) as body:
-                data: bytes = body.read(LEASE_LIMIT + 1)
-        length = response.get("ContentLength")
-        if not response.get("ETag") or (
-            isinstance(length, int) and length <= LEASE_LIMIT and len(data) != length
-        ):
-            raise StorageError(f"{action}: the answer was cut short")
-        holder = parse_holder(data) if len(data) <= LEASE_LIMIT else None
-        return Seen(holder, str(response.get("ETag", "")), age_on_s3_clock(response))
+        found = self._object.read(LEASE_LIMIT)
+        if found is None:
+            return None
+        holder = parse_holder(found.data) if len(found.data) <= LEASE_LIMIT else None
+        return Seen(holder, found.etag, found.age)
 
     def stale(self, seen: Seen) -> bool:
         return seen.age > self.stale_after or (seen.holder is not None and self.gone(seen.holder))
@@ -163,15 +125,15 @@ class WriterLease:
         for _ in range(CLAIM_ATTEMPTS):
             seen = self.look()
             if seen is None:
-                condition = {"IfNoneMatch": "*"}
+                replacing = None
             elif seen.holder is not None and seen.holder.writer == self.me.writer:
-                condition = {"IfMatch": seen.etag}
+                replacing = seen.etag
             elif self.stale(seen):
                 log.warning("taking over the WAL archive's stale lease from %s", seen.describe())
-                condition = {"IfMatch": seen.etag}
+                replacing = seen.etag
             else:
                 raise self.held_by(seen)
-            if self._write(condition):
+            if self._write(replacing):
                 return
         raise WalError(f"the WAL archive's lease {self.key} kept changing while it was claimed")
 
@@ -196,13 +158,13 @@ class WriterLease:
         if self.etag is None:
             raise LeaseLost("this writer does not hold the WAL archive's lease")
         try:
-            if self._write({"IfMatch": self.etag}):
+            if self._write(self.etag):
                 return
         except MoonflowerError as error:
             if self.look() is not None:
                 raise
             log.warning("the WAL archive's lease was removed (%s); writing it again", error)
-            if self._write({"IfNoneMatch": "*"}):
+            if self._write(None):
                 return
         seen = self.look()
         self.etag = None
@@ -214,35 +176,14 @@ class WriterLease:
         if self.etag is None:
             return
         etag, self.etag = self.etag, None
-        with contextlib.suppress(*S3_FAILURES):
-            self._client.delete_object(Bucket=self.config.bucket, Key=self.key, IfMatch=etag)
+        self._object.delete(etag)
 
-    def _write(self, condition: dict[str, str]) -> bool:
-        """One conditional write; False when S3 refused the condition (someone else wrote
-        in between). A store without conditional writes gets it unconditionally (logged)."""
+    def _write(self, replacing: str | None) -> bool:
+        """One conditional write (create, or replace the version `replacing`); False when
+        S3 refused the condition (someone else wrote in between)."""
         body = json.dumps({**asdict(self.me), "moonflower": __version__}).encode()
-        arguments = {"Key": self.key, "Body": body, "ContentType": "application/json"}
-        if self._conditional:
-            arguments.update(condition)
-        action = f"writing {self.key}"
-        try:
-            response = self._client.put_object(Bucket=self.config.bucket, **arguments)
-        except S3_FAILURES as error:
-            parts = client_error_parts(error)
-            if parts is not None and (
-                parts[0] in ("PreconditionFailed", "ConditionalRequestConflict")
-                or parts[1] in (409, 412)
-            ):
-                return False
-            if is_not_implemented(error) and self._conditional:
-                log.warning(
-                    "this S3 store does not implement conditional writes: the WAL archive's "
-                    "lease is written without them, so two writers starting at the same moment "
-                    "could both take it"
-                )
-                self._conditional = False
-                return self._write(condition)
-            with translated(self.config, action):
-                raise
-        self.etag = str(response.get("ETag", ""))
+        etag = self._object.write(body, replacing)
+        if etag is None:
+            return False
+        self.etag = etag
         return True

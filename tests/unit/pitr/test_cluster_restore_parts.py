@@ -63,6 +63,6 @@ def test_the_pitr_window_spans_every_base_backup_in_any_order() -> None:
         listed("2026-11-26T01:00:00+00:00", "2026-11-27T09:00:00+00:00"),
     ]
     window = pitr_window(newest_first)
-    assert window == "from 2026-11-26T01:00:00+00:00 to 2026-11-27T09:00:00+00:00"
+    assert window == "from 2026-11-26 01:00:00 UTC to 2026-11-27 09:00:00 UTC"
     assert pitr_window(list(reversed(newest_first))) == window
     assert pitr_window([]) is None

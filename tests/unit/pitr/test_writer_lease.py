@@ -14,7 +14,8 @@ from moonflower.pitr.archive_writer import (
     process_start,
     this_process,
 )
-from moonflower.pitr.writer_lease import Holder, age_on_s3_clock, parse_holder
+from moonflower.pitr.writer_lease import Holder, parse_holder
+from moonflower.storage.conditional import age_on_s3_clock
 
 LIVE = this_process(STREAM, "stream:test")
 
