@@ -68,3 +68,40 @@ def test_the_readme_links_every_documentation_page() -> None:
     readme = (CHECKOUT / "README.md").read_text(encoding="utf-8")
     unlinked = [p.name for p in (CHECKOUT / "docs").glob("*.md") if f"docs/{p.name}" not in readme]
     assert unlinked == []
+
+
+DEPLOYMENT_FILES = sorted(
+    [
+        *(path for path in (CHECKOUT / "config").rglob("*") if path.is_file()),
+        CHECKOUT / "compose.yaml",
+        CHECKOUT / "Dockerfile",
+    ]
+)
+DOC_POINTER = re.compile(r"(?<![\w/.])(docs/[\w.-]+\.md|README\.md)(?:#([\w-]+))?")
+SECTION_NAMED = re.compile(r'README\.md(?:,| \()\s*"([^"]+)"')
+INSTALLED_DOC = re.compile(r"file:///opt/moonflower/(\S+)")
+
+
+def comments_of(path: Path) -> str:
+    """What a person reads in the file: its comments, and systemd's Documentation= lines."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return "\n".join(line for line in lines if "#" in line or line.startswith("Documentation="))
+
+
+@pytest.mark.parametrize("path", DEPLOYMENT_FILES, ids=lambda path: path.name)
+def test_pointers_in_deployment_files_lead_somewhere(path: Path) -> None:
+    text = comments_of(path)
+    broken = []
+    for target, anchor in DOC_POINTER.findall(text):
+        linked = CHECKOUT / target
+        if not linked.exists() or (anchor and anchor not in anchors_of(linked)):
+            broken.append(f"{target}#{anchor}" if anchor else target)
+    readme = (CHECKOUT / "README.md").read_text(encoding="utf-8")
+    headings = [heading.lower() for heading in HEADING.findall(readme)]
+    for section in SECTION_NAMED.findall(text):
+        if not any(section.lower() in heading for heading in headings):
+            broken.append(f'README.md "{section}"')
+    for installed in INSTALLED_DOC.findall(text):
+        if not (CHECKOUT / installed).exists():
+            broken.append(installed)
+    assert broken == []
