@@ -48,6 +48,16 @@ def print_backup_list(backups: list[BackupInfo], console: Console, where: str = 
     console.print(table)
 
 
+def window_text(start: pendulum.DateTime, end: pendulum.DateTime) -> str:
+    """`from 2026-11-20 01:00:03.114 UTC to 2026-11-26 14:05:12.480 UTC`: to the millisecond,
+    as a recovery target can be given."""
+
+    def shown(moment: pendulum.DateTime) -> str:
+        return moment.in_timezone("UTC").format("YYYY-MM-DD HH:mm:ss.SSS [UTC]")
+
+    return f"from {shown(start)} to {shown(end)}"
+
+
 def print_base_list(bases: list[ListedBase], console: Console) -> None:
     """Base backups and the window each can recover to (point-in-time recovery)."""
     table = Table(title=f"Base backups ({len(bases)})", title_justify="left")
@@ -55,7 +65,7 @@ def print_base_list(bases: list[ListedBase], console: Console) -> None:
         table.add_column(column, overflow="fold")
     for listed in bases:
         base, reach = listed.base, listed.window
-        window = f"from {reach.start.isoformat()} to {reach.end.isoformat()}"
+        window = window_text(reach.start, reach.end)
         if reach.gap_after:
             window += f" (gap at {reach.gap_after})"
         if base.parent:

@@ -105,3 +105,16 @@ def test_pointers_in_deployment_files_lead_somewhere(path: Path) -> None:
         if not (CHECKOUT / installed).exists():
             broken.append(installed)
     assert broken == []
+
+
+def test_the_recovery_window_example_is_written_as_list_writes_it() -> None:
+    import pendulum
+
+    from moonflower.cli.tables import window_text
+
+    real = window_text(
+        pendulum.datetime(2026, 11, 20, 1, 0, 3, 114000), pendulum.datetime(2026, 11, 26, 14)
+    )
+    shape = re.sub(r"\d", r"\\d", re.escape(real))
+    pitr = (CHECKOUT / "docs" / "pitr.md").read_text(encoding="utf-8")
+    assert re.search(shape, pitr), real
