@@ -5,15 +5,28 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo sandbox screenshot test unit lint bench faults image-smoke clean
+.PHONY: venv lock demo sandbox screenshot test unit lint bench faults image-smoke clean
 
-$(STAMP): pyproject.toml
+# The runtime dependencies come pinned, with hashes, from requirements.lock (as in the
+# image); the development tools on top of them from pyproject.toml.
+$(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# Refresh requirements.lock after changing the dependencies in pyproject.toml (or to take
+# newer releases): pip-tools in a virtualenv of its own, the lock for this Python.
+lock:
+	$(PYTHON) -m venv .lock-tools
+	.lock-tools/bin/python -m pip install --quiet pip-tools
+	.lock-tools/bin/pip-compile --quiet --upgrade --generate-hashes --allow-unsafe \
+		--strip-extras --no-emit-index-url --no-emit-find-links \
+		--output-file requirements.lock pyproject.toml
+	rm -rf .lock-tools
 
 demo: venv
 	$(BIN)/python scripts/demo.py
