@@ -4,12 +4,15 @@ raises one `ConfigError` that lists all problems, so an operator fixes them in o
 
 import tempfile
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pendulum
 
 from moonflower.config import settings as s
+from moonflower.config.clusters import NAME as CLUSTER_NAME
+from moonflower.config.clusters import cluster_names
 from moonflower.config.compression import LEVELS, Algorithm, Compression
 from moonflower.config.durations import Period
 from moonflower.config.masking import register_secrets
@@ -31,7 +34,7 @@ from moonflower.config.physical import wal_config
 from moonflower.config.replicas import replica_configs, replica_names
 from moonflower.config.retention import retention_config
 from moonflower.config.settings import Setting
-from moonflower.config.sources import Layers, RawValue, load_toml
+from moonflower.config.sources import ClusterLayers, Layers, RawValue, load_toml
 from moonflower.config.unknown import unknown_variables
 from moonflower.config.values import (
     any_value_is_on,
@@ -189,7 +192,9 @@ def load_config(
 ) -> Config:
     """Read and validate everything; raise ConfigError listing every problem found.
     `postgres_needs`: the PG_* settings the command needs (WAL archive commands: none, a
-    base backup: no database list); `notifying`: NOTIFY_URLS are checked with Apprise."""
+    base backup: no database list); `notifying`: NOTIFY_URLS are checked with Apprise.
+    With clusters ([cluster.<name>] or CLUSTER_<NAME>_...), the top level needs no PG_*
+    setting and each cluster is a Config of its own in `clusters`."""
     problems: list[str] = unknown_variables(environ)
     document: dict[str, Any] | None = {}
     if config_path is not None:
@@ -203,7 +208,61 @@ def load_config(
     flagged = {
         name: RawValue(value, f"--{flag}") for name, (flag, value) in (overrides or {}).items()
     }
-    layers = Layers(environ, document, flagged, problems)
+    names = cluster_names(environ, document)
+    top = assembled(
+        Layers(environ, document, flagged, problems),
+        frozenset() if names else postgres_needs,
+        notifying,
+    )
+    clusters = []
+    for name in names:
+        if not CLUSTER_NAME.fullmatch(name):
+            problems.append(
+                f"[cluster.{name}]: a cluster's name is lower-case letters, digits and - only"
+            )
+            continue
+        layers = ClusterLayers(name, environ, document, flagged, problems)
+        clusters.append(assembled(layers, postgres_needs, notifying, cluster=name))
+    problems.extend(path_clashes(names, clusters))
+    if problems:
+        unique = list(dict.fromkeys(redactor.mask(problem) for problem in problems))
+        raise ConfigError(unique)
+    assert top is not None
+    return replace(top, clusters=tuple(cluster for cluster in clusters if cluster is not None))
+
+
+def joined(prefix: str, name: str) -> str:
+    return f"{prefix}/{name}" if prefix else name
+
+
+def path_clashes(names: list[str], clusters: "list[Config | None]") -> list[str]:
+    """Two clusters whose objects would meet: the same path, or one inside the other."""
+    paths = [(c.cluster, c.s3.prefix) for c in clusters if c is not None and c.cluster]
+    problems = []
+    for position, (name, path) in enumerate(paths):
+        for other, other_path in paths[position + 1 :]:
+            inside = (
+                path == other_path
+                or f"{other_path}/".startswith(f"{path}/")
+                or (f"{path}/".startswith(f"{other_path}/"))
+            )
+            if inside:
+                problems.append(
+                    f"[cluster.{name}] and [cluster.{other}]: the same S3 path or one inside "
+                    f'the other ("{path}", "{other_path}"); give each cluster a path of its own'
+                )
+    return problems
+
+
+def assembled(
+    layers: Layers,
+    postgres_needs: frozenset[str],
+    notifying: bool,
+    cluster: str | None = None,
+) -> Config | None:
+    """One Config from `layers` (the top level's, or one cluster's view); None when a
+    problem was found (each one added to the layers' list)."""
+    problems = layers.problems
     validator = Validator(layers)
 
     def postgres(setting: Setting, parse: Callable[[RawValue], T], unused: T) -> T | None:
@@ -225,6 +284,8 @@ def load_config(
     region = validator.optional(s.S3_REGION, region_name, DEFAULT_S3_REGION)
     bucket = validator.required(s.S3_BUCKET, text)
     prefix = validator.optional(s.S3_PATH, s3_prefix, "")
+    if isinstance(layers, ClusterLayers) and layers.own(s.S3_PATH) is None:
+        prefix = joined(prefix, layers.name)  # S3_PATH/<name>/, unless it has its own path
     access_key, secret_key, warnings = s3_credentials(validator)
     checksum = validator.optional(
         s.S3_CHECKSUM, member_of(ChecksumMode), ChecksumMode.WHEN_SUPPORTED
@@ -294,13 +355,20 @@ def load_config(
         expires_in=expires_in,
         retention=retention,
     )
-    replicas = replica_configs(validator, primary, replica_names(environ, document or {}))
+    replicas = replica_configs(validator, primary, replica_names(layers.environ, layers.document))
+    if cluster is not None:  # a replica with a path of its own: the cluster's folder in it
+        replicas = tuple(
+            r
+            if r.s3.prefix == prefix
+            else replace(r, s3=replace(r.s3, prefix=joined(r.s3.prefix, cluster)))
+            for r in replicas
+        )
     register_secrets(layers, secret_key, encryption.private_key)
     for replica in replicas:
         redactor.add(replica.s3.secret_key)
     problems.extend(validator.problems)
     if problems:
-        raise ConfigError([redactor.mask(problem) for problem in problems])
+        return None
     # Every required value is present once there are no problems; this narrows the types.
     assert databases is not None
     assert host is not None
@@ -339,4 +407,5 @@ def load_config(
         monitoring=monitoring,
         replicas=replicas,
         warnings=tuple(warnings),
+        cluster=cluster,
     )

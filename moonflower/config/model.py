@@ -230,3 +230,8 @@ class Config:
     monitoring: MonitoringConfig = MonitoringConfig()
     replicas: tuple[ReplicaConfig, ...] = ()
     warnings: tuple[str, ...] = ()
+    cluster: str | None = None
+    """The cluster this configuration is of ([cluster.<name>]); None: the one server."""
+    clusters: "tuple[Config, ...]" = ()
+    """With [cluster.<name>] tables: each cluster's configuration (the top level's PG_*
+    settings are then only what the clusters inherit)."""

@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from moonflower.config.clusters import OVERRIDABLE as CLUSTER_OVERRIDABLE
+from moonflower.config.clusters import SECTION as CLUSTER_SECTION
+from moonflower.config.clusters import cluster_setting, unknown_cluster_keys
 from moonflower.config.replicas import BASES as REPLICA_BASES
 from moonflower.config.replicas import SECTION as REPLICA_SECTION
 from moonflower.config.settings import ALL_SETTINGS, Setting
@@ -82,6 +85,9 @@ def unknown_toml_keys(document: Mapping[str, Any], path: Path) -> list[str]:
         if section == REPLICA_SECTION:
             problems += unknown_replica_keys(table, path)
             continue
+        if section == CLUSTER_SECTION:
+            problems += unknown_cluster_keys(table, path)
+            continue
         if section not in known:
             problems.append(f"{path}: unknown section [{section}]")
             continue
@@ -112,6 +118,18 @@ class Layers:
         self.reported: set[str] = set()
         """Settings whose sources already produced a problem (both a value and its file, an
         unreadable file): no second message says they are missing."""
+
+    @property
+    def problems(self) -> list[str]:
+        return self._problems
+
+    @property
+    def environ(self) -> Mapping[str, str]:
+        return self._environ
+
+    @property
+    def document(self) -> Mapping[str, Any]:
+        return self._document
 
     def get(self, setting: Setting) -> RawValue | None:
         """The value with the highest precedence; each setting is looked up once."""
@@ -168,6 +186,40 @@ class Layers:
         if has_direct:
             return RawValue(table[setting.key], setting.toml_name)
         return None
+
+
+class ClusterLayers(Layers):
+    """One cluster's view: its own value of a setting it may set (CLUSTER_<NAME>_... or
+    [cluster.<name>]), else the top level's."""
+
+    def __init__(
+        self,
+        name: str,
+        environ: Mapping[str, str],
+        document: Mapping[str, Any],
+        overrides: Mapping[str, RawValue],
+        problems: list[str],
+    ) -> None:
+        super().__init__(environ, document, overrides, problems)
+        self.name = name
+        self._own = {base.env: cluster_setting(name, base) for base in CLUSTER_OVERRIDABLE}
+
+    def own(self, setting: Setting) -> RawValue | None:
+        """The cluster's own value, if it sets one."""
+        own = self._own.get(setting.env)
+        if own is None:
+            return None
+        found = super().get(own)
+        if own.env in self.reported:
+            self.reported.add(setting.env)
+        return found
+
+    def get(self, setting: Setting) -> RawValue | None:
+        found = self._overrides.get(setting.env)
+        if found is not None:
+            return found
+        own = self.own(setting)
+        return own if own is not None else super().get(setting)
 
 
 def unknown_replica_keys(tables: object, path: Path) -> list[str]:

@@ -4,6 +4,7 @@ otherwise turn a feature off without a word."""
 import difflib
 from collections.abc import Mapping
 
+from moonflower.config import clusters
 from moonflower.config import settings as s
 from moonflower.config.replicas import PREFIX, guesses, known_variables, replica_names
 
@@ -17,11 +18,19 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
     feature off (ENCRYPTION_PASSPRASE leaves backups unencrypted, SCHEDUEL the scheduler)."""
     problems = []
     replicas = known_variables(replica_names(environ, {}))
+    in_clusters = clusters.known_variables(clusters.cluster_names(environ, {}))
     for name in sorted(environ):
         if name in s.KNOWN_NAMES or name in s.FOREIGN_NAMES or name in replicas:
             continue
+        if name in in_clusters:
+            continue
         if name.startswith(PREFIX):
             candidates = sorted(replicas) or guesses(name)
+            nearest = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+        elif name.startswith(clusters.PREFIX):
+            if not looks_like_a_cluster_setting(name):
+                continue  # CLUSTER_NAME, CLUSTER_DOMAIN: another tool's
+            candidates = sorted(in_clusters) or clusters.guesses(name)
             nearest = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
         elif name.startswith(s.OWNED_PREFIXES):
             nearest = difflib.get_close_matches(name, s.KNOWN_NAMES, n=1, cutoff=0.6)
@@ -36,6 +45,12 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
         hint = f"did you mean {nearest[0]}?" if nearest else "see docs/configuration.md"
         problems.append(f"{name}: not a Moonflower setting; {hint}")
     return problems
+
+
+def looks_like_a_cluster_setting(name: str) -> bool:
+    """CLUSTER_<NAME>_ followed by one of Moonflower's own prefixes, or a schedule."""
+    rest = name[len(clusters.PREFIX) :]
+    return "SCHED" in rest or any(f"_{prefix}" in rest for prefix in s.OWNED_PREFIXES)
 
 
 def is_libpq_variable(name: str) -> bool:
