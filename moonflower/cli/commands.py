@@ -128,25 +128,27 @@ def replication_allowed(config: Config) -> None:
 
 
 def report_health(config: Config) -> ExitStatus:
-    verdict = health(StateFile(state_directory(config.backup)).shown(), overdue_after(config))
+    return report_health_of([config])
+
+
+def report_health_of(configs: list[Config]) -> ExitStatus:
+    """One verdict for every configuration given: unhealthy if any cluster is."""
+    from moonflower.reporting.cluster_health import overall
+
+    verdict = overall(configs)
     print(("healthy: " if verdict.ok else "unhealthy: ") + verdict.reason)
     return ExitStatus.OK if verdict.ok else ExitStatus.BACKUP_FAILED
 
 
 def print_status(config: Config) -> ExitStatus:
     from moonflower.cli.tables import print_state
+    from moonflower.reporting.cluster_health import overdue_after
 
     state = StateFile(state_directory(config.backup))
     shown = state.shown()
-    verdict = health(shown, overdue_after(config))
+    verdict = health(shown, overdue_after(config))  # this configuration's, cluster or not
     print_state(shown, verdict, state.path, output_console())
     return ExitStatus.OK
-
-
-def overdue_after(config: Config) -> float | None:
-    """A run going on longer than BACKUP_TIMEOUT is reported as a problem."""
-    timeout = config.backup.timeout
-    return None if timeout is None else timeout.seconds
 
 
 def list_backups(

@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from moonflower import __version__
+from moonflower.cli.clusters import CLUSTER_HELP, chosen_clusters, default_command, worst
 from moonflower.cli.commands import (
     list_backups,
     preflight,
     print_status,
     prune_now,
     report_health,
+    report_health_of,
     restore_backup,
     sync_destinations,
     verify_backups,
@@ -33,9 +35,10 @@ from moonflower.cli.physical import (
 )
 from moonflower.cli.prune import add_prune_command, retention_overrides
 from moonflower.config.loader import load_config
+from moonflower.config.model import Config
 from moonflower.core.errors import ConfigError, MoonflowerError, RestoreError, Terminated
 from moonflower.core.exit_status import ExitStatus
-from moonflower.core.logs import log, setup_logging
+from moonflower.core.logs import cluster_context, log, setup_logging
 from moonflower.core.redact import redactor
 from moonflower.core.shutdown import Shutdown, shutdown
 from moonflower.daemon.run import run_scheduler
@@ -89,6 +92,7 @@ def add_global_options(parser: argparse.ArgumentParser, default: Any = None) -> 
         default=False if default is None else default,
         help="show the full traceback of unexpected errors",
     )
+    parser.add_argument("--cluster", metavar="NAME", default=default, help=CLUSTER_HELP)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -252,11 +256,30 @@ def execute(
         **({} if needs is None else {"postgres_needs": needs}),
         notifying=arguments.command in NOTIFYING,
     )
-    require_databases(config, arguments.command)
+    command = arguments.command or default_command(config)
+    targets = chosen_clusters(config, command, arguments.cluster)
+    for target in targets:
+        require_databases(target, arguments.command)
     setup_logging(config.logging.format, config.logging.level)
-    for warning in config.warnings:
+    for warning in dict.fromkeys(w for target in (config, *targets) for w in target.warnings):
         log.warning("%s", warning)
-    command = arguments.command or ("run" if config.schedule else "backup")
+    if command == "run" and config.clusters:
+        from moonflower.daemon.clusters import run_clusters
+
+        return run_clusters(config, targets, shutdown)
+    if command == "health" and config.clusters:
+        return report_health_of(targets)
+    statuses = []
+    for target in targets:
+        with cluster_context(target.cluster):
+            statuses.append(execute_one(command, target, arguments, shutdown))
+    return worst(statuses)
+
+
+def execute_one(
+    command: str, config: Config, arguments: argparse.Namespace, shutdown: Shutdown
+) -> ExitStatus:
+    """One command with one configuration: the one server's, or one cluster's."""
     destinations = destinations_of(config)
     if command == "run":
         return run_scheduler(config, shutdown, destinations)

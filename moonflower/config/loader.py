@@ -398,6 +398,7 @@ def assembled(
             format=dump_format,
             state_dir=state_dir,
             timeout=dump_timeout,
+            cluster=cluster,
         ),
         logging=LoggingConfig(format=log_format, level=log_level),
         encryption=encryption,

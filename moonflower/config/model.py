@@ -122,6 +122,8 @@ class BackupConfig:
     per-user directory in the system temp directory when unset (runtime.state_dir)."""
     timeout: Period | None = None
     """How long one database's dump may take before it is stopped (BACKUP_TIMEOUT)."""
+    cluster: str | None = None
+    """The cluster these settings are of: its state lives in a directory of its own."""
 
 
 @dataclass(frozen=True)

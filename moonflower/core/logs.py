@@ -25,6 +25,10 @@ log = logging.getLogger(LOGGER_NAME)
 current_database: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "current_database", default=None
 )
+current_cluster: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "current_cluster", default=None
+)
+"""The cluster ([cluster.<name>]) a log line belongs to, when several are configured."""
 current_step: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "current_step", default=None
 )
@@ -39,6 +43,11 @@ def _bound(variable: contextvars.ContextVar[str | None], value: str) -> Iterator
         yield
     finally:
         variable.reset(token)
+
+
+def cluster_context(name: str | None) -> contextlib.AbstractContextManager[None]:
+    """Log lines inside name this cluster (nothing when there are no clusters)."""
+    return contextlib.nullcontext() if name is None else _bound(current_cluster, name)
 
 
 def database_context(name: str) -> contextlib.AbstractContextManager[None]:
@@ -57,6 +66,7 @@ class ContextAndRedaction(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         database = current_database.get()
         record.database = redactor.mask(database) if database else None
+        record.cluster = current_cluster.get()
         record.step = current_step.get()
         message = redactor.mask(record.getMessage())
         if record.exc_info and record.exc_info[1] is not None:
@@ -74,9 +84,8 @@ def local_time(moment: datetime) -> str:
 
 
 def prefix_of(record: logging.LogRecord) -> str:
-    parts = [
-        part for part in (getattr(record, "database", None), getattr(record, "step", None)) if part
-    ]
+    fields = ("cluster", "database", "step")
+    parts = [part for part in (getattr(record, name, None) for name in fields) if part]
     return f"[{' / '.join(parts)}] " if parts else ""
 
 
@@ -98,7 +107,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "message": record.getMessage(),
         }
-        for key in ("database", "step"):
+        for key in ("cluster", "database", "step"):
             value = getattr(record, key, None)
             if value:
                 entry[key] = value
@@ -154,6 +163,9 @@ class RunLog(logging.Handler):
         self.cut = False
         self.setFormatter(PlainFormatter())
         self.addFilter(ContextAndRedaction())
+        self.cluster = current_cluster.get()
+        """Clusters run at once in one process: this run's log holds its own cluster's."""
+        self.addFilter(lambda record: getattr(record, "cluster", None) == self.cluster)
 
     def emit(self, record: logging.LogRecord) -> None:
         self.append(self.format(record))

@@ -19,12 +19,15 @@ class Shutdown:
         self._pending: int | None = None
         self.abandoned = threading.Event()
         """Set when a run is given up: work in other threads checks it and stops."""
+        self.received: int | None = None
+        """The last stop signal received."""
 
     def install(self) -> None:
         signal.signal(signal.SIGTERM, self._handle)
         signal.signal(signal.SIGINT, self._handle)
 
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        self.received = signum
         self.requested.set()
         if self._interrupt_work:
             # Only once: a second signal must not break the clean-up the first one started.

@@ -16,16 +16,25 @@ PRIVATE_MODE = 0o700
 
 
 class StateSettings(Protocol):
-    """BACKUP_STATE_DIR, as the backup settings hold it."""
+    """BACKUP_STATE_DIR, as the backup settings hold it, and the cluster they are of."""
 
     @property
     def state_dir(self) -> Path | None: ...
 
+    @property
+    def cluster(self) -> str | None: ...
+
 
 def state_directory(backup: StateSettings) -> Path:
+    """BACKUP_STATE_DIR, else a private directory of this user's; a cluster's state (its
+    status file, journal, lease records) in a directory of its own inside it."""
     if backup.state_dir is not None:
-        return backup.state_dir
-    return private_directory(Path(tempfile.gettempdir()) / f"moonflower-user-{os.getuid()}")
+        base = backup.state_dir
+    else:
+        base = private_directory(Path(tempfile.gettempdir()) / f"moonflower-user-{os.getuid()}")
+    if backup.cluster is None:
+        return base
+    return private_directory(base / f"cluster-{backup.cluster}")
 
 
 def private_directory(path: Path) -> Path:

@@ -2,6 +2,7 @@
 its pipeline, checked, uploaded; then expired backups are pruned. S3 is opened beside the
 first dump (`s3.opening`), so pg_dump starts without waiting for boto3 or the network."""
 
+import contextvars
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -81,6 +82,8 @@ class RunReport:
     prune_error: str | None = None
     pruned: int = 0
     """Backups the prune after the run deleted."""
+    cluster: str | None = None
+    """The cluster backed up ([cluster.<name>]), named in the summary."""
 
     @property
     def ok(self) -> bool:
@@ -121,7 +124,7 @@ class BackupRun:
         self.time_limit = None if timeout is None else timeout.seconds
 
     def run(self) -> RunReport:
-        report = RunReport()
+        report = RunReport(cluster=self.config.cluster)
         pg = self.config.postgres
         wanted = "every database" if pg.all_databases else ", ".join(pg.databases)
         log.info("backup started: %s%s", wanted, " and the globals" if pg.globals else "")
@@ -226,7 +229,10 @@ class BackupRun:
         if jobs <= 1:
             return [self.back_up_one(database, password) for database in databases]
         with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="backup") as pool:
-            futures = [pool.submit(self.back_up_one, name, password) for name in databases]
+            futures = [
+                pool.submit(contextvars.copy_context().run, self.back_up_one, name, password)
+                for name in databases
+            ]
             try:
                 pending = set(futures)
                 while pending:

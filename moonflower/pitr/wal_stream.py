@@ -69,8 +69,10 @@ class StreamState:
 
 
 def stream_directory(config: Config) -> Path:
-    """Kept between runs: completed segments wait here until S3 has them."""
-    return config.backup.spool_dir / f"{STREAM_DIRECTORY}-{config.wal.slot}"
+    """Kept between runs: completed segments wait here until S3 has them (one directory
+    per cluster and slot)."""
+    cluster = f"{config.cluster}-" if config.cluster else ""
+    return config.backup.spool_dir / f"{STREAM_DIRECTORY}-{cluster}{config.wal.slot}"
 
 
 def waiting_files(directory: Path) -> list[Path]:

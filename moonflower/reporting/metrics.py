@@ -3,6 +3,7 @@ they are served (METRICS_ADDRESS), written for node_exporter (METRICS_TEXTFILE) 
 (METRICS_PUSHGATEWAY), and they survive restarts of the process."""
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest, push_to_gateway, write_to_textfile
@@ -166,15 +167,58 @@ def stream_alive(stream: dict[str, Any]) -> bool:
     return not isinstance(pid, int) or is_alive(pid)
 
 
-def registry_for(config: Config) -> CollectorRegistry:
+class ClusterCollectors(Collector):
+    """Each cluster's metrics, every sample labelled with its cluster, one family each."""
+
+    def __init__(self, collectors: list[tuple[str, StateCollector]]) -> None:
+        self.collectors = collectors
+
+    def collect(self) -> Iterator[Metric]:
+        merged: dict[str, Metric] = {}
+        for cluster, collector in self.collectors:
+            for family in collector.collect():
+                into = merged.get(family.name)
+                if into is None:
+                    into = Metric(family.name, family.documentation, family.type, family.unit)
+                    merged[family.name] = into
+                for sample in family.samples:
+                    labels = {**sample.labels, "cluster": cluster}
+                    into.samples.append(sample._replace(labels=labels))
+        yield from merged.values()
+
+
+def registry_for(configs: list[Config]) -> CollectorRegistry:
+    """The metrics of one configuration, or of clusters (labelled `cluster`)."""
     registry = CollectorRegistry(auto_describe=False)
-    timeout = config.backup.timeout.seconds if config.backup.timeout else None
-    registry.register(StateCollector(StateFile(state_directory(config.backup)), timeout))
+    collectors = [
+        (
+            config.cluster,
+            StateCollector(
+                StateFile(state_directory(config.backup)),
+                config.backup.timeout.seconds if config.backup.timeout else None,
+            ),
+        )
+        for config in configs
+    ]
+    if len(collectors) == 1 and collectors[0][0] is None:
+        registry.register(collectors[0][1])
+    else:
+        registry.register(ClusterCollectors([(str(name), each) for name, each in collectors]))
     return registry
 
 
-def exposition(config: Config) -> bytes:
-    return generate_latest(registry_for(config))
+def exposition(configs: list[Config]) -> bytes:
+    return generate_latest(registry_for(configs))
+
+
+def textfile_of(config: Config) -> Path:
+    """METRICS_TEXTFILE; a cluster's beside it (`moonflower-<cluster>.prom`): node_exporter
+    reads every *.prom of the directory, and no cluster overwrites another's."""
+    path = config.monitoring.metrics_textfile
+    assert path is not None
+    if config.cluster is None:
+        return path
+    return path.with_name(f"{path.stem}-{config.cluster}{path.suffix}")
 
 
 def publish_metrics(config: Config) -> None:
@@ -184,13 +228,13 @@ def publish_metrics(config: Config) -> None:
     if monitoring.metrics_textfile is None and monitoring.metrics_pushgateway is None:
         return
     try:
-        registry = registry_for(config)
+        registry = registry_for([config])
     except (OSError, MoonflowerError) as error:
         log.warning("metrics not written: %s", error)
         return
     if monitoring.metrics_textfile is not None:
         try:
-            write_to_textfile(str(monitoring.metrics_textfile), registry)
+            write_to_textfile(str(textfile_of(config)), registry)
         except OSError as error:
             log.warning("could not write METRICS_TEXTFILE: %s", error.strerror or error)
     if monitoring.metrics_pushgateway is not None:
@@ -200,6 +244,7 @@ def publish_metrics(config: Config) -> None:
                 job=PUSH_JOB,
                 registry=registry,
                 timeout=PUSH_TIMEOUT_SECONDS,
+                grouping_key={"cluster": config.cluster} if config.cluster else {},
             )
         except OSError as error:
             log.warning("could not push to METRICS_PUSHGATEWAY: %s", error)

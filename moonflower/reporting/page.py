@@ -80,6 +80,14 @@ class Listing:
     error: str | None = None
 
 
+def page_document(body: str) -> str:
+    """The whole page around `body`: one style, no script, nothing from another site."""
+    return (
+        "<!doctype html><html lang=en><head><meta charset=utf-8><title>Moonflower</title>"
+        f"<style>{STYLE}</style></head><body><h1>Moonflower</h1>\n{body}\n</body></html>"
+    )
+
+
 def where(places: object) -> str:
     """The destinations holding a backup, as recorded when it was stored."""
     if not isinstance(places, list) or not places:
@@ -191,6 +199,10 @@ class PageSource:
         return listing
 
     def render(self) -> str:
+        return page_document(self.body())
+
+    def body(self) -> str:
+        """Everything of this configuration's page below the page's own heading."""
         state = self.state.shown() or {}
         listing = self.bucket(generation(state))
         history = state.get("databases") or {}
@@ -200,9 +212,6 @@ class PageSource:
         verdict = health(state or None, timeout)
         now = pendulum.now("UTC")
         parts = [
-            "<!doctype html><html lang=en><head><meta charset=utf-8>",
-            "<title>Moonflower</title>",
-            f"<style>{STYLE}</style></head><body><h1>Moonflower</h1>",
             f"<p>bucket <b>{esc(self.config.s3.bucket)}</b>, path "
             f"<b>{esc(self.config.s3.prefix or '/')}</b>; page made {when(now)}</p>",
             "<table class=summary>",
@@ -235,7 +244,6 @@ class PageSource:
                     database, listing.backups.get(database, []), history.get(database, {})
                 )
             )
-        parts.append("</body></html>")
         return "\n".join(parts)
 
     @staticmethod

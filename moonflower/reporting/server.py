@@ -16,12 +16,9 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from moonflower.config.model import Config
 from moonflower.core.errors import ConfigError
 from moonflower.core.logs import log
-from moonflower.core.state_dir import state_directory
-from moonflower.reporting.health import health
+from moonflower.reporting.cluster_health import overall
 from moonflower.reporting.metrics import exposition
-from moonflower.reporting.page import PageSource
-from moonflower.reporting.status_file import StateFile
-from moonflower.storage.destination import Destination
+from moonflower.reporting.page_clusters import page_of
 
 REALM = 'Basic realm="moonflower", charset="UTF-8"'
 
@@ -91,9 +88,12 @@ def family_of(host: str) -> socket.AddressFamily:
 
 
 class StatusServer:
-    def __init__(self, config: Config, destination: Destination) -> None:
+    """For the one server, or for every cluster (`configs`: their configurations; the
+    metrics labelled by cluster, health unhealthy if any is, the page a section each)."""
+
+    def __init__(self, config: Config, configs: list[Config]) -> None:
         self.config = config
-        self.destination = destination
+        self.configs = configs
         monitoring = config.monitoring
         assert monitoring.metrics_host is not None
         self.address = (monitoring.metrics_host, monitoring.metrics_port)
@@ -128,11 +128,9 @@ class StatusServer:
         self.server.server_close()
 
     def handler_class(self) -> type[BaseHTTPRequestHandler]:
-        config = self.config
+        config, configs = self.config, self.configs
         token = config.monitoring.metrics_token
-        state = StateFile(state_directory(config.backup))
-        pages = PageSource(config, self.destination, state)
-        timeout = config.backup.timeout.seconds if config.backup.timeout else None
+        pages = page_of(configs)
 
         class Handler(BaseHTTPRequestHandler):
             server_version = "moonflower"
@@ -150,9 +148,9 @@ class StatusServer:
                     return
                 path = self.path.split("?", 1)[0]
                 if path == "/metrics":
-                    self.answer(200, CONTENT_TYPE_LATEST, exposition(config))
+                    self.answer(200, CONTENT_TYPE_LATEST, exposition(configs))
                 elif path == "/healthz":
-                    verdict = health(state.shown(), timeout)
+                    verdict = overall(configs)
                     text = ("healthy: " if verdict.ok else "unhealthy: ") + verdict.reason
                     self.answer(200 if verdict.ok else 503, "text/plain", text.encode() + b"\n")
                 elif path == "/":

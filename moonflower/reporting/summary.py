@@ -20,7 +20,8 @@ def summary_table(report: RunReport) -> Table:
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title="Moonflower backup summary", title_justify="left")
+    title = "Moonflower backup summary" + (f" (cluster {report.cluster})" if report.cluster else "")
+    table = Table(title=title, title_justify="left")
     for column in ("database", "size", "duration", "throughput", "object key", "result"):
         table.add_column(column, overflow="fold")
     for result in report.results:
@@ -42,6 +43,7 @@ def summary_document(report: RunReport) -> dict[str, Any]:
     """The summary for LOG_FORMAT=json: one object on stdout, secrets masked."""
     return {
         "summary": "backup",
+        **({"cluster": report.cluster} if report.cluster else {}),
         "ok": report.ok,
         "error": redactor.mask(report.error) if report.error else None,
         "prune_error": redactor.mask(report.prune_error) if report.prune_error else None,

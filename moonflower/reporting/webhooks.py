@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from moonflower import __version__
 from moonflower.config.model import WebhookConfig
 from moonflower.core.errors import MoonflowerError, Terminated
-from moonflower.core.logs import RunLog, log
+from moonflower.core.logs import RunLog, current_cluster, log
 from moonflower.core.redact import redactor
 from moonflower.core.urls import mask_url
 
@@ -92,6 +92,8 @@ class Outcome:
     reason: str = ""
     warnings: list[str] = field(default_factory=list)
     """Problems that did not fail the run (a prune that failed), reported with its result."""
+    cluster: str | None = None
+    """The cluster the run was of, named on the result line."""
 
     def fail(self, reason: str) -> None:
         self.ok = False
@@ -102,7 +104,8 @@ class Outcome:
 
     def result_line(self) -> str:
         result = "result: ok" if self.ok else f"result: failed: {self.reason}"
-        return "; ".join([result, *self.warnings])
+        named = [f"cluster: {self.cluster}"] if self.cluster else []
+        return "; ".join([*named, result, *self.warnings])
 
 
 class Webhooks:
@@ -141,7 +144,7 @@ class Webhooks:
         goes out beside the run (the dump need not wait for a slow receiver) and always
         before the run's last ping."""
         run_log = RunLog(BODY_LIMIT_BYTES)
-        outcome = Outcome()
+        outcome = Outcome(cluster=current_cluster.get())
         with run_log.attached():
             self._start_ping = threading.Thread(
                 target=self.send, args=("start", self.config.start, b""), daemon=True

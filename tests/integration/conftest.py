@@ -42,6 +42,7 @@ SLOW_MODULES = frozenset(
         "test_interrupt",
         "test_pid_namespaces",
         "test_pitr_archive",
+        "test_clusters",
         "test_pitr_replicas",
         "test_pitr_restore",
         "test_pitr_retention",
