@@ -68,7 +68,8 @@ def publish_if_configured(config: Config) -> None:
 def failed(config: Config, what: str, reason: str) -> None:
     from moonflower.reporting.webhooks import Webhooks
 
-    body = f"moonflower {what} failed: {reason}"
+    of = f" (cluster {config.cluster})" if config.cluster else ""
+    body = f"moonflower {what}{of} failed: {reason}"
     try:
         Webhooks(config.webhooks).send("failure", config.webhooks.failure, body.encode())
     except MoonflowerError as problem:
