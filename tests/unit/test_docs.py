@@ -118,3 +118,21 @@ def test_the_recovery_window_example_is_written_as_list_writes_it() -> None:
     shape = re.sub(r"\d", r"\\d", re.escape(real))
     pitr = (CHECKOUT / "docs" / "pitr.md").read_text(encoding="utf-8")
     assert re.search(shape, pitr), real
+
+
+def test_the_readme_example_of_two_clusters_loads(tmp_path: Path) -> None:
+    from moonflower.config.loader import load_config
+
+    readme = (CHECKOUT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### Several PostgreSQL servers") :]
+    example = section[section.index("```toml") + len("```toml") : section.index("```\n\n")]
+    secret = tmp_path / "pg_password"
+    secret.write_text("readme-example-password\n")
+    path = tmp_path / "moonflower.toml"
+    path.write_text(example.replace("/run/secrets/pg_password", str(secret)))
+    config = load_config({"S3_ACCESS_KEY": "a", "S3_SECRET_KEY": "readme-s3-secret"}, path)
+    production, side = config.clusters
+    assert production.s3.prefix == "nightly/production"
+    assert production.postgres.databases == ("*",)
+    assert side.s3.prefix == "nightly/side-project"
+    assert side.s3.retention.daily == 7
