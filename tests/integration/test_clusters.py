@@ -29,6 +29,7 @@ from tests.support.runner import clean_environment, moonflower_command, run_moon
 from tests.support.s3server import S3Server
 from tests.support.slowdump import MARKER, use_slow_pg_dump
 from tests.support.waiting import eventually
+from tests.support.webhookserver import WebhookReceiver
 
 
 @pytest.fixture
@@ -73,11 +74,21 @@ def test_each_server_is_backed_up_restored_listed_and_pruned_on_its_own(
     first, second = two_servers
     bucket = s3.new_bucket()
     env = cluster_env(two_servers, s3, bucket, tmp_path)
-    for _ in range(2):
-        backed_up = run_moonflower("backup", env=env)
-        assert backed_up.returncode == 0, backed_up.stderr
+    with WebhookReceiver() as receiver:
+        env.update(WEBHOOK_SUCCESS=receiver.url("/ok"), WEBHOOK_POST_LOGS="on")
+        for _ in range(2):
+            backed_up = run_moonflower("backup", env=env)
+            assert backed_up.returncode == 0, backed_up.stderr
+        bodies = [received.body.decode() for received in receiver.received]
+    del env["WEBHOOK_SUCCESS"]
     assert "(cluster first)" in backed_up.stdout
     assert "(cluster second)" in backed_up.stdout
+    assert len(bodies) == 4  # one success per cluster and run, each with its own log
+    for body in bodies:
+        named = "first" if "cluster: first;" in body else "second"
+        other = "second" if named == "first" else "first"
+        assert f"cluster: {named}; result: ok" in body
+        assert f"[{other}" not in body
     assert len(keys_under(s3, bucket, "first")) == 2
     assert len(keys_under(s3, bucket, "second")) == 2
     assert {key.split("/")[1] for key in s3.keys(bucket)} == {"first", "second"}
