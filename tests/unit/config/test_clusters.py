@@ -187,3 +187,23 @@ def test_cluster_secrets_are_masked(tmp_path: Path) -> None:
         notifying=False,
     )
     assert "cluster-only-password-value" not in redactor.mask("x cluster-only-password-value y")
+
+
+def test_a_cluster_keeps_its_own_key_and_discovery(tmp_path: Path) -> None:
+    config = load_config(
+        {**S3_ONLY, "ENCRYPTION_PASSPHRASE": "the shared passphrase"},
+        toml(
+            tmp_path,
+            '[postgres]\nuser = "u"\npassword = "cluster-test-password"\ndatabases = ["app"]\n'
+            '[cluster.one]\nhost = "db1"\ndatabases = ["*"]\nglobals = true\n'
+            '[cluster.two]\nhost = "db2"\n'
+            '[cluster.two.encryption]\npassphrase = "the second passphrase"\n',
+        ),
+        notifying=False,
+    )
+    one, two = config.clusters
+    assert one.postgres.databases == ("*",)
+    assert one.postgres.globals is True
+    assert two.postgres.globals is False
+    assert one.encryption.passphrase == "the shared passphrase"
+    assert two.encryption.passphrase == "the second passphrase"
