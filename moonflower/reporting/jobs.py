@@ -75,4 +75,4 @@ def failed(config: Config, what: str, reason: str) -> None:
     except MoonflowerError as problem:
         log.warning("the failure webhook could not be sent: %s", problem)
     if wanted(config.monitoring, ok=False):
-        notify_all(config.monitoring, f"Moonflower {what} FAILED", body)
+        notify_all(config.monitoring, f"Moonflower {what}{of} FAILED", body)

@@ -29,7 +29,8 @@ TIMEOUT_PARAMETERS = {"cto": "5", "rto": "10"}
 def message(report: "RunReport", ok: bool) -> tuple[str, str]:
     """The title and the body: result, databases with sizes and durations, the first
     failure's reason; masked."""
-    title = "Moonflower backup " + ("succeeded" if ok else "FAILED")
+    of = f" of cluster {report.cluster}" if report.cluster else ""
+    title = f"Moonflower backup{of} " + ("succeeded" if ok else "FAILED")
     lines = []
     for result in report.results:
         what = human_size(result.size) if result.ok else "failed"

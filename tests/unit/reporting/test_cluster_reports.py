@@ -76,3 +76,15 @@ def test_the_page_has_a_section_per_cluster_unhealthy_first(tmp_path: Path) -> N
     table = page[page.index("<table class=clusters>") : page.index("</table>")]
     assert table.index("beta") < table.index("alpha")
     assert page.count("<h1>") == 1
+
+
+def test_the_notification_names_the_cluster() -> None:
+    from moonflower.logical.backup import DatabaseResult, RunReport
+    from moonflower.reporting.notify import message
+
+    failed = DatabaseResult("app")
+    failed.error = "connection refused"
+    title, body = message(RunReport(results=[failed], cluster="beta"), ok=False)
+    assert title == "Moonflower backup of cluster beta FAILED"
+    assert "app: connection refused" in body
+    assert message(RunReport(), ok=True)[0] == "Moonflower backup succeeded"
