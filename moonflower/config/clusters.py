@@ -10,11 +10,10 @@ own `path`.
 """
 
 import re
-from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
 
 from moonflower.config import settings as s
+from moonflower.config.prefixed import Prefixed, unknown_keys_in
 from moonflower.config.settings import ALL_SETTINGS, Setting
 
 PREFIX = "CLUSTER_"
@@ -31,12 +30,6 @@ OVERRIDABLE = tuple(
     if setting.section in ("postgres", *OWN_TABLES) or setting in (s.SCHEDULE, s.S3_PATH)
 )
 """The top-level settings a cluster may set for itself."""
-_SUFFIXES = sorted(
-    [base.env for base in OVERRIDABLE]
-    + [base.env_file for base in OVERRIDABLE if base.has_file_twin],
-    key=len,
-    reverse=True,
-)
 
 
 def env_name(name: str) -> str:
@@ -62,48 +55,8 @@ def cluster_setting(name: str, base: Setting) -> Setting:
     )
 
 
-def name_in(variable: str) -> str | None:
-    """The cluster a CLUSTER_<NAME>_<setting> variable configures, or None."""
-    if not variable.startswith(PREFIX):
-        return None
-    rest = variable[len(PREFIX) :]
-    for suffix in _SUFFIXES:
-        if rest.endswith("_" + suffix):
-            name = rest[: -len(suffix) - 1]
-            if ENV_NAME.fullmatch(name):
-                return name.lower().replace("_", "-")
-    return None
-
-
-def cluster_names(environ: Iterable[str], document: Mapping[str, Any]) -> list[str]:
-    """The clusters configured: the TOML file's tables as written, then those only the
-    environment names, alphabetically."""
-    tables = document.get(SECTION)
-    names = [str(name) for name in tables] if isinstance(tables, dict) else []
-    from_environment = sorted({name for v in environ if (name := name_in(v)) is not None})
-    return names + [name for name in from_environment if name not in names]
-
-
-def known_variables(names: Iterable[str]) -> set[str]:
-    """Every environment variable the clusters `names` may set."""
-    known = set()
-    for name in names:
-        for base in OVERRIDABLE:
-            setting = cluster_setting(name, base)
-            known.add(setting.env)
-            if setting.has_file_twin:
-                known.add(setting.env_file)
-    return known
-
-
-def guesses(variable: str) -> list[str]:
-    """For a CLUSTER_ variable no cluster setting spells: what it may have meant, one guess
-    per place its name could end."""
-    parts = variable[len(PREFIX) :].split("_")
-    found: list[str] = []
-    for cut in range(1, len(parts)):
-        found += sorted(known_variables(["-".join(parts[:cut]).lower()]))
-    return found
+CLUSTERS = Prefixed(PREFIX, SECTION, OVERRIDABLE, cluster_setting, ENV_NAME, "-")
+cluster_names = CLUSTERS.names
 
 
 def unknown_cluster_keys(tables: object, path: Path) -> list[str]:
@@ -125,19 +78,7 @@ def unknown_cluster_keys(tables: object, path: Path) -> list[str]:
                 known[where].add(setting.key_file)
         for key, value in table.items():
             if key in OWN_TABLES and isinstance(value, dict):
-                problems += unknown_in(path, f"cluster.{name}.{key}", value, known[key])
+                problems += unknown_keys_in(path, f"cluster.{name}.{key}", value, known[key])
             elif key not in known[""]:
-                problems += unknown_in(path, f"cluster.{name}", {key: value}, known[""])
-    return problems
-
-
-def unknown_in(path: Path, where: str, table: Mapping[str, Any], known: set[str]) -> list[str]:
-    import difflib
-
-    problems = []
-    for key in table:
-        if key not in known:
-            nearest = difflib.get_close_matches(key, sorted(known), n=1)
-            hint = f"; did you mean '{nearest[0]}'?" if nearest else ""
-            problems.append(f"{path}: unknown key '{key}' in [{where}]{hint}")
+                problems += unknown_keys_in(path, f"cluster.{name}", {key: value}, known[""])
     return problems

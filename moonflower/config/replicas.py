@@ -7,10 +7,10 @@ its bucket; every other setting it leaves out is the primary's.
 """
 
 import re
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from moonflower.config import settings as s
+from moonflower.config.prefixed import Prefixed
 from moonflower.config.settings import Setting
 
 if TYPE_CHECKING:
@@ -41,11 +41,6 @@ SHARED = (
 """The primary's settings a replica may set for itself."""
 BASES = (*SHARED, OPTIONAL)
 NAME = re.compile(r"[A-Za-z0-9_]+")
-_SUFFIXES = sorted(
-    [base.env for base in BASES] + [base.env_file for base in BASES if base.has_file_twin],
-    key=len,
-    reverse=True,
-)
 
 
 def replica_setting(name: str, base: Setting) -> Setting:
@@ -59,50 +54,10 @@ def replica_setting(name: str, base: Setting) -> Setting:
     )
 
 
-def name_in(variable: str) -> str | None:
-    """The replica a REPLICA_<NAME>_<setting> variable configures (lower case), or None."""
-    if not variable.startswith(PREFIX):
-        return None
-    rest = variable[len(PREFIX) :]
-    for suffix in _SUFFIXES:
-        if rest.endswith("_" + suffix):
-            name = rest[: -len(suffix) - 1]
-            if NAME.fullmatch(name):
-                return name.lower()
-    return None
-
-
-def replica_names(environ: Iterable[str], document: Mapping[str, Any]) -> list[str]:
-    """The replicas configured, in the order they are tried on restore: the TOML file's
-    tables as written, then those only the environment names, alphabetically."""
-    tables = document.get(SECTION)
-    names = [str(name).lower() for name in tables] if isinstance(tables, dict) else []
-    from_environment = sorted({name for v in environ if (name := name_in(v)) is not None})
-    return names + [name for name in from_environment if name not in names]
-
-
-def known_variables(names: Iterable[str]) -> set[str]:
-    """Every environment variable the replicas `names` may set."""
-    known = set()
-    for name in names:
-        for base in BASES:
-            setting = replica_setting(name, base)
-            known.add(setting.env)
-            if setting.has_file_twin:
-                known.add(setting.env_file)
-    return known
-
-
-def guesses(variable: str) -> list[str]:
-    """For a REPLICA_ variable no replica setting spells: what it may have meant, one guess
-    per place its name could end."""
-    rest = variable[len(PREFIX) :]
-    found = []
-    parts = rest.split("_")
-    for cut in range(1, len(parts)):
-        name = "_".join(parts[:cut])
-        found += sorted(known_variables([name.lower()]))
-    return found
+REPLICAS = Prefixed(PREFIX, SECTION, BASES, replica_setting, NAME, "_", lower_toml_names=True)
+"""Replicas, in the order restores try them."""
+name_in = REPLICAS.name_in
+replica_names = REPLICAS.names
 
 
 def replica_configs(

@@ -4,7 +4,6 @@ Nothing here interprets a value; it only finds where each one comes from, reads 
 secrets, and collects every problem instead of stopping at the first.
 """
 
-import difflib
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from typing import Any
 from moonflower.config.clusters import OVERRIDABLE as CLUSTER_OVERRIDABLE
 from moonflower.config.clusters import SECTION as CLUSTER_SECTION
 from moonflower.config.clusters import cluster_setting, unknown_cluster_keys
+from moonflower.config.prefixed import unknown_keys_in
 from moonflower.config.replicas import BASES as REPLICA_BASES
 from moonflower.config.replicas import SECTION as REPLICA_SECTION
 from moonflower.config.settings import ALL_SETTINGS, Setting
@@ -233,9 +233,5 @@ def unknown_replica_keys(tables: object, path: Path) -> list[str]:
         if not isinstance(table, dict):
             problems.append(f"{path}: [replica.{name}] must be a table")
             continue
-        for key in table:
-            if key not in known:
-                nearest = difflib.get_close_matches(key, sorted(known), n=1)
-                hint = f"; did you mean '{nearest[0]}'?" if nearest else ""
-                problems.append(f"{path}: unknown key '{key}' in [replica.{name}]{hint}")
+        problems += unknown_keys_in(path, f"replica.{name}", table, known)
     return problems

@@ -4,9 +4,9 @@ otherwise turn a feature off without a word."""
 import difflib
 from collections.abc import Mapping
 
-from moonflower.config import clusters
 from moonflower.config import settings as s
-from moonflower.config.replicas import PREFIX, guesses, known_variables, replica_names
+from moonflower.config.clusters import CLUSTERS
+from moonflower.config.replicas import REPLICAS
 
 UNPREFIXED_LIKENESS = 0.85
 """How alike a name without one of Moonflower's prefixes must be to a setting's to be taken
@@ -17,20 +17,20 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
     """Variables that look like Moonflower's but are not: typos that would silently turn a
     feature off (ENCRYPTION_PASSPRASE leaves backups unencrypted, SCHEDUEL the scheduler)."""
     problems = []
-    replicas = known_variables(replica_names(environ, {}))
-    in_clusters = clusters.known_variables(clusters.cluster_names(environ, {}))
+    replicas = REPLICAS.known_variables(REPLICAS.names(environ, {}))
+    in_clusters = CLUSTERS.known_variables(CLUSTERS.names(environ, {}))
     for name in sorted(environ):
         if name in s.KNOWN_NAMES or name in s.FOREIGN_NAMES or name in replicas:
             continue
         if name in in_clusters:
             continue
-        if name.startswith(PREFIX):
-            candidates = sorted(replicas) or guesses(name)
+        if name.startswith(REPLICAS.prefix):
+            candidates = sorted(replicas) or REPLICAS.guesses(name)
             nearest = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
-        elif name.startswith(clusters.PREFIX):
+        elif name.startswith(CLUSTERS.prefix):
             if not looks_like_a_cluster_setting(name):
                 continue  # CLUSTER_NAME, CLUSTER_DOMAIN: another tool's
-            candidates = sorted(in_clusters) or clusters.guesses(name)
+            candidates = sorted(in_clusters) or CLUSTERS.guesses(name)
             nearest = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
         elif name.startswith(s.OWNED_PREFIXES):
             nearest = difflib.get_close_matches(name, s.KNOWN_NAMES, n=1, cutoff=0.6)
@@ -49,7 +49,7 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
 
 def looks_like_a_cluster_setting(name: str) -> bool:
     """CLUSTER_<NAME>_ followed by one of Moonflower's own prefixes, or a schedule."""
-    rest = name[len(clusters.PREFIX) :]
+    rest = name[len(CLUSTERS.prefix) :]
     return "SCHED" in rest or any(f"_{prefix}" in rest for prefix in s.OWNED_PREFIXES)
 
 

@@ -1,17 +1,13 @@
 """Fixtures of the point-in-time recovery tests (a source server of its own, and an empty
 directory a restored server can run from), and the `slow` mark of the long modules."""
 
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support.pgserver import PgServer
-
-UNPRIVILEGED = "nobody"
+from tests.support.pitr import empty_restore_dir
 
 
 @pytest.fixture
@@ -25,14 +21,8 @@ def source() -> Iterator[PgServer]:
 @pytest.fixture
 def restore_dir() -> Iterator[Path]:
     """An empty directory the server's user can reach (and own, when tests run as root)."""
-    parent = Path(tempfile.mkdtemp(prefix="mf-pitr-"))
-    parent.chmod(0o755)
-    target = parent / "restored"
-    target.mkdir(mode=0o700)
-    if os.geteuid() == 0:
-        shutil.chown(target, UNPRIVILEGED, "nogroup")
-    yield target
-    shutil.rmtree(parent, ignore_errors=True)
+    with empty_restore_dir() as target:
+        yield target
 
 
 SLOW_MODULES = frozenset(

@@ -4,11 +4,8 @@ and both scheduled by one `run` where one server's hang holds up nothing of the 
 
 import functools
 import json
-import os
-import shutil
 import signal
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,10 +15,10 @@ import pytest
 from tests.support.names import unique_name
 from tests.support.pgserver import PgServer
 from tests.support.pitr import (
-    UNPRIVILEGED,
     Streaming,
     commit_rows,
     commit_times,
+    empty_restore_dir,
     restored_rows,
 )
 from tests.support.procs import processes_with
@@ -171,14 +168,8 @@ def wal_after(s3: S3Server, bucket: str, folder: str, moment: pendulum.DateTime)
 
 @pytest.fixture
 def second_restore_dir() -> Iterator[Path]:
-    parent = Path(tempfile.mkdtemp(prefix="mf-pitr-"))
-    parent.chmod(0o755)
-    target = parent / "restored"
-    target.mkdir(mode=0o700)
-    if os.geteuid() == 0:
-        shutil.chown(target, UNPRIVILEGED, "nogroup")
-    yield target
-    shutil.rmtree(parent, ignore_errors=True)
+    with empty_restore_dir() as target:
+        yield target
 
 
 def test_both_servers_stream_their_wal_at_once_and_each_restores_to_its_latest(

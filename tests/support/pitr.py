@@ -1,10 +1,14 @@
 """What the point-in-time recovery tests share: the settings of a PITR set-up, a running
 stream, commits to recover to, and ways to look at what the archive and a restore hold."""
 
+import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pendulum
@@ -174,3 +178,18 @@ def base_descriptions(s3: S3Server, bucket: str) -> list[dict[str, object]]:
     client = s3.client()
     keys = sorted(key for key in s3.keys(bucket) if key.endswith("/backup.json"))
     return [json.loads(client.get_object(Bucket=bucket, Key=key)["Body"].read()) for key in keys]
+
+
+@contextlib.contextmanager
+def empty_restore_dir() -> Iterator[Path]:
+    """An empty directory the server's user can reach (and own, when tests run as root)."""
+    parent = Path(tempfile.mkdtemp(prefix="mf-pitr-"))
+    parent.chmod(0o755)
+    target = parent / "restored"
+    target.mkdir(mode=0o700)
+    if os.geteuid() == 0:
+        shutil.chown(target, UNPRIVILEGED, "nogroup")
+    try:
+        yield target
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)
