@@ -56,7 +56,6 @@ def cluster_setting(name: str, base: Setting) -> Setting:
 
 
 CLUSTERS = Prefixed(PREFIX, SECTION, OVERRIDABLE, cluster_setting, ENV_NAME, "-")
-cluster_names = CLUSTERS.names
 
 
 def unknown_cluster_keys(tables: object, path: Path) -> list[str]:

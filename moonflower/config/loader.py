@@ -11,8 +11,8 @@ from typing import Any, TypeVar
 import pendulum
 
 from moonflower.config import settings as s
+from moonflower.config.clusters import CLUSTERS
 from moonflower.config.clusters import NAME as CLUSTER_NAME
-from moonflower.config.clusters import cluster_names
 from moonflower.config.compression import LEVELS, Algorithm, Compression
 from moonflower.config.durations import Period
 from moonflower.config.masking import register_secrets
@@ -31,7 +31,7 @@ from moonflower.config.model import (
 )
 from moonflower.config.monitoring import monitoring_config
 from moonflower.config.physical import wal_config
-from moonflower.config.replicas import replica_configs, replica_names
+from moonflower.config.replicas import REPLICAS, replica_configs
 from moonflower.config.retention import retention_config
 from moonflower.config.settings import Setting
 from moonflower.config.sources import ClusterLayers, Layers, RawValue, load_toml
@@ -208,7 +208,7 @@ def load_config(
     flagged = {
         name: RawValue(value, f"--{flag}") for name, (flag, value) in (overrides or {}).items()
     }
-    names = cluster_names(environ, document)
+    names = CLUSTERS.names(environ, document)
     top = assembled(
         Layers(environ, document, flagged, problems),
         frozenset() if names else postgres_needs,
@@ -355,7 +355,7 @@ def assembled(
         expires_in=expires_in,
         retention=retention,
     )
-    replicas = replica_configs(validator, primary, replica_names(layers.environ, layers.document))
+    replicas = replica_configs(validator, primary, REPLICAS.names(layers.environ, layers.document))
     if cluster is not None:  # a replica with a path of its own: the cluster's folder in it
         replicas = tuple(
             r

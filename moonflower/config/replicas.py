@@ -56,8 +56,6 @@ def replica_setting(name: str, base: Setting) -> Setting:
 
 REPLICAS = Prefixed(PREFIX, SECTION, BASES, replica_setting, NAME, "_", lower_toml_names=True)
 """Replicas, in the order restores try them."""
-name_in = REPLICAS.name_in
-replica_names = REPLICAS.names
 
 
 def replica_configs(

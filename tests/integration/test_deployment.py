@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from moonflower.cli.main import build_parser
-from moonflower.config.replicas import name_in
+from moonflower.config.clusters import CLUSTERS
+from moonflower.config.replicas import REPLICAS
 from moonflower.config.settings import ALL_SETTINGS
 
 CHECKOUT = Path(__file__).resolve().parents[2]
@@ -79,4 +80,5 @@ def test_the_env_example_only_names_real_settings() -> None:
         match = re.match(r"^#?\s*([A-Z][A-Z0-9_]+)=", line)
         if match:
             name = match.group(1)
-            assert name in KNOWN_VARIABLES or name_in(name) is not None, line
+            prefixed = REPLICAS.name_in(name) or CLUSTERS.name_in(name)
+            assert name in KNOWN_VARIABLES or prefixed is not None, line
