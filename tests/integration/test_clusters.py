@@ -221,3 +221,20 @@ def test_both_servers_stream_their_wal_at_once_and_each_restores_to_its_latest(
         )
         assert restored.returncode == 0, restored.stderr
         assert restored_rows(directory, first.password) == expected
+
+
+def test_a_stopped_server_fails_its_own_cluster_only(
+    two_servers: tuple[PgServer, PgServer], s3: S3Server, tmp_path: Path
+) -> None:
+    bucket = s3.new_bucket()
+    env = cluster_env(two_servers, s3, bucket, tmp_path)
+    two_servers[1].stop()
+    result = run_moonflower("backup", env=env)
+    assert result.returncode == 1, result.stderr
+    assert len(keys_under(s3, bucket, "first")) == 1
+    assert keys_under(s3, bucket, "second") == []
+    assert run_moonflower("health", "--cluster", "first", env=env).returncode == 0
+    overall = run_moonflower("health", env=env)
+    assert overall.returncode == 1
+    assert "cluster second" in overall.stdout
+    assert "cluster first" not in overall.stdout
