@@ -31,6 +31,8 @@ class Busy:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._running: set[str] = set()
+        self.died = threading.Event()
+        """A cluster's schedule died of an unexpected error."""
 
     @contextlib.contextmanager
     def running(self, name: str) -> Iterator[None]:
@@ -52,36 +54,40 @@ def run_clusters(config: Config, clusters: list[Config], shutdown: Shutdown) -> 
         with cluster_context(cluster.cluster):
             check_runnable(cluster)
     busy = Busy()
-    threads: list[threading.Thread] = []
     with contextlib.ExitStack() as stack:
         for cluster in clusters:
             with cluster_context(cluster.cluster):
                 stack.enter_context(physical_services(cluster, shutdown, destinations_of(cluster)))
         stack.enter_context(status_server(config, clusters))
-        for cluster in clusters:
-            if cluster.schedule is None:
-                continue
-            name = str(cluster.cluster)
-
-            def schedule(cluster: Config = cluster, name: str = name) -> None:
-                with cluster_context(name):
-                    guard = lambda: busy.running(name)  # noqa: E731
-                    try:
-                        logical_schedule(cluster, shutdown, destinations_of(cluster), guard)
-                    except Exception as error:  # a thread's death must be seen, not silent
-                        log.error("the schedule stopped: %s", error)
-
-            context = contextvars.copy_context()
-            thread = threading.Thread(
-                target=context.run, args=(schedule,), name=f"cluster-{name}", daemon=True
-            )
-            threads.append(thread)
-            thread.start()
+        threads = [scheduled(cluster, shutdown, busy) for cluster in clusters if cluster.schedule]
         log.info(
             "running %d cluster(s): %s", len(clusters), ", ".join(str(c.cluster) for c in clusters)
         )
         return wait_for_stop(shutdown, busy, threads)
-    return ExitStatus.OK
+
+
+def scheduled(cluster: Config, shutdown: Shutdown, busy: Busy) -> threading.Thread:
+    """The cluster's logical schedule, started in a thread of its own. Should it die of an
+    unexpected error, the whole process stops with a failure, as `run` does with one
+    server: a schedule that silently stopped would look healthy."""
+    name = str(cluster.cluster)
+
+    def schedule() -> None:
+        with cluster_context(name):
+            try:
+                logical_schedule(
+                    cluster, shutdown, destinations_of(cluster), lambda: busy.running(name)
+                )
+            except Exception as error:
+                log.error("the schedule stopped (%s): Moonflower stops", error)
+                busy.died.set()
+                shutdown.requested.set()
+
+    thread = threading.Thread(
+        target=contextvars.copy_context().run, args=(schedule,), name=f"cluster-{name}", daemon=True
+    )
+    thread.start()
+    return thread
 
 
 def wait_for_stop(shutdown: Shutdown, busy: Busy, threads: list[threading.Thread]) -> ExitStatus:
@@ -104,4 +110,4 @@ def wait_for_stop(shutdown: Shutdown, busy: Busy, threads: list[threading.Thread
         raise interrupted
     if working:
         raise_for(shutdown.received or signal.SIGTERM)
-    return ExitStatus.OK
+    return ExitStatus.BACKUP_FAILED if busy.died.is_set() else ExitStatus.OK
